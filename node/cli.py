@@ -1,0 +1,240 @@
+"""``alliance-node``: the command line of a brand's node."""
+
+from __future__ import annotations
+
+import functools
+import sys
+import tempfile
+from collections.abc import Callable
+from pathlib import Path
+from typing import Annotated, TypeVar
+
+import typer
+from rich.console import Console
+
+from ledger import note
+from ledger.errors import ExportError, LedgerError
+from ledger.export import export_log, verify_export
+from node.identity import Node, NodeExistsError, add_peer, init_node
+from node.settings import CONFIG_FILE, VKEY_FILE, Peer
+
+app = typer.Typer(
+    no_args_is_help=True,
+    help="A loyalty alliance node: ledger, witnessing, API and demo.",
+    pretty_exceptions_enable=False,
+)
+ledger_app = typer.Typer(
+    no_args_is_help=True, help="The node's Merkle logs: checkpoints, export, offline verification."
+)
+peers_app = typer.Typer(no_args_is_help=True, help="Other brands' nodes this node witnesses and asks to witness.")
+witness_app = typer.Typer(no_args_is_help=True, help="Witnessing: collect peers' cosignatures on checkpoints.")
+app.add_typer(ledger_app, name="ledger")
+app.add_typer(peers_app, name="peers")
+app.add_typer(witness_app, name="witness")
+
+out = Console()
+err = Console(stderr=True)
+F = TypeVar("F", bound=Callable[..., object])
+
+DataDir = Annotated[
+    Path, typer.Option("--data-dir", envvar="ALLIANCE_DATA_DIR", help="The node's directory (config, key, database).")
+]
+LogName = Annotated[str, typer.Option("--log", help="Log name, e.g. audit or exchange.")]
+
+
+def _fail(message: str, code: int = 1) -> None:
+    err.print(f"[red]error:[/red] {message}", highlight=False)
+    raise typer.Exit(code)
+
+
+def friendly(fn: F) -> F:
+    """Turn expected failures into one clear line and a non-zero exit, never a traceback."""
+
+    @functools.wraps(fn)
+    def wrapper(*args: object, **kwargs: object) -> object:
+        try:
+            return fn(*args, **kwargs)
+        except (FileNotFoundError, NodeExistsError, LedgerError, ValueError, OSError) as exc:
+            _fail(str(exc))
+        return None
+
+    return wrapper  # type: ignore[return-value]
+
+
+def _read_vkey(value: str) -> note.Verifier:
+    path = Path(value)
+    text = path.read_text() if path.is_file() else value
+    return note.Verifier.from_vkey(text)
+
+
+@app.command()
+@friendly
+def init(
+    node_id: Annotated[str, typer.Option(help="The node's name, e.g. airline.alliance.example; names its key.")],
+    data_dir: DataDir = Path("."),
+    display_name: Annotated[str, typer.Option(help="The brand's name for people.")] = "",
+    region: Annotated[str, typer.Option(help="Where the node and its data are hosted (ISO 3166).")] = "CN",
+    host: Annotated[str, typer.Option(help="Address `serve` listens on.")] = "127.0.0.1",
+    port: Annotated[int, typer.Option(help="Port `serve` listens on.")] = 8470,
+    database_url: Annotated[
+        str | None, typer.Option(help="SQLAlchemy URL; default: SQLite file in the data dir.")
+    ] = None,
+) -> None:
+    """Create a node: its Ed25519 key, node.vkey, witness.vkey, node.toml and database."""
+    settings = init_node(
+        data_dir, node_id, display_name=display_name, region=region, host=host, port=port, database_url=database_url
+    )
+    out.print(f"initialised {settings.node_id} in {data_dir.resolve()}")
+    out.print(f"verifier key: {(data_dir / VKEY_FILE).read_text().strip()}")
+
+
+@app.command()
+@friendly
+def serve(
+    data_dir: DataDir = Path("."),
+    host: Annotated[str | None, typer.Option(help="Override the configured listen address.")] = None,
+    port: Annotated[int | None, typer.Option(help="Override the configured port.")] = None,
+) -> None:
+    """Serve the node's API (OpenAPI at /docs) with uvicorn."""
+    import uvicorn
+
+    from node.app import create_app
+
+    node = Node.open(data_dir)
+    node.signer  # noqa: B018  fail now, not at the first request, if the key is unreadable
+    uvicorn.run(create_app(node), host=host or node.settings.host, port=port or node.settings.port, log_level="info")
+
+
+@app.command()
+@friendly
+def demo(
+    data_dir: Annotated[
+        Path | None, typer.Option("--data-dir", help="Where the three nodes live (default: a new temporary directory).")
+    ] = None,
+) -> None:
+    """Run the alliance demo: three brands, CDNOW purchases, witnessed checkpoints, verified exports."""
+    from node.demo import DemoError, run_demo
+
+    base = data_dir or Path(tempfile.mkdtemp(prefix="alliance-demo-"))
+    try:
+        result = run_demo(base, out)
+    except DemoError as exc:
+        _fail(str(exc))
+        return
+    out.print(f"nodes and exports kept in {base}")
+    if not result.ok:
+        raise typer.Exit(1)
+
+
+@ledger_app.command("list")
+@friendly
+def ledger_list(data_dir: DataDir = Path(".")) -> None:
+    """List the node's logs with their sizes and roots."""
+    node = Node.open(data_dir)
+    for name in node.store.log_names():
+        log = node.store.log(name)
+        head = log.head()
+        out.print(f"{name}\t{log.origin}\t{head.size}\t{head.root_hash.hex()}", highlight=False)
+
+
+@ledger_app.command("checkpoint")
+@friendly
+def ledger_checkpoint(log: LogName, data_dir: DataDir = Path(".")) -> None:
+    """Sign (if needed) and print the checkpoint of a log's current head."""
+    node = Node.open(data_dir)
+    sys.stdout.write(node.store.log(log).sign_checkpoint(node.signer))
+
+
+@ledger_app.command("export")
+@friendly
+def ledger_export(
+    log: LogName,
+    out_file: Annotated[Path, typer.Option("--out", help="Where to write the JSON Lines export.")],
+    data_dir: DataDir = Path("."),
+) -> None:
+    """Export a log with a freshly signed checkpoint, for offline verification."""
+    node = Node.open(data_dir)
+    tmp = out_file.with_name(out_file.name + ".partial")
+    with open(tmp, "wb") as f:
+        count = export_log(node.store.log(log), node.signer, f)
+    tmp.replace(out_file)  # a crash mid-export never leaves a file that looks complete
+    err.print(f"exported {count} entries of {log} to {out_file}")
+
+
+@ledger_app.command("verify")
+@friendly
+def ledger_verify(
+    file: Annotated[Path, typer.Argument(help="An export written by `ledger export`.")],
+    vkey: Annotated[
+        str, typer.Option("--vkey", help="The log owner's verifier key, or a file holding it (node.vkey).")
+    ],
+) -> None:
+    """Verify an export offline: every leaf hash, the root, the size and the checkpoint signature."""
+    verifier = _read_vkey(vkey)
+    try:
+        with open(file, "rb") as f:
+            v = verify_export(f, verifier)
+    except ExportError as exc:
+        where = f" (first bad index: {exc.index})" if exc.index is not None else ""
+        _fail(f"FAIL {exc}{where}")
+        return
+    out.print(f"OK {v.size} {v.root_hash.hex()}", highlight=False)
+
+
+@ledger_app.command("check")
+@friendly
+def ledger_check(log: LogName, data_dir: DataDir = Path(".")) -> None:
+    """Rehash a log from its stored data and compare with the stored hashes and head (O(n))."""
+    node = Node.open(data_dir)
+    head = node.store.log(log).recompute()
+    out.print(f"OK {head.size} {head.root_hash.hex()}", highlight=False)
+
+
+@peers_app.command("add")
+@friendly
+def peers_add(
+    node_id: Annotated[str, typer.Option(help="The peer's node id (its key name).")],
+    vkey: Annotated[str, typer.Option(help="The peer's verifier key, or its node.vkey file.")],
+    url: Annotated[str | None, typer.Option(help="The peer's API base URL, for witnessing.")] = None,
+    data_dir: DataDir = Path("."),
+) -> None:
+    """Trust a peer: witness its logs and ask it to witness ours."""
+    verifier = _read_vkey(vkey)
+    if verifier.name != node_id:
+        _fail(f"the key is named {verifier.name!r}, not {node_id!r}")
+    add_peer(data_dir, Peer(node_id=node_id, vkey=verifier.to_vkey(), url=url))
+    out.print(f"{node_id} added to {data_dir / CONFIG_FILE}")
+
+
+@peers_app.command("list")
+@friendly
+def peers_list(data_dir: DataDir = Path(".")) -> None:
+    """List configured peers."""
+    node = Node.open(data_dir)
+    for p in node.settings.peers:
+        out.print(f"{p.node_id}\t{p.url or '-'}\t{p.vkey}", highlight=False)
+
+
+@witness_app.command("request")
+@friendly
+def witness_request(log: LogName, data_dir: DataDir = Path(".")) -> None:
+    """Sign a checkpoint of a log and ask every peer with a URL to cosign it over HTTP."""
+    from node.witnessing import HttpWitness, request_cosignatures
+
+    node = Node.open(data_dir)
+    witnesses = [
+        HttpWitness(p.node_id, note.Verifier.from_vkey(p.vkey).cosigner(), p.url) for p in node.settings.peers if p.url
+    ]
+    if not witnesses:
+        _fail("no peer has a URL: add one with `alliance-node peers add --url`")
+    failed = 0
+    for o in request_cosignatures(node.store.log(log), node.signer, witnesses):
+        out.print(f"{o.witness}\t{o.size}\t{'cosigned' if o.ok else 'REFUSED: ' + o.detail}", highlight=False)
+        failed += not o.ok
+    if failed:
+        raise typer.Exit(1)
+
+
+def main() -> None:
+    """Console-script entry point."""
+    app()

@@ -1,0 +1,219 @@
+"""``alliance-node demo``: three brand nodes, real CDNOW purchases, witnessed and verified logs."""
+
+from __future__ import annotations
+
+import json
+from collections import Counter
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from rich.console import Console
+from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
+from rich.table import Table
+
+from ledger import note
+from ledger.checkpoint import Checkpoint
+from ledger.export import export_log, verify_export
+from ledger.witness import AddCheckpoint, WitnessError
+from node import cdnow
+from node.identity import Node, add_peer, init_node
+from node.settings import VKEY_FILE, Peer
+from node.witnessing import LocalWitness, request_cosignatures
+
+BRANDS: list[tuple[str, str, int]] = [
+    ("airline", "Sky Airline", 5),
+    ("supermarket", "FreshMart", 3),
+    ("coffee", "Bean Coffee", 2),
+]
+PURCHASE_LOG = "purchases"
+BATCH = 1000
+
+
+class DemoError(Exception):
+    """The demo cannot run in the directory it was given."""
+
+
+@dataclass
+class DemoResult:
+    """What the demo proved, for the closing table and for tests."""
+
+    customers: Counter[str] = field(default_factory=Counter)
+    purchases: Counter[str] = field(default_factory=Counter)
+    cosignatures: dict[tuple[str, str], int] = field(default_factory=dict)
+    verified: dict[tuple[str, str], tuple[int, str]] = field(default_factory=dict)
+    refused_forks: list[str] = field(default_factory=list)
+
+    @property
+    def ok(self) -> bool:
+        """Every log verified and every forged fork was refused."""
+        return bool(self.verified) and len(self.refused_forks) == 2
+
+
+def _node_id(brand: str) -> str:
+    return f"{brand}.alliance.example"
+
+
+def _setup_nodes(base: Path) -> dict[str, Node]:
+    if base.exists() and any(base.iterdir()):
+        raise DemoError(f"{base} is not empty: give the demo an empty or new directory")
+    for i, (brand, display, _) in enumerate(BRANDS):
+        init_node(base / brand, _node_id(brand), display_name=display, port=8471 + i)
+    for brand, _, _ in BRANDS:
+        for other, _, _ in BRANDS:
+            if other != brand:
+                vkey = (base / other / VKEY_FILE).read_text().strip()
+                add_peer(base / brand, Peer(node_id=_node_id(other), vkey=vkey, url=None))
+    return {brand: Node.open(base / brand) for brand, _, _ in BRANDS}
+
+
+def _purchase_events(nodes: dict[str, Node], result: DemoResult) -> dict[str, list[bytes]]:
+    weights = [(b, w) for b, _, w in BRANDS]
+    events: dict[str, list[bytes]] = {b: [] for b in nodes}
+    seen: set[str] = set()
+    for p in cdnow.purchases():
+        brand = cdnow.assign_brand(p.customer_id, weights)
+        node = nodes[brand]
+        if p.customer_id not in seen:
+            seen.add(p.customer_id)
+            result.customers[brand] += 1
+        event = {
+            "type": "purchase",
+            "member": node.pseudonym(p.customer_id),
+            "day": p.day.isoformat(),
+            "cds": p.cds,
+            "amount_fen": p.amount_fen,
+        }
+        events[brand].append(json.dumps(event, separators=(",", ":"), sort_keys=True).encode())
+        result.purchases[brand] += 1
+    return events
+
+
+def _witnesses_for(brand: str, nodes: dict[str, Node]) -> list[LocalWitness]:
+    return [LocalWitness(nodes[o].settings.node_id, nodes[o].witness) for o in nodes if o != brand]
+
+
+def _audit(node: Node, action: str, **fields: object) -> None:
+    event = {"action": action, "node_id": node.settings.node_id, **fields}
+    node.store.log("audit").append([json.dumps(event, separators=(",", ":"), sort_keys=True).encode()])
+
+
+def _try_forks(nodes: dict[str, Node], result: DemoResult, console: Console) -> None:
+    """Show that witnesses refuse a log owner that presents two different histories."""
+    victim, witness_brand = "airline", "supermarket"
+    log = nodes[victim].store.log(PURCHASE_LOG)
+    signer = nodes[victim].signer
+    head = log.head()
+    forged_root = bytes(32)
+    attempts = [
+        (
+            "same size, other root",
+            AddCheckpoint(head.size, (), Checkpoint(log.origin, head.size, forged_root).sign(signer)),
+        ),
+        (
+            "larger size, rewritten past",
+            AddCheckpoint(head.size, (forged_root,), Checkpoint(log.origin, head.size + 1, forged_root).sign(signer)),
+        ),
+    ]
+    for label, request in attempts:
+        try:
+            nodes[witness_brand].witness.add_checkpoint(request)
+            console.print(f"[red]witness {witness_brand} cosigned a fork ({label})[/red]")
+        except WitnessError as exc:
+            result.refused_forks.append(label)
+            console.print(f"  fork drill ({label}): {witness_brand} refused with {exc.status}: {exc}")
+
+
+def run_demo(base: Path, console: Console | None = None, rounds: int = 4) -> DemoResult:
+    """Run the whole demo in ``base``; return what it proved."""
+    console = console or Console()
+    result = DemoResult()
+    console.rule("[bold]Loyalty alliance demo")
+    nodes = _setup_nodes(base)
+    console.print(f"Three brand nodes in {base}: " + ", ".join(n.settings.node_id for n in nodes.values()))
+    try:
+        events = _purchase_events(nodes, result)
+        console.print(
+            f"CDNOW ({cdnow.dataset_path().name}): {sum(result.customers.values()):,} customers, "
+            f"{sum(result.purchases.values()):,} purchases, split across the brands."
+        )
+        for node in nodes.values():
+            node.store.ensure_log(PURCHASE_LOG, node.settings.origin(PURCHASE_LOG))
+            _audit(node, "node.start", logs=node.store.log_names())
+        _append_and_witness(nodes, events, rounds, console)
+        _try_forks(nodes, result, console)
+        _export_and_verify(base, nodes, result, console)
+    finally:
+        for node in nodes.values():
+            node.dispose()
+    _summary(nodes, result, console)
+    return result
+
+
+def _append_and_witness(nodes: dict[str, Node], events: dict[str, list[bytes]], rounds: int, console: Console) -> None:
+    total = sum(len(v) for v in events.values())
+    with _progress(console) as progress:
+        task = progress.add_task("appending purchases, checkpointing, witnessing", total=total)
+        for r in range(rounds):
+            for brand, node in nodes.items():
+                evs = events[brand]
+                chunk = evs[len(evs) * r // rounds : len(evs) * (r + 1) // rounds]
+                log = node.store.log(PURCHASE_LOG)
+                for i in range(0, len(chunk), BATCH):
+                    log.append(chunk[i : i + BATCH])
+                    progress.advance(task, len(chunk[i : i + BATCH]))
+                _audit(node, "ledger.checkpoint", round=r + 1, purchases=log.size)
+                for name in node.store.log_names():
+                    outcomes = request_cosignatures(node.store.log(name), node.signer, _witnesses_for(brand, nodes))
+                    for o in outcomes:
+                        if not o.ok:
+                            console.print(f"[red]{o.witness} did not cosign {brand}/{name}: {o.detail}[/red]")
+
+
+def _export_and_verify(base: Path, nodes: dict[str, Node], result: DemoResult, console: Console) -> None:
+    out_dir = base / "exports"
+    out_dir.mkdir(exist_ok=True)
+    jobs = [(b, name) for b, n in nodes.items() for name in n.store.log_names()]
+    total = sum(nodes[b].store.log(name).size for b, name in jobs) * 2
+    with _progress(console) as progress:
+        task = progress.add_task("exporting and verifying every log offline", total=total)
+        for brand, name in jobs:
+            node = nodes[brand]
+            path = out_dir / f"{brand}-{name}.jsonl"
+            with open(path, "wb") as f:
+                export_log(node.store.log(name), node.signer, f, progress=lambda k: progress.advance(task, k))
+            vkey = note.Verifier.from_vkey((base / brand / VKEY_FILE).read_text())
+            with open(path, "rb") as f:
+                v = verify_export(f, vkey, progress=lambda k: progress.advance(task, k))
+            result.verified[(brand, name)] = (v.size, v.root_hash.hex())
+            signed = node.store.log(name).latest_checkpoint() or ""
+            result.cosignatures[(brand, name)] = len(note.parse(signed).signatures) - 1 if signed else 0
+
+
+def _progress(console: Console) -> Progress:
+    return Progress(
+        TextColumn("{task.description}"),
+        BarColumn(),
+        MofNCompleteColumn(),
+        TimeElapsedColumn(),
+        console=console,
+        transient=False,
+    )
+
+
+def _summary(nodes: dict[str, Node], result: DemoResult, console: Console) -> None:
+    table = Table(title="Alliance ledgers (exported, then verified offline with each node's vkey)")
+    for col in ("brand", "members", "log", "entries", "root", "cosigs", "export"):
+        table.add_column(col, justify="right" if col in ("members", "entries", "cosigs") else "left")
+    for (brand, name), (size, root) in sorted(result.verified.items()):
+        table.add_row(
+            brand,
+            f"{result.customers[brand]:,}",
+            name,
+            f"{size:,}",
+            root[:12],
+            str(result.cosignatures.get((brand, name), 0)),
+            "[green]OK[/green]",
+        )
+    console.print(table)
+    verdict = "[green]all logs verified offline[/green]" if result.ok else "[red]verification failed[/red]"
+    console.print(f"{verdict}; forged forks refused: {len(result.refused_forks)} of 2")

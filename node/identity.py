@@ -1,0 +1,128 @@
+"""A node's data directory: creating it (key, verifier keys, config, database) and opening it."""
+
+from __future__ import annotations
+
+import hashlib
+import hmac
+import os
+import secrets
+from dataclasses import dataclass
+from functools import cached_property
+from pathlib import Path
+
+from ledger import note
+from ledger.storage import LedgerStore, create_engine
+from ledger.witness import Witness
+from node.settings import (
+    CONFIG_FILE,
+    DEFAULT_LOGS,
+    VKEY_FILE,
+    WITNESS_VKEY_FILE,
+    NodeSettings,
+    Peer,
+    load_settings,
+    render_toml,
+)
+
+PSEUDONYM_KEY_FILE = "pseudonym.key"
+
+
+class NodeExistsError(Exception):
+    """``init`` found an existing key and refuses to overwrite it."""
+
+
+def _write_private(path: Path, text: str) -> None:
+    fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+    with os.fdopen(fd, "w") as f:
+        f.write(text)
+
+
+def init_node(data_dir: Path, node_id: str, **fields: object) -> NodeSettings:
+    """Create a node in ``data_dir``: Ed25519 key, ``node.vkey``, ``witness.vkey``, config, database.
+
+    Refuses (``NodeExistsError``) if a key is already there: a node's key is its identity.
+    """
+    data_dir.mkdir(parents=True, exist_ok=True)
+    settings = NodeSettings(data_dir=data_dir, node_id=node_id, **fields)  # type: ignore[arg-type]
+    if settings.key_path.exists():
+        raise NodeExistsError(f"{settings.key_path} already exists: refusing to overwrite this node's key")
+    signer = note.Signer.generate(node_id)
+    _write_private(settings.key_path, signer.to_skey() + "\n")
+    (data_dir / VKEY_FILE).write_text(signer.verifier().to_vkey() + "\n")
+    (data_dir / WITNESS_VKEY_FILE).write_text(signer.verifier(note.ALG_COSIGNATURE_V1).to_vkey() + "\n")
+    _write_private(data_dir / PSEUDONYM_KEY_FILE, secrets.token_hex(32) + "\n")
+    (data_dir / CONFIG_FILE).write_text(render_toml(settings))
+    node = Node(settings)
+    node.store.create_schema()
+    for name in DEFAULT_LOGS:
+        node.store.ensure_log(name, settings.origin(name))
+    node.dispose()
+    return settings
+
+
+def add_peer(data_dir: Path, peer: Peer) -> NodeSettings:
+    """Trust ``peer``'s key (replacing an older entry with the same node id) and save the config."""
+    settings = load_settings(data_dir)
+    note.Verifier.from_vkey(peer.vkey)  # refuse a malformed key before saving it
+    settings.peers = [p for p in settings.peers if p.node_id != peer.node_id] + [peer]
+    (data_dir / CONFIG_FILE).write_text(render_toml(settings))
+    return settings
+
+
+@dataclass
+class Node:
+    """An open node: settings, signing key, ledger store and witness."""
+
+    settings: NodeSettings
+
+    @classmethod
+    def open(cls, data_dir: Path, **overrides: object) -> Node:
+        """Open the node in ``data_dir`` and make sure its schema and default logs exist."""
+        node = cls(load_settings(data_dir, **overrides))
+        node.store.create_schema()
+        for name in DEFAULT_LOGS:
+            node.store.ensure_log(name, node.settings.origin(name))
+        return node
+
+    @cached_property
+    def signer(self) -> note.Signer:
+        """The node's Ed25519 signer, read from its key file."""
+        path = self.settings.key_path
+        if not path.exists():
+            raise FileNotFoundError(f"{path} does not exist: run `alliance-node init`")
+        signer = note.Signer.from_skey(path.read_text())
+        if signer.name != self.settings.node_id:
+            raise ValueError(f"key {path} belongs to {signer.name!r}, not node {self.settings.node_id!r}")
+        return signer
+
+    @cached_property
+    def store(self) -> LedgerStore:
+        """The node's ledger store on its database."""
+        engine = create_engine(self.settings.db_url, sqlite_synchronous=self.settings.sqlite_synchronous)
+        return LedgerStore(engine)
+
+    @cached_property
+    def _pseudonym_key(self) -> bytes:
+        return bytes.fromhex((self.settings.data_dir / PSEUDONYM_KEY_FILE).read_text().strip())
+
+    def pseudonym(self, member_ref: str) -> str:
+        """A keyed pseudonym of a member reference, so no raw identifier reaches a ledger entry."""
+        return hmac.new(self._pseudonym_key, member_ref.encode(), hashlib.sha256).hexdigest()[:32]
+
+    def peer_verifiers(self) -> dict[str, note.Verifier]:
+        """The checkpoint keys of every configured peer, by node id."""
+        return {p.node_id: note.Verifier.from_vkey(p.vkey) for p in self.settings.peers}
+
+    def trusted_log_keys(self, origin: str) -> list[note.Verifier]:
+        """Keys trusted for ``origin``: a peer's key signs the logs under ``<peer node id>/``."""
+        return [v for node_id, v in self.peer_verifiers().items() if origin.startswith(node_id + "/")]
+
+    @cached_property
+    def witness(self) -> Witness:
+        """This node acting as a witness of its peers' logs."""
+        return Witness(self.signer, self.trusted_log_keys, self.store.witness_state())
+
+    def dispose(self) -> None:
+        """Close the database connections."""
+        if "store" in self.__dict__:
+            self.store.engine.dispose()

@@ -1,0 +1,77 @@
+"""RFC 9457 problem details: every error the API returns, and the handlers that make them."""
+
+from __future__ import annotations
+
+import logging
+from http import HTTPStatus
+
+from fastapi import FastAPI, Request
+from fastapi.exceptions import RequestValidationError
+from fastapi.responses import JSONResponse
+from starlette.exceptions import HTTPException as StarletteHTTPException
+
+from ledger.errors import LedgerError, StorageError, TreeSizeError
+
+PROBLEM_JSON = "application/problem+json"
+log = logging.getLogger("alliance.node")
+
+
+class Problem(Exception):
+    """An error with an HTTP status, raised by routes and rendered as problem+json."""
+
+    def __init__(self, status: int, detail: str, type_: str = "about:blank", **extra: object) -> None:
+        super().__init__(detail)
+        self.status = status
+        self.detail = detail
+        self.type = type_
+        self.extra = extra
+
+
+def problem_response(
+    status: int, detail: str, request: Request, type_: str = "about:blank", **extra: object
+) -> JSONResponse:
+    """A problem+json response for ``status``."""
+    body = {
+        "type": type_,
+        "title": HTTPStatus(status).phrase,
+        "status": status,
+        "detail": detail,
+        "instance": request.url.path,
+        **extra,
+    }
+    return JSONResponse(body, status_code=status, media_type=PROBLEM_JSON)
+
+
+def install(app: FastAPI) -> None:
+    """Route every error through problem+json; nothing leaks a traceback."""
+
+    @app.exception_handler(Problem)
+    async def _problem(request: Request, exc: Problem) -> JSONResponse:
+        return problem_response(exc.status, exc.detail, request, exc.type, **exc.extra)
+
+    @app.exception_handler(StarletteHTTPException)
+    async def _http(request: Request, exc: StarletteHTTPException) -> JSONResponse:
+        detail = exc.detail if isinstance(exc.detail, str) else HTTPStatus(exc.status_code).phrase
+        return problem_response(exc.status_code, detail, request)
+
+    @app.exception_handler(RequestValidationError)
+    async def _validation(request: Request, exc: RequestValidationError) -> JSONResponse:
+        errors = [{"loc": list(e.get("loc", ())), "msg": e.get("msg", "")} for e in exc.errors()]
+        return problem_response(422, "the request is not valid", request, errors=errors)
+
+    @app.exception_handler(TreeSizeError)
+    async def _size(request: Request, exc: TreeSizeError) -> JSONResponse:
+        return problem_response(400, str(exc), request)
+
+    @app.exception_handler(StorageError)
+    async def _storage(request: Request, exc: StorageError) -> JSONResponse:
+        return problem_response(404 if str(exc).startswith("no log") else 409, str(exc), request)
+
+    @app.exception_handler(LedgerError)
+    async def _ledger(request: Request, exc: LedgerError) -> JSONResponse:
+        return problem_response(400, str(exc), request)
+
+    @app.exception_handler(Exception)
+    async def _unexpected(request: Request, exc: Exception) -> JSONResponse:
+        log.exception("unhandled error on %s", request.url.path)
+        return problem_response(500, "internal error; the node's log has the details", request)

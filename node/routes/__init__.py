@@ -1,0 +1,1 @@
+"""Thin HTTP routers: each parses, calls the library, and shapes the answer."""

@@ -1,0 +1,43 @@
+"""The C2SP tlog-witness ``add-checkpoint`` endpoint: this node cosigns its peers' checkpoints."""
+
+from __future__ import annotations
+
+from fastapi import APIRouter, Request
+from fastapi.responses import PlainTextResponse, Response
+
+from ledger.witness import AddCheckpoint, SizeConflict, WitnessError
+from node.problems import Problem
+from node.routes.deps import NodeDep
+
+router = APIRouter(prefix="/v1/witness", tags=["witness"])
+MAX_BODY = 64 * 1024
+
+
+@router.post(
+    "/add-checkpoint",
+    response_class=PlainTextResponse,
+    openapi_extra={"requestBody": {"required": True, "content": {"text/plain": {"schema": {"type": "string"}}}}},
+    responses={409: {"content": {"text/x.tlog.size": {}}, "description": "old size mismatch: our latest size"}},
+)
+async def add_checkpoint(request: Request, node: NodeDep) -> Response:
+    """Cosign a peer's checkpoint if it is consistent with the last one cosigned (C2SP tlog-witness).
+
+    Statuses follow the spec: 400 malformed, 403 bad signature, 404 unknown log, 409 old size
+    mismatch (body: our size, ``text/x.tlog.size``) or split view at equal size, 422 inconsistent.
+    """
+    body = await request.body()
+    if len(body) > MAX_BODY:
+        raise Problem(413, f"request body is larger than {MAX_BODY} bytes")
+    try:
+        text = body.decode("utf-8")
+    except UnicodeDecodeError as exc:
+        raise Problem(400, "request body is not UTF-8") from exc
+    try:
+        line = node.witness.add_checkpoint(AddCheckpoint.parse(text))
+    except SizeConflict as exc:
+        if "split view" in str(exc):
+            raise Problem(409, str(exc)) from exc
+        return Response(f"{exc.latest_size}\n", status_code=409, media_type="text/x.tlog.size")
+    except WitnessError as exc:
+        raise Problem(exc.status, str(exc)) from exc
+    return PlainTextResponse(line)

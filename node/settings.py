@@ -1,0 +1,111 @@
+"""Node settings: ``<data-dir>/node.toml``, overridden by ``ALLIANCE_*`` environment variables."""
+
+from __future__ import annotations
+
+import json
+import os
+from pathlib import Path
+
+from pydantic import BaseModel, Field, field_validator
+from pydantic_settings import BaseSettings, PydanticBaseSettingsSource, SettingsConfigDict, TomlConfigSettingsSource
+
+CONFIG_FILE = "node.toml"
+KEY_FILE = "node.key"
+VKEY_FILE = "node.vkey"
+WITNESS_VKEY_FILE = "witness.vkey"
+DEFAULT_LOGS = ("audit", "exchange")
+
+
+def default_data_dir() -> Path:
+    """``ALLIANCE_DATA_DIR`` if set, else the current directory."""
+    return Path(os.environ.get("ALLIANCE_DATA_DIR") or ".")
+
+
+class Peer(BaseModel):
+    """Another brand's node whose logs this node witnesses and whose witness it asks."""
+
+    node_id: str
+    vkey: str
+    url: str | None = None
+
+
+class NodeSettings(BaseSettings):
+    """Everything a node needs to run; defaults suit one node on one machine."""
+
+    model_config = SettingsConfigDict(env_prefix="ALLIANCE_", extra="ignore")
+
+    data_dir: Path = Field(default_factory=default_data_dir)
+    node_id: str = Field(description="The node's name: its key name and the prefix of its log origins.")
+    display_name: str = ""
+    database_url: str | None = Field(default=None, description="SQLAlchemy URL; default: SQLite file in data_dir")
+    key_file: str = KEY_FILE
+    region: str = Field(default="CN", description="ISO 3166 code of where the node and its data are hosted")
+    host: str = "127.0.0.1"
+    port: int = Field(default=8470, ge=1, le=65535)
+    sqlite_synchronous: str = "FULL"
+    peers: list[Peer] = Field(default_factory=list)
+
+    @field_validator("node_id")
+    @classmethod
+    def _node_id_is_a_key_name(cls, v: str) -> str:
+        if not v or any(c.isspace() or c == "+" for c in v):
+            raise ValueError("node_id must be non-empty with no spaces or '+' (it names the node's key)")
+        return v
+
+    @classmethod
+    def settings_customise_sources(
+        cls,
+        settings_cls: type[BaseSettings],
+        init_settings: PydanticBaseSettingsSource,
+        env_settings: PydanticBaseSettingsSource,
+        dotenv_settings: PydanticBaseSettingsSource,
+        file_secret_settings: PydanticBaseSettingsSource,
+    ) -> tuple[PydanticBaseSettingsSource, ...]:
+        """Arguments first, then the environment, then ``node.toml`` in the data directory."""
+        data_dir = Path(init_settings.init_kwargs.get("data_dir") or default_data_dir())  # type: ignore[attr-defined]
+        toml = TomlConfigSettingsSource(settings_cls, toml_file=data_dir / CONFIG_FILE)
+        return init_settings, env_settings, toml
+
+    @property
+    def db_url(self) -> str:
+        """The database URL, defaulting to ``sqlite:///<data_dir>/node.db``."""
+        return self.database_url or f"sqlite:///{(self.data_dir / 'node.db').resolve()}"
+
+    @property
+    def key_path(self) -> Path:
+        """Where the node's private key lives."""
+        return self.data_dir / self.key_file
+
+    def origin(self, log: str) -> str:
+        """The checkpoint origin of this node's log ``log``."""
+        return f"{self.node_id}/{log}"
+
+
+def load_settings(data_dir: Path, **overrides: object) -> NodeSettings:
+    """Load the settings of the node in ``data_dir``; a clear error if it was never initialised."""
+    if not (data_dir / CONFIG_FILE).exists() and "node_id" not in overrides:
+        raise FileNotFoundError(
+            f"{data_dir / CONFIG_FILE} does not exist: run `alliance-node init --data-dir {data_dir}`"
+        )
+    return NodeSettings(data_dir=data_dir, **overrides)  # type: ignore[arg-type]
+
+
+def render_toml(settings: NodeSettings) -> str:
+    """Render the persistent part of ``settings`` as TOML (strings are JSON-quoted, valid TOML)."""
+    lines = [
+        "# Alliance node configuration. ALLIANCE_<FIELD> environment variables override these.",
+        f"node_id = {json.dumps(settings.node_id)}",
+        f"display_name = {json.dumps(settings.display_name)}",
+        f"region = {json.dumps(settings.region)}",
+        f"host = {json.dumps(settings.host)}",
+        f"port = {settings.port}",
+        f"key_file = {json.dumps(settings.key_file)}",
+        f"sqlite_synchronous = {json.dumps(settings.sqlite_synchronous)}",
+    ]
+    if settings.database_url:
+        lines.append(f"database_url = {json.dumps(settings.database_url)}")
+    for peer in settings.peers:
+        lines += ["", "[[peers]]", f"node_id = {json.dumps(peer.node_id)}", f"vkey = {json.dumps(peer.vkey)}"]
+        if peer.url:
+            lines.append(f"url = {json.dumps(peer.url)}")
+    return "\n".join(lines) + "\n"

@@ -1,0 +1,168 @@
+"""The node's HTTP API: health, checkpoints, proofs, witnessing and problem+json errors."""
+
+from __future__ import annotations
+
+import base64
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+from fastapi.testclient import TestClient
+
+from ledger import note
+from ledger.checkpoint import Checkpoint, open_checkpoint
+from ledger.cosignature import verify_cosignatures
+from ledger.proof import verify_consistency, verify_inclusion
+from ledger.witness import AddCheckpoint
+from node.app import create_app
+from node.identity import Node, add_peer, init_node
+from node.settings import VKEY_FILE, Peer
+
+
+@pytest.fixture
+def nodes(tmp_path: Path) -> Iterator[dict[str, Node]]:
+    for name in ("a", "b"):
+        init_node(tmp_path / name, f"{name}.example")
+    add_peer(tmp_path / "b", Peer(node_id="a.example", vkey=(tmp_path / "a" / VKEY_FILE).read_text().strip()))
+    opened = {name: Node.open(tmp_path / name) for name in ("a", "b")}
+    yield opened
+    for n in opened.values():
+        n.dispose()
+
+
+@pytest.fixture
+def client(nodes: dict[str, Node]) -> TestClient:
+    log = nodes["a"].store.log("audit")
+    log.append([f"event {i}".encode() for i in range(11)])
+    return TestClient(create_app(nodes["a"]), raise_server_exceptions=False)
+
+
+@pytest.fixture
+def witness_client(nodes: dict[str, Node]) -> TestClient:
+    return TestClient(create_app(nodes["b"]), raise_server_exceptions=False)
+
+
+def _b64s(items: list[str]) -> list[bytes]:
+    return [base64.b64decode(x) for x in items]
+
+
+def test_health_names_the_node(client: TestClient) -> None:
+    r = client.get("/health")
+    assert r.status_code == 200
+    assert r.json() == {"status": "ok", "node_id": "a.example", "region": "CN"}
+
+
+def test_logs_are_listed_with_their_heads(client: TestClient) -> None:
+    sizes = {log["name"]: log["size"] for log in client.get("/v1/logs").json()}
+    assert sizes == {"audit": 11, "exchange": 0}
+
+
+def test_checkpoint_is_a_signed_note_that_verifies_with_the_node_vkey(client: TestClient, nodes) -> None:
+    r = client.get("/v1/logs/audit/checkpoint")
+    assert r.status_code == 200
+    assert r.headers["content-type"].startswith("text/plain")
+    cp, _ = open_checkpoint(r.text, nodes["a"].signer.verifier())
+    assert (cp.origin, cp.size) == ("a.example/audit", 11)
+
+
+def test_entry_comes_with_an_inclusion_proof_against_the_checkpoint(client: TestClient, nodes) -> None:
+    cp, _ = open_checkpoint(client.get("/v1/logs/audit/checkpoint").text, nodes["a"].signer.verifier())
+    body = client.get("/v1/logs/audit/entries/6", params={"tree_size": cp.size}).json()
+    assert base64.b64decode(body["data_b64"]) == b"event 6"
+    verify_inclusion(6, cp.size, bytes.fromhex(body["leaf_hash"]), _b64s(body["inclusion_proof"]), cp.root_hash)
+
+
+def test_consistency_proof_links_two_tree_sizes(client: TestClient, nodes) -> None:
+    log = nodes["a"].store.log("audit")
+    body = client.get("/v1/logs/audit/consistency", params={"first": 4, "second": 11}).json()
+    verify_consistency(4, 11, log.root_at(4), log.root_at(11), _b64s(body["proof"]))
+
+
+@pytest.mark.parametrize(
+    ("path", "status"),
+    [
+        ("/v1/logs/nope/checkpoint", 404),
+        ("/v1/logs/audit/entries/11", 404),
+        ("/v1/logs/audit/entries/-1", 422),
+        ("/v1/logs/audit/entries/abc", 422),
+        ("/v1/logs/audit/entries/0?tree_size=99", 400),
+        ("/v1/logs/audit/consistency?first=5&second=2", 400),
+        ("/v1/logs/audit/consistency?first=0&second=2", 400),
+        ("/v1/logs/audit/consistency?first=1&second=99", 400),
+        ("/v1/logs/audit/consistency", 422),
+        ("/no/such/route", 404),
+    ],
+)
+def test_bad_requests_get_a_problem_json_4xx(client: TestClient, path: str, status: int) -> None:
+    r = client.get(path)
+    assert r.status_code == status
+    assert r.headers["content-type"] == "application/problem+json"
+    body = r.json()
+    assert body["status"] == status
+    assert body["title"]
+    assert "Traceback" not in r.text
+
+
+def test_openapi_is_served(client: TestClient) -> None:
+    paths = client.get("/openapi.json").json()["paths"]
+    assert "/v1/witness/add-checkpoint" in paths
+    assert "/v1/logs/{name}/entries/{index}" in paths
+
+
+def _add(witness_client: TestClient, body: str):  # type: ignore[no-untyped-def]
+    return witness_client.post("/v1/witness/add-checkpoint", content=body.encode())
+
+
+def test_a_peer_checkpoint_is_cosigned_then_extended(nodes, witness_client: TestClient) -> None:
+    a = nodes["a"]
+    log = a.store.log("audit")
+    log.append([b"one", b"two"])
+    first = log.sign_checkpoint(a.signer)
+    r = _add(witness_client, AddCheckpoint(0, (), first).render())
+    assert r.status_code == 200
+    cosigner = nodes["b"].signer.verifier(note.ALG_COSIGNATURE_V1)
+    assert verify_cosignatures(first + r.text, cosigner)[0].name == "b.example"
+    log.append([b"three"])
+    second = log.sign_checkpoint(a.signer)
+    proof = tuple(log.consistency_proof(2, 3))
+    assert _add(witness_client, AddCheckpoint(2, proof, second).render()).status_code == 200
+
+
+def test_a_stale_old_size_gets_409_with_the_witness_size(nodes, witness_client: TestClient) -> None:
+    a = nodes["a"]
+    log = a.store.log("audit")
+    log.append([b"one", b"two"])
+    signed = log.sign_checkpoint(a.signer)
+    assert _add(witness_client, AddCheckpoint(0, (), signed).render()).status_code == 200
+    r = _add(witness_client, AddCheckpoint(0, (), signed).render())
+    assert r.status_code == 409
+    assert r.headers["content-type"].startswith("text/x.tlog.size")
+    assert r.text == "2\n"
+
+
+def test_a_forked_history_is_refused_as_a_split_view(nodes, witness_client: TestClient) -> None:
+    a = nodes["a"]
+    log = a.store.log("audit")
+    log.append([b"one", b"two"])
+    assert _add(witness_client, AddCheckpoint(0, (), log.sign_checkpoint(a.signer)).render()).status_code == 200
+    fork = Checkpoint("a.example/audit", 3, b"\x07" * 32).sign(a.signer)
+    r = _add(witness_client, AddCheckpoint(2, (b"\x01" * 32, b"\x02" * 32), fork).render())
+    assert r.status_code == 422
+    assert "split view" in r.json()["detail"]
+    same_size = Checkpoint("a.example/audit", 2, b"\x07" * 32).sign(a.signer)
+    r = _add(witness_client, AddCheckpoint(2, (), same_size).render())
+    assert r.status_code == 409
+    assert "split view" in r.json()["detail"]
+
+
+def test_unknown_logs_untrusted_keys_and_garbage_are_refused(nodes, witness_client: TestClient) -> None:
+    stranger = note.Signer.generate("z.example")
+    unknown = Checkpoint("z.example/audit", 0, b"\x00" * 32).sign(stranger)
+    assert _add(witness_client, AddCheckpoint(0, (), unknown).render()).status_code == 404
+    impostor = note.Signer.generate("a.example")
+    forged = Checkpoint("a.example/audit", 0, b"\x00" * 32).sign(impostor)
+    assert _add(witness_client, AddCheckpoint(0, (), forged).render()).status_code == 403
+    for garbage in ("", "old x\n\nfoo", "old 1\n\n", "\xff"):
+        r = _add(witness_client, garbage)
+        assert r.status_code == 400
+        assert r.headers["content-type"] == "application/problem+json"

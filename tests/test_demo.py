@@ -1,0 +1,26 @@
+"""The README's first command: the demo runs end to end on the real CDNOW data."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+from rich.console import Console
+
+from node.demo import DemoError, run_demo
+
+
+def test_demo_appends_every_cdnow_purchase_and_verifies_every_log(tmp_path: Path) -> None:
+    result = run_demo(tmp_path / "alliance", Console(quiet=True))
+    assert result.ok
+    assert sum(result.customers.values()) == 23_570
+    assert sum(size for (_, log), (size, _) in result.verified.items() if log == "purchases") == 69_659
+    assert len(result.verified) == 9  # three brands x audit, exchange, purchases
+    assert all(n == 2 for (_, log), n in result.cosignatures.items() if log == "purchases")
+    assert result.refused_forks == ["same size, other root", "larger size, rewritten past"]
+
+
+def test_demo_refuses_a_directory_that_is_not_empty(tmp_path: Path) -> None:
+    (tmp_path / "something").write_text("x")
+    with pytest.raises(DemoError):
+        run_demo(tmp_path, Console(quiet=True))
