@@ -54,7 +54,8 @@ def test_export_then_verify_prints_ok_size_root(tmp_path: Path) -> None:
     d = _init(tmp_path)
     _fill(d)
     out = tmp_path / "audit.jsonl"
-    assert runner.invoke(app, ["ledger", "export", "--log", "audit", "--out", str(out), "--data-dir", str(d)]).exit_code == 0
+    exported = runner.invoke(app, ["ledger", "export", "--log", "audit", "--out", str(out), "--data-dir", str(d)])
+    assert exported.exit_code == 0
     r = runner.invoke(app, ["ledger", "verify", str(out), "--vkey", str(d / VKEY_FILE)])
     assert r.exit_code == 0, r.output
     node = Node.open(d)
