@@ -9,10 +9,11 @@ Perfect subtrees are named ``(level, index)``: they cover leaves
 
 from __future__ import annotations
 
+import hashlib
 from collections.abc import Iterable
 
 from ledger.errors import TreeSizeError
-from ledger.rfc6962 import EMPTY_ROOT, check_hash, node_hash
+from ledger.rfc6962 import EMPTY_ROOT, NODE_PREFIX, check_hash, node_hash
 
 NodeId = tuple[int, int]
 
@@ -70,6 +71,17 @@ class CompactRange:
         self.size += 1
         return completed
 
+    def append_subtree(self, level: int, subtree_root: bytes) -> None:
+        """Add a whole perfect subtree of ``2**level`` leaves; ``size`` must be a multiple of it."""
+        if level < 0 or self.size % (1 << level):
+            raise TreeSizeError(f"a subtree of level {level} cannot start at leaf {self.size}")
+        h, merge_level = subtree_root, level
+        while (self.size >> merge_level) & 1:
+            h = node_hash(self.hashes.pop(), h)
+            merge_level += 1
+        self.hashes.append(h)
+        self.size += 1 << level
+
     def root(self) -> bytes:
         """Return the RFC 6962 root hash of the tree ``[0, size)``."""
         return fold_right(self.hashes)
@@ -77,6 +89,18 @@ class CompactRange:
     def copy(self) -> CompactRange:
         """Return an independent copy (appends to it do not change this one)."""
         return CompactRange(self.size, list(self.hashes))
+
+
+def perfect_root(leaf_hashes: list[bytes]) -> bytes:
+    """Root of a perfect subtree given its ``2**k`` leaf hashes, hashed level by level."""
+    if not leaf_hashes or len(leaf_hashes) & (len(leaf_hashes) - 1):
+        raise TreeSizeError(f"a perfect subtree has a power-of-two number of leaves, not {len(leaf_hashes)}")
+    sha256 = hashlib.sha256
+    level = leaf_hashes
+    while len(level) > 1:
+        pairs = iter(level)
+        level = [sha256(NODE_PREFIX + left + right).digest() for left, right in zip(pairs, pairs, strict=True)]
+    return level[0]
 
 
 def root_of(leaf_hashes: Iterable[bytes]) -> bytes:

@@ -41,3 +41,7 @@ class ExportError(LedgerError):
     def __init__(self, message: str, index: int | None = None) -> None:
         super().__init__(message)
         self.index = index
+
+    def __reduce__(self) -> tuple[type, tuple[str, int | None]]:
+        # keeps the index when the error crosses a process boundary (parallel verification)
+        return (type(self), (str(self), self.index))

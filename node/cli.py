@@ -5,16 +5,18 @@ from __future__ import annotations
 import functools
 import sys
 import tempfile
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from pathlib import Path
 from typing import Annotated, TypeVar
 
 import typer
 from rich.console import Console
+from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 
 from ledger import note
 from ledger.errors import ExportError, LedgerError
-from ledger.export import export_log, verify_export
+from ledger.export import export_log, verify_export_file
 from node.identity import Node, NodeExistsError, add_peer, init_node
 from node.settings import CONFIG_FILE, VKEY_FILE, Peer
 
@@ -65,6 +67,22 @@ def _read_vkey(value: str) -> note.Verifier:
     path = Path(value)
     text = path.read_text() if path.is_file() else value
     return note.Verifier.from_vkey(text)
+
+
+@contextmanager
+def _progress(label: str, total: int | None) -> Iterator[Callable[[int], None]]:
+    """A progress bar on stderr (quiet when stderr is not a terminal); yields an advance(n) callback."""
+    with Progress(
+        TextColumn("{task.description}"),
+        BarColumn(),
+        MofNCompleteColumn(),
+        TimeElapsedColumn(),
+        console=err,
+        transient=True,
+        disable=not err.is_terminal,
+    ) as progress:
+        task = progress.add_task(label, total=total)
+        yield lambda n: progress.advance(task, n)
 
 
 @app.command()
@@ -154,9 +172,10 @@ def ledger_export(
 ) -> None:
     """Export a log with a freshly signed checkpoint, for offline verification."""
     node = Node.open(data_dir)
+    target = node.store.log(log)
     tmp = out_file.with_name(out_file.name + ".partial")
-    with open(tmp, "wb") as f:
-        count = export_log(node.store.log(log), node.signer, f)
+    with _progress(f"exporting {log}", target.size) as advance, open(tmp, "wb") as f:
+        count = export_log(target, node.signer, f, progress=advance)
     tmp.replace(out_file)  # a crash mid-export never leaves a file that looks complete
     err.print(f"exported {count} entries of {log} to {out_file}")
 
@@ -172,8 +191,8 @@ def ledger_verify(
     """Verify an export offline: every leaf hash, the root, the size and the checkpoint signature."""
     verifier = _read_vkey(vkey)
     try:
-        with open(file, "rb") as f:
-            v = verify_export(f, verifier)
+        with _progress(f"verifying {file.name}", None) as advance:
+            v = verify_export_file(file, verifier, progress=advance)
     except ExportError as exc:
         where = f" (first bad index: {exc.index})" if exc.index is not None else ""
         _fail(f"FAIL {exc}{where}")
