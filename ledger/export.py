@@ -175,10 +175,17 @@ def _read_header(stream: BinaryIO) -> tuple[str, str, int]:
         raise ExportError("header: not a JSON line") from exc
     if not isinstance(header, dict) or header.get("format") != FORMAT:
         raise ExportError(f"header: format is not {FORMAT}")
-    if set(header) != {"format", "origin", "log", "size"} or _canonical(header) != header_line:
+    keys = ("format", "origin", "log", "size")
+    if set(header) != set(keys) or _canonical({k: header[k] for k in keys}) != header_line:
         raise ExportError("header: not in canonical form")
     origin, log_name, size = header["origin"], header["log"], header["size"]
-    if not isinstance(origin, str) or not isinstance(log_name, str) or not isinstance(size, int) or size < 0:
+    if (
+        not isinstance(origin, str)
+        or not isinstance(log_name, str)
+        or not isinstance(size, int)
+        or isinstance(size, bool)
+        or size < 0
+    ):
         raise ExportError("header: bad field types")
     if origin.rsplit("/", 1)[-1] != log_name:
         raise ExportError(f"header: log {log_name!r} is not the last segment of origin {origin!r}")

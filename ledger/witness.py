@@ -190,11 +190,7 @@ class Witness:
 
     @staticmethod
     def _check_consistency(cp: Checkpoint, latest: TreeHead | None, proof: Sequence[bytes]) -> None:
-        if latest is None or latest.size == 0:
-            if proof:
-                raise InconsistentCheckpoint("the proof must be empty when the old size is zero")
-            return
-        if latest.size == cp.size:
+        if latest is not None and latest.size == cp.size:
             if proof:
                 raise InconsistentCheckpoint("the proof must be empty when the size did not change")
             if latest.root_hash != cp.root_hash:
@@ -203,6 +199,10 @@ class Witness:
                     f"but {latest.root_hash.hex()} was cosigned",
                     latest.size,
                 )
+            return
+        if latest is None or latest.size == 0:
+            if proof:
+                raise InconsistentCheckpoint("the proof must be empty when the old size is zero")
             return
         try:
             verify_consistency(latest.size, cp.size, latest.root_hash, cp.root_hash, proof)
