@@ -71,6 +71,27 @@ class CompactRange:
         self.size += 1
         return completed
 
+    def extend(self, leaves: Iterable[bytes]) -> list[bytes]:
+        """Append many leaf hashes; for each, return the concatenated hashes of the subtrees it completes.
+
+        The same as calling :meth:`append` for each leaf, without the per-call overhead that
+        would otherwise cost as much as the hashing on the append path.
+        """
+        sha256, prefix, hashes, size = hashlib.sha256, NODE_PREFIX, self.hashes, self.size
+        out = []
+        for h in leaves:
+            completed = b""
+            carry = size
+            while carry & 1:
+                h = sha256(prefix + hashes.pop() + h).digest()
+                completed += h
+                carry >>= 1
+            hashes.append(h)
+            size += 1
+            out.append(completed)
+        self.size = size
+        return out
+
     def append_subtree(self, level: int, subtree_root: bytes) -> None:
         """Add a whole perfect subtree of ``2**level`` leaves; ``size`` must be a multiple of it."""
         if level < 0 or self.size % (1 << level):

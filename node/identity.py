@@ -125,4 +125,4 @@ class Node:
     def dispose(self) -> None:
         """Close the database connections."""
         if "store" in self.__dict__:
-            self.store.engine.dispose()
+            self.store.close()

@@ -58,7 +58,7 @@ def store(db_url: str) -> Iterator[LedgerStore]:
     s = LedgerStore(create_engine(db_url))
     s.create_schema()
     yield s
-    s.engine.dispose()
+    s.close()
 
 
 @pytest.fixture
@@ -67,5 +67,5 @@ def pg_database() -> str:
     reason = _pg_skip_reason()
     if reason:
         pytest.skip(reason)
-    fresh_pg_store().engine.dispose()
+    fresh_pg_store().close()
     return pg_url() or ""

@@ -54,7 +54,7 @@ def _check_log(url: str) -> int:
     export_log(log, SIGNER, buf)
     buf.seek(0)
     assert verify_export(buf, SIGNER.verifier()).size == head.size
-    store.engine.dispose()
+    store.close()
     return head.size
 
 

@@ -28,7 +28,7 @@ def export_store(tmp_path_factory) -> Iterator[LedgerStore]:
     store = LedgerStore(create_engine("sqlite:///" + str(tmp_path_factory.mktemp("export") / "x.db")))
     store.create_schema()
     yield store
-    store.engine.dispose()
+    store.close()
 
 
 def make_log(store: LedgerStore, name: str, items: list[bytes]):

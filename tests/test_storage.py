@@ -127,13 +127,13 @@ def test_a_reopened_store_continues_the_same_tree(db_url: str) -> None:
     first = LedgerStore(create_engine(db_url))
     first.create_schema()
     first.create_log("audit", "n.example/audit").append([b"a", b"b", b"c"])
-    first.engine.dispose()
+    first.close()
     again = LedgerStore(create_engine(db_url))
     log = again.log("audit")
     log.append([b"d", b"e"])
     assert log.head().root_hash == root_of(leaf_hash(x) for x in (b"a", b"b", b"c", b"d", b"e"))
     assert log.recompute().size == 5
-    again.engine.dispose()
+    again.close()
 
 
 def test_two_stores_appending_to_one_log_interleave_whole_batches(db_url: str) -> None:
@@ -166,7 +166,7 @@ def test_two_stores_appending_to_one_log_interleave_whole_batches(db_url: str) -
     for k in range(0, len(datas), 4):  # batches are never split
         assert len({d.rsplit("-", 1)[0] for d in datas[k : k + 4]}) == 1
     for s in stores:
-        s.engine.dispose()
+        s.close()
 
 
 def test_checkpoints_are_signed_once_per_size_and_carry_cosignatures(store: LedgerStore) -> None:
@@ -191,3 +191,21 @@ def test_witness_state_only_moves_from_the_expected_size(store: LedgerStore) -> 
     assert not state.compare_and_set("o", 0, head2)
     assert state.compare_and_set("o", 3, head2)
     assert state.latest("o") == head2
+
+
+def test_a_failure_inside_the_append_transaction_leaves_nothing_and_the_next_append_works(
+    store: LedgerStore, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    log = store.create_log("audit", "n.example/audit")
+    log.append([b"a"])
+
+    def boom(self, leaves):  # type: ignore[no-untyped-def]
+        raise RuntimeError("disk on fire")
+
+    with monkeypatch.context() as m:
+        m.setattr("ledger.compact.CompactRange.extend", boom)
+        with pytest.raises(RuntimeError):
+            log.append([b"b", b"c"])
+    assert log.size == 1
+    log.append([b"b", b"c"])
+    assert log.recompute().size == 3
