@@ -20,13 +20,15 @@ from collections.abc import Callable, Iterable
 from concurrent.futures import ProcessPoolExecutor
 from dataclasses import dataclass
 from pathlib import Path
-from typing import BinaryIO
+from typing import TYPE_CHECKING, BinaryIO
 
 from ledger import checkpoint as checkpoint_mod
 from ledger import note
 from ledger.compact import CompactRange, perfect_root
 from ledger.errors import ExportError, LedgerError
-from ledger.storage import Entry, Log
+
+if TYPE_CHECKING:  # the verifier must not pay for importing the database layer
+    from ledger.storage import Entry, Log
 
 FORMAT = "alliance-ledger-export/1"
 Progress = Callable[[int], None]

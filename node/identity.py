@@ -27,7 +27,7 @@ from node.settings import (
 PSEUDONYM_KEY_FILE = "pseudonym.key"
 
 
-class NodeExistsError(Exception):
+class NodeExistsError(FileExistsError):
     """``init`` found an existing key and refuses to overwrite it."""
 
 
