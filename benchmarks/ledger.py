@@ -205,8 +205,12 @@ def ledger_append_run(workdir: Path, batches: Sequence[Sequence[bytes]], run: in
         return elapsed
     finally:
         store.close()
-        for suffix in ("", "-wal", "-shm"):
-            Path(f"{path}{suffix}").unlink(missing_ok=True)
+        remove_sqlite_files(path)
+
+
+def remove_sqlite_files(path: Path) -> None:
+    for suffix in ("", "-wal", "-shm"):
+        Path(f"{path}{suffix}").unlink(missing_ok=True)
 
 
 def raw_append_run(workdir: Path, batches: Sequence[Sequence[bytes]], run: int) -> float:
@@ -235,8 +239,7 @@ def raw_append_run(workdir: Path, batches: Sequence[Sequence[bytes]], run: int) 
         return elapsed
     finally:
         conn.close()
-        for suffix in ("", "-wal", "-shm"):
-            Path(f"{path}{suffix}").unlink(missing_ok=True)
+        remove_sqlite_files(path)
 
 
 def shaped_append_run(workdir: Path, batches: Sequence[Sequence[tuple]], run: int) -> float:
@@ -264,8 +267,7 @@ def shaped_append_run(workdir: Path, batches: Sequence[Sequence[tuple]], run: in
         return time.perf_counter() - t0
     finally:
         conn.close()
-        for suffix in ("", "-wal", "-shm"):
-            Path(f"{path}{suffix}").unlink(missing_ok=True)
+        remove_sqlite_files(path)
 
 
 def ledger_shaped_rows(batches: Sequence[Sequence[bytes]]) -> list[list[tuple]]:

@@ -8,7 +8,6 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from rich.console import Console
-from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 from rich.table import Table
 
 from ledger import note
@@ -17,6 +16,7 @@ from ledger.export import export_log, verify_export
 from ledger.witness import AddCheckpoint, WitnessError
 from node import cdnow
 from node.identity import Node, add_peer, init_node
+from node.progress import progress_bar
 from node.settings import VKEY_FILE, Peer
 from node.witnessing import LocalWitness, request_cosignatures
 
@@ -151,7 +151,7 @@ def run_demo(base: Path, console: Console | None = None, rounds: int = 4) -> Dem
 
 def _append_and_witness(nodes: dict[str, Node], events: dict[str, list[bytes]], rounds: int, console: Console) -> None:
     total = sum(len(v) for v in events.values())
-    with _progress(console) as progress:
+    with progress_bar(console) as progress:
         task = progress.add_task("appending purchases, checkpointing, witnessing", total=total)
         for r in range(rounds):
             for brand, node in nodes.items():
@@ -174,7 +174,7 @@ def _export_and_verify(base: Path, nodes: dict[str, Node], result: DemoResult, c
     out_dir.mkdir(exist_ok=True)
     jobs = [(b, name) for b, n in nodes.items() for name in n.store.log_names()]
     total = sum(nodes[b].store.log(name).size for b, name in jobs) * 2
-    with _progress(console) as progress:
+    with progress_bar(console) as progress:
         task = progress.add_task("exporting and verifying every log offline", total=total)
         for brand, name in jobs:
             node = nodes[brand]
@@ -187,17 +187,6 @@ def _export_and_verify(base: Path, nodes: dict[str, Node], result: DemoResult, c
             result.verified[(brand, name)] = (v.size, v.root_hash.hex())
             signed = node.store.log(name).latest_checkpoint() or ""
             result.cosignatures[(brand, name)] = len(note.parse(signed).signatures) - 1 if signed else 0
-
-
-def _progress(console: Console) -> Progress:
-    return Progress(
-        TextColumn("{task.description}"),
-        BarColumn(),
-        MofNCompleteColumn(),
-        TimeElapsedColumn(),
-        console=console,
-        transient=False,
-    )
 
 
 def _summary(nodes: dict[str, Node], result: DemoResult, console: Console) -> None:

@@ -1,0 +1,20 @@
+"""One look for every progress bar the node's commands show."""
+
+from __future__ import annotations
+
+from rich.console import Console
+from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
+
+
+def progress_bar(console: Console, *, transient: bool = False) -> Progress:
+    """A bar with description, count and elapsed time; silent when ``console`` is not a terminal
+    and ``transient`` (so piped output stays clean)."""
+    return Progress(
+        TextColumn("{task.description}"),
+        BarColumn(),
+        MofNCompleteColumn(),
+        TimeElapsedColumn(),
+        console=console,
+        transient=transient,
+        disable=transient and not console.is_terminal,
+    )
