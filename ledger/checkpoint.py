@@ -8,6 +8,18 @@ from ledger import note
 from ledger.errors import CheckpointError, NoteError
 from ledger.rfc6962 import HASH_SIZE
 
+MAX_TREE_SIZE = 2**63 - 1  # sizes travel as signed 64-bit integers (databases, Go's int64)
+
+
+def parse_tree_size(text: str) -> int:
+    """Parse a tree size: ASCII decimal, no sign or leading zeros, at most 2**63 - 1."""
+    if not text or len(text) > 19 or not text.isascii() or not text.isdigit() or (text != "0" and text[0] == "0"):
+        raise CheckpointError(f"tree size {text[:30]!r} is not a decimal below 2**63 without leading zeros")
+    size = int(text)
+    if size > MAX_TREE_SIZE:
+        raise CheckpointError(f"tree size {text} is not below 2**63")
+    return size
+
 
 @dataclass(frozen=True)
 class Checkpoint:
@@ -21,8 +33,8 @@ class Checkpoint:
     def __post_init__(self) -> None:
         if not self.origin or "\n" in self.origin or not self.origin.isprintable():
             raise CheckpointError(f"invalid checkpoint origin {self.origin!r}")
-        if self.size < 0:
-            raise CheckpointError(f"checkpoint size must be >= 0, got {self.size}")
+        if not 0 <= self.size <= MAX_TREE_SIZE:
+            raise CheckpointError(f"checkpoint size must be between 0 and 2**63 - 1, got {self.size}")
         if len(self.root_hash) != HASH_SIZE:
             raise CheckpointError(f"checkpoint root must be {HASH_SIZE} bytes")
         if any(not e or "\n" in e for e in self.extensions):
@@ -46,13 +58,12 @@ class Checkpoint:
         if len(lines) < 3:
             raise CheckpointError("checkpoint needs origin, size and root lines")
         origin, size_line, root_line, *ext = lines
-        if not size_line.isdigit() or (size_line != "0" and size_line.startswith("0")) or not size_line.isascii():
-            raise CheckpointError(f"checkpoint size {size_line!r} is not a decimal without leading zeros")
+        size = parse_tree_size(size_line)
         try:
             root = note.b64decode(root_line, "checkpoint root")
         except NoteError as exc:
             raise CheckpointError(str(exc)) from exc
-        return cls(origin, int(size_line), root, tuple(ext))
+        return cls(origin, size, root, tuple(ext))
 
 
 def open_checkpoint(signed: str, *verifiers: note.Verifier) -> tuple[Checkpoint, note.Note]:

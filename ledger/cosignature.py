@@ -49,7 +49,7 @@ def verify_cosignatures(signed: str, *witnesses: note.Verifier) -> list[Cosignat
         w = known.get((sig.name, sig.key_id))
         if w is None:
             continue
-        if len(sig.signature) != 8 + 64:
+        if len(sig.signature) != 8 + 64 or not sig.canonical:
             raise NoteError(f"cosignature by {sig.name} has the wrong length")
         (timestamp,) = struct.unpack(">Q", sig.signature[:8])
         if not w.verify(cosigned_message(parsed.text, timestamp), sig.signature[8:]):

@@ -35,6 +35,10 @@ class StorageError(LedgerError):
     """The log store cannot do what was asked (unknown log, concurrent writer, bad range)."""
 
 
+class StorageUnavailableError(StorageError):
+    """The database is locked by another writer for too long, or cannot be reached; retry later."""
+
+
 class ExportError(LedgerError):
     """An export file fails verification; ``index`` names the first bad entry when known."""
 

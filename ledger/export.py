@@ -75,9 +75,17 @@ def write_export(
 
 
 def export_log(log: Log, signer: note.Signer, out: BinaryIO, progress: Progress | None = None) -> int:
-    """Sign a checkpoint of ``log``'s current head and export every entry up to it."""
-    signed = log.sign_checkpoint(signer)
-    cp = checkpoint_mod.Checkpoint.parse_text(note.parse(signed).text)
+    """Sign a checkpoint of ``log``'s current head and export every entry up to it.
+
+    The checkpoint goes out with the owner's signature only: a verifier holding just the
+    owner's key could not check witnesses' cosignatures, and unchecked bytes could change
+    unnoticed. Cosignatures are served with the checkpoint by the node's API.
+    """
+    parsed = note.parse(log.sign_checkpoint(signer))
+    owner_id = signer.verifier().key_id
+    own = tuple(sig for sig in parsed.signatures if (sig.name, sig.key_id) == (signer.name, owner_id))
+    signed = note.Note(parsed.text, own).render()
+    cp = checkpoint_mod.Checkpoint.parse_text(parsed.text)
     return write_export(out, log.origin, log.name, log.entries(0, cp.size), cp.size, signed, progress)
 
 
@@ -216,9 +224,11 @@ def _finish(
         raise ExportError("trailing data after the checkpoint line")
     signed = last["checkpoint"]
     try:
-        cp, _ = checkpoint_mod.open_checkpoint(signed, verifier)
+        cp, parsed = checkpoint_mod.open_checkpoint(signed, verifier)
     except LedgerError as exc:
         raise ExportError(f"checkpoint: {exc}") from exc
+    if len(parsed.signatures) != 1:
+        raise ExportError("checkpoint: an export carries exactly one signature, the log owner's")
     if cp.origin != origin:
         raise ExportError(f"checkpoint: origin {cp.origin!r} is not the header's {origin!r}")
     if cp.size != size:

@@ -43,8 +43,8 @@ def b64encode(data: bytes) -> str:
 
 
 def check_key_name(name: str) -> str:
-    """Return ``name`` if it is a valid note key name (non-empty, no spaces or '+')."""
-    if not name or any(c.isspace() or c == "+" for c in name) or not name.isprintable():
+    """Return ``name`` if it is a valid note key name (non-empty, no spaces or '+'), as Go's note does."""
+    if not name or any(c.isspace() or c == "+" for c in name):
         raise NoteError(f"invalid key name {name!r}: it must be non-empty with no spaces or '+'")
     return name
 
@@ -96,8 +96,8 @@ class Verifier:
             raise NoteError("a verifier key has the form <name>+<key id hex>+<base64 key>")
         name, hex_id, b64 = parts
         check_key_name(name)
-        if len(hex_id) != 8 or any(c not in "0123456789abcdef" for c in hex_id):
-            raise NoteError(f"verifier key id {hex_id!r} is not 8 lowercase hex digits")
+        if len(hex_id) != 8 or any(c not in "0123456789abcdefABCDEF" for c in hex_id):
+            raise NoteError(f"verifier key id {hex_id!r} is not 8 hex digits")
         raw = b64decode(b64, "verifier key")
         if len(raw) != 33 or raw[0] not in (ALG_ED25519, ALG_COSIGNATURE_V1):
             raise NoteError("verifier key is not an Ed25519 key (type 0x01 or 0x04, 32 bytes)")
@@ -161,6 +161,7 @@ class NoteSignature:
     name: str
     key_id: int
     signature: bytes
+    canonical: bool = True
 
     def line(self) -> str:
         """Render back to the exact signature line."""
@@ -204,7 +205,8 @@ def parse(note: str) -> Note:
         raise NoteError("note has no blank line before its signatures")
     text, sig_block = note[: sep + 1], note[sep + 2 :]
     sigs: list[NoteSignature] = []
-    for line in sig_block.splitlines():
+    # Only "\n" ends a line (str.splitlines would also split on U+2028 and friends, as Go does not).
+    for line in sig_block[:-1].split("\n") if sig_block.endswith("\n") else [sig_block]:
         if not line.startswith(SIG_PREFIX):
             raise NoteError(f"malformed signature line {line[:40]!r}")
         fields = line[len(SIG_PREFIX) :].split(" ")
@@ -212,10 +214,14 @@ def parse(note: str) -> Note:
             raise NoteError(f"malformed signature line {line[:40]!r}")
         name, b64 = fields
         check_key_name(name)
-        raw = b64decode(b64, "note signature")
+        try:  # lenient like Go's decoder; open_note insists on canonical form for the keys it checks
+            raw = base64.b64decode(b64.encode("ascii"), validate=True)
+        except (binascii.Error, UnicodeEncodeError, ValueError) as exc:
+            raise NoteError("note signature is not valid base64") from exc
         if len(raw) < 5:
             raise NoteError("note signature is too short")
-        sigs.append(NoteSignature(name, struct.unpack(">I", raw[:4])[0], raw[4:]))
+        canonical = base64.b64encode(raw).decode("ascii") == b64
+        sigs.append(NoteSignature(name, struct.unpack(">I", raw[:4])[0], raw[4:], canonical))
     if not sigs:
         raise NoteError("note has no signatures")
     if len(sigs) > MAX_SIGNATURES:
@@ -237,7 +243,8 @@ def open_note(note: str, *verifiers: Verifier) -> Note:
         v = known.get((sig.name, sig.key_id))
         if v is None:
             continue
-        if not v.verify(parsed.text.encode(), sig.signature):
+        # Two encodings of one signature would let a note change bytes and still verify.
+        if not sig.canonical or not v.verify(parsed.text.encode(), sig.signature):
             raise NoteError(f"signature by {sig.name} ({sig.key_id:08x}) does not verify")
         verified += 1
     if not verified:

@@ -15,6 +15,7 @@ both with a trigger.
 
 from __future__ import annotations
 
+import re
 import threading
 from collections.abc import Iterator, Sequence
 from contextlib import contextmanager, suppress
@@ -31,7 +32,7 @@ from sqlmodel import Field, SQLModel
 from ledger import checkpoint as checkpoint_mod
 from ledger import note
 from ledger.compact import CompactRange, NodeId, perfect_nodes
-from ledger.errors import StorageError, TreeSizeError
+from ledger.errors import StorageError, StorageUnavailableError, TreeSizeError
 from ledger.proof import consistency_ranges, inclusion_ranges, resolve
 from ledger.rfc6962 import EMPTY_ROOT, HASH_SIZE, leaf_hash
 from ledger.witness import TreeHead
@@ -40,6 +41,7 @@ MAX_ENTRY_BYTES = 1 << 20
 _READ_BATCH = 2000
 INDEX_BITS = 40  # 1.1e12 entries per log; log ids up to 2**23 keep the key in a signed 64-bit integer
 MAX_LOGS = 1 << 23
+_LOG_NAME = re.compile(r"[A-Za-z0-9._-]{1,100}")
 
 
 def _now() -> datetime:
@@ -112,22 +114,25 @@ _APPEND_ONLY_SQL = {
     "postgresql": [
         "CREATE OR REPLACE FUNCTION ledger_append_only() RETURNS trigger AS $$ "
         "BEGIN RAISE EXCEPTION 'ledger entries are append-only'; END $$ LANGUAGE plpgsql",
-        "DROP TRIGGER IF EXISTS ledger_entry_append_only ON ledger_entry",
         "CREATE TRIGGER ledger_entry_append_only BEFORE UPDATE OR DELETE ON ledger_entry "
         "FOR EACH ROW EXECUTE FUNCTION ledger_append_only()",
     ],
 }
+_PG_TRIGGER_EXISTS = "SELECT 1 FROM pg_trigger WHERE tgname = 'ledger_entry_append_only'"
+_PG_SCHEMA_LOCK = "SELECT pg_advisory_xact_lock(6962)"  # RFC 6962, as good a number as any
 
 
-def create_engine(url: str, *, sqlite_synchronous: str = "FULL") -> Engine:
+def create_engine(url: str, *, sqlite_synchronous: str = "FULL", sqlite_busy_timeout: float = 30.0) -> Engine:
     """Create an engine for ``url``; SQLite gets WAL, a busy timeout and write transactions
     that take the write lock up front (``BEGIN IMMEDIATE``), so concurrent appenders queue
     instead of failing on a lock upgrade."""
     if not url.startswith("sqlite"):
         return sa_create_engine(url, pool_pre_ping=True)
+    if url in ("sqlite://", "sqlite:///:memory:") or ":memory:" in url or "mode=memory" in url:
+        raise ValueError("an in-memory SQLite database cannot hold a durable log: give a file path")
     if sqlite_synchronous.upper() not in {"OFF", "NORMAL", "FULL", "EXTRA"}:
         raise ValueError(f"bad SQLite synchronous setting {sqlite_synchronous!r}")
-    engine = sa_create_engine(url, connect_args={"check_same_thread": False, "timeout": 30})
+    engine = sa_create_engine(url, connect_args={"check_same_thread": False, "timeout": sqlite_busy_timeout})
 
     @event.listens_for(engine, "connect")
     def _on_connect(dbapi_conn, _record) -> None:  # type: ignore[no-untyped-def]
@@ -199,11 +204,20 @@ class LedgerStore:
         self._writer: Any = None
 
     def create_schema(self) -> None:
-        """Create the ledger's tables and append-only triggers if they do not exist."""
-        SQLModel.metadata.create_all(self.engine, tables=TABLES)
-        statements = _APPEND_ONLY_SQL.get(self.engine.dialect.name, [])
+        """Create the ledger's tables and append-only triggers if they do not exist.
+
+        Safe to call from several processes at once: on PostgreSQL one transaction-scoped
+        advisory lock serialises them, and existing objects are left untouched (no DDL, so no
+        exclusive table lock, when the schema is already there).
+        """
+        dialect = self.engine.dialect.name
         with self._write() as conn:
-            for stmt in statements:
+            if dialect == "postgresql":
+                conn.exec_driver_sql(_PG_SCHEMA_LOCK)
+            SQLModel.metadata.create_all(conn, tables=TABLES)
+            if dialect == "postgresql" and conn.exec_driver_sql(_PG_TRIGGER_EXISTS).first():
+                return
+            for stmt in _APPEND_ONLY_SQL.get(dialect, []):
                 conn.exec_driver_sql(stmt)
 
     @contextmanager
@@ -221,11 +235,13 @@ class LedgerStore:
         One long-lived writer (appends from this process queue on a lock) and no SQLAlchemy
         statement machinery cut the fixed cost of an append from ~0.6 ms to a few tens of µs.
         """
+        sqlite = self.engine.dialect.name == "sqlite"
         with self._writer_lock:
+            if self._writer is not None and not sqlite and not self._writer_alive():
+                self._drop_writer()  # e.g. the server restarted since the last append
             if self._writer is None:
                 self._writer = self.engine.raw_connection()
             raw = self._writer.driver_connection
-            sqlite = self.engine.dialect.name == "sqlite"
             cur = raw.cursor()
             try:
                 if sqlite:
@@ -235,12 +251,23 @@ class LedgerStore:
                     cur.execute("COMMIT")
                 else:
                     raw.commit()
-            except BaseException:
+            except BaseException as exc:
                 with suppress(Exception):
                     cur.close()
                 self._drop_writer()  # rolls back; a connection in an unknown state is not reused
+                dbapi = self.engine.dialect.loaded_dbapi
+                if isinstance(exc, (dbapi.OperationalError, dbapi.InterfaceError)):
+                    raise StorageUnavailableError(f"the ledger database is busy or unreachable: {exc}") from exc
                 raise
             cur.close()
+
+    def _writer_alive(self) -> bool:
+        try:
+            with self._writer.driver_connection.cursor() as cur:
+                cur.execute("SELECT 1")
+        except Exception:  # any failure means: do not use this connection
+            return False
+        return True
 
     def _drop_writer(self) -> None:
         writer, self._writer = self._writer, None
@@ -257,8 +284,8 @@ class LedgerStore:
     def create_log(self, name: str, origin: str) -> Log:
         """Create an empty log; raise :class:`StorageError` if the name or origin is taken."""
         checkpoint_mod.Checkpoint(origin, 0, EMPTY_ROOT)  # validates the origin
-        if not name or len(name) > 200:
-            raise StorageError(f"invalid log name {name!r}")
+        if not _LOG_NAME.fullmatch(name):
+            raise StorageError(f"invalid log name {name!r}: use 1-100 letters, digits, '.', '_' or '-'")
         try:
             with self._write() as conn:
                 conn.execute(
@@ -501,6 +528,14 @@ class Log:
             pass  # a concurrent caller stored the same size first; serve theirs
         return self.checkpoint_at(head.size) or signed
 
+    def current_checkpoint(self, signer: note.Signer) -> str:
+        """The signed checkpoint of the current head without writing anything: the stored one
+        (with its cosignatures) if this size was stored, else one signed now. Ed25519 signatures
+        are deterministic, so it is byte for byte the checkpoint that would be stored later."""
+        head = self.head()
+        stored = self.checkpoint_at(head.size)
+        return stored or checkpoint_mod.Checkpoint(self.origin, head.size, head.root_hash).sign(signer)
+
     def checkpoint_at(self, size: int) -> str | None:
         """The stored signed checkpoint of ``size`` with its cosignatures, if there is one."""
         with self.store.engine.connect() as conn:
@@ -563,24 +598,24 @@ class SqlWitnessState:
             row = conn.execute(select(_wit_t.c.size, _wit_t.c.root_hash).where(_wit_t.c.origin == origin)).first()
         return None if row is None else TreeHead(row.size, bytes(row.root_hash))
 
-    def compare_and_set(self, origin: str, old_size: int, new: TreeHead) -> bool:
+    def compare_and_set(self, origin: str, expected: TreeHead | None, new: TreeHead) -> bool:
         """See :class:`ledger.witness.WitnessState`."""
         try:
             with self.store._write() as conn:
-                if old_size == 0 and self._absent(conn, origin):
+                if expected is None:
                     conn.execute(
                         insert(_wit_t).values(origin=origin, size=new.size, root_hash=new.root_hash, updated_at=_now())
                     )
                     return True
                 moved = conn.execute(
                     update(_wit_t)
-                    .where(_wit_t.c.origin == origin, _wit_t.c.size == old_size)
+                    .where(
+                        _wit_t.c.origin == origin,
+                        _wit_t.c.size == expected.size,
+                        _wit_t.c.root_hash == expected.root_hash,
+                    )
                     .values(size=new.size, root_hash=new.root_hash, updated_at=_now())
                 ).rowcount
                 return moved == 1
         except IntegrityError:
-            return False
-
-    @staticmethod
-    def _absent(conn: Connection, origin: str) -> bool:
-        return conn.execute(select(_wit_t.c.origin).where(_wit_t.c.origin == origin)).first() is None
+            return False  # a concurrent first submission inserted the record

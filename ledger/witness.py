@@ -3,7 +3,8 @@
 Pure protocol logic; the latest cosigned tree head per origin lives in a
 :class:`WitnessState` (in memory here, in the database in :mod:`ledger.storage`). The
 check of the old size and the update of the record happen atomically through
-``compare_and_set`` so two racing submissions can never roll the record back.
+``compare_and_set`` on the whole recorded head, so two racing submissions can never roll the
+record back or have two different roots cosigned for one size.
 """
 
 from __future__ import annotations
@@ -14,10 +15,11 @@ from dataclasses import dataclass
 from typing import Protocol
 
 from ledger import note
-from ledger.checkpoint import Checkpoint
+from ledger.checkpoint import Checkpoint, parse_tree_size
 from ledger.cosignature import cosign
-from ledger.errors import LedgerError, NoteError, ProofError, TreeSizeError
+from ledger.errors import CheckpointError, LedgerError, NoteError, ProofError, TreeSizeError
 from ledger.proof import verify_consistency
+from ledger.rfc6962 import EMPTY_ROOT
 
 MAX_PROOF_LINES = 63
 
@@ -54,6 +56,10 @@ class SizeConflict(WitnessError):
         self.latest_size = latest_size
 
 
+class SplitView(SizeConflict):
+    """A checkpoint of the size last cosigned, with another root: the log forked (409)."""
+
+
 class InconsistentCheckpoint(WitnessError):
     """The consistency proof does not verify: the log forked or rewrote history (422)."""
 
@@ -75,8 +81,8 @@ class WitnessState(Protocol):
         """The latest cosigned head of ``origin``, or None if never cosigned."""
         ...
 
-    def compare_and_set(self, origin: str, old_size: int, new: TreeHead) -> bool:
-        """Record ``new`` only if the recorded size is still ``old_size`` (0 = none); say if it did."""
+    def compare_and_set(self, origin: str, expected: TreeHead | None, new: TreeHead) -> bool:
+        """Record ``new`` only if the record is still exactly ``expected`` (None: no record); say if it did."""
         ...
 
 
@@ -90,10 +96,9 @@ class MemoryWitnessState:
         """See :class:`WitnessState`."""
         return self._heads.get(origin)
 
-    def compare_and_set(self, origin: str, old_size: int, new: TreeHead) -> bool:
+    def compare_and_set(self, origin: str, expected: TreeHead | None, new: TreeHead) -> bool:
         """See :class:`WitnessState`."""
-        current = self._heads.get(origin)
-        if (current.size if current else 0) != old_size:
+        if self._heads.get(origin) != expected:
             return False
         self._heads[origin] = new
         return True
@@ -120,21 +125,19 @@ class AddCheckpoint:
             raise MalformedRequest("request has no blank line before the checkpoint")
         lines = head.split("\n")
         first = lines[0]
-        size_text = first[4:]
-        if (
-            not first.startswith("old ")
-            or not size_text.isdigit()
-            or not size_text.isascii()
-            or (size_text != "0" and size_text.startswith("0"))
-        ):
-            raise MalformedRequest("first line must be 'old <size>' in decimal without leading zeros")
+        if not first.startswith("old "):
+            raise MalformedRequest("first line must be 'old <size>'")
+        try:
+            old_size = parse_tree_size(first[4:])
+        except CheckpointError as exc:
+            raise MalformedRequest(f"old size: {exc}") from exc
         if len(lines) - 1 > MAX_PROOF_LINES:
             raise MalformedRequest(f"more than {MAX_PROOF_LINES} consistency proof lines")
         try:
             proof = tuple(note.b64decode(line, "consistency proof line") for line in lines[1:])
         except NoteError as exc:
             raise MalformedRequest(str(exc)) from exc
-        return cls(int(size_text), proof, checkpoint)
+        return cls(old_size, proof, checkpoint)
 
 
 TrustPolicy = Callable[[str], Sequence[note.Verifier]]
@@ -183,7 +186,7 @@ class Witness:
                 latest_size,
             )
         self._check_consistency(cp, latest, request.proof)
-        if not self.state.compare_and_set(cp.origin, latest_size, TreeHead(cp.size, cp.root_hash)):
+        if not self.state.compare_and_set(cp.origin, latest, TreeHead(cp.size, cp.root_hash)):
             now = self.state.latest(cp.origin)
             raise SizeConflict(f"a concurrent submission for {cp.origin} won", now.size if now else 0)
         return cosign(parsed.text, self.signer, int(self.clock()))
@@ -194,12 +197,14 @@ class Witness:
             if proof:
                 raise InconsistentCheckpoint("the proof must be empty when the size did not change")
             if latest.root_hash != cp.root_hash:
-                raise SizeConflict(
+                raise SplitView(
                     f"split view: {cp.origin} at size {cp.size} has root {cp.root_hash.hex()}, "
                     f"but {latest.root_hash.hex()} was cosigned",
                     latest.size,
                 )
             return
+        if cp.size == 0 and cp.root_hash != EMPTY_ROOT:
+            raise InconsistentCheckpoint(f"a tree of size 0 has the empty-tree root, not {cp.root_hash.hex()}")
         if latest is None or latest.size == 0:
             if proof:
                 raise InconsistentCheckpoint("the proof must be empty when the old size is zero")

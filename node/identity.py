@@ -14,14 +14,13 @@ from ledger import note
 from ledger.storage import LedgerStore, create_engine
 from ledger.witness import Witness
 from node.settings import (
-    CONFIG_FILE,
     DEFAULT_LOGS,
     VKEY_FILE,
     WITNESS_VKEY_FILE,
     NodeSettings,
     Peer,
     load_settings,
-    render_toml,
+    write_config,
 )
 
 PSEUDONYM_KEY_FILE = "pseudonym.key"
@@ -51,7 +50,7 @@ def init_node(data_dir: Path, node_id: str, **fields: object) -> NodeSettings:
     (data_dir / VKEY_FILE).write_text(signer.verifier().to_vkey() + "\n")
     (data_dir / WITNESS_VKEY_FILE).write_text(signer.verifier(note.ALG_COSIGNATURE_V1).to_vkey() + "\n")
     _write_private(data_dir / PSEUDONYM_KEY_FILE, secrets.token_hex(32) + "\n")
-    (data_dir / CONFIG_FILE).write_text(render_toml(settings))
+    write_config(settings)
     node = Node(settings)
     node.store.create_schema()
     for name in DEFAULT_LOGS:
@@ -65,7 +64,7 @@ def add_peer(data_dir: Path, peer: Peer) -> NodeSettings:
     settings = load_settings(data_dir)
     note.Verifier.from_vkey(peer.vkey)  # refuse a malformed key before saving it
     settings.peers = [p for p in settings.peers if p.node_id != peer.node_id] + [peer]
-    (data_dir / CONFIG_FILE).write_text(render_toml(settings))
+    write_config(settings)
     return settings
 
 
@@ -98,7 +97,11 @@ class Node:
     @cached_property
     def store(self) -> LedgerStore:
         """The node's ledger store on its database."""
-        engine = create_engine(self.settings.db_url, sqlite_synchronous=self.settings.sqlite_synchronous)
+        engine = create_engine(
+            self.settings.db_url,
+            sqlite_synchronous=self.settings.sqlite_synchronous,
+            sqlite_busy_timeout=self.settings.sqlite_busy_timeout,
+        )
         return LedgerStore(engine)
 
     @cached_property
@@ -114,8 +117,12 @@ class Node:
         return {p.node_id: note.Verifier.from_vkey(p.vkey) for p in self.settings.peers}
 
     def trusted_log_keys(self, origin: str) -> list[note.Verifier]:
-        """Keys trusted for ``origin``: a peer's key signs the logs under ``<peer node id>/``."""
-        return [v for node_id, v in self.peer_verifiers().items() if origin.startswith(node_id + "/")]
+        """Keys trusted for ``origin``: a peer's key signs its logs, ``<peer node id>/<log name>``."""
+        node_id, _, log_name = origin.partition("/")
+        if not log_name or "/" in log_name:
+            return []
+        key = self.peer_verifiers().get(node_id)
+        return [key] if key else []
 
     @cached_property
     def witness(self) -> Witness:

@@ -8,9 +8,10 @@ from http import HTTPStatus
 from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
+from sqlalchemy.exc import OperationalError
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
-from ledger.errors import LedgerError, StorageError, TreeSizeError
+from ledger.errors import LedgerError, StorageError, StorageUnavailableError, TreeSizeError
 
 PROBLEM_JSON = "application/problem+json"
 log = logging.getLogger("alliance.node")
@@ -42,6 +43,13 @@ def problem_response(
     return JSONResponse(body, status_code=status, media_type=PROBLEM_JSON)
 
 
+def _busy(request: Request, exc: Exception) -> JSONResponse:
+    log.warning("database unavailable on %s: %s", request.url.path, exc)
+    response = problem_response(503, "the node's database is busy or unavailable; retry shortly", request)
+    response.headers["Retry-After"] = "1"
+    return response
+
+
 def install(app: FastAPI) -> None:
     """Route every error through problem+json; nothing leaks a traceback."""
 
@@ -63,6 +71,10 @@ def install(app: FastAPI) -> None:
     async def _size(request: Request, exc: TreeSizeError) -> JSONResponse:
         return problem_response(400, str(exc), request)
 
+    @app.exception_handler(StorageUnavailableError)
+    async def _unavailable(request: Request, exc: StorageUnavailableError) -> JSONResponse:
+        return _busy(request, exc)
+
     @app.exception_handler(StorageError)
     async def _storage(request: Request, exc: StorageError) -> JSONResponse:
         return problem_response(404 if str(exc).startswith("no log") else 409, str(exc), request)
@@ -70,6 +82,10 @@ def install(app: FastAPI) -> None:
     @app.exception_handler(LedgerError)
     async def _ledger(request: Request, exc: LedgerError) -> JSONResponse:
         return problem_response(400, str(exc), request)
+
+    @app.exception_handler(OperationalError)
+    async def _database_busy(request: Request, exc: OperationalError) -> JSONResponse:
+        return _busy(request, exc)
 
     @app.exception_handler(Exception)
     async def _unexpected(request: Request, exc: Exception) -> JSONResponse:

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import os
+import re
 from pathlib import Path
 
 from pydantic import BaseModel, Field, field_validator
@@ -14,6 +15,7 @@ KEY_FILE = "node.key"
 VKEY_FILE = "node.vkey"
 WITNESS_VKEY_FILE = "witness.vkey"
 DEFAULT_LOGS = ("audit", "exchange")
+NODE_ID = re.compile(r"[A-Za-z0-9._:-]{1,200}")
 
 
 def default_data_dir() -> Path:
@@ -24,7 +26,7 @@ def default_data_dir() -> Path:
 class Peer(BaseModel):
     """Another brand's node whose logs this node witnesses and whose witness it asks."""
 
-    node_id: str
+    node_id: str = Field(pattern=r"^[A-Za-z0-9._:-]{1,200}$")
     vkey: str
     url: str | None = None
 
@@ -43,13 +45,18 @@ class NodeSettings(BaseSettings):
     host: str = "127.0.0.1"
     port: int = Field(default=8470, ge=1, le=65535)
     sqlite_synchronous: str = "FULL"
+    sqlite_busy_timeout: float = Field(default=30.0, gt=0, description="seconds a writer waits for SQLite's lock")
     peers: list[Peer] = Field(default_factory=list)
 
     @field_validator("node_id")
     @classmethod
     def _node_id_is_a_key_name(cls, v: str) -> str:
-        if not v or any(c.isspace() or c == "+" for c in v):
-            raise ValueError("node_id must be non-empty with no spaces or '+' (it names the node's key)")
+        # It names the node's key and prefixes its log origins (`<node_id>/<log>`): no '/' so that
+        # one peer's origins can never fall under another's, no spaces or '+' (note key names).
+        if not NODE_ID.fullmatch(v):
+            raise ValueError(
+                "node_id must be 1-200 letters, digits, '.', '_', ':' or '-', e.g. airline.alliance.example"
+            )
         return v
 
     @classmethod
@@ -90,6 +97,16 @@ def load_settings(data_dir: Path, **overrides: object) -> NodeSettings:
     return NodeSettings(data_dir=data_dir, **overrides)  # type: ignore[arg-type]
 
 
+def write_config(settings: NodeSettings) -> None:
+    """Write ``node.toml`` readable by the node's user only (it may hold a database password)."""
+    path = settings.data_dir / CONFIG_FILE
+    tmp = path.with_name(path.name + ".tmp")
+    fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+    with os.fdopen(fd, "w") as f:
+        f.write(render_toml(settings))
+    os.replace(tmp, path)  # never a half-written config
+
+
 def render_toml(settings: NodeSettings) -> str:
     """Render the persistent part of ``settings`` as TOML (strings are JSON-quoted, valid TOML)."""
     lines = [
@@ -101,6 +118,7 @@ def render_toml(settings: NodeSettings) -> str:
         f"port = {settings.port}",
         f"key_file = {json.dumps(settings.key_file)}",
         f"sqlite_synchronous = {json.dumps(settings.sqlite_synchronous)}",
+        f"sqlite_busy_timeout = {settings.sqlite_busy_timeout}",
     ]
     if settings.database_url:
         lines.append(f"database_url = {json.dumps(settings.database_url)}")

@@ -67,7 +67,10 @@ class HttpWitness:
         if r.status_code == 200:
             return r.text
         if r.status_code == 409 and r.headers.get("content-type", "").startswith("text/x.tlog.size"):
-            raise SizeConflict(f"witness {self.name} last cosigned another size", int(r.text.strip()))
+            size = r.text.strip()
+            if not size.isdigit():
+                raise WitnessUnavailableError(f"witness {self.name} sent a 409 without a size: {size[:40]!r}")
+            raise SizeConflict(f"witness {self.name} last cosigned another size", int(size))
         err = WitnessError(f"witness {self.name} refused ({r.status_code}): {r.text[:300]}")
         err.status = r.status_code
         raise err
@@ -100,13 +103,29 @@ def request_cosignatures(log: Log, signer: note.Signer, witnesses: Iterable[Witn
                 line = w.add_checkpoint(_request(log, old, size, signed))
             except SizeConflict as exc:
                 line = w.add_checkpoint(_request(log, exc.latest_size, size, signed))
-            if not verify_cosignatures(text + "\n" + line, w.cosigner):
+            mine = _cosignature_lines(text, line, w.cosigner)
+            if not mine:
                 raise WitnessUnavailableError(f"witness {w.name} answered without a cosignature from its key")
-            log.add_cosignature(size, w.name, line)
+            log.add_cosignature(size, w.name, mine[0])
             outcomes.append(CosignOutcome(w.name, size, True, "cosigned"))
         except (WitnessError, WitnessUnavailableError, LedgerError) as exc:
             outcomes.append(CosignOutcome(w.name, size, False, str(exc)))
     return outcomes
+
+
+def _cosignature_lines(text: str, response: str, cosigner: note.Verifier) -> list[str]:
+    """The response lines that are valid cosignatures by ``cosigner`` (tlog-witness allows several
+    lines and tells clients to ignore the ones from keys they do not know)."""
+    found = []
+    for line in response.split("\n"):
+        if not line.startswith(note.SIG_PREFIX):
+            continue
+        try:
+            if verify_cosignatures(f"{text}\n{line}\n", cosigner):
+                found.append(line + "\n")
+        except LedgerError:
+            continue  # a malformed or failing line from this witness is not a cosignature
+    return found
 
 
 def _request(log: Log, old: int, size: int, signed: str) -> AddCheckpoint:

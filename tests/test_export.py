@@ -304,10 +304,24 @@ def test_a_checkpoint_of_another_log_with_the_same_entries_is_detected(export_st
     assert "origin" in str(err)
 
 
-def test_a_checkpoint_with_a_cosignature_appended_still_verifies(log, export):
+def test_a_signature_line_added_to_the_exported_checkpoint_is_detected(log, export):
+    # an export vouches only for what the owner's key covers, so nothing unverifiable may ride along
     signed = json.loads(lines_of(export)[-1])["checkpoint"]
     cosigned = signed + cosign(note.parse(signed).text, note.Signer.generate("example.com/w"), 1_700_000_000)
-    assert verify(_with_checkpoint(export, cosigned)).size == N
+    err = expect_error(_with_checkpoint(export, cosigned))
+    assert "exactly one signature" in str(err)
+
+
+def test_stored_cosignatures_are_left_out_of_an_export(log, export):
+    witness = note.Signer.generate("example.com/w")
+    text = note.parse(log.sign_checkpoint(SIGNER)).text
+    log.add_cosignature(log.size, witness.name, cosign(text, witness, 1_700_000_000))
+    assert len(note.parse(log.latest_checkpoint()).signatures) == 2
+    buf = io.BytesIO()
+    export_log(log, SIGNER, buf)
+    assert len(note.parse(json.loads(buf.getvalue().splitlines()[-1])["checkpoint"]).signatures) == 1
+    buf.seek(0)
+    assert verify_export(buf, SIGNER.verifier()).size == log.size
 
 
 def test_a_header_with_another_log_name_is_detected(log, export):

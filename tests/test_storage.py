@@ -183,13 +183,14 @@ def test_checkpoints_are_signed_once_per_size_and_carry_cosignatures(store: Ledg
     assert log.last_cosigned_size("other", 10) == 0
 
 
-def test_witness_state_only_moves_from_the_expected_size(store: LedgerStore) -> None:
+def test_witness_state_only_moves_from_the_expected_head(store: LedgerStore) -> None:
     state = store.witness_state()
     head1, head2 = TreeHead(3, b"\x01" * 32), TreeHead(5, b"\x02" * 32)
     assert state.latest("o") is None
-    assert state.compare_and_set("o", 0, head1)
-    assert not state.compare_and_set("o", 0, head2)
-    assert state.compare_and_set("o", 3, head2)
+    assert state.compare_and_set("o", None, head1)
+    assert not state.compare_and_set("o", None, head2)
+    assert not state.compare_and_set("o", TreeHead(3, b"\x09" * 32), head2)  # same size, other root
+    assert state.compare_and_set("o", head1, head2)
     assert state.latest("o") == head2
 
 

@@ -289,9 +289,9 @@ def test_refused_submissions_leave_the_record_unchanged(witness):
 
 def test_a_lost_compare_and_set_race_is_a_size_conflict():
     class RacingState(MemoryWitnessState):
-        def compare_and_set(self, origin, old_size, new):
+        def compare_and_set(self, origin, expected, new):
             # another submission moves the record first
-            super().compare_and_set(origin, old_size, TreeHead(7, HONEST.root(7)))
+            super().compare_and_set(origin, expected, TreeHead(7, HONEST.root(7)))
             return False
 
     witness = Witness(WITNESS_KEY, trusted, RacingState(), clock=lambda: NOW)

@@ -61,7 +61,7 @@ def list_logs(node: NodeDep) -> list[LogInfo]:
 )
 def checkpoint(log: LogDep, node: NodeDep) -> PlainTextResponse:
     """The signed checkpoint of the current head, with the witnesses' cosignatures collected so far."""
-    return PlainTextResponse(log.sign_checkpoint(node.signer))
+    return PlainTextResponse(log.current_checkpoint(node.signer))
 
 
 @router.get("/{name}/entries/{index}")
