@@ -16,7 +16,9 @@ both with a trigger.
 from __future__ import annotations
 
 import re
+import sqlite3
 import threading
+import time
 from collections.abc import Iterator, Sequence
 from contextlib import contextmanager, suppress
 from dataclasses import dataclass
@@ -122,6 +124,26 @@ _PG_TRIGGER_EXISTS = "SELECT 1 FROM pg_trigger WHERE tgname = 'ledger_entry_appe
 _PG_SCHEMA_LOCK = "SELECT pg_advisory_xact_lock(6962)"  # RFC 6962, as good a number as any
 
 
+def _enable_wal(cur: Any, timeout: float) -> None:
+    """Switch a SQLite database to WAL (once per file; the mode persists).
+
+    Switching needs a moment alone with a fresh database file, and SQLite's busy handler does
+    not wait for that, so processes opening a new node at once retry here instead of failing.
+    """
+    cur.execute("PRAGMA journal_mode")
+    if cur.fetchone()[0].lower() == "wal":
+        return
+    deadline = time.monotonic() + timeout
+    while True:
+        try:
+            cur.execute("PRAGMA journal_mode=WAL")
+            return
+        except sqlite3.OperationalError as exc:
+            if "locked" not in str(exc) or time.monotonic() > deadline:
+                raise
+            time.sleep(0.02)
+
+
 def create_engine(url: str, *, sqlite_synchronous: str = "FULL", sqlite_busy_timeout: float = 30.0) -> Engine:
     """Create an engine for ``url``; SQLite gets WAL, a busy timeout and write transactions
     that take the write lock up front (``BEGIN IMMEDIATE``), so concurrent appenders queue
@@ -138,7 +160,7 @@ def create_engine(url: str, *, sqlite_synchronous: str = "FULL", sqlite_busy_tim
     def _on_connect(dbapi_conn, _record) -> None:  # type: ignore[no-untyped-def]
         dbapi_conn.isolation_level = None  # we emit BEGIN ourselves, below
         cur = dbapi_conn.cursor()
-        cur.execute("PRAGMA journal_mode=WAL")
+        _enable_wal(cur, sqlite_busy_timeout)
         cur.execute(f"PRAGMA synchronous={sqlite_synchronous.upper()}")
         cur.execute("PRAGMA foreign_keys=ON")
         cur.close()
