@@ -1,0 +1,1 @@
+"""PIPL compliance: purposes, notices, consent, gates, audit trail. Knows nothing of HTTP."""

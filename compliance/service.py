@@ -1,0 +1,193 @@
+"""Consent operations and the gate every data path calls. No HTTP here: routers call these.
+
+Every consent change and every refusal goes to the audit trail through an ``AuditSink``; every
+grant or withdrawal returns a signed receipt.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass
+from datetime import UTC, date, datetime
+from typing import Any, Protocol
+
+from compliance import consent as consent_mod
+from compliance.consent import ConsentAction, Decision, Reason
+from compliance.notices import Notice, NoticeError
+from compliance.pseudonyms import Keyring
+from compliance.purposes import PurposeError, catalogue
+from compliance.receipts import build_receipt, sign_receipt
+from compliance.store import ComplianceStore
+from ledger import note
+
+
+class AuditSink(Protocol):
+    """Where compliance events go (the node's ``audit`` log)."""
+
+    def __call__(self, action: str, **fields: Any) -> None:
+        """Record one event."""
+        ...
+
+
+class ConsentDenied(Exception):
+    """A use of a member's data that the member's consent does not allow (HTTP 403)."""
+
+    def __init__(self, purpose_code: str, reason: Reason, recipient: str | None = None) -> None:
+        target = f" to {recipient}" if recipient else ""
+        super().__init__(f"no valid consent for {purpose_code}{target}: {reason.value}")
+        self.purpose_code = purpose_code
+        self.reason = reason
+        self.recipient = recipient
+
+
+class UnknownMemberError(LookupError):
+    """The member reference is not registered at this node (HTTP 404)."""
+
+
+@dataclass
+class ConsentService:
+    """Members' consents: grant, withdraw, renew, state; notices; the gate."""
+
+    store: ComplianceStore
+    keyring: Keyring
+    signer: note.Signer
+    audit: AuditSink
+    minors_in: frozenset[str] = frozenset({"loyalty.core"})  # PIPL Art. 31: keep minors out of the rest
+
+    # --- notices --------------------------------------------------------------------------
+
+    def publish_notice(self, notice: Notice) -> Notice:
+        """Publish the next notice version; its version must follow the current one."""
+        current = self.current_notice_or_none()
+        expected = 1 if current is None else current.version + 1
+        if notice.version != expected:
+            raise NoticeError(f"the next notice version is {expected}, not {notice.version}")
+        self.store.add_notice(notice)
+        widened = sorted(notice.widened_purposes(current)) if current else []
+        self.audit(
+            "notice.publish",
+            details={"version": notice.version, "sha256": notice.sha256(), "renewal_needed_for": ",".join(widened)},
+        )
+        return notice
+
+    def current_notice_or_none(self) -> Notice | None:
+        """The newest published notice, if any."""
+        notices = self.store.notices()
+        return notices[max(notices)] if notices else None
+
+    def current_notice(self) -> Notice:
+        """The newest published notice; a clear error before the first one."""
+        notice = self.current_notice_or_none()
+        if notice is None:
+            raise NoticeError("no privacy notice is published yet: publish one before collecting consent")
+        return notice
+
+    # --- members --------------------------------------------------------------------------
+
+    def register_member(self, member_ref: str, birth_date: date | None = None, guardian_ref: str | None = None) -> str:
+        """Register a member; return their pseudonym. Under-14s must name a guardian."""
+        if consent_mod.is_minor(birth_date, datetime.now(UTC).date()) and not guardian_ref:
+            raise ValueError("a member under 14 needs a guardian (PIPL Art. 31)")
+        self.store.add_member(member_ref, birth_date, guardian_ref)
+        return self.keyring.pseudonym(member_ref)
+
+    def _pseudonym(self, member_ref: str) -> str:
+        if self.store.member(member_ref) is None:
+            raise UnknownMemberError(f"member {member_ref!r} is not registered here")
+        return self.keyring.pseudonym(member_ref, create=False)
+
+    def _minor(self, member_ref: str) -> bool:
+        m = self.store.member(member_ref)
+        return m is not None and consent_mod.is_minor(m.birth_date, datetime.now(UTC).date())
+
+    # --- consent --------------------------------------------------------------------------
+
+    def change(
+        self,
+        member_ref: str,
+        purpose_codes: Sequence[str],
+        action: ConsentAction,
+        *,
+        actor: str = "self",
+        collection_method: str = "api",
+        expires_at: datetime | None = None,
+    ) -> str:
+        """Grant, withdraw or renew purposes (one record each, never bundled); return the signed receipt."""
+        if not purpose_codes:
+            raise PurposeError("name at least one purpose")
+        member = self._pseudonym(member_ref)
+        notice = self.current_notice()
+        cat = catalogue()
+        purposes = [cat.purpose(code) for code in dict.fromkeys(purpose_codes)]
+        if self._minor(member_ref) and action is not ConsentAction.WITHDRAW and not actor.startswith("guardian:"):
+            raise PermissionError("a member under 14 cannot consent alone: their guardian must (PIPL Art. 31)")
+        records = [
+            consent_mod.record(
+                member, p, action, notice, actor=actor, collection_method=collection_method, expires_at=expires_at
+            )
+            for p in purposes
+        ]
+        receipt = sign_receipt(build_receipt(records, notice, self.signer.name), self.signer)
+        self.store.append_consents(records, receipt)
+        for r in records:
+            self.audit(
+                f"consent.{action.value}",
+                subject_pseudo_ids=[member],
+                purpose_code=r.purpose_code,
+                consent_ids=[r.consent_id],
+                legal_basis="consent",
+                outcome="ok",
+                details={"notice_version": notice.version, "actor": actor.split(":")[0]},
+            )
+        return receipt
+
+    def decisions(self, member_ref: str) -> dict[str, Decision]:
+        """The current decision for every optional purpose the member has a record for, plus the rest."""
+        member = self._pseudonym(member_ref)
+        history = self.store.history(member)
+        codes = dict.fromkeys([*catalogue().optional_codes(), *(r.purpose_code for r in history)])
+        return {code: self._decide(member_ref, history, code) for code in codes}
+
+    def _decide(self, member_ref: str, history: list[consent_mod.ConsentRecord], code: str) -> Decision:
+        purpose = catalogue().purpose(code)
+        notices = self.store.notices()
+        current = notices[max(notices)] if notices else None
+        if current is None and purpose.needs_consent:
+            return Decision(False, Reason.NO_CONSENT)
+        minor = self._minor(member_ref)
+        return consent_mod.decide(
+            history,
+            purpose,
+            now=datetime.now(UTC),
+            current_notice=current,  # type: ignore[arg-type]
+            notices=notices,
+            minor=minor,
+            minors_allowed=code in self.minors_in or not minor,
+        )
+
+    # --- the gate -------------------------------------------------------------------------
+
+    def check(
+        self, member_ref: str, purpose_code: str, *, recipient: str | None = None, accessor: str = "service"
+    ) -> Decision:
+        """Allow this use of the member's data now, or raise :class:`ConsentDenied` (and audit it).
+
+        ``recipient`` names the brand the data goes to: the purpose becomes
+        ``points_exchange:<recipient>`` style separate consent when the family takes one.
+        """
+        family = purpose_code.rstrip(":") + ":"
+        code = f"{family}{recipient}" if recipient and family in catalogue().families else purpose_code
+        member = self._pseudonym(member_ref)
+        decision = self._decide(member_ref, self.store.history(member), code)
+        if not decision.allowed:
+            action = "pi.provide.denied" if recipient else "gate.denied"
+            self.audit(
+                action,
+                subject_pseudo_ids=[member],
+                purpose_code=code,
+                outcome="denied",
+                reason_code=decision.reason.value,
+                details={"accessor": accessor},
+            )
+            raise ConsentDenied(code, decision.reason, recipient)
+        return decision

@@ -1,0 +1,177 @@
+"""Where compliance state lives: members, published notices, the consent history (append-only)."""
+
+from __future__ import annotations
+
+from datetime import UTC, date, datetime
+
+from sqlalchemy import Engine, Text, insert, select
+from sqlalchemy.exc import IntegrityError
+from sqlmodel import Column, Field, SQLModel
+
+from compliance.consent import ConsentAction, ConsentRecord
+from compliance.notices import Notice, canonical_json, parse_notice
+
+
+def _now() -> datetime:
+    return datetime.now(UTC)
+
+
+def _aware(value: datetime | None) -> datetime | None:
+    # SQLite returns naive datetimes; everything here is stored in UTC
+    return value.replace(tzinfo=UTC) if value is not None and value.tzinfo is None else value
+
+
+class MemberRecord(SQLModel, table=True):
+    """A member of this brand: the brand's own reference and what the gates need to know."""
+
+    __tablename__ = "compliance_member"
+    member_ref: str = Field(primary_key=True, max_length=200)
+    birth_date: date | None = None
+    guardian_ref: str | None = Field(default=None, max_length=200)
+    created_at: datetime = Field(default_factory=_now)
+
+
+class NoticeRecord(SQLModel, table=True):
+    """A published notice version, kept verbatim (``GET /v1/notices/{v}`` serves these bytes)."""
+
+    __tablename__ = "compliance_notice"
+    version: int = Field(primary_key=True)
+    sha256: str = Field(max_length=64)
+    body: str = Field(sa_column=Column(Text, nullable=False))
+    published_at: datetime
+
+
+class ConsentRow(SQLModel, table=True):
+    """One consent record; rows are only ever inserted."""
+
+    __tablename__ = "compliance_consent"
+    consent_id: str = Field(primary_key=True, max_length=32)
+    member: str = Field(index=True, max_length=64)
+    purpose_code: str = Field(max_length=250)
+    action: str = Field(max_length=16)
+    notice_version: int
+    notice_sha256: str = Field(max_length=64)
+    at: datetime
+    actor: str = Field(max_length=250)
+    collection_method: str = Field(max_length=50)
+    expires_at: datetime | None = None
+    receipt: str = Field(sa_column=Column(Text, nullable=False))
+
+
+TABLES = [t.__table__ for t in (MemberRecord, NoticeRecord, ConsentRow)]
+
+
+class DuplicateError(ValueError):
+    """The thing already exists (a member, a notice version)."""
+
+
+class ComplianceStore:
+    """Reads and appends of compliance state; no update or delete of consent history."""
+
+    def __init__(self, engine: Engine) -> None:
+        self.engine = engine
+
+    def create_schema(self) -> None:
+        """Create the tables if missing."""
+        SQLModel.metadata.create_all(self.engine, tables=TABLES)
+
+    # members
+    def add_member(self, member_ref: str, birth_date: date | None, guardian_ref: str | None) -> None:
+        """Register a member; :class:`DuplicateError` if the reference is taken."""
+        try:
+            with self.engine.begin() as conn:
+                conn.execute(
+                    insert(MemberRecord.__table__).values(
+                        member_ref=member_ref, birth_date=birth_date, guardian_ref=guardian_ref, created_at=_now()
+                    )
+                )
+        except IntegrityError as exc:
+            raise DuplicateError(f"member {member_ref!r} is already registered") from exc
+
+    def member(self, member_ref: str) -> MemberRecord | None:
+        """The member, or None."""
+        t = MemberRecord.__table__
+        with self.engine.connect() as conn:
+            row = conn.execute(select(t).where(t.c.member_ref == member_ref)).first()
+        return None if row is None else MemberRecord(**row._mapping)
+
+    # notices
+    def add_notice(self, notice: Notice) -> None:
+        """Store a published notice verbatim; versions are never replaced."""
+        try:
+            with self.engine.begin() as conn:
+                conn.execute(
+                    insert(NoticeRecord.__table__).values(
+                        version=notice.version,
+                        sha256=notice.sha256(),
+                        body=canonical_json(notice).decode(),
+                        published_at=notice.published_at,
+                    )
+                )
+        except IntegrityError as exc:
+            raise DuplicateError(f"notice version {notice.version} is already published") from exc
+
+    def notices(self) -> dict[int, Notice]:
+        """Every published notice by version."""
+        import json
+
+        with self.engine.connect() as conn:
+            rows = conn.execute(select(NoticeRecord.__table__.c.body)).scalars().all()
+        parsed = [parse_notice(json.loads(body)) for body in rows]
+        return {n.version: n for n in parsed}
+
+    def notice_text(self, version: int) -> str | None:
+        """The exact published bytes of one notice version."""
+        t = NoticeRecord.__table__
+        with self.engine.connect() as conn:
+            return conn.execute(select(t.c.body).where(t.c.version == version)).scalar_one_or_none()
+
+    # consent
+    def append_consents(self, records: list[ConsentRecord], receipt: str) -> None:
+        """Append records (one consent change) with the receipt that covers them, atomically."""
+        rows = [
+            {
+                "consent_id": r.consent_id,
+                "member": r.member,
+                "purpose_code": r.purpose_code,
+                "action": r.action.value,
+                "notice_version": r.notice_version,
+                "notice_sha256": r.notice_sha256,
+                "at": r.at,
+                "actor": r.actor,
+                "collection_method": r.collection_method,
+                "expires_at": r.expires_at,
+                "receipt": receipt,
+            }
+            for r in records
+        ]
+        with self.engine.begin() as conn:
+            conn.execute(insert(ConsentRow.__table__), rows)
+
+    def history(self, member: str) -> list[ConsentRecord]:
+        """Every consent record of a member (by pseudonym), oldest first."""
+        t = ConsentRow.__table__
+        with self.engine.connect() as conn:
+            rows = conn.execute(select(t).where(t.c.member == member).order_by(t.c.at)).all()
+        return [
+            ConsentRecord(
+                member=r.member,
+                purpose_code=r.purpose_code,
+                action=ConsentAction(r.action),
+                notice_version=r.notice_version,
+                notice_sha256=r.notice_sha256,
+                at=_aware(r.at),  # type: ignore[arg-type]
+                actor=r.actor,
+                collection_method=r.collection_method,
+                expires_at=_aware(r.expires_at),
+                consent_id=r.consent_id,
+            )
+            for r in rows
+        ]
+
+    def receipts(self, member: str) -> list[str]:
+        """Every receipt issued to a member, oldest first."""
+        t = ConsentRow.__table__
+        with self.engine.connect() as conn:
+            rows = conn.execute(select(t.c.receipt).where(t.c.member == member).order_by(t.c.at)).scalars().all()
+        return list(dict.fromkeys(rows))  # one receipt covers every record of a change
