@@ -15,7 +15,7 @@ from datetime import UTC, date, datetime
 from enum import StrEnum
 
 from compliance.notices import Notice, covers
-from compliance.purposes import Purpose
+from compliance.purposes import Purpose, PurposeError
 
 ADULT_AGE = 14  # PIPL Art. 28/31: under 14, a guardian consents
 
@@ -128,7 +128,7 @@ def record(
 ) -> ConsentRecord:
     """A new record for one purpose; refuses purposes that need no consent (nothing to record)."""
     if not purpose.needs_consent:
-        raise ValueError(f"{purpose.code} rests on {purpose.legal_basis}: there is no consent to give or withdraw")
+        raise PurposeError(f"{purpose.code} rests on {purpose.legal_basis}: there is no consent to give or withdraw")
     return ConsentRecord(
         member=member,
         purpose_code=purpose.code,

@@ -40,6 +40,10 @@ class ConsentDenied(Exception):
         self.recipient = recipient
 
 
+class GuardianRequiredError(ValueError):
+    """A member under 14 registered without a guardian (HTTP 422)."""
+
+
 class UnknownMemberError(LookupError):
     """The member reference is not registered at this node (HTTP 404)."""
 
@@ -87,7 +91,7 @@ class ConsentService:
     def register_member(self, member_ref: str, birth_date: date | None = None, guardian_ref: str | None = None) -> str:
         """Register a member; return their pseudonym. Under-14s must name a guardian."""
         if consent_mod.is_minor(birth_date, datetime.now(UTC).date()) and not guardian_ref:
-            raise ValueError("a member under 14 needs a guardian (PIPL Art. 31)")
+            raise GuardianRequiredError("a member under 14 needs a guardian (PIPL Art. 31)")
         self.store.add_member(member_ref, birth_date, guardian_ref)
         return self.keyring.pseudonym(member_ref)
 

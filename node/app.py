@@ -6,7 +6,7 @@ from fastapi import FastAPI
 
 from node import problems
 from node.identity import Node
-from node.routes import health, logs, witness
+from node.routes import health, logs, me, members, notices, witness
 
 
 def create_app(node: Node) -> FastAPI:
@@ -21,4 +21,7 @@ def create_app(node: Node) -> FastAPI:
     app.include_router(health.router)
     app.include_router(logs.router)
     app.include_router(witness.router)
+    app.include_router(notices.router)
+    app.include_router(members.router)
+    app.include_router(me.router)
     return app

@@ -34,9 +34,11 @@ ledger_app = typer.Typer(
 )
 peers_app = typer.Typer(no_args_is_help=True, help="Other brands' nodes this node witnesses and asks to witness.")
 witness_app = typer.Typer(no_args_is_help=True, help="Witnessing: collect peers' cosignatures on checkpoints.")
+staff_app = typer.Typer(no_args_is_help=True, help="Staff API keys (operator, compliance officer).")
 app.add_typer(ledger_app, name="ledger")
 app.add_typer(peers_app, name="peers")
 app.add_typer(witness_app, name="witness")
+app.add_typer(staff_app, name="staff")
 
 out = Console()
 err = Console(stderr=True)
@@ -214,6 +216,38 @@ def ledger_check(log: LogName, data_dir: DataDir = Path(".")) -> None:
     out.print(f"OK {head.size} {head.root_hash.hex()}", highlight=False)
 
 
+@staff_app.command("add")
+@friendly
+def staff_add(
+    name: Annotated[str, typer.Option(help="Who holds the key (shown in the audit trail).")],
+    role: Annotated[str, typer.Option(help="operator or compliance.")],
+    data_dir: DataDir = Path("."),
+) -> None:
+    """Issue a staff API key; it is printed once and stored only as a hash."""
+    from node.auth import Role
+
+    if role not in (Role.OPERATOR, Role.COMPLIANCE):
+        _fail("role must be operator or compliance")
+    node = _open(data_dir)
+    secret = node.staff_keys.issue(name, Role(role))
+    node.audit("key.create", details={"holder": name, "role": role, "key_id": secret.split("_")[1]})
+    out.print(secret, highlight=False)
+
+
+@staff_app.command("revoke")
+@friendly
+def staff_revoke(
+    key_id: Annotated[str, typer.Argument(help="The id in the key (ank_<id>_...).")],
+    data_dir: DataDir = Path("."),
+) -> None:
+    """Revoke a staff API key."""
+    node = _open(data_dir)
+    if not node.staff_keys.revoke(key_id):
+        _fail(f"no active key with id {key_id}")
+    node.audit("key.rotate", details={"key_id": key_id, "revoked": True})
+    out.print(f"revoked {key_id}")
+
+
 @peers_app.command("add")
 @friendly
 def peers_add(
@@ -265,3 +299,13 @@ def witness_request(log: LogName, data_dir: DataDir = Path(".")) -> None:
 def main() -> None:
     """Console-script entry point."""
     app()
+
+
+def _wire_audit() -> None:
+    # imported last: node.cli_audit reuses the helpers defined above
+    from node.cli_audit import audit_app
+
+    app.add_typer(audit_app, name="audit")
+
+
+_wire_audit()

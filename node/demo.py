@@ -92,11 +92,6 @@ def _witnesses_for(brand: str, nodes: dict[str, Node]) -> list[LocalWitness]:
     return [LocalWitness(nodes[o].settings.node_id, nodes[o].witness) for o in nodes if o != brand]
 
 
-def _audit(node: Node, action: str, **fields: object) -> None:
-    event = {"action": action, "node_id": node.settings.node_id, **fields}
-    node.store.log("audit").append([json.dumps(event, separators=(",", ":"), sort_keys=True).encode()])
-
-
 def _try_forks(nodes: dict[str, Node], result: DemoResult, console: Console) -> None:
     """Show that witnesses refuse a log owner that presents two different histories."""
     victim, witness_brand = "airline", "supermarket"
@@ -138,7 +133,7 @@ def run_demo(base: Path, console: Console | None = None, rounds: int = 4) -> Dem
         )
         for node in nodes.values():
             node.store.ensure_log(PURCHASE_LOG, node.settings.origin(PURCHASE_LOG))
-            _audit(node, "node.start", logs=node.store.log_names())
+            node.audit("config.change", details={"event": "node.start", "logs": ",".join(node.store.log_names())})
         _append_and_witness(nodes, events, rounds, console)
         _try_forks(nodes, result, console)
         _export_and_verify(base, nodes, result, console)
@@ -161,7 +156,6 @@ def _append_and_witness(nodes: dict[str, Node], events: dict[str, list[bytes]], 
                 for i in range(0, len(chunk), BATCH):
                     log.append(chunk[i : i + BATCH])
                     progress.advance(task, len(chunk[i : i + BATCH]))
-                _audit(node, "ledger.checkpoint", round=r + 1, purchases=log.size)
                 for name in node.store.log_names():
                     outcomes = request_cosignatures(node.store.log(name), node.signer, _witnesses_for(brand, nodes))
                     for o in outcomes:

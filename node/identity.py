@@ -9,10 +9,15 @@ import secrets
 from dataclasses import dataclass
 from functools import cached_property
 from pathlib import Path
+from typing import Any
 
+from compliance.pseudonyms import Keyring
+from compliance.service import ConsentService
+from compliance.store import ComplianceStore
 from ledger import note
 from ledger.storage import LedgerStore, create_engine
 from ledger.witness import Witness
+from node.auth import Caller, Role, StaffKeys, current_caller
 from node.settings import (
     DEFAULT_LOGS,
     VKEY_FILE,
@@ -52,7 +57,7 @@ def init_node(data_dir: Path, node_id: str, **fields: object) -> NodeSettings:
     _write_private(data_dir / PSEUDONYM_KEY_FILE, secrets.token_hex(32) + "\n")
     write_config(settings)
     node = Node(settings)
-    node.store.create_schema()
+    node.create_schemas()
     for name in DEFAULT_LOGS:
         node.store.ensure_log(name, settings.origin(name))
     node.dispose()
@@ -78,7 +83,7 @@ class Node:
     def open(cls, data_dir: Path, **overrides: object) -> Node:
         """Open the node in ``data_dir`` and make sure its schema and default logs exist."""
         node = cls(load_settings(data_dir, **overrides))
-        node.store.create_schema()
+        node.create_schemas()
         for name in DEFAULT_LOGS:
             node.store.ensure_log(name, node.settings.origin(name))
         return node
@@ -123,6 +128,47 @@ class Node:
             return []
         key = self.peer_verifiers().get(node_id)
         return [key] if key else []
+
+    @cached_property
+    def keyring(self) -> Keyring:
+        """Members' pseudonym keys (crypto-shredding deletes them)."""
+        return Keyring(self.store.engine, self.settings.node_id)
+
+    @cached_property
+    def staff_keys(self) -> StaffKeys:
+        """Staff API keys, stored hashed."""
+        return StaffKeys(self.store.engine)
+
+    @cached_property
+    def consent(self) -> ConsentService:
+        """Notices, consent and the gate, auditing into this node's ``audit`` log."""
+        return ConsentService(ComplianceStore(self.store.engine), self.keyring, self.signer, self.audit)
+
+    def audit(self, action: str, **fields: Any) -> int:
+        """Append one audit event to the ``audit`` log; the actor is whoever this request acts for."""
+        from compliance.audit import Actor, AuditEvent, AuditTrail
+
+        caller = current_caller.get()
+        actor = Actor(type="service", id=self.settings.node_id, role="node")
+        if caller is not None:
+            actor = Actor(
+                type="member" if caller.role is Role.MEMBER else "staff",
+                id=self._actor_id(caller),
+                role=caller.role.value,
+            )
+        event = AuditEvent(node_id=self.settings.node_id, actor=actor, action=action, **fields)
+        return AuditTrail(self.store.log("audit"), self.settings.node_id).record(event)
+
+    def _actor_id(self, caller: Caller) -> str:
+        # members appear in the audit trail as pseudonyms, never by their brand reference
+        return self.keyring.pseudonym(caller.id, create=False) if caller.role is Role.MEMBER else caller.id
+
+    def create_schemas(self) -> None:
+        """Create every table this node uses (idempotent, safe from several processes)."""
+        self.store.create_schema()
+        self.keyring.create_schema()
+        self.staff_keys.create_schema()
+        ComplianceStore(self.store.engine).create_schema()
 
     @cached_property
     def witness(self) -> Witness:

@@ -11,6 +11,11 @@ from fastapi.responses import JSONResponse
 from sqlalchemy.exc import OperationalError
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
+from compliance.notices import NoticeError
+from compliance.pseudonyms import MemberErasedError
+from compliance.purposes import PurposeError
+from compliance.service import ConsentDenied, GuardianRequiredError, UnknownMemberError
+from compliance.store import DuplicateError
 from ledger.errors import LedgerError, StorageError, StorageUnavailableError, TreeSizeError
 
 PROBLEM_JSON = "application/problem+json"
@@ -66,6 +71,45 @@ def install(app: FastAPI) -> None:
     async def _validation(request: Request, exc: RequestValidationError) -> JSONResponse:
         errors = [{"loc": list(e.get("loc", ())), "msg": e.get("msg", "")} for e in exc.errors()]
         return problem_response(422, "the request is not valid", request, errors=errors)
+
+    @app.exception_handler(ConsentDenied)
+    async def _denied(request: Request, exc: ConsentDenied) -> JSONResponse:
+        return problem_response(
+            403,
+            str(exc),
+            request,
+            reason_code=exc.reason.value,
+            purpose=exc.purpose_code,
+            complaint_route="/v1/notices (rights.complaint)",
+        )
+
+    @app.exception_handler(UnknownMemberError)
+    async def _unknown_member(request: Request, exc: UnknownMemberError) -> JSONResponse:
+        return problem_response(404, str(exc), request)
+
+    @app.exception_handler(MemberErasedError)
+    async def _erased(request: Request, exc: MemberErasedError) -> JSONResponse:
+        return problem_response(410, "this member's data was erased", request)
+
+    @app.exception_handler(DuplicateError)
+    async def _duplicate(request: Request, exc: DuplicateError) -> JSONResponse:
+        return problem_response(409, str(exc), request)
+
+    @app.exception_handler(PermissionError)
+    async def _forbidden(request: Request, exc: PermissionError) -> JSONResponse:
+        return problem_response(403, str(exc), request, reason_code="guardian_consent_required")
+
+    @app.exception_handler(NoticeError)
+    async def _notice(request: Request, exc: NoticeError) -> JSONResponse:
+        return problem_response(422, str(exc), request)
+
+    @app.exception_handler(GuardianRequiredError)
+    async def _guardian(request: Request, exc: GuardianRequiredError) -> JSONResponse:
+        return problem_response(422, str(exc), request, reason_code="guardian_required")
+
+    @app.exception_handler(PurposeError)
+    async def _purpose(request: Request, exc: PurposeError) -> JSONResponse:
+        return problem_response(422, str(exc), request)
 
     @app.exception_handler(TreeSizeError)
     async def _size(request: Request, exc: TreeSizeError) -> JSONResponse:

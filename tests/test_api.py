@@ -15,6 +15,7 @@ from ledger.cosignature import verify_cosignatures
 from ledger.proof import verify_consistency, verify_inclusion
 from ledger.witness import AddCheckpoint
 from node.app import create_app
+from node.auth import Role
 from node.identity import Node, add_peer, init_node
 from node.settings import VKEY_FILE, Peer
 
@@ -34,7 +35,8 @@ def nodes(tmp_path: Path) -> Iterator[dict[str, Node]]:
 def client(nodes: dict[str, Node]) -> TestClient:
     log = nodes["a"].store.log("audit")
     log.append([f"event {i}".encode() for i in range(11)])
-    return TestClient(create_app(nodes["a"]), raise_server_exceptions=False)
+    key = nodes["a"].staff_keys.issue("ops", Role.OPERATOR)
+    return TestClient(create_app(nodes["a"]), raise_server_exceptions=False, headers={"Authorization": f"Bearer {key}"})
 
 
 @pytest.fixture

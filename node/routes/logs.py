@@ -10,7 +10,7 @@ from pydantic import BaseModel
 
 from ledger import note
 from node.problems import Problem
-from node.routes.deps import LogDep, NodeDep
+from node.routes.deps import LogDep, NodeDep, Staff
 
 router = APIRouter(prefix="/v1/logs", tags=["ledger"])
 Size = Annotated[int, Query(ge=0, le=2**62)]
@@ -65,8 +65,11 @@ def checkpoint(log: LogDep, node: NodeDep) -> PlainTextResponse:
 
 
 @router.get("/{name}/entries/{index}")
-def entry(log: LogDep, index: Annotated[int, Path(ge=0, le=2**62)], tree_size: Size | None = None) -> EntryProof:
-    """Entry ``index`` with its inclusion proof at ``tree_size`` (default: the current size)."""
+def entry(
+    log: LogDep, _: Staff, index: Annotated[int, Path(ge=0, le=2**62)], tree_size: Size | None = None
+) -> EntryProof:
+    """Entry ``index`` with its inclusion proof at ``tree_size`` (default: the current size). Staff only:
+    entries hold pseudonymised records; checkpoints and consistency proofs (hashes only) are public."""
     size = log.size if tree_size is None else tree_size
     if index >= size:
         raise Problem(404, f"entry {index} is not in the tree of size {size}")

@@ -1,0 +1,54 @@
+"""Operator endpoints: register members and issue member tokens for the brand's own app."""
+
+from __future__ import annotations
+
+from datetime import UTC, date, datetime
+from typing import Annotated
+
+from fastapi import APIRouter, Path
+from pydantic import BaseModel, Field
+
+from node.auth import DEFAULT_TOKEN_TTL, issue_member_token
+from node.problems import Problem
+from node.routes.deps import NodeDep, Operator
+
+router = APIRouter(prefix="/v1/members", tags=["members"])
+MemberRef = Annotated[str, Path(min_length=1, max_length=200, pattern=r"^[A-Za-z0-9._:-]+$")]
+
+
+class NewMember(BaseModel):
+    """A member joining the programme (the brand's own account reference)."""
+
+    member_ref: str = Field(min_length=1, max_length=200, pattern=r"^[A-Za-z0-9._:-]+$")
+    birth_date: date | None = None
+    guardian_ref: str | None = Field(default=None, max_length=200, pattern=r"^[A-Za-z0-9._:-]+$")
+
+
+class Token(BaseModel):
+    """A short-lived bearer token for one member."""
+
+    token: str
+    expires_at: datetime
+
+
+@router.post("", status_code=201)
+def register(node: NodeDep, _: Operator, member: NewMember) -> dict[str, str]:
+    """Register a member (under 14: a registered guardian is required)."""
+    if member.guardian_ref and node.consent.store.member(member.guardian_ref) is None:
+        raise Problem(422, f"guardian {member.guardian_ref!r} is not a registered member")
+    node.consent.register_member(member.member_ref, member.birth_date, member.guardian_ref)
+    return {"member_ref": member.member_ref}
+
+
+@router.post("/{member_ref}/token", status_code=201)
+def token(node: NodeDep, _: Operator, member_ref: MemberRef, ttl: int = DEFAULT_TOKEN_TTL) -> Token:
+    """Issue a token for a registered member, valid ``ttl`` seconds (at most one hour)."""
+    if not 60 <= ttl <= 3600:
+        raise Problem(422, "ttl must be between 60 and 3600 seconds")
+    if node.consent.store.member(member_ref) is None:
+        raise Problem(404, f"member {member_ref!r} is not registered here")
+    now = datetime.now(UTC)
+    return Token(
+        token=issue_member_token(node.signer, member_ref, ttl, now.timestamp()),
+        expires_at=datetime.fromtimestamp(int(now.timestamp()) + ttl, UTC),
+    )

@@ -1,0 +1,96 @@
+"""The consent API end to end: notices, member tokens, grant and withdraw, receipts, audit."""
+
+from __future__ import annotations
+
+import hashlib
+from pathlib import Path
+
+import pytest
+from compliance_fixtures import notice_data
+from fastapi.testclient import TestClient
+
+from compliance.audit import AuditEvent
+from compliance.receipts import verify_receipt
+from ledger import note
+from node.app import create_app
+from node.auth import Role
+from node.identity import Node, init_node
+from node.settings import VKEY_FILE
+
+
+@pytest.fixture
+def api(tmp_path: Path):  # type: ignore[no-untyped-def]
+    init_node(tmp_path / "n", "n.example")
+    node = Node.open(tmp_path / "n")
+    client = TestClient(create_app(node), raise_server_exceptions=False)
+    officer = {"Authorization": f"Bearer {node.staff_keys.issue('chen', Role.COMPLIANCE)}"}
+    operator = {"Authorization": f"Bearer {node.staff_keys.issue('olga', Role.OPERATOR)}"}
+    assert client.post("/v1/notices", json=notice_data(), headers=officer).status_code == 201
+    assert client.post("/v1/members", json={"member_ref": "M-1"}, headers=operator).status_code == 201
+    token = client.post("/v1/members/M-1/token", headers=operator).json()["token"]
+    yield client, node, {"Authorization": f"Bearer {token}"}, officer, tmp_path / "n"
+    node.dispose()
+
+
+def _audit_events(node: Node) -> list[AuditEvent]:
+    return [AuditEvent.from_bytes(e.data) for e in node.store.log("audit").entries()]
+
+
+def test_nothing_optional_is_on_for_a_new_member(api) -> None:  # type: ignore[no-untyped-def]
+    client, _, me, _, _ = api
+    states = client.get("/v1/me/consents", headers=me).json()
+    assert states
+    assert not any(s["allowed"] for s in states)
+
+
+def test_grant_then_withdraw_with_the_same_token(api) -> None:  # type: ignore[no-untyped-def]
+    client, _, me, _, data_dir = api
+    r = client.post("/v1/me/consents", json={"action": "grant", "purposes": ["joint_modeling"]}, headers=me)
+    assert r.status_code == 200
+    vkey = note.Verifier.from_vkey((data_dir / VKEY_FILE).read_text())
+    assert verify_receipt(r.json()["receipt"], vkey)["purposes"][0]["purpose"] == "joint_modeling"
+    assert {s["purpose"]: s["allowed"] for s in client.get("/v1/me/consents", headers=me).json()}["joint_modeling"]
+    r = client.post("/v1/me/consents", json={"action": "withdraw", "purposes": ["joint_modeling"]}, headers=me)
+    assert r.status_code == 200
+    state = {s["purpose"]: s for s in client.get("/v1/me/consents", headers=me).json()}["joint_modeling"]
+    assert state == {"purpose": "joint_modeling", "allowed": False, "reason": "consent_withdrawn"}
+    assert len(client.get("/v1/me/receipts", headers=me).json()) == 2
+
+
+def test_consent_changes_are_audited_under_the_pseudonym_only(api) -> None:  # type: ignore[no-untyped-def]
+    client, node, me, _, _ = api
+    client.post("/v1/me/consents", json={"action": "grant", "purposes": ["marketing", "personalization"]}, headers=me)
+    events = [e for e in _audit_events(node) if e.action == "consent.grant"]
+    assert sorted(e.purpose_code for e in events) == ["marketing", "personalization"]
+    pseudonym = node.keyring.pseudonym("M-1", create=False)
+    assert all(e.subject_pseudo_ids == (pseudonym,) and e.actor.id == pseudonym for e in events)
+    assert not any(b"M-1" in e.data for e in node.store.log("audit").entries())
+
+
+def test_the_notice_is_served_as_the_exact_bytes_consent_pinned(api) -> None:  # type: ignore[no-untyped-def]
+    client, node, me, _, _ = api
+    client.post("/v1/me/consents", json={"action": "grant", "purposes": ["marketing"]}, headers=me)
+    [record] = node.consent.store.history(node.keyring.pseudonym("M-1", create=False))
+    body = client.get(f"/v1/notices/{record.notice_version}").content
+    assert hashlib.sha256(body).hexdigest() == record.notice_sha256
+
+
+def test_an_incomplete_notice_is_refused_naming_the_missing_field(api) -> None:  # type: ignore[no-untyped-def]
+    client, _, _, officer, _ = api
+    bad = notice_data(version=2)
+    del bad["rights"]["withdraw_consent"]
+    r = client.post("/v1/notices", json=bad, headers=officer)
+    assert r.status_code == 422
+    assert "withdraw_consent" in r.json()["detail"]
+
+
+def test_unknown_purposes_and_empty_changes_are_4xx(api) -> None:  # type: ignore[no-untyped-def]
+    client, _, me, _, _ = api
+    assert client.post("/v1/me/consents", json={"action": "grant", "purposes": ["spam"]}, headers=me).status_code == 422
+    assert client.post("/v1/me/consents", json={"action": "grant", "purposes": []}, headers=me).status_code == 422
+    assert (
+        client.post("/v1/me/consents", json={"action": "sell", "purposes": ["marketing"]}, headers=me).status_code
+        == 422
+    )
+    core = client.post("/v1/me/consents", json={"action": "grant", "purposes": ["loyalty.core"]}, headers=me)
+    assert core.status_code == 422
