@@ -95,7 +95,8 @@ class ConsentService:
         self.store.add_member(member_ref, birth_date, guardian_ref)
         return self.keyring.pseudonym(member_ref)
 
-    def _pseudonym(self, member_ref: str) -> str:
+    def member_pseudonym(self, member_ref: str) -> str:
+        """The pseudonym of a registered member (404-style error if unknown, 410 if erased)."""
         if self.store.member(member_ref) is None:
             raise UnknownMemberError(f"member {member_ref!r} is not registered here")
         return self.keyring.pseudonym(member_ref, create=False)
@@ -119,7 +120,7 @@ class ConsentService:
         """Grant, withdraw or renew purposes (one record each, never bundled); return the signed receipt."""
         if not purpose_codes:
             raise PurposeError("name at least one purpose")
-        member = self._pseudonym(member_ref)
+        member = self.member_pseudonym(member_ref)
         notice = self.current_notice()
         cat = catalogue()
         purposes = [cat.purpose(code) for code in dict.fromkeys(purpose_codes)]
@@ -147,7 +148,7 @@ class ConsentService:
 
     def decisions(self, member_ref: str) -> dict[str, Decision]:
         """The current decision for every optional purpose the member has a record for, plus the rest."""
-        member = self._pseudonym(member_ref)
+        member = self.member_pseudonym(member_ref)
         history = self.store.history(member)
         codes = dict.fromkeys([*catalogue().optional_codes(), *(r.purpose_code for r in history)])
         return {code: self._decide(member_ref, history, code) for code in codes}
@@ -181,7 +182,7 @@ class ConsentService:
         """
         family = purpose_code.rstrip(":") + ":"
         code = f"{family}{recipient}" if recipient and family in catalogue().families else purpose_code
-        member = self._pseudonym(member_ref)
+        member = self.member_pseudonym(member_ref)
         decision = self._decide(member_ref, self.store.history(member), code)
         if not decision.allowed:
             action = "pi.provide.denied" if recipient else "gate.denied"

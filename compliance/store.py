@@ -4,12 +4,13 @@ from __future__ import annotations
 
 from datetime import UTC, date, datetime
 
-from sqlalchemy import Engine, Text, insert, select
+from sqlalchemy import Engine, Text, delete, insert, select, update
 from sqlalchemy.exc import IntegrityError
 from sqlmodel import Column, Field, SQLModel
 
 from compliance.consent import ConsentAction, ConsentRecord
 from compliance.notices import Notice, canonical_json, parse_notice
+from compliance.rights import RequestKind, RightsRequest, Step, StepRecord, rebuild
 
 
 def _now() -> datetime:
@@ -28,6 +29,7 @@ class MemberRecord(SQLModel, table=True):
     member_ref: str = Field(primary_key=True, max_length=200)
     birth_date: date | None = None
     guardian_ref: str | None = Field(default=None, max_length=200)
+    legal_hold: bool = False  # storage only: erasure is refused while set (PIPL Art. 47 para. 2)
     created_at: datetime = Field(default_factory=_now)
 
 
@@ -58,7 +60,27 @@ class ConsentRow(SQLModel, table=True):
     receipt: str = Field(sa_column=Column(Text, nullable=False))
 
 
-TABLES = [t.__table__ for t in (MemberRecord, NoticeRecord, ConsentRow)]
+class RightsRequestRow(SQLModel, table=True):
+    """A rights request: who (pseudonym), what, when received."""
+
+    __tablename__ = "compliance_dsr"
+    dsr_id: str = Field(primary_key=True, max_length=32)
+    member: str = Field(index=True, max_length=64)
+    kind: str = Field(max_length=20)
+    received_at: datetime
+
+
+class RightsStepRow(SQLModel, table=True):
+    """One lifecycle step of a request (append-only)."""
+
+    __tablename__ = "compliance_dsr_step"
+    dsr_id: str = Field(primary_key=True, max_length=32)
+    step: str = Field(primary_key=True, max_length=20)
+    at: datetime
+    reason_code: str | None = Field(default=None, max_length=100)
+
+
+TABLES = [t.__table__ for t in (MemberRecord, NoticeRecord, ConsentRow, RightsRequestRow, RightsStepRow)]
 
 
 class DuplicateError(ValueError):
@@ -87,6 +109,55 @@ class ComplianceStore:
                 )
         except IntegrityError as exc:
             raise DuplicateError(f"member {member_ref!r} is already registered") from exc
+
+    def delete_member(self, member_ref: str) -> bool:
+        """Remove a member's record (erasure); return whether there was one."""
+        t = MemberRecord.__table__
+        with self.engine.begin() as conn:
+            return conn.execute(delete(t).where(t.c.member_ref == member_ref)).rowcount == 1
+
+    def correct_member(self, member_ref: str, **fields: object) -> None:
+        """Correct a member's own data (PIPL Art. 46)."""
+        t = MemberRecord.__table__
+        with self.engine.begin() as conn:
+            conn.execute(update(t).where(t.c.member_ref == member_ref).values(**fields))
+
+    # rights requests
+    def save_request(self, req: RightsRequest) -> None:
+        """Store a request's new steps (and the request itself the first time)."""
+        with self.engine.begin() as conn:
+            known = {
+                r
+                for r in conn.execute(
+                    select(RightsStepRow.__table__.c.step).where(RightsStepRow.__table__.c.dsr_id == req.dsr_id)
+                ).scalars()
+            }
+            if not known:
+                conn.execute(
+                    insert(RightsRequestRow.__table__).values(
+                        dsr_id=req.dsr_id, member=req.member, kind=req.kind.value, received_at=req.received_at
+                    )
+                )
+            new = [s for s in req.steps if s.step.value not in known]
+            if new:
+                conn.execute(
+                    insert(RightsStepRow.__table__),
+                    [{"dsr_id": s.dsr_id, "step": s.step.value, "at": s.at, "reason_code": s.reason_code} for s in new],
+                )
+
+    def requests(self, member: str | None = None) -> list[RightsRequest]:
+        """Requests (of one member, or all), oldest first, with their derived state."""
+        rt, st = RightsRequestRow.__table__, RightsStepRow.__table__
+        with self.engine.connect() as conn:
+            query = select(rt).order_by(rt.c.received_at)
+            if member is not None:
+                query = query.where(rt.c.member == member)
+            heads = conn.execute(query).all()
+            steps = conn.execute(select(st)).all()
+        by_id: dict[str, list[StepRecord]] = {}
+        for s in steps:
+            by_id.setdefault(s.dsr_id, []).append(StepRecord(s.dsr_id, Step(s.step), _aware(s.at), s.reason_code))  # type: ignore[arg-type]
+        return [rebuild(h.member, RequestKind(h.kind), by_id.get(h.dsr_id, [])) for h in heads]
 
     def member(self, member_ref: str) -> MemberRecord | None:
         """The member, or None."""

@@ -12,6 +12,7 @@ from pathlib import Path
 from typing import Any
 
 from compliance.pseudonyms import Keyring
+from compliance.rights_service import RightsService
 from compliance.service import ConsentService
 from compliance.store import ComplianceStore
 from ledger import note
@@ -143,6 +144,22 @@ class Node:
     def consent(self) -> ConsentService:
         """Notices, consent and the gate, auditing into this node's ``audit`` log."""
         return ConsentService(ComplianceStore(self.store.engine), self.keyring, self.signer, self.audit)
+
+    @cached_property
+    def rights(self) -> RightsService:
+        """Rights requests: access, correction, erasure."""
+        return RightsService(self.consent, self.audit_events_about)
+
+    def audit_events_about(self, pseudonym: str) -> list[dict[str, Any]]:
+        """Every audit event naming ``pseudonym`` as subject or actor (a full scan of the audit log)."""
+        from compliance.audit import AuditTrail
+
+        trail = AuditTrail(self.store.log("audit"), self.settings.node_id)
+        return [
+            {"index": i, **e.model_dump(mode="json")}
+            for i, e in trail.events()
+            if pseudonym in e.subject_pseudo_ids or e.actor.id == pseudonym
+        ]
 
     def audit(self, action: str, **fields: Any) -> int:
         """Append one audit event to the ``audit`` log; the actor is whoever this request acts for."""

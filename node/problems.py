@@ -14,6 +14,7 @@ from starlette.exceptions import HTTPException as StarletteHTTPException
 from compliance.notices import NoticeError
 from compliance.pseudonyms import MemberErasedError
 from compliance.purposes import PurposeError
+from compliance.rights_service import COMPLAINT_ROUTE, RequestRefused
 from compliance.service import ConsentDenied, GuardianRequiredError, UnknownMemberError
 from compliance.store import DuplicateError
 from ledger.errors import LedgerError, StorageError, StorageUnavailableError, TreeSizeError
@@ -102,6 +103,17 @@ def install(app: FastAPI) -> None:
     @app.exception_handler(NoticeError)
     async def _notice(request: Request, exc: NoticeError) -> JSONResponse:
         return problem_response(422, str(exc), request)
+
+    @app.exception_handler(RequestRefused)
+    async def _refused(request: Request, exc: RequestRefused) -> JSONResponse:
+        return problem_response(
+            409,
+            str(exc),
+            request,
+            reason_code=exc.reason_code,
+            request_id=exc.request.dsr_id,
+            complaint_route=COMPLAINT_ROUTE,
+        )
 
     @app.exception_handler(GuardianRequiredError)
     async def _guardian(request: Request, exc: GuardianRequiredError) -> JSONResponse:

@@ -32,7 +32,13 @@ ENDPOINTS = [
     ("GET", "/v1/me/consents", None, {MEMBER}),
     ("POST", "/v1/me/consents", {"action": "grant", "purposes": ["marketing"]}, {MEMBER}),
     ("GET", "/v1/me/receipts", None, {MEMBER}),
+    ("GET", "/v1/me/data", None, {MEMBER}),
+    ("POST", "/v1/me/corrections", {"birth_date": "1990-01-02"}, {MEMBER}),
+    ("GET", "/v1/me/requests", None, {MEMBER}),
+    ("POST", "/v1/me/erasure", None, {MEMBER}),
 ]
+# not walked here: the witness endpoint authenticates by the checkpoint's signature (tests/test_api.py)
+SIGNATURE_AUTHENTICATED = {("POST", "/v1/witness/add-checkpoint")}
 
 
 @pytest.fixture
@@ -98,3 +104,21 @@ def test_a_revoked_staff_key_stops_working(world) -> None:  # type: ignore[no-un
     key = headers[OPERATOR]["Authorization"].split()[1]
     assert node.staff_keys.revoke(key.split("_")[1])
     assert client.post("/v1/members", json={"member_ref": "X"}, headers=headers[OPERATOR]).status_code == 401
+
+
+def test_the_walk_covers_every_route_of_the_app(world) -> None:  # type: ignore[no-untyped-def]
+    client, _ = world
+    walked = {(m, p.split("?")[0]) for m, p, _, _ in ENDPOINTS} | SIGNATURE_AUTHENTICATED
+    templates = {
+        "/v1/logs/{name}/checkpoint": "/v1/logs/audit/checkpoint",
+        "/v1/logs/{name}/consistency": "/v1/logs/audit/consistency",
+        "/v1/logs/{name}/entries/{index}": "/v1/logs/audit/entries/0",
+        "/v1/notices/{version}": "/v1/notices/1",
+        "/v1/members/{member_ref}/token": "/v1/members/M-1/token",
+    }
+    for route in client.app.routes:
+        path = getattr(route, "path", "")
+        if path.startswith(("/docs", "/redoc", "/openapi")):
+            continue
+        for method in getattr(route, "methods", set()) - {"HEAD", "OPTIONS"}:
+            assert (method, templates.get(path, path)) in walked, f"{method} {path} is not in the role walk"

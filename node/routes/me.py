@@ -2,12 +2,14 @@
 
 from __future__ import annotations
 
-from typing import Literal
+from datetime import date, datetime
+from typing import Any, Literal
 
 from fastapi import APIRouter
 from pydantic import BaseModel, Field
 
 from compliance.consent import ConsentAction
+from compliance.rights import RightsRequest
 from node.routes.deps import Member, NodeDep
 
 router = APIRouter(prefix="/v1/me", tags=["me"])
@@ -54,3 +56,49 @@ def receipts(node: NodeDep, me: Member) -> list[Receipt]:
     """Every receipt issued to this member, oldest first."""
     member = node.keyring.pseudonym(me.id, create=False)
     return [Receipt(receipt=r) for r in node.consent.store.receipts(member)]
+
+
+class Correction(BaseModel):
+    """Fields the member corrects."""
+
+    birth_date: date | None = None
+
+
+class RequestState(BaseModel):
+    """A rights request and where it stands."""
+
+    id: str
+    kind: str
+    state: str
+    received_at: datetime
+    deadline: date
+
+
+def _state(req: RightsRequest) -> RequestState:
+    return RequestState(
+        id=req.dsr_id, kind=req.kind.value, state=str(req.state), received_at=req.received_at, deadline=req.deadline
+    )
+
+
+@router.get("/data")
+def my_data(node: NodeDep, me: Member) -> dict[str, Any]:
+    """Access and copy: everything this node holds about the member, as JSON (PIPL Art. 45)."""
+    return node.rights.access(me.id)
+
+
+@router.post("/corrections")
+def correct(node: NodeDep, me: Member, correction: Correction) -> RequestState:
+    """Correct the member's own data (PIPL Art. 46)."""
+    return _state(node.rights.correct(me.id, birth_date=correction.birth_date))
+
+
+@router.post("/erasure")
+def erase(node: NodeDep, me: Member) -> RequestState:
+    """Erase the member: data and pseudonym key deleted; logs stay verifiable but unlinkable (Art. 47)."""
+    return _state(node.rights.erase(me.id))
+
+
+@router.get("/requests")
+def my_requests(node: NodeDep, me: Member) -> list[RequestState]:
+    """The member's rights requests with their state and deadline."""
+    return [_state(r) for r in node.rights.requests(me.id)]

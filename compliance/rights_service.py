@@ -1,0 +1,126 @@
+"""Serving rights requests: access and copy, correction, erasure by crypto-shredding."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass
+from datetime import UTC, date, datetime
+from typing import Any
+
+from compliance.rights import RequestKind, RightsRequest, Step, new_request
+from compliance.service import ConsentService
+
+COMPLAINT_ROUTE = "the notice's rights.complaint contact, or the provincial CAC"
+
+
+class RequestRefused(Exception):
+    """A request refused with a reason code (HTTP 409 or 403 depending on the reason)."""
+
+    def __init__(self, request: RightsRequest, reason_code: str, message: str) -> None:
+        super().__init__(message)
+        self.request = request
+        self.reason_code = reason_code
+
+
+@dataclass
+class RightsService:
+    """Rights requests of members authenticated by the brand's app (their identity is verified)."""
+
+    consent: ConsentService
+    events_about: Callable[[str], list[dict[str, Any]]]  # audit events naming a pseudonym
+
+    def _open(self, member_ref: str, kind: RequestKind) -> tuple[str, RightsRequest]:
+        member = self.consent.member_pseudonym(member_ref)
+        req = new_request(member, kind)
+        self._step(req, Step.RECEIVED)
+        req = req.advance(Step.VERIFIED)
+        self._step(req, Step.VERIFIED)
+        return member, req
+
+    def _step(self, req: RightsRequest, step: Step, reason: str | None = None) -> None:
+        self.consent.store.save_request(req)
+        self.consent.audit(
+            f"dsr.{step.value}",
+            subject_pseudo_ids=[req.member],
+            dsr_id=req.dsr_id,
+            outcome="denied" if step is Step.REFUSED else "ok",
+            reason_code=reason,
+            details={"kind": req.kind.value, "deadline": req.deadline.isoformat()},
+        )
+
+    def _finish(self, req: RightsRequest) -> RightsRequest:
+        req = req.advance(Step.COMPLETED)
+        self._step(req, Step.COMPLETED)
+        return req
+
+    def _refuse(self, req: RightsRequest, reason: str, message: str) -> None:
+        req = req.advance(Step.REFUSED, reason_code=reason)
+        self._step(req, Step.REFUSED, reason)
+        raise RequestRefused(req, reason, f"{message} (reason {reason}; complaints: {COMPLAINT_ROUTE})")
+
+    def access(self, member_ref: str) -> dict[str, Any]:
+        """Everything this node holds about the member, machine-readable (PIPL Art. 45)."""
+        member, req = self._open(member_ref, RequestKind.ACCESS)
+        record = self.consent.store.member(member_ref)
+        data = {
+            "format": "alliance-member-data/1",
+            "node_id": self.consent.signer.name,
+            "generated_at": datetime.now(UTC).isoformat(),
+            "request_id": req.dsr_id,
+            "member": record.model_dump(mode="json") if record else None,
+            "pseudonym": member,
+            "consent_decisions": {
+                code: {"allowed": d.allowed, "reason": d.reason.value}
+                for code, d in self.consent.decisions(member_ref).items()
+            },
+            "consent_history": [
+                {
+                    "consent_id": r.consent_id,
+                    "purpose": r.purpose_code,
+                    "action": r.action.value,
+                    "at": r.at.isoformat(),
+                    "notice_version": r.notice_version,
+                    "actor": r.actor,
+                }
+                for r in self.consent.store.history(member)
+            ],
+            "receipts": self.consent.store.receipts(member),
+            "rights_requests": [
+                {"id": r.dsr_id, "kind": r.kind.value, "state": str(r.state), "deadline": r.deadline.isoformat()}
+                for r in self.consent.store.requests(member)
+            ],
+            "audit_events": self.events_about(member),
+        }
+        self._finish(req)
+        return data
+
+    def correct(self, member_ref: str, *, birth_date: date | None = None) -> RightsRequest:
+        """Correct the member's own data (propagation to recipients arrives with exchange links)."""
+        _, req = self._open(member_ref, RequestKind.CORRECTION)
+        if birth_date is None:
+            self._refuse(req, "nothing_to_correct", "the request names no field to correct")
+        self.consent.store.correct_member(member_ref, birth_date=birth_date)
+        self.consent.audit(
+            "pi.update", subject_pseudo_ids=[req.member], dsr_id=req.dsr_id, details={"field": "birth_date"}
+        )
+        return self._finish(req)
+
+    def erase(self, member_ref: str) -> RightsRequest:
+        """Delete the member's data and key: logs keep verifying, their pseudonym links to no one."""
+        _, req = self._open(member_ref, RequestKind.ERASURE)
+        record = self.consent.store.member(member_ref)
+        if record is not None and record.legal_hold:
+            self._refuse(req, "legal_hold", "the data is under a legal hold: it is kept for storage only")
+        req = self._finish(req)  # audited while the pseudonym can still be named
+        self.consent.store.delete_member(member_ref)
+        self.consent.keyring.shred(member_ref)
+        return req
+
+    def requests(self, member_ref: str) -> list[RightsRequest]:
+        """The member's requests with state and deadline."""
+        return self.consent.store.requests(self.consent.member_pseudonym(member_ref))
+
+    def overdue(self, today: date | None = None) -> list[RightsRequest]:
+        """Open requests past their deadline (to escalate)."""
+        day = today or datetime.now(UTC).date()
+        return [r for r in self.consent.store.requests() if r.overdue(day)]

@@ -1,0 +1,113 @@
+"""Rights requests: lifecycle and deadlines (pure), access, correction and crypto-shredding erasure."""
+
+from __future__ import annotations
+
+import io
+from datetime import UTC, date, datetime
+from pathlib import Path
+
+import pytest
+from compliance_fixtures import notice_data
+
+from compliance.consent import ConsentAction
+from compliance.notices import parse_notice
+from compliance.pseudonyms import MemberErasedError, pseudonym_of
+from compliance.rights import LifecycleError, RequestKind, Step, new_request, working_days_after
+from compliance.rights_service import RequestRefused
+from ledger.export import export_log, verify_export
+from node.identity import Node, init_node
+
+FRIDAY = date(2026, 11, 20)
+
+
+def test_working_days_skip_weekends() -> None:
+    assert working_days_after(FRIDAY, 1) == date(2026, 11, 23)
+    assert working_days_after(FRIDAY, 15) == date(2026, 12, 11)
+
+
+def test_a_request_is_due_15_working_days_after_receipt() -> None:
+    req = new_request("a" * 32, RequestKind.ERASURE, at=datetime(2026, 11, 20, 9, tzinfo=UTC))
+    assert req.deadline == date(2026, 12, 11)
+    assert not req.overdue(date(2026, 12, 11))
+    assert req.overdue(date(2026, 12, 12))
+    assert not req.advance(Step.VERIFIED).advance(Step.COMPLETED).overdue(date(2027, 1, 1))
+
+
+@pytest.mark.parametrize(
+    "steps",
+    [[Step.COMPLETED], [Step.VERIFIED, Step.RECEIVED], [Step.VERIFIED, Step.COMPLETED, Step.REFUSED]],
+)
+def test_steps_must_follow_the_lifecycle(steps: list[Step]) -> None:
+    req = new_request("a" * 32, RequestKind.ACCESS)
+    for s in steps[:-1]:
+        req = req.advance(s, reason_code="x")
+    with pytest.raises(LifecycleError):
+        req.advance(steps[-1], reason_code="x")
+
+
+def test_a_refusal_needs_a_reason_code() -> None:
+    with pytest.raises(LifecycleError, match="reason"):
+        new_request("a" * 32, RequestKind.ACCESS).advance(Step.REFUSED)
+
+
+@pytest.fixture
+def node(tmp_path: Path):  # type: ignore[no-untyped-def]
+    init_node(tmp_path / "n", "n.example")
+    n = Node.open(tmp_path / "n")
+    n.consent.publish_notice(parse_notice(notice_data()))
+    n.consent.register_member("M-1", date(1990, 1, 1))
+    n.consent.change("M-1", ["marketing"], ConsentAction.GRANT)
+    yield n
+    n.dispose()
+
+
+def test_access_returns_everything_held_machine_readable(node: Node) -> None:
+    data = node.rights.access("M-1")
+    assert data["member"]["member_ref"] == "M-1"
+    assert [c["purpose"] for c in data["consent_history"]] == ["marketing"]
+    assert len(data["receipts"]) == 1
+    assert data["consent_decisions"]["marketing"]["allowed"]
+    assert {e["action"] for e in data["audit_events"]} >= {"consent.grant", "dsr.received", "dsr.verified"}
+
+
+def test_every_request_step_is_recorded_and_audited(node: Node) -> None:
+    node.rights.access("M-1")
+    [req] = node.rights.requests("M-1")
+    assert [s.step for s in req.steps] == [Step.RECEIVED, Step.VERIFIED, Step.COMPLETED]
+    actions = [e["action"] for e in node.audit_events_about(node.keyring.pseudonym("M-1", create=False))]
+    assert actions[-3:] == ["dsr.received", "dsr.verified", "dsr.completed"]
+
+
+def test_correction_changes_the_record_and_is_logged(node: Node) -> None:
+    node.rights.correct("M-1", birth_date=date(1991, 2, 3))
+    assert node.consent.store.member("M-1").birth_date == date(1991, 2, 3)
+    pseudonym = node.keyring.pseudonym("M-1", create=False)
+    assert "pi.update" in [e["action"] for e in node.audit_events_about(pseudonym)]
+
+
+def test_erasure_shreds_the_member_and_leaves_the_ledger_verifiable_but_unlinkable(node: Node) -> None:
+    pseudonym = node.keyring.pseudonym("M-1", create=False)
+    assert node.audit_events_about(pseudonym)  # the audit log names this pseudonym
+    node.rights.erase("M-1")
+    assert node.consent.store.member("M-1") is None
+    with pytest.raises(MemberErasedError):
+        node.keyring.pseudonym("M-1", create=False)
+    buf = io.BytesIO()
+    export_log(node.store.log("audit"), node.signer, buf)
+    buf.seek(0)
+    assert verify_export(buf, node.signer.verifier()).size == node.store.log("audit").size
+    # without the shredded key, no one can recompute the pseudonym; a new key gives another one
+    assert pseudonym_of(b"\x00" * 32, node.settings.node_id, "M-1") != pseudonym
+    node.consent.register_member("M-1")
+    assert node.keyring.pseudonym("M-1", create=False) != pseudonym
+
+
+def test_erasure_under_legal_hold_is_refused_with_a_reason_and_audited(node: Node) -> None:
+    node.consent.store.correct_member("M-1", legal_hold=True)
+    with pytest.raises(RequestRefused) as refused:
+        node.rights.erase("M-1")
+    assert refused.value.reason_code == "legal_hold"
+    assert "complaints" in str(refused.value)
+    [req] = node.rights.requests("M-1")
+    assert req.state is Step.REFUSED
+    assert node.consent.store.member("M-1") is not None
