@@ -6,7 +6,7 @@ from fastapi import FastAPI
 
 from node import problems
 from node.identity import Node
-from node.routes import health, logs, me, members, notices, witness
+from node.routes import audit, health, logs, me, members, notices, witness
 
 
 def create_app(node: Node) -> FastAPI:
@@ -24,4 +24,5 @@ def create_app(node: Node) -> FastAPI:
     app.include_router(notices.router)
     app.include_router(members.router)
     app.include_router(me.router)
+    app.include_router(audit.router)
     return app

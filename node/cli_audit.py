@@ -89,9 +89,8 @@ def audit_export(
     recipient: Annotated[str | None, typer.Option("--recipient", help="The id of a recipient of PI.")] = None,
 ) -> None:
     """Export the audit events a filter selects, with inclusion proofs and a signed manifest; the export is audited."""
-    from compliance.audit import Actor, AuditEvent, AuditTrail
-    from compliance.audit_bundle import export_bundle
     from compliance.pseudonyms import Keyring, MemberErasedError
+    from node.auth import Caller, Role, current_caller
 
     when_from, when_to = _when(from_ts, "--from"), _when(to_ts, "--to")
     node = cli._open(data_dir)
@@ -109,24 +108,15 @@ def audit_export(
     )
     log = node.store.log("audit")
     tmp = out_file.with_name(out_file.name + ".partial")
+    token = current_caller.set(Caller(Role.OPERATOR, "cli"))  # the export is audited as the CLI operator's
     try:
         with cli._progress("exporting audit", log.size) as advance, open(tmp, "wb") as f:
-            manifest = export_bundle(log, node.signer, flt, f, progress=advance)
-        details: dict[str, str | int | None] = {f"filter.{k}": v for k, v in flt.to_dict().items()}
-        details |= {"count": manifest.count, "tree_size": manifest.tree_size, "events_sha256": manifest.events_sha256}
-        AuditTrail(log, node.settings.node_id).record(
-            AuditEvent(
-                node_id=node.settings.node_id,
-                actor=Actor(type="staff", id="cli", role="operator"),
-                action="audit.export",
-                subject_pseudo_ids=[subject] if subject else [],
-                record_count=manifest.count,
-                details=details,
-            )
-        )
+            manifest = node.export_audit(flt, f, progress=advance)
     except BaseException:
         tmp.unlink(missing_ok=True)  # no bundle leaves the node unless its export is in the audit trail
         raise
+    finally:
+        current_caller.reset(token)
     tmp.replace(out_file)
     cli.err.print(f"exported {manifest.count} of {manifest.tree_size} audit events to {out_file}", highlight=False)
 

@@ -6,10 +6,11 @@ import hashlib
 import hmac
 import os
 import secrets
+from collections.abc import Callable
 from dataclasses import dataclass
 from functools import cached_property
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any, BinaryIO
 
 from compliance.pseudonyms import Keyring
 from compliance.rights_service import RightsService
@@ -28,6 +29,9 @@ from node.settings import (
     load_settings,
     write_config,
 )
+
+if TYPE_CHECKING:
+    from compliance.audit import AuditFilter
 
 PSEUDONYM_KEY_FILE = "pseudonym.key"
 
@@ -175,6 +179,24 @@ class Node:
             )
         event = AuditEvent(node_id=self.settings.node_id, actor=actor, action=action, **fields)
         return AuditTrail(self.store.log("audit"), self.settings.node_id).record(event)
+
+    def export_audit(self, flt: AuditFilter, out: BinaryIO, progress: Callable[[int], None] | None = None) -> Any:
+        """Write an audit bundle for ``flt`` and record the export itself in the audit trail.
+
+        The caller keeps the bundle only if this returns: the export is audited first.
+        """
+        from compliance.audit_bundle import export_bundle
+
+        manifest = export_bundle(self.store.log("audit"), self.signer, flt, out, progress=progress)
+        details: dict[str, str | int | None] = {f"filter.{k}": v for k, v in flt.to_dict().items()}
+        details |= {"count": manifest.count, "tree_size": manifest.tree_size, "events_sha256": manifest.events_sha256}
+        self.audit(
+            "audit.export",
+            subject_pseudo_ids=[flt.subject] if flt.subject else [],
+            record_count=manifest.count,
+            details=details,
+        )
+        return manifest
 
     def _actor_id(self, caller: Caller) -> str:
         # members appear in the audit trail as pseudonyms, never by their brand reference

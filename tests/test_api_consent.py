@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import hashlib
+import io
 from pathlib import Path
 
 import pytest
@@ -94,3 +95,25 @@ def test_unknown_purposes_and_empty_changes_are_4xx(api) -> None:  # type: ignor
     )
     core = client.post("/v1/me/consents", json={"action": "grant", "purposes": ["loyalty.core"]}, headers=me)
     assert core.status_code == 422
+
+
+def test_a_compliance_officer_downloads_a_bundle_that_verifies_offline(api, tmp_path: Path) -> None:  # type: ignore[no-untyped-def]
+    client, node, me, officer, data_dir = api
+    client.post("/v1/me/consents", json={"action": "grant", "purposes": ["marketing"]}, headers=me)
+    r = client.get("/v1/audit/bundle", params={"action": "consent.", "member": "M-1"}, headers=officer)
+    assert r.status_code == 200
+    from compliance.audit_bundle import verify_bundle
+
+    verified = verify_bundle(io.BytesIO(r.content), note.Verifier.from_vkey((data_dir / VKEY_FILE).read_text()))
+    assert verified.count == 1
+    last = _audit_events(node)[-1]
+    assert last.action == "audit.export"
+    assert last.actor.role == "compliance"
+
+
+def test_a_bad_audit_filter_is_422(api) -> None:  # type: ignore[no-untyped-def]
+    client, _, _, officer, _ = api
+    r = client.get(
+        "/v1/audit/bundle", params={"from": "2026-02-01T00:00:00Z", "to": "2026-01-01T00:00:00Z"}, headers=officer
+    )
+    assert r.status_code == 422

@@ -36,6 +36,7 @@ ENDPOINTS = [
     ("POST", "/v1/me/corrections", {"birth_date": "1990-01-02"}, {MEMBER}),
     ("GET", "/v1/me/requests", None, {MEMBER}),
     ("POST", "/v1/me/erasure", None, {MEMBER}),
+    ("GET", "/v1/audit/bundle?action=consent.", None, {COMPLIANCE}),
 ]
 # not walked here: the witness endpoint authenticates by the checkpoint's signature (tests/test_api.py)
 SIGNATURE_AUTHENTICATED = {("POST", "/v1/witness/add-checkpoint")}
