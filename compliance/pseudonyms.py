@@ -66,6 +66,25 @@ class Keyring:
                     key = conn.execute(select(t.c.key).where(t.c.member_ref == member_ref)).scalar_one()
         return pseudonym_of(bytes(key), self.node_id, member_ref)
 
+    def pseudonyms(self, member_refs: list[str]) -> dict[str, str]:
+        """Pseudonyms of many members, creating missing keys in one transaction (bulk registration)."""
+        t = MemberKeyRecord.__table__
+        keys: dict[str, bytes] = {}
+        with self.engine.begin() as conn:
+            for start in range(0, len(member_refs), 500):
+                chunk = member_refs[start : start + 500]
+                rows = conn.execute(select(t.c.member_ref, t.c.key).where(t.c.member_ref.in_(chunk))).all()
+                keys.update({r.member_ref: bytes(r.key) for r in rows})
+            missing = [
+                {"member_ref": m, "key": secrets.token_bytes(32), "created_at": _now()}
+                for m in dict.fromkeys(member_refs)
+                if m not in keys
+            ]
+            if missing:
+                conn.execute(insert(t), missing)
+                keys.update({row["member_ref"]: row["key"] for row in missing})
+        return {m: pseudonym_of(keys[m], self.node_id, m) for m in member_refs}
+
     def shred(self, member_ref: str) -> bool:
         """Delete the member's key; return whether there was one."""
         t = MemberKeyRecord.__table__

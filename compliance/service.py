@@ -6,7 +6,7 @@ grant or withdrawal returns a signed receipt.
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from datetime import UTC, date, datetime
 from typing import Any, Protocol
@@ -48,6 +48,18 @@ class UnknownMemberError(LookupError):
     """The member reference is not registered at this node (HTTP 404)."""
 
 
+@dataclass(frozen=True)
+class ConsentChange:
+    """One member's grant, withdrawal or renewal of some purposes."""
+
+    member_ref: str
+    purposes: tuple[str, ...]
+    action: ConsentAction
+    actor: str = "self"
+    collection_method: str = "api"
+    expires_at: datetime | None = None
+
+
 @dataclass
 class ConsentService:
     """Members' consents: grant, withdraw, renew, state; notices; the gate."""
@@ -56,6 +68,7 @@ class ConsentService:
     keyring: Keyring
     signer: note.Signer
     audit: AuditSink
+    audit_batch: Callable[[list[tuple[str, dict[str, Any]]]], None] | None = None  # one append for many events
     minors_in: frozenset[str] = frozenset({"loyalty.core"})  # PIPL Art. 31: keep minors out of the rest
 
     # --- notices --------------------------------------------------------------------------
@@ -95,6 +108,15 @@ class ConsentService:
         self.store.add_member(member_ref, birth_date, guardian_ref)
         return self.keyring.pseudonym(member_ref)
 
+    def register_members(self, members: Sequence[tuple[str, date | None, str | None]]) -> dict[str, str]:
+        """Register many members at once (bulk onboarding); return their pseudonyms."""
+        today = datetime.now(UTC).date()
+        for ref, born, guardian in members:
+            if consent_mod.is_minor(born, today) and not guardian:
+                raise GuardianRequiredError(f"member {ref!r} is under 14 and needs a guardian (PIPL Art. 31)")
+        self.store.add_members(list(members))
+        return self.keyring.pseudonyms([ref for ref, _, _ in members])
+
     def member_pseudonym(self, member_ref: str) -> str:
         """The pseudonym of a registered member (404-style error if unknown, 410 if erased)."""
         if self.store.member(member_ref) is None:
@@ -118,33 +140,62 @@ class ConsentService:
         expires_at: datetime | None = None,
     ) -> str:
         """Grant, withdraw or renew purposes (one record each, never bundled); return the signed receipt."""
-        if not purpose_codes:
-            raise PurposeError("name at least one purpose")
-        member = self.member_pseudonym(member_ref)
+        [receipt] = self.change_many(
+            [ConsentChange(member_ref, tuple(purpose_codes), action, actor, collection_method, expires_at)]
+        )
+        return receipt
+
+    def change_many(self, changes: Sequence[ConsentChange]) -> list[str]:
+        """Apply many members' consent changes in one transaction and one audit batch; one receipt each."""
         notice = self.current_notice()
         cat = catalogue()
-        purposes = [cat.purpose(code) for code in dict.fromkeys(purpose_codes)]
-        if self._minor(member_ref) and action is not ConsentAction.WITHDRAW and not actor.startswith("guardian:"):
-            raise PermissionError("a member under 14 cannot consent alone: their guardian must (PIPL Art. 31)")
-        records = [
-            consent_mod.record(
-                member, p, action, notice, actor=actor, collection_method=collection_method, expires_at=expires_at
-            )
-            for p in purposes
-        ]
-        receipt = sign_receipt(build_receipt(records, notice, self.signer.name), self.signer)
-        self.store.append_consents(records, receipt)
-        for r in records:
-            self.audit(
-                f"consent.{action.value}",
-                subject_pseudo_ids=[member],
-                purpose_code=r.purpose_code,
-                consent_ids=[r.consent_id],
-                legal_basis="consent",
-                outcome="ok",
-                details={"notice_version": notice.version, "actor": actor.split(":")[0]},
-            )
-        return receipt
+        prepared: list[tuple[list[consent_mod.ConsentRecord], str]] = []
+        events: list[tuple[str, dict[str, Any]]] = []
+        for c in changes:
+            if not c.purposes:
+                raise PurposeError("name at least one purpose")
+            member = self.member_pseudonym(c.member_ref)
+            purposes = [cat.purpose(code) for code in dict.fromkeys(c.purposes)]
+            if (
+                c.action is not ConsentAction.WITHDRAW
+                and not c.actor.startswith("guardian:")
+                and self._minor(c.member_ref)
+            ):
+                raise PermissionError("a member under 14 cannot consent alone: their guardian must (PIPL Art. 31)")
+            records = [
+                consent_mod.record(
+                    member,
+                    p,
+                    c.action,
+                    notice,
+                    actor=c.actor,
+                    collection_method=c.collection_method,
+                    expires_at=c.expires_at,
+                )
+                for p in purposes
+            ]
+            prepared.append((records, sign_receipt(build_receipt(records, notice, self.signer.name), self.signer)))
+            events += [
+                (
+                    f"consent.{c.action.value}",
+                    {
+                        "subject_pseudo_ids": [member],
+                        "purpose_code": r.purpose_code,
+                        "consent_ids": [r.consent_id],
+                        "legal_basis": "consent",
+                        "outcome": "ok",
+                        "details": {"notice_version": notice.version, "actor": c.actor.split(":")[0]},
+                    },
+                )
+                for r in records
+            ]
+        self.store.append_consent_changes(prepared)
+        if self.audit_batch is not None:
+            self.audit_batch(events)
+        else:
+            for action, fields in events:
+                self.audit(action, **fields)
+        return [receipt for _, receipt in prepared]
 
     def decisions(self, member_ref: str) -> dict[str, Decision]:
         """The current decision for every optional purpose the member has a record for, plus the rest."""

@@ -110,6 +110,18 @@ class ComplianceStore:
         except IntegrityError as exc:
             raise DuplicateError(f"member {member_ref!r} is already registered") from exc
 
+    def add_members(self, members: list[tuple[str, date | None, str | None]]) -> None:
+        """Register many members in one transaction (:class:`DuplicateError` if any exists)."""
+        rows = [
+            {"member_ref": ref, "birth_date": born, "guardian_ref": guardian, "legal_hold": False, "created_at": _now()}
+            for ref, born, guardian in members
+        ]
+        try:
+            with self.engine.begin() as conn:
+                conn.execute(insert(MemberRecord.__table__), rows)
+        except IntegrityError as exc:
+            raise DuplicateError("some of these members are already registered") from exc
+
     def delete_member(self, member_ref: str) -> bool:
         """Remove a member's record (erasure); return whether there was one."""
         t = MemberRecord.__table__
@@ -200,6 +212,10 @@ class ComplianceStore:
     # consent
     def append_consents(self, records: list[ConsentRecord], receipt: str) -> None:
         """Append records (one consent change) with the receipt that covers them, atomically."""
+        self.append_consent_changes([(records, receipt)])
+
+    def append_consent_changes(self, changes: list[tuple[list[ConsentRecord], str]]) -> None:
+        """Append many consent changes (each: its records and their receipt) in one transaction."""
         rows = [
             {
                 "consent_id": r.consent_id,
@@ -214,6 +230,7 @@ class ComplianceStore:
                 "expires_at": r.expires_at,
                 "receipt": receipt,
             }
+            for records, receipt in changes
             for r in records
         ]
         with self.engine.begin() as conn:

@@ -147,7 +147,9 @@ class Node:
     @cached_property
     def consent(self) -> ConsentService:
         """Notices, consent and the gate, auditing into this node's ``audit`` log."""
-        return ConsentService(ComplianceStore(self.store.engine), self.keyring, self.signer, self.audit)
+        return ConsentService(
+            ComplianceStore(self.store.engine), self.keyring, self.signer, self.audit, audit_batch=self.audit_many
+        )
 
     @cached_property
     def rights(self) -> RightsService:
@@ -167,6 +169,10 @@ class Node:
 
     def audit(self, action: str, **fields: Any) -> int:
         """Append one audit event to the ``audit`` log; the actor is whoever this request acts for."""
+        return self.audit_many([(action, fields)])
+
+    def audit_many(self, events: list[tuple[str, dict[str, Any]]]) -> int:
+        """Append several audit events in one atomic batch; return the first one's index."""
         from compliance.audit import Actor, AuditEvent, AuditTrail
 
         caller = current_caller.get()
@@ -177,8 +183,8 @@ class Node:
                 id=self._actor_id(caller),
                 role=caller.role.value,
             )
-        event = AuditEvent(node_id=self.settings.node_id, actor=actor, action=action, **fields)
-        return AuditTrail(self.store.log("audit"), self.settings.node_id).record(event)
+        batch = [AuditEvent(node_id=self.settings.node_id, actor=actor, action=a, **f) for a, f in events]
+        return AuditTrail(self.store.log("audit"), self.settings.node_id).record_many(batch)
 
     def export_audit(self, flt: AuditFilter, out: BinaryIO, progress: Callable[[int], None] | None = None) -> Any:
         """Write an audit bundle for ``flt`` and record the export itself in the audit trail.
