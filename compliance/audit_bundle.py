@@ -54,6 +54,7 @@ from ledger import note
 from ledger.errors import LedgerError
 from ledger.proof import verify_inclusion
 from ledger.rfc6962 import HASH_SIZE, leaf_hash
+from ledger.tree import MemoryTree
 
 if TYPE_CHECKING:  # the verifier must not pay for importing the database layer
     from ledger.storage import Log
@@ -154,18 +155,28 @@ def export_bundle(
     cp = checkpoint_mod.Checkpoint.parse_text(note.parse(signed).text)
     digest = hashlib.sha256()
     count = scanned = 0
+    leaves: list[bytes] = []
+    selected: list[tuple[int, bytes]] = []
+    for entry in trail_log.entries(0, cp.size):
+        leaves.append(entry.leaf_hash)
+        if flt.matches(decode_entry(entry.index, entry.data)):
+            selected.append((entry.index, entry.data))
+        scanned += 1
+        if progress and scanned % 1000 == 0:
+            progress(1000)
+    if progress:
+        progress(scanned % 1000)
+    # Every entry is read anyway: one in-memory tree gives all proofs without a query each, and
+    # checks that what the database holds is what the signed checkpoint commits to.
+    tree = MemoryTree(leaves)
+    if tree.root() != cp.root_hash:
+        raise ValueError("the audit log's stored entries do not hash to its signed checkpoint: run `ledger check`")
     with tempfile.SpooledTemporaryFile(max_size=_SPOOL_BYTES) as spool:
-        for entry in trail_log.entries(0, cp.size):
-            if flt.matches(decode_entry(entry.index, entry.data)):
-                line = event_line(entry.index, entry.data, trail_log.inclusion_proof(entry.index, cp.size))
-                digest.update(line)
-                spool.write(line)
-                count += 1
-            scanned += 1
-            if progress and scanned % 1000 == 0:
-                progress(1000)
-        if progress:
-            progress(scanned % 1000)
+        for index, data in selected:
+            line = event_line(index, data, tree.inclusion_proof(index, cp.size))
+            digest.update(line)
+            spool.write(line)
+            count += 1
         events_sha256 = digest.hexdigest()
         text = attestation_text(cp.origin, cp.size, cp.root_hash, count, flt.to_dict(), events_sha256)
         attestation = note.sign(text, signer)

@@ -66,8 +66,8 @@ class Keyring:
                     key = conn.execute(select(t.c.key).where(t.c.member_ref == member_ref)).scalar_one()
         return pseudonym_of(bytes(key), self.node_id, member_ref)
 
-    def pseudonyms(self, member_refs: list[str]) -> dict[str, str]:
-        """Pseudonyms of many members, creating missing keys in one transaction (bulk registration)."""
+    def pseudonyms(self, member_refs: list[str], *, create: bool = True) -> dict[str, str]:
+        """Pseudonyms of many members in one transaction, creating missing keys unless ``create`` is false."""
         t = MemberKeyRecord.__table__
         keys: dict[str, bytes] = {}
         with self.engine.begin() as conn:
@@ -75,6 +75,9 @@ class Keyring:
                 chunk = member_refs[start : start + 500]
                 rows = conn.execute(select(t.c.member_ref, t.c.key).where(t.c.member_ref.in_(chunk))).all()
                 keys.update({r.member_ref: bytes(r.key) for r in rows})
+            if not create and len(keys) < len(set(member_refs)):
+                gone = next(m for m in member_refs if m not in keys)
+                raise MemberErasedError(f"no pseudonym key for member {gone!r}")
             missing = [
                 {"member_ref": m, "key": secrets.token_bytes(32), "created_at": _now()}
                 for m in dict.fromkeys(member_refs)

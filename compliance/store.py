@@ -171,6 +171,16 @@ class ComplianceStore:
             by_id.setdefault(s.dsr_id, []).append(StepRecord(s.dsr_id, Step(s.step), _aware(s.at), s.reason_code))  # type: ignore[arg-type]
         return [rebuild(h.member, RequestKind(h.kind), by_id.get(h.dsr_id, [])) for h in heads]
 
+    def members(self, member_refs: list[str]) -> dict[str, MemberRecord]:
+        """The registered members among ``member_refs``, by reference."""
+        t = MemberRecord.__table__
+        found: dict[str, MemberRecord] = {}
+        with self.engine.connect() as conn:
+            for start in range(0, len(member_refs), 500):
+                rows = conn.execute(select(t).where(t.c.member_ref.in_(member_refs[start : start + 500]))).all()
+                found |= {r.member_ref: MemberRecord(**r._mapping) for r in rows}
+        return found
+
     def member(self, member_ref: str) -> MemberRecord | None:
         """The member, or None."""
         t = MemberRecord.__table__

@@ -1,4 +1,5 @@
-"""``alliance-node demo``: three brand nodes, real CDNOW purchases, witnessed and verified logs."""
+"""``alliance-node demo``: three brand nodes, real CDNOW members and purchases, PIPL consent,
+witnessed checkpoints, rights requests, and every log and audit trail verified offline."""
 
 from __future__ import annotations
 
@@ -14,7 +15,7 @@ from ledger import note
 from ledger.checkpoint import Checkpoint
 from ledger.export import export_log, verify_export
 from ledger.witness import AddCheckpoint, WitnessError
-from node import cdnow
+from node import cdnow, demo_consent
 from node.identity import Node, add_peer, init_node
 from node.progress import progress_bar
 from node.settings import VKEY_FILE, Peer
@@ -42,11 +43,13 @@ class DemoResult:
     cosignatures: dict[tuple[str, str], int] = field(default_factory=dict)
     verified: dict[tuple[str, str], tuple[int, str]] = field(default_factory=dict)
     refused_forks: list[str] = field(default_factory=list)
+    consents: dict[str, Counter[str]] = field(default_factory=dict)
+    audit_bundles: dict[str, tuple[int, int]] = field(default_factory=dict)
 
     @property
     def ok(self) -> bool:
         """Every log verified and every forged fork was refused."""
-        return bool(self.verified) and len(self.refused_forks) == 2
+        return bool(self.verified) and len(self.refused_forks) == 2 and len(self.audit_bundles) == len(BRANDS)
 
 
 def _node_id(brand: str) -> str:
@@ -66,25 +69,66 @@ def _setup_nodes(base: Path) -> dict[str, Node]:
     return {brand: Node.open(base / brand) for brand, _, _ in BRANDS}
 
 
-def _purchase_events(nodes: dict[str, Node], result: DemoResult) -> dict[str, list[bytes]]:
+def _split_purchases(result: DemoResult) -> dict[str, list[cdnow.Purchase]]:
     weights = [(b, w) for b, _, w in BRANDS]
-    events: dict[str, list[bytes]] = {b: [] for b in nodes}
+    by_brand: dict[str, list[cdnow.Purchase]] = {b: [] for b, _, _ in BRANDS}
     seen: set[str] = set()
     for p in cdnow.purchases():
         brand = cdnow.assign_brand(p.customer_id, weights)
-        node = nodes[brand]
         if p.customer_id not in seen:
             seen.add(p.customer_id)
             result.customers[brand] += 1
-        event = {
-            "type": "purchase",
-            "member": node.pseudonym(p.customer_id),
-            "day": p.day.isoformat(),
-            "cds": p.cds,
-            "amount_fen": p.amount_fen,
-        }
-        events[brand].append(json.dumps(event, separators=(",", ":"), sort_keys=True).encode())
+        by_brand[brand].append(p)
         result.purchases[brand] += 1
+    return by_brand
+
+
+def _member_ref(brand: str, customer_id: str) -> str:
+    return f"{brand}-{customer_id}"
+
+
+def _purchase_events(brand: str, purchases: list[cdnow.Purchase], pseudonyms: dict[str, str]) -> list[bytes]:
+    """Each purchase under the member's keyed pseudonym: no raw identifier reaches the ledger."""
+    return [
+        json.dumps(
+            {
+                "type": "purchase",
+                "member": pseudonyms[_member_ref(brand, p.customer_id)],
+                "day": p.day.isoformat(),
+                "cds": p.cds,
+                "amount_fen": p.amount_fen,
+            },
+            separators=(",", ":"),
+            sort_keys=True,
+        ).encode()
+        for p in purchases
+    ]
+
+
+def _compliance_phase(
+    nodes: dict[str, Node], by_brand: dict[str, list[cdnow.Purchase]], result: DemoResult, console: Console
+) -> dict[str, list[bytes]]:
+    """Notices, members, consent mix; returns each brand's purchase events under pseudonyms."""
+    events: dict[str, list[bytes]] = {}
+    table = Table(title="Consent mix (optional purposes are off until granted; the rest declined)")
+    table.add_column("brand")
+    table.add_column("members", justify="right")
+    purposes = ["joint_modeling", "joint_modeling (withdrawn later)", "personalization", "marketing", "points_exchange"]
+    for p in purposes:
+        table.add_column(p.replace(" (withdrawn later)", " withdrawn"), justify="right")
+    with progress_bar(console) as progress:
+        task = progress.add_task("publishing notices, onboarding members, recording consents", total=len(nodes))
+        for brand, node in nodes.items():
+            refs = list(dict.fromkeys(_member_ref(brand, p.customer_id) for p in by_brand[brand]))
+            partners = [n.settings.node_id for b, n in nodes.items() if b != brand]
+            pseudonyms, counts = demo_consent.onboard(node, refs, partners)
+            result.consents[brand] = counts
+            exchange = sum(v for k, v in counts.items() if k.startswith("points_exchange:"))
+            shares = [f"{counts[p]:,} ({100 * counts[p] / len(refs):.0f}%)" for p in purposes[:4]]
+            table.add_row(brand, f"{len(refs):,}", *shares, f"{exchange:,} grants")
+            events[brand] = _purchase_events(brand, by_brand[brand], pseudonyms)
+            progress.advance(task)
+    console.print(table)
     return events
 
 
@@ -126,7 +170,7 @@ def run_demo(base: Path, console: Console | None = None, rounds: int = 4) -> Dem
     nodes = _setup_nodes(base)
     console.print(f"Three brand nodes in {base}: " + ", ".join(n.settings.node_id for n in nodes.values()))
     try:
-        events = _purchase_events(nodes, result)
+        by_brand = _split_purchases(result)
         console.print(
             f"CDNOW ({cdnow.dataset_path().name}): {sum(result.customers.values()):,} customers, "
             f"{sum(result.purchases.values()):,} purchases, split across the brands."
@@ -134,14 +178,30 @@ def run_demo(base: Path, console: Console | None = None, rounds: int = 4) -> Dem
         for node in nodes.values():
             node.store.ensure_log(PURCHASE_LOG, node.settings.origin(PURCHASE_LOG))
             node.audit("config.change", details={"event": "node.start", "logs": ",".join(node.store.log_names())})
+        events = _compliance_phase(nodes, by_brand, result, console)
         _append_and_witness(nodes, events, rounds, console)
         _try_forks(nodes, result, console)
+        _rights_and_audit(nodes, by_brand, result, console)
         _export_and_verify(base, nodes, result, console)
     finally:
         for node in nodes.values():
             node.dispose()
     _summary(nodes, result, console)
     return result
+
+
+def _rights_and_audit(
+    nodes: dict[str, Node], by_brand: dict[str, list[cdnow.Purchase]], result: DemoResult, console: Console
+) -> None:
+    """One rights request of each kind per brand, a refused provision, and audit bundles verified offline."""
+    for brand, node in nodes.items():
+        refs = list(dict.fromkeys(_member_ref(brand, p.customer_id) for p in by_brand[brand]))
+        outcome = demo_consent.rights_drill(node, refs, stranger_brand="bank.alliance.example")
+        for kind, text in outcome.items():
+            console.print(f"  {brand} {kind}: {text}")
+        count, size = demo_consent.verify_audit_bundle(node)
+        result.audit_bundles[brand] = (count, size)
+        console.print(f"  {brand} audit bundle (consent.* events): {count:,} of {size:,} events verified offline")
 
 
 def _append_and_witness(nodes: dict[str, Node], events: dict[str, list[bytes]], rounds: int, console: Console) -> None:
