@@ -149,18 +149,22 @@ class ConsentService:
         """Apply many members' consent changes in one transaction and one audit batch; one receipt each."""
         notice = self.current_notice()
         cat = catalogue()
+        refs = [c.member_ref for c in changes]
+        registered = self.store.members(refs)  # one read for the whole batch, not one per member
+        unknown = [r for r in refs if r not in registered]
+        if unknown:
+            raise UnknownMemberError(f"member {unknown[0]!r} is not registered here")
+        pseudonyms = self.keyring.pseudonyms(refs, create=False)
+        today = datetime.now(UTC).date()
         prepared: list[tuple[list[consent_mod.ConsentRecord], str]] = []
         events: list[tuple[str, dict[str, Any]]] = []
         for c in changes:
             if not c.purposes:
                 raise PurposeError("name at least one purpose")
-            member = self.member_pseudonym(c.member_ref)
+            member = pseudonyms[c.member_ref]
             purposes = [cat.purpose(code) for code in dict.fromkeys(c.purposes)]
-            if (
-                c.action is not ConsentAction.WITHDRAW
-                and not c.actor.startswith("guardian:")
-                and self._minor(c.member_ref)
-            ):
+            minor = consent_mod.is_minor(registered[c.member_ref].birth_date, today)
+            if c.action is not ConsentAction.WITHDRAW and not c.actor.startswith("guardian:") and minor:
                 raise PermissionError("a member under 14 cannot consent alone: their guardian must (PIPL Art. 31)")
             records = [
                 consent_mod.record(
