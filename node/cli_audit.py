@@ -89,7 +89,7 @@ def audit_export(
     recipient: Annotated[str | None, typer.Option("--recipient", help="The id of a recipient of PI.")] = None,
 ) -> None:
     """Export the audit events a filter selects, with inclusion proofs and a signed manifest; the export is audited."""
-    from compliance.pseudonyms import Keyring, MemberErasedError
+    from compliance.pseudonyms import MemberErasedError
     from node.auth import Caller, Role, current_caller
 
     when_from, when_to = _when(from_ts, "--from"), _when(to_ts, "--to")
@@ -97,7 +97,7 @@ def audit_export(
     subject = None
     if member is not None:
         try:
-            subject = Keyring(node.store.engine, node.settings.node_id).pseudonym(member, create=False)
+            subject = node.keyring.pseudonym(member, create=False)
         except MemberErasedError as exc:
             raise ValueError(
                 f"member {member!r} has no pseudonym here: unknown at this node, or erased (key shredded), "

@@ -2,10 +2,7 @@
 
 from __future__ import annotations
 
-import hashlib
-import hmac
 import os
-import secrets
 from collections.abc import Callable
 from dataclasses import dataclass
 from functools import cached_property
@@ -33,7 +30,6 @@ from node.settings import (
 if TYPE_CHECKING:
     from compliance.audit import AuditFilter
 
-PSEUDONYM_KEY_FILE = "pseudonym.key"
 
 
 class NodeExistsError(FileExistsError):
@@ -59,7 +55,6 @@ def init_node(data_dir: Path, node_id: str, **fields: object) -> NodeSettings:
     _write_private(settings.key_path, signer.to_skey() + "\n")
     (data_dir / VKEY_FILE).write_text(signer.verifier().to_vkey() + "\n")
     (data_dir / WITNESS_VKEY_FILE).write_text(signer.verifier(note.ALG_COSIGNATURE_V1).to_vkey() + "\n")
-    _write_private(data_dir / PSEUDONYM_KEY_FILE, secrets.token_hex(32) + "\n")
     write_config(settings)
     node = Node(settings)
     node.create_schemas()
@@ -113,14 +108,6 @@ class Node:
             sqlite_busy_timeout=self.settings.sqlite_busy_timeout,
         )
         return LedgerStore(engine)
-
-    @cached_property
-    def _pseudonym_key(self) -> bytes:
-        return bytes.fromhex((self.settings.data_dir / PSEUDONYM_KEY_FILE).read_text().strip())
-
-    def pseudonym(self, member_ref: str) -> str:
-        """A keyed pseudonym of a member reference, so no raw identifier reaches a ledger entry."""
-        return hmac.new(self._pseudonym_key, member_ref.encode(), hashlib.sha256).hexdigest()[:32]
 
     def peer_verifiers(self) -> dict[str, note.Verifier]:
         """The checkpoint keys of every configured peer, by node id."""
