@@ -56,8 +56,29 @@ def _busy(request: Request, exc: Exception) -> JSONResponse:
     return response
 
 
+# Errors whose problem is just their message under a fixed status (plus a fixed reason code).
+SIMPLE: dict[type[Exception], tuple[int, dict[str, str]]] = {
+    UnknownMemberError: (404, {}),
+    DuplicateError: (409, {}),
+    PermissionError: (403, {"reason_code": "guardian_consent_required"}),
+    NoticeError: (422, {}),
+    GuardianRequiredError: (422, {"reason_code": "guardian_required"}),
+    PurposeError: (422, {}),
+    TreeSizeError: (400, {}),
+}
+
+
+def _simple(status: int, extra: dict[str, str]):  # type: ignore[no-untyped-def]
+    async def handler(request: Request, exc: Exception) -> JSONResponse:
+        return problem_response(status, str(exc), request, **extra)
+
+    return handler
+
+
 def install(app: FastAPI) -> None:
     """Route every error through problem+json; nothing leaks a traceback."""
+    for exc_type, (status, extra) in SIMPLE.items():
+        app.add_exception_handler(exc_type, _simple(status, extra))
 
     @app.exception_handler(Problem)
     async def _problem(request: Request, exc: Problem) -> JSONResponse:
@@ -84,25 +105,9 @@ def install(app: FastAPI) -> None:
             complaint_route="/v1/notices (rights.complaint)",
         )
 
-    @app.exception_handler(UnknownMemberError)
-    async def _unknown_member(request: Request, exc: UnknownMemberError) -> JSONResponse:
-        return problem_response(404, str(exc), request)
-
     @app.exception_handler(MemberErasedError)
     async def _erased(request: Request, exc: MemberErasedError) -> JSONResponse:
         return problem_response(410, "this member's data was erased", request)
-
-    @app.exception_handler(DuplicateError)
-    async def _duplicate(request: Request, exc: DuplicateError) -> JSONResponse:
-        return problem_response(409, str(exc), request)
-
-    @app.exception_handler(PermissionError)
-    async def _forbidden(request: Request, exc: PermissionError) -> JSONResponse:
-        return problem_response(403, str(exc), request, reason_code="guardian_consent_required")
-
-    @app.exception_handler(NoticeError)
-    async def _notice(request: Request, exc: NoticeError) -> JSONResponse:
-        return problem_response(422, str(exc), request)
 
     @app.exception_handler(RequestRefused)
     async def _refused(request: Request, exc: RequestRefused) -> JSONResponse:
@@ -114,18 +119,6 @@ def install(app: FastAPI) -> None:
             request_id=exc.request.dsr_id,
             complaint_route=COMPLAINT_ROUTE,
         )
-
-    @app.exception_handler(GuardianRequiredError)
-    async def _guardian(request: Request, exc: GuardianRequiredError) -> JSONResponse:
-        return problem_response(422, str(exc), request, reason_code="guardian_required")
-
-    @app.exception_handler(PurposeError)
-    async def _purpose(request: Request, exc: PurposeError) -> JSONResponse:
-        return problem_response(422, str(exc), request)
-
-    @app.exception_handler(TreeSizeError)
-    async def _size(request: Request, exc: TreeSizeError) -> JSONResponse:
-        return problem_response(400, str(exc), request)
 
     @app.exception_handler(StorageUnavailableError)
     async def _unavailable(request: Request, exc: StorageUnavailableError) -> JSONResponse:
