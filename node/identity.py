@@ -31,7 +31,6 @@ if TYPE_CHECKING:
     from compliance.audit import AuditFilter
 
 
-
 class NodeExistsError(FileExistsError):
     """``init`` found an existing key and refuses to overwrite it."""
 
