@@ -117,3 +117,39 @@ def test_a_bad_audit_filter_is_422(api) -> None:  # type: ignore[no-untyped-def]
         "/v1/audit/bundle", params={"from": "2026-02-01T00:00:00Z", "to": "2026-01-01T00:00:00Z"}, headers=officer
     )
     assert r.status_code == 422
+
+
+def _operator(node: Node) -> dict[str, str]:
+    return {"Authorization": f"Bearer {node.staff_keys.issue('ops', Role.OPERATOR)}"}
+
+
+def test_the_gate_endpoint_refuses_an_unconsented_purpose_with_its_reason(api) -> None:  # type: ignore[no-untyped-def]
+    client, node, _, _, _ = api
+    r = client.get("/v1/members/M-1/gate/marketing", headers=_operator(node))
+    assert r.status_code == 403
+    assert r.json()["reason_code"] == "no_consent"
+    assert [e.action for e in _audit_events(node)][-1] == "gate.denied"
+
+
+def test_the_gate_endpoint_sees_a_withdrawal_on_the_very_next_call(api) -> None:  # type: ignore[no-untyped-def]
+    client, node, me, _, _ = api
+    ops = _operator(node)
+    client.post("/v1/me/consents", json={"action": "grant", "purposes": ["marketing"]}, headers=me)
+    assert client.get("/v1/members/M-1/gate/marketing", headers=ops).json()["allowed"] is True
+    client.post("/v1/me/consents", json={"action": "withdraw", "purposes": ["marketing"]}, headers=me)
+    assert client.get("/v1/members/M-1/gate/marketing", headers=ops).status_code == 403
+
+
+def test_the_gate_endpoint_asks_for_the_recipient_brands_own_consent(api) -> None:  # type: ignore[no-untyped-def]
+    client, node, me, _, _ = api
+    ops = _operator(node)
+    client.post("/v1/me/consents", json={"action": "grant", "purposes": ["points_exchange:air"]}, headers=me)
+    assert client.get("/v1/members/M-1/gate/points_exchange?recipient=air", headers=ops).status_code == 200
+    assert client.get("/v1/members/M-1/gate/points_exchange?recipient=cafe", headers=ops).status_code == 403
+
+
+def test_the_gate_endpoint_answers_404_for_an_unknown_member_and_422_for_an_unknown_purpose(api) -> None:  # type: ignore[no-untyped-def]
+    client, node, _, _, _ = api
+    ops = _operator(node)
+    assert client.get("/v1/members/NOPE/gate/marketing", headers=ops).status_code == 404
+    assert client.get("/v1/members/M-1/gate/astrology", headers=ops).status_code == 422

@@ -29,6 +29,7 @@ ENDPOINTS = [
     ("POST", "/v1/notices", notice_data(version=2), {COMPLIANCE}),
     ("POST", "/v1/members", {"member_ref": "NEW-1"}, {OPERATOR}),
     ("POST", "/v1/members/M-1/token", None, {OPERATOR}),
+    ("GET", "/v1/members/M-1/gate/loyalty.core", None, {OPERATOR}),
     ("GET", "/v1/me/consents", None, {MEMBER}),
     ("POST", "/v1/me/consents", {"action": "grant", "purposes": ["marketing"]}, {MEMBER}),
     ("GET", "/v1/me/receipts", None, {MEMBER}),

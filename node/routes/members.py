@@ -24,6 +24,15 @@ class NewMember(BaseModel):
     guardian_ref: str | None = Field(default=None, max_length=200, pattern=r"^[A-Za-z0-9._:-]+$")
 
 
+class GateAnswer(BaseModel):
+    """This use of the member's data is allowed (a refusal is a 403 problem with its reason)."""
+
+    member_ref: str
+    purpose: str
+    allowed: bool
+    reason: str
+
+
 class Token(BaseModel):
     """A short-lived bearer token for one member."""
 
@@ -52,3 +61,16 @@ def token(node: NodeDep, _: Operator, member_ref: MemberRef, ttl: int = DEFAULT_
         token=issue_member_token(node.signer, member_ref, ttl, now.timestamp()),
         expires_at=datetime.fromtimestamp(int(now.timestamp()) + ttl, UTC),
     )
+
+
+@router.get("/{member_ref}/gate/{purpose}")
+def gate(node: NodeDep, caller: Operator, member_ref: MemberRef, purpose: str, recipient: str | None = None) -> GateAnswer:
+    """Ask the consent gate before using the member's data for ``purpose`` (and ``recipient``).
+
+    The same check every data path inside the node makes: a denial is audited and answered 403
+    with its reason code; nothing is cached, so a withdrawal counts from the very next call.
+    """
+    if node.consent.store.member(member_ref) is None:
+        raise Problem(404, f"member {member_ref!r} is not registered here")
+    decision = node.consent.check(member_ref, purpose, recipient=recipient, accessor=caller.id)
+    return GateAnswer(member_ref=member_ref, purpose=purpose, allowed=decision.allowed, reason=decision.reason.value)
