@@ -64,7 +64,9 @@ def token(node: NodeDep, _: Operator, member_ref: MemberRef, ttl: int = DEFAULT_
 
 
 @router.get("/{member_ref}/gate/{purpose}")
-def gate(node: NodeDep, caller: Operator, member_ref: MemberRef, purpose: str, recipient: str | None = None) -> GateAnswer:
+def gate(
+    node: NodeDep, caller: Operator, member_ref: MemberRef, purpose: str, recipient: str | None = None
+) -> GateAnswer:
     """Ask the consent gate before using the member's data for ``purpose`` (and ``recipient``).
 
     The same check every data path inside the node makes: a denial is audited and answered 403
