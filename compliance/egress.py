@@ -13,9 +13,10 @@ from dataclasses import dataclass
 from datetime import date
 from enum import StrEnum
 
+import sqlmodel
 from sqlalchemy import Engine, func, select
 from sqlalchemy.dialects.sqlite import insert as sqlite_insert
-from sqlmodel import Field, SQLModel
+from sqlmodel import Field, Session, SQLModel
 
 GENERAL_EXEMPT_BELOW = 100_000
 GENERAL_ASSESSMENT_FROM = 1_000_000
@@ -167,3 +168,85 @@ class CrossBorderCounter:
         """The mechanism needed if this many more individuals went abroad this year."""
         general, sensitive = self.counts(year)
         return required_mechanism(general + adding_general, sensitive + adding_sensitive)
+
+    def new_among(self, members: set[str], sensitive: bool, year: int) -> int:
+        """How many of ``members`` are not yet counted for ``year`` (what a transfer would add)."""
+        if not members:
+            return 0
+        t = CrossBorderSubject.__table__
+        seen: set[str] = set()
+        ordered = sorted(members)
+        with self.engine.connect() as conn:
+            for start in range(0, len(ordered), 500):
+                chunk = ordered[start : start + 500]
+                seen.update(
+                    conn.execute(
+                        select(t.c.member).where(t.c.year == year, t.c.sensitive == sensitive, t.c.member.in_(chunk))
+                    ).scalars()
+                )
+        return len(members) - len(seen)
+
+
+class MechanismRecord(SQLModel, table=True):
+    """A transfer mechanism in force for one destination country (SCC filing, certification, assessment)."""
+
+    __tablename__ = "compliance_xborder_mechanism"
+    id: int | None = Field(default=None, primary_key=True)
+    country: str = Field(index=True, max_length=2)
+    mechanism: str = Field(max_length=32)
+    reference: str = Field(max_length=200)  # filing number, certificate or assessment reference
+    valid_from: date
+    valid_until: date
+    recorded_by: str = Field(max_length=200)
+
+
+class MechanismRegistry:
+    """The transfer mechanisms this handler has in force, per destination country (append-only)."""
+
+    def __init__(self, engine: Engine) -> None:
+        self.engine = engine
+
+    def create_schema(self) -> None:
+        """Create the table if missing."""
+        SQLModel.metadata.create_all(self.engine, tables=[MechanismRecord.__table__])
+
+    def record(
+        self, country: str, mechanism: Mechanism, reference: str, valid_from: date, valid_until: date, by: str
+    ) -> MechanismRecord:
+        """Record a mechanism; ``Mechanism.NONE`` is not a mechanism and is refused."""
+        if mechanism is Mechanism.NONE:
+            raise ValueError("record a standard contract or a security assessment, not 'none'")
+        if not (len(country) == 2 and country.isalpha() and country.isupper()):
+            raise ValueError(f"country must be an ISO 3166 alpha-2 code such as SG, not {country!r}")
+        if valid_until < valid_from:
+            raise ValueError("valid_until is before valid_from")
+        if not reference.strip():
+            raise ValueError("a mechanism needs its filing or certificate reference")
+        row = MechanismRecord(
+            country=country,
+            mechanism=mechanism.value,
+            reference=reference.strip(),
+            valid_from=valid_from,
+            valid_until=valid_until,
+            recorded_by=by,
+        )
+        with Session(self.engine) as session:
+            session.add(row)
+            session.commit()
+            session.refresh(row)
+        return row
+
+    def all(self) -> list[MechanismRecord]:
+        """Every mechanism ever recorded, oldest first."""
+        with Session(self.engine) as session:
+            return list(session.exec(sqlmodel.select(MechanismRecord).order_by(MechanismRecord.id)))  # type: ignore[arg-type]
+
+    def in_force(self, country: str, day: date) -> tuple[Mechanism, str] | None:
+        """The strongest mechanism in force for ``country`` on ``day`` and its reference, if any."""
+        best: tuple[Mechanism, str] | None = None
+        for rec in self.all():
+            if rec.country == country and rec.valid_from <= day <= rec.valid_until:
+                mech = Mechanism(rec.mechanism)
+                if best is None or _ORDER.index(mech) > _ORDER.index(best[0]):
+                    best = (mech, rec.reference)
+        return best

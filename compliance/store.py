@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from datetime import UTC, date, datetime
 
-from sqlalchemy import Engine, Text, delete, insert, select, update
+from sqlalchemy import Engine, Text, delete, func, insert, select, update
 from sqlalchemy.exc import IntegrityError
 from sqlmodel import Column, Field, SQLModel
 
@@ -273,3 +273,24 @@ class ComplianceStore:
         with self.engine.connect() as conn:
             rows = conn.execute(select(t.c.receipt).where(t.c.member == member).order_by(t.c.at)).scalars().all()
         return list(dict.fromkeys(rows))  # one receipt covers every record of a change
+
+    # figures for reports (PIA, PIPO threshold)
+    def member_count(self) -> int:
+        """How many members are registered."""
+        with self.engine.connect() as conn:
+            return conn.execute(select(func.count()).select_from(MemberRecord.__table__)).scalar_one()
+
+    def consent_tally(self) -> dict[str, int]:
+        """How many members' latest record for each purpose is a grant or renewal (expiry aside)."""
+        t = ConsentRow.__table__
+        latest: dict[tuple[str, str], str] = {}
+        with self.engine.connect() as conn:
+            for member, purpose, action in conn.execute(
+                select(t.c.member, t.c.purpose_code, t.c.action).order_by(t.c.at)
+            ):
+                latest[(member, purpose)] = action
+        tally: dict[str, int] = {}
+        for (_, purpose), action in latest.items():
+            if action != ConsentAction.WITHDRAW.value:
+                tally[purpose] = tally.get(purpose, 0) + 1
+        return dict(sorted(tally.items()))

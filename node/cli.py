@@ -254,6 +254,9 @@ def peers_add(
     node_id: Annotated[str, typer.Option(help="The peer's node id (its key name).")],
     vkey: Annotated[str, typer.Option(help="The peer's verifier key, or its node.vkey file.")],
     url: Annotated[str | None, typer.Option(help="The peer's API base URL, for witnessing.")] = None,
+    region: Annotated[
+        str, typer.Option(help="Where the peer is hosted (ISO 3166 alpha-2): egress checks use it.")
+    ] = "CN",
     data_dir: DataDir = Path("."),
 ) -> None:
     """Trust a peer: witness its logs and ask it to witness ours."""
@@ -263,7 +266,7 @@ def peers_add(
     from node.identity import add_peer
     from node.settings import CONFIG_FILE, Peer
 
-    add_peer(data_dir, Peer(node_id=node_id, vkey=verifier.to_vkey(), url=url))
+    add_peer(data_dir, Peer(node_id=node_id, vkey=verifier.to_vkey(), url=url, region=region.upper()))
     out.print(f"{node_id} added to {data_dir / CONFIG_FILE}")
 
 
@@ -273,7 +276,7 @@ def peers_list(data_dir: DataDir = Path(".")) -> None:
     """List configured peers."""
     node = _open(data_dir)
     for p in node.settings.peers:
-        out.print(f"{p.node_id}\t{p.url or '-'}\t{p.vkey}", highlight=False)
+        out.print(f"{p.node_id}\t{p.region}\t{p.url or '-'}\t{p.vkey}", highlight=False)
 
 
 @witness_app.command("request")
@@ -284,7 +287,9 @@ def witness_request(log: LogName, data_dir: DataDir = Path(".")) -> None:
 
     node = _open(data_dir)
     witnesses = [
-        HttpWitness(p.node_id, note.Verifier.from_vkey(p.vkey).cosigner(), p.url) for p in node.settings.peers if p.url
+        HttpWitness(p.node_id, note.Verifier.from_vkey(p.vkey).cosigner(), node.outbound)
+        for p in node.settings.peers
+        if p.url
     ]
     if not witnesses:
         _fail("no peer has a URL: add one with `alliance-node peers add --url`")

@@ -9,6 +9,8 @@ from functools import cached_property
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, BinaryIO
 
+from compliance.egress import CrossBorderCounter, MechanismRegistry
+from compliance.pia_service import PiaService
 from compliance.pseudonyms import Keyring
 from compliance.rights_service import RightsService
 from compliance.service import ConsentService
@@ -29,6 +31,7 @@ from node.settings import (
 
 if TYPE_CHECKING:
     from compliance.audit import AuditFilter
+    from node.outbound import Outbound
 
 
 class NodeExistsError(FileExistsError):
@@ -138,6 +141,28 @@ class Node:
         )
 
     @cached_property
+    def pia(self) -> PiaService:
+        """Impact assessments and the feature switches they gate."""
+        return PiaService(self.store.engine, self.audit)
+
+    @cached_property
+    def xborder(self) -> CrossBorderCounter:
+        """Distinct individuals sent abroad this calendar year."""
+        return CrossBorderCounter(self.store.engine)
+
+    @cached_property
+    def mechanisms(self) -> MechanismRegistry:
+        """Cross-border transfer mechanisms in force, per country."""
+        return MechanismRegistry(self.store.engine)
+
+    @cached_property
+    def outbound(self) -> Outbound:
+        """The node's only way out: every outbound call is authorised here first."""
+        from node.outbound import Outbound
+
+        return Outbound(self)
+
+    @cached_property
     def rights(self) -> RightsService:
         """Rights requests: access, correction, erasure."""
         return RightsService(self.consent, self.audit_events_about)
@@ -200,6 +225,9 @@ class Node:
         self.keyring.create_schema()
         self.staff_keys.create_schema()
         ComplianceStore(self.store.engine).create_schema()
+        self.pia.create_schema()
+        self.xborder.create_schema()
+        self.mechanisms.create_schema()
 
     @cached_property
     def witness(self) -> Witness:

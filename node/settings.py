@@ -6,8 +6,9 @@ import json
 import os
 import re
 from pathlib import Path
+from typing import Annotated
 
-from pydantic import BaseModel, Field, field_validator
+from pydantic import BaseModel, Field, StringConstraints, field_validator
 from pydantic_settings import BaseSettings, PydanticBaseSettingsSource, SettingsConfigDict, TomlConfigSettingsSource
 
 CONFIG_FILE = "node.toml"
@@ -29,6 +30,7 @@ class Peer(BaseModel):
     node_id: str = Field(pattern=r"^[A-Za-z0-9._:-]{1,200}$")
     vkey: str
     url: str | None = None
+    region: str = Field(default="CN", pattern=r"^[A-Z]{2}$", description="ISO 3166 alpha-2 code of where it is hosted")
 
 
 class NodeSettings(BaseSettings):
@@ -41,7 +43,15 @@ class NodeSettings(BaseSettings):
     display_name: str = ""
     database_url: str | None = Field(default=None, description="SQLAlchemy URL; default: SQLite file in data_dir")
     key_file: str = KEY_FILE
-    region: str = Field(default="CN", description="ISO 3166 code of where the node and its data are hosted")
+    region: str = Field(
+        default="CN",
+        pattern=r"^[A-Z]{2}$",
+        description="ISO 3166 alpha-2 code of where the node and its data are hosted",
+    )
+    allowed_regions: list[Annotated[str, StringConstraints(pattern=r"^[A-Z]{2}$")]] = Field(
+        default_factory=lambda: ["CN"],
+        description="regions personal information may be sent to (still subject to consent and mechanisms)",
+    )
     host: str = "127.0.0.1"
     port: int = Field(default=8470, ge=1, le=65535)
     sqlite_synchronous: str = "FULL"
@@ -114,6 +124,7 @@ def render_toml(settings: NodeSettings) -> str:
         f"node_id = {json.dumps(settings.node_id)}",
         f"display_name = {json.dumps(settings.display_name)}",
         f"region = {json.dumps(settings.region)}",
+        f"allowed_regions = {json.dumps(settings.allowed_regions)}",
         f"host = {json.dumps(settings.host)}",
         f"port = {settings.port}",
         f"key_file = {json.dumps(settings.key_file)}",
@@ -126,4 +137,5 @@ def render_toml(settings: NodeSettings) -> str:
         lines += ["", "[[peers]]", f"node_id = {json.dumps(peer.node_id)}", f"vkey = {json.dumps(peer.vkey)}"]
         if peer.url:
             lines.append(f"url = {json.dumps(peer.url)}")
+        lines.append(f"region = {json.dumps(peer.region)}")
     return "\n".join(lines) + "\n"

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from collections.abc import Iterable
 from dataclasses import dataclass
-from typing import Protocol
+from typing import TYPE_CHECKING, Protocol
 
 import httpx
 
@@ -13,6 +13,12 @@ from ledger.cosignature import verify_cosignatures
 from ledger.errors import LedgerError
 from ledger.storage import Log
 from ledger.witness import AddCheckpoint, SizeConflict, Witness, WitnessError
+
+if TYPE_CHECKING:
+    from node.outbound import Outbound
+
+#: A witness request carries a signed checkpoint and a consistency proof: hashes, no personal information.
+WITNESS_FIELDS = {"checkpoint": "non_pi"}
 
 
 class WitnessUnavailableError(Exception):
@@ -49,21 +55,24 @@ class LocalWitness:
 
 @dataclass
 class HttpWitness:
-    """A peer's witness reached over HTTP (``POST {url}/v1/witness/add-checkpoint``)."""
+    """A peer's witness reached over HTTP (``POST {url}/v1/witness/add-checkpoint``), through egress."""
 
     name: str
     cosigner: note.Verifier
-    url: str
-    timeout: float = 10.0
+    outbound: Outbound
 
     def add_checkpoint(self, request: AddCheckpoint) -> str:
         """Send the request; map the protocol's statuses back to :class:`WitnessError`."""
+        from node.outbound import EgressRefused
+
         try:
-            r = httpx.post(
-                f"{self.url.rstrip('/')}/v1/witness/add-checkpoint", content=request.render(), timeout=self.timeout
+            r = self.outbound.post(
+                self.name, "/v1/witness/add-checkpoint", content=request.render(), fields=WITNESS_FIELDS
             )
+        except EgressRefused as exc:
+            raise WitnessUnavailableError(f"witness {self.name}: {exc}") from exc
         except httpx.HTTPError as exc:
-            raise WitnessUnavailableError(f"witness {self.name} at {self.url}: {exc}") from exc
+            raise WitnessUnavailableError(f"witness {self.name}: {exc}") from exc
         if r.status_code == 200:
             return r.text
         if r.status_code == 409 and r.headers.get("content-type", "").startswith("text/x.tlog.size"):
