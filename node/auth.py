@@ -107,6 +107,13 @@ class StaffKeys:
             raise AuthError("unknown or revoked staff API key")
         return Caller(Role(row.role), row.name)
 
+    def roles_of(self, name: str) -> set[Role]:
+        """The roles ``name`` holds through active (unrevoked) keys."""
+        t = StaffKeyRecord.__table__
+        with self.engine.connect() as conn:
+            rows = conn.execute(select(t.c.role).where(t.c.name == name, t.c.revoked_at.is_(None))).scalars()
+            return {Role(r) for r in rows}
+
     def revoke(self, key_id: str) -> bool:
         """Revoke a key by its id; return whether one was active."""
         t = StaffKeyRecord.__table__

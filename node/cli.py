@@ -12,6 +12,7 @@ from typing import TYPE_CHECKING, Annotated, TypeVar
 
 import typer
 from rich.console import Console
+from rich.markup import escape
 
 from ledger import note
 from ledger.errors import ExportError, LedgerError
@@ -51,7 +52,7 @@ LogName = Annotated[str, typer.Option("--log", help="Log name, e.g. audit or exc
 
 
 def _fail(message: str, code: int = 1) -> None:
-    err.print(f"[red]error:[/red] {message}", highlight=False)
+    err.print(f"[red]error:[/red] {escape(message)}", highlight=False)
     raise typer.Exit(code)
 
 
@@ -62,8 +63,8 @@ def friendly(fn: F) -> F:
     def wrapper(*args: object, **kwargs: object) -> object:
         try:
             return fn(*args, **kwargs)
-        except (LedgerError, ValueError, OSError) as exc:
-            _fail(str(exc))
+        except (LedgerError, ValueError, LookupError, OSError) as exc:
+            _fail(str(exc).strip("'\""))
         return None
 
     return wrapper  # type: ignore[return-value]
@@ -307,10 +308,14 @@ def main() -> None:
 
 
 def _wire_audit() -> None:
-    # imported last: node.cli_audit reuses the helpers defined above
+    # imported last: node.cli_audit and node.cli_pia reuse the helpers defined above
     from node.cli_audit import audit_app
+    from node.cli_pia import feature_app, pia_app, xborder_app
 
     app.add_typer(audit_app, name="audit")
+    app.add_typer(pia_app, name="pia")
+    app.add_typer(feature_app, name="feature")
+    app.add_typer(xborder_app, name="xborder")
 
 
 _wire_audit()
