@@ -22,6 +22,18 @@ GENERAL_EXEMPT_BELOW = 100_000
 GENERAL_ASSESSMENT_FROM = 1_000_000
 SENSITIVE_ASSESSMENT_FROM = 10_000
 NON_PI = "non_pi"
+#: Where a node, its backups and its logs may be hosted (PIPL Art. 40; Hong Kong and Macao count as outbound).
+HOSTING_REGIONS = frozenset({"CN"})
+
+
+def hosting_problem(region: str) -> str | None:
+    """Why hosting in ``region`` breaks data localisation, or None if it does not."""
+    if region in HOSTING_REGIONS:
+        return None
+    return (
+        f"region {region!r} is outside mainland China: PIPL Art. 40 keeps storage, backups and logs in CN "
+        '(set region = "CN" in node.toml; peers abroad are reached through the egress check instead)'
+    )
 
 
 class Mechanism(StrEnum):
@@ -58,6 +70,7 @@ class EgressReason(StrEnum):
     UNKNOWN_DESTINATION = "destination_not_in_registry"
     REGION_NOT_ALLOWED = "destination_region_not_allowed"
     UNDECLARED_FIELD = "payload_field_not_declared"
+    CATEGORY_OUTSIDE_PURPOSE = "pi_category_outside_purpose"
     NO_PURPOSE_CONSENT = "no_consent_for_purpose_and_recipient"
     NO_CROSS_BORDER_CONSENT = "no_separate_cross_border_consent"
     NO_MECHANISM = "no_sufficient_transfer_mechanism"

@@ -104,9 +104,12 @@ def init(
     ] = None,
 ) -> None:
     """Create a node: its Ed25519 key, node.vkey, witness.vkey, node.toml and database."""
+    from compliance.egress import hosting_problem
     from node.identity import init_node
     from node.settings import VKEY_FILE
 
+    if problem := hosting_problem(region):
+        _fail(problem)
     settings = init_node(
         data_dir, node_id, display_name=display_name, region=region, host=host, port=port, database_url=database_url
     )
@@ -126,7 +129,11 @@ def serve(
 
     from node.app import create_app
 
+    from compliance.egress import hosting_problem
+
     node = _open(data_dir)
+    if problem := hosting_problem(node.settings.region):  # the deploy check: refuse to serve from abroad
+        _fail(problem)
     node.signer  # noqa: B018  fail now, not at the first request, if the key is unreadable
     uvicorn.run(create_app(node), host=host or node.settings.host, port=port or node.settings.port, log_level="info")
 

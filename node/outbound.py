@@ -28,7 +28,7 @@ if TYPE_CHECKING:
 
 #: Purpose families whose provision to another node needs a feature switched on under an assessment.
 PURPOSE_FEATURES: dict[str, Feature] = {
-    "points_exchange:": Feature.POINTS_EXCHANGE,
+    "points_exchange": Feature.POINTS_EXCHANGE,
     "joint_modeling": Feature.JOINT_MODELING,
     "personalization": Feature.PERSONALIZATION,
 }
@@ -100,6 +100,12 @@ class Outbound:
         if pi_cats and dest is not None:
             if not purpose or not members:
                 raise ValueError("personal information leaves only for a purpose and named members")
+            outside = sorted(set(pi_cats) - set(_purpose_categories(purpose, peer_id)))
+            if outside:
+                # minimisation (PIPL Art. 6): a purpose carries only the categories it declares
+                refused = EgressDecision(False, EgressReason.CATEGORY_OUTSIDE_PURPOSE, abroad, tuple(outside))
+                self._audit_refusal(peer_id, purpose, [], pi_cats, refused, needed)
+                raise EgressRefused(refused, f"{purpose!r} does not cover {', '.join(outside)}")
             pseudonyms = [self.node.consent.member_pseudonym(m) for m in members]
             purpose_ok = self._consented(members, purpose, peer_id) and self._feature_on(purpose)
             if abroad:
@@ -165,8 +171,7 @@ class Outbound:
         return True
 
     def _feature_on(self, purpose: str) -> bool:
-        family = purpose.split(":", 1)[0] + (":" if ":" in purpose else "")
-        feature = PURPOSE_FEATURES.get(family) or PURPOSE_FEATURES.get(purpose)
+        feature = PURPOSE_FEATURES.get(purpose.split(":", 1)[0])
         return feature is None or self._on(feature)
 
     def _on(self, feature: Feature) -> bool:
@@ -225,6 +230,12 @@ class Outbound:
                 "reason": decision.reason.value,
             },
         )
+
+
+def _purpose_categories(purpose: str, recipient: str) -> tuple[str, ...]:
+    family = purpose.rstrip(":") + ":"
+    code = f"{family}{recipient}" if family in catalogue().families else purpose
+    return catalogue().purpose(code).pi_categories
 
 
 def _audit_chunks(node: Node, action: str, pseudonyms: list[str], **fields: Any) -> None:

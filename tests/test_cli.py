@@ -140,3 +140,13 @@ def test_serve_answers_health_and_checkpoints_on_loopback(tmp_path: Path) -> Non
     finally:
         proc.terminate()
         proc.wait(15)
+
+
+def test_init_and_serve_refuse_a_region_outside_mainland_china(tmp_path: Path) -> None:
+    r = runner.invoke(app, ["init", "--node-id", "x.example", "--region", "SG", "--data-dir", str(tmp_path / "x")])
+    assert r.exit_code == 1
+    assert "PIPL Art. 40" in r.output
+    d = _init(tmp_path)
+    r = runner.invoke(app, ["serve", "--data-dir", str(d)], env={"ALLIANCE_REGION": "HK"})
+    assert r.exit_code == 1
+    assert "outside mainland China" in r.output

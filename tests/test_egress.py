@@ -94,3 +94,11 @@ def test_pi_abroad_needs_separate_consent_and_a_sufficient_mechanism() -> None:
 
 def test_an_unknown_destination_is_refused() -> None:
     assert _check(dest=None).reason is EgressReason.UNKNOWN_DESTINATION
+
+
+def test_the_deploy_check_refuses_to_host_outside_mainland_china() -> None:
+    from compliance.egress import hosting_problem
+
+    assert hosting_problem("CN") is None
+    for region in ("HK", "SG", "US"):
+        assert "outside mainland China" in (hosting_problem(region) or "")
