@@ -127,9 +127,8 @@ def serve(
     """Serve the node's API (OpenAPI at /docs) with uvicorn."""
     import uvicorn
 
-    from node.app import create_app
-
     from compliance.egress import hosting_problem
+    from node.app import create_app
 
     node = _open(data_dir)
     if problem := hosting_problem(node.settings.region):  # the deploy check: refuse to serve from abroad
