@@ -19,6 +19,11 @@ from compliance.purposes import PurposeError, catalogue
 NonEmpty = Field(min_length=1)
 
 
+#: PIPL Art. 52 and the CAC announcement of 2025-07-18: from one million individuals a PI protection
+#: officer is appointed, their contact published in the notice and reported to the city-level CAC.
+PIPO_THRESHOLD = 1_000_000
+
+
 class NoticeError(ValueError):
     """A notice that misses a required field or contradicts the purpose catalogue."""
 

@@ -131,6 +131,13 @@ class PiaRefused(Exception):
         self.reason = reason
 
 
+class UnknownPiaError(LookupError):
+    """No assessment has this id."""
+
+    def __str__(self) -> str:  # LookupError would quote the message
+        return str(self.args[0]) if self.args else "unknown assessment"
+
+
 @dataclass(frozen=True)
 class PiaRecord:
     """A stored assessment and its approval."""

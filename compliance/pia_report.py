@@ -10,12 +10,12 @@ import html
 from dataclasses import dataclass, field
 from datetime import datetime
 
-from compliance.egress import GENERAL_ASSESSMENT_FROM, Mechanism
+from compliance.egress import Mechanism
+from compliance.notices import PIPO_THRESHOLD
 from compliance.pia import Feature, PiaRecord
 from compliance.purposes import catalogue
 
-#: PIPL Art. 52 and the CAC announcement of 2025-07-18: a PI protection officer from one million individuals.
-PIPO_THRESHOLD = GENERAL_ASSESSMENT_FROM
+__all__ = ["PIPO_THRESHOLD", "ReportFacts", "document", "to_html", "to_markdown"]
 
 
 @dataclass(frozen=True)

@@ -12,7 +12,16 @@ from datetime import UTC, datetime
 from sqlalchemy import Engine, insert, select, update
 from sqlmodel import Field, SQLModel
 
-from compliance.pia import Assessment, Feature, PiaRecord, PiaRefused, check_approval, check_feature, utcnow
+from compliance.pia import (
+    Assessment,
+    Feature,
+    PiaRecord,
+    PiaRefused,
+    UnknownPiaError,
+    check_approval,
+    check_feature,
+    utcnow,
+)
 from compliance.service import AuditSink
 from compliance.store import DuplicateError
 
@@ -91,12 +100,12 @@ class PiaService:
         return PiaRecord(pia_id, assessment, author, now)
 
     def get(self, pia_id: str) -> PiaRecord:
-        """The assessment ``pia_id``, or ``LookupError``."""
+        """The assessment ``pia_id``, or :class:`UnknownPiaError`."""
         t = PiaRow.__table__
         with self.engine.connect() as conn:
             row = conn.execute(select(t).where(t.c.pia_id == pia_id)).first()
         if row is None:
-            raise LookupError(f"no impact assessment {pia_id!r}")
+            raise UnknownPiaError(f"no impact assessment {pia_id!r}")
         return _record(row)
 
     def all(self) -> list[PiaRecord]:

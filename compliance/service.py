@@ -13,7 +13,7 @@ from typing import Any, Protocol
 
 from compliance import consent as consent_mod
 from compliance.consent import ConsentAction, Decision, Reason
-from compliance.notices import Notice, NoticeError
+from compliance.notices import PIPO_THRESHOLD, Notice, NoticeError
 from compliance.pseudonyms import Keyring
 from compliance.purposes import PurposeError, catalogue
 from compliance.receipts import build_receipt, sign_receipt
@@ -79,6 +79,11 @@ class ConsentService:
         expected = 1 if current is None else current.version + 1
         if notice.version != expected:
             raise NoticeError(f"the next notice version is {expected}, not {notice.version}")
+        if not notice.handler.pipo_contact and self.store.member_count() >= PIPO_THRESHOLD:
+            raise NoticeError(
+                f"this node has {PIPO_THRESHOLD:,} or more members: the notice must publish the PI protection "
+                "officer's contact (handler.pipo_contact, PIPL Art. 52)"
+            )
         self.store.add_notice(notice)
         widened = sorted(notice.widened_purposes(current)) if current else []
         self.audit(

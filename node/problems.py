@@ -12,6 +12,7 @@ from sqlalchemy.exc import OperationalError
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
 from compliance.notices import NoticeError
+from compliance.pia import PiaRefused, UnknownPiaError
 from compliance.pseudonyms import MemberErasedError
 from compliance.purposes import PurposeError
 from compliance.rights_service import COMPLAINT_ROUTE, RequestRefused
@@ -65,6 +66,7 @@ SIMPLE: dict[type[Exception], tuple[int, dict[str, str]]] = {
     GuardianRequiredError: (422, {"reason_code": "guardian_required"}),
     PurposeError: (422, {}),
     TreeSizeError: (400, {}),
+    UnknownPiaError: (404, {}),
 }
 
 
@@ -93,6 +95,11 @@ def install(app: FastAPI) -> None:
     async def _validation(request: Request, exc: RequestValidationError) -> JSONResponse:
         errors = [{"loc": list(e.get("loc", ())), "msg": e.get("msg", "")} for e in exc.errors()]
         return problem_response(422, "the request is not valid", request, errors=errors)
+
+    @app.exception_handler(PiaRefused)
+    async def _pia_refused(request: Request, exc: PiaRefused) -> JSONResponse:
+        status = 403 if exc.reason == "four_eyes" else 409
+        return problem_response(status, str(exc), request, reason_code=exc.reason)
 
     @app.exception_handler(ConsentDenied)
     async def _denied(request: Request, exc: ConsentDenied) -> JSONResponse:

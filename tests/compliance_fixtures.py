@@ -73,3 +73,16 @@ def notice_data(**changes: Any) -> dict[str, Any]:
 
 def now() -> datetime:
     return datetime.now(UTC)
+
+
+PIA: dict[str, Any] = {
+    "title": "Points exchange with partner brands",
+    "features": ["points_exchange"],
+    "purposes": ["points_exchange:"],
+    "legitimacy": "Separate consent per recipient brand (PIPL Art. 23).",
+    "necessity": "Only a pairwise pseudonym and the points moved are sent.",
+    "impact": "Cross-brand linkage if exchange records were combined.",
+    "likelihood": "low",
+    "risk_level": "medium",
+    "measures": ["Pairwise pseudonyms, the consent gate, audited transfers."],
+}

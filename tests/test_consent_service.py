@@ -149,3 +149,21 @@ def test_a_shredded_member_can_no_longer_be_resolved(service: ConsentService) ->
     assert service.keyring.shred("M-1")
     with pytest.raises(MemberErasedError):
         service.check("M-1", "loyalty.core")
+
+
+def test_at_one_million_members_a_notice_without_the_pipo_contact_is_refused(
+    service: ConsentService, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # registering a million members would take minutes; the threshold is what is under test
+    monkeypatch.setattr(service.store, "member_count", lambda: 1_000_000)
+    with pytest.raises(NoticeError, match="pipo_contact"):
+        service.publish_notice(parse_notice(notice_data(version=2)))
+    handler = notice_data()["handler"] | {"pipo_contact": "pipo@airline.example, +86 21 5555 0100"}
+    assert service.publish_notice(parse_notice(notice_data(version=2, handler=handler))).version == 2
+
+
+def test_below_one_million_members_the_pipo_contact_is_optional(
+    service: ConsentService, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setattr(service.store, "member_count", lambda: 999_999)
+    assert service.publish_notice(parse_notice(notice_data(version=2))).version == 2

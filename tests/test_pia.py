@@ -292,3 +292,34 @@ def test_bad_input_gets_one_clear_line(tmp_path: Path, args: list[str]) -> None:
     assert r.exit_code != 0
     assert "error:" in r.output
     assert "Traceback" not in r.output
+
+
+# --- HTTP API ------------------------------------------------------------------------------
+
+
+def test_the_api_enforces_four_eyes_and_gates_the_switch(node: Node) -> None:
+    from fastapi.testclient import TestClient
+
+    from node.app import create_app
+
+    client = TestClient(create_app(node), raise_server_exceptions=False)
+
+    def as_(name: str, role: Role) -> dict[str, str]:
+        return {"Authorization": f"Bearer {node.staff_keys.issue(name, role)}"}
+
+    ann, bo, olga = as_("ann", Role.COMPLIANCE), as_("bo", Role.COMPLIANCE), as_("olga", Role.OPERATOR)
+    body = {"id": "pia-api", "assessment": tomllib.loads(EXAMPLE.read_text())}
+    assert client.post("/v1/pia", json=body, headers=ann).status_code == 201
+    switch = {"enabled": True, "pia_id": "pia-api"}
+    r = client.put("/v1/features/joint_modeling", json=switch, headers=olga)
+    assert r.status_code == 409
+    assert r.json()["reason_code"] == "pia_not_approved"
+    r = client.post("/v1/pia/pia-api/approval", headers=ann)
+    assert r.status_code == 403
+    assert r.json()["reason_code"] == "four_eyes"
+    assert client.post("/v1/pia/pia-api/approval", headers=bo).json()["status"] == "approved"
+    assert client.put("/v1/features/joint_modeling", json=switch, headers=olga).json()["on"] is True
+    assert client.post("/v1/pia/nope/approval", headers=bo).status_code == 404
+    page = client.get("/v1/pia/report?format=html", headers=bo)
+    assert page.headers["content-type"].startswith("text/html")
+    assert "pia-api" in page.text

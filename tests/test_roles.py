@@ -5,10 +5,11 @@ from __future__ import annotations
 from pathlib import Path
 
 import pytest
-from compliance_fixtures import notice_data
+from compliance_fixtures import PIA, notice_data
 from fastapi.testclient import TestClient
 
 from compliance.notices import parse_notice
+from compliance.pia import Assessment
 from node.app import create_app
 from node.auth import Role
 from node.identity import Node, init_node
@@ -38,6 +39,12 @@ ENDPOINTS = [
     ("GET", "/v1/me/requests", None, {MEMBER}),
     ("POST", "/v1/me/erasure", None, {MEMBER}),
     ("GET", "/v1/audit/bundle?action=consent.", None, {COMPLIANCE}),
+    ("GET", "/v1/pia", None, STAFF),
+    ("POST", "/v1/pia", {"assessment": PIA}, STAFF),
+    ("POST", "/v1/pia/pia-ok/approval", None, {COMPLIANCE}),
+    ("GET", "/v1/pia/report", None, {COMPLIANCE}),
+    ("GET", "/v1/features", None, STAFF),
+    ("PUT", "/v1/features/personalization", {"enabled": False}, {OPERATOR}),
 ]
 # not walked here: the witness endpoint authenticates by the checkpoint's signature (tests/test_api.py)
 SIGNATURE_AUTHENTICATED = {("POST", "/v1/witness/add-checkpoint")}
@@ -49,6 +56,7 @@ def world(tmp_path: Path):  # type: ignore[no-untyped-def]
     node = Node.open(tmp_path / "n")
     node.consent.publish_notice(parse_notice(notice_data()))
     node.consent.register_member("M-1")
+    node.pia.submit(Assessment.model_validate(PIA), "ann", "pia-ok")
     headers = {
         PUBLIC: {},
         OPERATOR: {"Authorization": f"Bearer {node.staff_keys.issue('olga', Role.OPERATOR)}"},
