@@ -194,6 +194,14 @@ def check_feature(feature: Feature, record: PiaRecord | None, now: datetime) -> 
         raise PiaRefused("pia_does_not_cover", f"{record.pia_id} does not assess {feature.value}")
 
 
+def example_assessment() -> Assessment:
+    """The assessment shipped as ``compliance/data/pia_example.toml`` (exchange and joint modeling)."""
+    import tomllib
+    from importlib.resources import files
+
+    return Assessment.model_validate(tomllib.loads(files("compliance").joinpath("data/pia_example.toml").read_text()))
+
+
 def utcnow() -> datetime:
     """Now, in UTC (one place, so tests can travel in time through arguments instead)."""
     return datetime.now(UTC)

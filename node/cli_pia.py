@@ -63,7 +63,7 @@ def _acting(node: Node, name: str, *roles: Role) -> None:
 @pia_app.command("submit")
 @_friendly
 def pia_submit(
-    file: Annotated[Path, typer.Argument(help="The assessment as TOML (see docs/compliance.md for the fields).")],
+    file: Annotated[Path, typer.Argument(help="The assessment as TOML, like compliance/data/pia_example.toml.")],
     author: As,
     pia_id: Annotated[str | None, typer.Option("--id", help="Its id; default: pia- and a digest.")] = None,
     data_dir: cli.DataDir = _HERE,

@@ -11,12 +11,14 @@ from pathlib import Path
 from rich.console import Console
 from rich.table import Table
 
+from compliance.pia_report import document, to_markdown
 from ledger import note
 from ledger.checkpoint import Checkpoint
 from ledger.export import export_log, verify_export
 from ledger.witness import AddCheckpoint, WitnessError
 from node import cdnow, demo_consent
 from node.identity import Node, add_peer, init_node
+from node.pia_facts import gather
 from node.progress import progress_bar
 from node.settings import VKEY_FILE, Peer
 from node.witnessing import LocalWitness, request_cosignatures
@@ -181,7 +183,7 @@ def run_demo(base: Path, console: Console | None = None, rounds: int = 4) -> Dem
         events = _compliance_phase(nodes, by_brand, result, console)
         _append_and_witness(nodes, events, rounds, console)
         _try_forks(nodes, result, console)
-        _rights_and_audit(nodes, by_brand, result, console)
+        _rights_and_audit(base, nodes, by_brand, result, console)
         _export_and_verify(base, nodes, result, console)
     finally:
         for node in nodes.values():
@@ -191,14 +193,23 @@ def run_demo(base: Path, console: Console | None = None, rounds: int = 4) -> Dem
 
 
 def _rights_and_audit(
-    nodes: dict[str, Node], by_brand: dict[str, list[cdnow.Purchase]], result: DemoResult, console: Console
+    base: Path,
+    nodes: dict[str, Node],
+    by_brand: dict[str, list[cdnow.Purchase]],
+    result: DemoResult,
+    console: Console,
 ) -> None:
     """One rights request of each kind per brand, a refused provision, and audit bundles verified offline."""
     for brand, node in nodes.items():
         refs = list(dict.fromkeys(_member_ref(brand, p.customer_id) for p in by_brand[brand]))
         outcome = demo_consent.rights_drill(node, refs, stranger_brand="bank.alliance.example")
+        partner = next(n.settings.node_id for b, n in nodes.items() if b != brand)
+        outcome |= demo_consent.assessment_drill(node, partner, refs)
         for kind, text in outcome.items():
             console.print(f"  {brand} {kind}: {text}")
+        report = base / brand / "pia-report.md"
+        report.write_text(to_markdown(document(gather(node))))
+        console.print(f"  {brand} impact assessment report: {report}")
         count, size = demo_consent.verify_audit_bundle(node)
         result.audit_bundles[brand] = (count, size)
         console.print(f"  {brand} audit bundle (consent.* events): {count:,} of {size:,} events verified offline")

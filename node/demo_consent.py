@@ -164,3 +164,49 @@ def verify_audit_bundle(node: Node, action_family: str = "consent.") -> tuple[in
     buf.seek(0)
     verified = verify_bundle(buf, node.signer.verifier())
     return verified.count, verified.tree_size
+
+
+def assessment_drill(node: Node, partner: str, member_refs: list[str]) -> dict[str, str]:
+    """Exchange stays off until an impact assessment is approved by a second officer; then egress decides.
+
+    Returns what happened at each step, for the demo's output.
+    """
+    from compliance.pia import Feature, PiaRefused, example_assessment
+    from node.auth import Caller, Role, current_caller
+    from node.outbound import EgressRefused
+
+    steps: dict[str, str] = {}
+    token = current_caller.set(Caller(Role.COMPLIANCE, "ann"))  # audited under the officers' own names
+    try:
+        try:
+            node.pia.enable(Feature.POINTS_EXCHANGE, "pia-none", "olga")
+            steps["without assessment"] = "exchange switched on (unexpected)"
+        except PiaRefused as exc:
+            steps["without assessment"] = f"switching exchange on refused: {exc.reason}"
+        record = node.pia.submit(example_assessment(), "ann")
+        try:
+            node.pia.approve(record.pia_id, "ann")
+        except PiaRefused as exc:
+            steps["self-approval"] = f"refused: {exc.reason}"
+        current_caller.set(Caller(Role.COMPLIANCE, "bo"))
+        approved = node.pia.approve(record.pia_id, "bo")
+        current_caller.set(Caller(Role.OPERATOR, "olga"))
+        for feature in (Feature.POINTS_EXCHANGE, Feature.JOINT_MODELING):
+            node.pia.enable(feature, record.pia_id, "olga")
+        steps["assessment"] = f"{record.pia_id} approved by bo, expires {approved.expires_at:%Y-%m-%d}; exchange on"
+    finally:
+        current_caller.reset(token)
+    fields = {"member": "identity.pseudonym", "points": "loyalty.transactions"}
+    consenting = [
+        m for m in member_refs[3:] if _roll(m, f"points_exchange:{partner}") < CONSENT_MIX["points_exchange:"]
+    ]
+    declining = [
+        m for m in member_refs[3:] if _roll(m, f"points_exchange:{partner}") >= CONSENT_MIX["points_exchange:"]
+    ]
+    for label, member in (("consenting member", consenting[0]), ("declining member", declining[0])):
+        try:
+            permit = node.outbound.authorize(partner, fields, set(fields), purpose="points_exchange", members=[member])
+            steps[f"egress, {label}"] = f"provision to {partner} allowed: {permit.decision.reason.value}"
+        except EgressRefused as exc:
+            steps[f"egress, {label}"] = f"provision to {partner} refused: {exc.decision.reason.value}"
+    return steps

@@ -46,7 +46,7 @@ class EgressRefused(Exception):
 class Permit:
     """What :meth:`Outbound.authorize` allowed: where to send, and the decision to cite."""
 
-    url: str
+    url: str | None  # None: a peer we only witness, with nowhere to send to
     decision: EgressDecision
     mechanism: tuple[Mechanism, str] | None = None
 
@@ -130,8 +130,6 @@ class Outbound:
             self._audit_refusal(peer_id, purpose, pseudonyms, pi_cats, decision, needed)
             raise EgressRefused(decision, f"call to {peer_id!r} refused: {decision.reason.value}")
         assert found is not None
-        if found[1] is None:
-            raise EgressRefused(decision, f"peer {peer_id!r} has no URL configured")
         if pi_cats:
             if abroad:
                 # counted before sending: a crash after this over-counts, which errs on the safe side
@@ -155,7 +153,11 @@ class Outbound:
         """Authorize, then POST to the peer. ``payload_fields`` defaults to a JSON body's top-level keys."""
         if payload_fields is None:
             payload_fields = set(json) if isinstance(json, dict) else set(fields)
+        found = self.destination(peer_id)
+        if found is not None and found[1] is None:  # before authorize, which counts and audits the transfer
+            raise httpx.InvalidURL(f"peer {peer_id!r} has no URL configured: `alliance-node peers add --url`")
         permit = self.authorize(peer_id, fields, payload_fields, purpose=purpose, members=members)
+        assert permit.url is not None
         return httpx.post(
             f"{permit.url.rstrip('/')}{path}", content=content, json=json, headers=headers, timeout=self.timeout
         )

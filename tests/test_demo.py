@@ -18,6 +18,10 @@ def test_demo_appends_every_cdnow_purchase_and_verifies_every_log(tmp_path: Path
     assert len(result.verified) == 9  # three brands x audit, exchange, purchases
     assert all(n == 2 for (_, log), n in result.cosignatures.items() if log == "purchases")
     assert result.refused_forks == ["same size, other root", "larger size, rewritten past"]
+    for brand in ("airline", "supermarket", "coffee"):
+        report = (tmp_path / "alliance" / brand / "pia-report.md").read_text()
+        assert "| points_exchange | ON | pia-" in report
+        assert "| cross_border | off |" in report
 
 
 def test_demo_refuses_a_directory_that_is_not_empty(tmp_path: Path) -> None:

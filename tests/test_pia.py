@@ -18,7 +18,7 @@ from node.auth import Role
 from node.cli import app
 from node.identity import Node, init_node
 
-EXAMPLE = Path(__file__).parents[1] / "docs" / "examples" / "pia.toml"
+EXAMPLE = Path(__file__).parents[1] / "compliance" / "data" / "pia_example.toml"
 T0 = datetime(2026, 11, 1, 8, 0, tzinfo=UTC)
 runner = CliRunner()
 
