@@ -71,6 +71,7 @@ ACTIONS: frozenset[str] = frozenset(
         "dsr.verified",
         "dsr.completed",
         "dsr.refused",
+        "dsr.escalated",
         "retention.purge",
         "incident.detected",
         "incident.notified",

@@ -124,3 +124,27 @@ class RightsService:
         """Open requests past their deadline (to escalate)."""
         day = today or datetime.now(UTC).date()
         return [r for r in self.consent.store.requests() if r.overdue(day)]
+
+    def queue(self) -> list[RightsRequest]:
+        """The staff queue: every open request, earliest deadline first."""
+        open_ = [r for r in self.consent.store.requests() if r.state not in (Step.COMPLETED, Step.REFUSED)]
+        return sorted(open_, key=lambda r: (r.deadline, r.received_at))
+
+    def escalate(self, today: date | None = None) -> list[RightsRequest]:
+        """Audit a ``dsr.escalated`` event for every open request past its deadline; return them.
+
+        Meant for a daily job: a request stays in the escalation list, and is escalated again,
+        every day until it is completed or refused.
+        """
+        day = today or datetime.now(UTC).date()
+        late = self.overdue(day)
+        for req in late:
+            self.consent.audit(
+                "dsr.escalated",
+                subject_pseudo_ids=[req.member],
+                dsr_id=req.dsr_id,
+                outcome="error",
+                reason_code="deadline_passed",
+                details={"kind": req.kind.value, "deadline": req.deadline.isoformat(), "state": str(req.state)},
+            )
+        return late

@@ -6,7 +6,7 @@ from fastapi import FastAPI
 
 from node import problems
 from node.identity import Node
-from node.routes import audit, health, logs, me, members, notices, pia, witness
+from node.routes import audit, health, logs, me, members, notices, pia, requests, witness
 
 
 def create_app(node: Node) -> FastAPI:
@@ -26,4 +26,5 @@ def create_app(node: Node) -> FastAPI:
     app.include_router(me.router)
     app.include_router(audit.router)
     app.include_router(pia.router)
+    app.include_router(requests.router)
     return app

@@ -9,6 +9,7 @@ from pathlib import Path
 import pytest
 from compliance_fixtures import notice_data
 
+from compliance.audit import AuditEvent
 from compliance.consent import ConsentAction
 from compliance.notices import parse_notice
 from compliance.pseudonyms import MemberErasedError, pseudonym_of
@@ -111,3 +112,37 @@ def test_erasure_under_legal_hold_is_refused_with_a_reason_and_audited(node: Nod
     [req] = node.rights.requests("M-1")
     assert req.state is Step.REFUSED
     assert node.consent.store.member("M-1") is not None
+
+
+def _stuck_request(node: Node, member_ref: str, received: datetime) -> str:
+    """A request verified on ``received`` and never finished (what a crash mid-request leaves)."""
+    req = new_request(node.consent.member_pseudonym(member_ref), RequestKind.ACCESS, received)
+    req = req.advance(Step.VERIFIED, received)
+    node.consent.store.save_request(req)
+    return req.dsr_id
+
+
+def test_an_open_request_past_its_deadline_is_escalated_and_audited(node: Node) -> None:
+    dsr_id = _stuck_request(node, "M-1", datetime(2026, 10, 1, 9, tzinfo=UTC))
+    late = node.rights.escalate(today=date(2026, 10, 23))  # 15 working days after 1 October is 22 October
+    assert [r.dsr_id for r in late] == [dsr_id]
+    event = AuditEvent.from_bytes(list(node.store.log("audit").entries())[-1].data)
+    assert (event.action, event.dsr_id, event.reason_code) == ("dsr.escalated", dsr_id, "deadline_passed")
+
+
+def test_a_request_on_its_last_day_is_not_escalated(node: Node) -> None:
+    _stuck_request(node, "M-1", datetime(2026, 10, 1, 9, tzinfo=UTC))
+    assert node.rights.escalate(today=date(2026, 10, 22)) == []
+
+
+def test_finished_requests_are_never_escalated(node: Node) -> None:
+    node.rights.access("M-1")
+    assert node.rights.escalate(today=date(2030, 1, 1)) == []
+    assert node.rights.queue() == []
+
+
+def test_the_staff_queue_lists_open_requests_earliest_deadline_first(node: Node) -> None:
+    later = _stuck_request(node, "M-1", datetime(2026, 11, 2, 9, tzinfo=UTC))
+    sooner = _stuck_request(node, "M-1", datetime(2026, 10, 1, 9, tzinfo=UTC))
+    node.rights.access("M-1")
+    assert [r.dsr_id for r in node.rights.queue()] == [sooner, later]

@@ -44,6 +44,7 @@ ENDPOINTS = [
     ("POST", "/v1/pia/pia-ok/approval", None, {COMPLIANCE}),
     ("GET", "/v1/pia/report", None, {COMPLIANCE}),
     ("GET", "/v1/features", None, STAFF),
+    ("GET", "/v1/requests?overdue=true", None, {COMPLIANCE}),
     ("PUT", "/v1/features/personalization", {"enabled": False}, {OPERATOR}),
 ]
 # not walked here: the witness endpoint authenticates by the checkpoint's signature (tests/test_api.py)

@@ -1,4 +1,6 @@
-"""``alliance-node pia``, ``feature`` and ``xborder``: impact assessments, the switches they gate, transfers abroad.
+"""``alliance-node pia``, ``feature``, ``xborder`` and ``rights``: the compliance officer's commands.
+
+Impact assessments, the feature switches they gate, transfers abroad, and the rights-request queue.
 
 Staff act under their own name (``--as``), which must hold an active staff key with the right
 role: the audit trail names them, and an assessment's author cannot be its approver.
@@ -24,6 +26,7 @@ feature_app = typer.Typer(
     no_args_is_help=True, help="Feature switches: exchange, joint modeling, personalization, cross-border."
 )
 xborder_app = typer.Typer(no_args_is_help=True, help="Cross-border transfers: counters and transfer mechanisms.")
+rights_app = typer.Typer(no_args_is_help=True, help="Rights requests: the staff queue and deadline escalation.")
 
 import node.cli as cli  # noqa: E402  (after the apps: node.cli imports them while it loads)
 
@@ -229,3 +232,26 @@ def xborder_status(data_dir: cli.DataDir = _HERE) -> None:
     cli.out.print(f"year {year}: general {general}, sensitive {sensitive}, requires {node.xborder.required(year)}")
     for m in node.mechanisms.all():
         cli.out.print(f"{m.country}\t{m.mechanism}\t{m.reference}\t{m.valid_from}..{m.valid_until}", highlight=False)
+
+
+@rights_app.command("queue")
+@_friendly
+def rights_queue(data_dir: cli.DataDir = _HERE) -> None:
+    """Open rights requests, earliest deadline first: id, kind, state, received, deadline, OVERDUE."""
+    node = cli._open(data_dir)
+    today = date.today()
+    for r in node.rights.queue():
+        flag = "OVERDUE" if r.overdue(today) else ""
+        line = f"{r.dsr_id}\t{r.kind.value}\t{r.state}\t{r.received_at:%Y-%m-%d}\t{r.deadline}\t{flag}"
+        cli.out.print(line.rstrip(), highlight=False)
+
+
+@rights_app.command("escalate")
+@_friendly
+def rights_escalate(data_dir: cli.DataDir = _HERE) -> None:
+    """Escalate every open request past its 15-working-day deadline (audited); run it daily."""
+    node = cli._open(data_dir)
+    late = node.rights.escalate()
+    for r in late:
+        cli.out.print(f"escalated {r.dsr_id}\t{r.kind.value}\tdue {r.deadline}", highlight=False)
+    cli.out.print(f"{len(late)} request(s) past their deadline")
