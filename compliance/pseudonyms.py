@@ -93,3 +93,9 @@ class Keyring:
         t = MemberKeyRecord.__table__
         with self.engine.begin() as conn:
             return conn.execute(delete(t).where(t.c.member_ref == member_ref)).rowcount == 1
+
+    def live(self) -> set[str]:
+        """The pseudonyms of every member whose key still exists (everyone not erased)."""
+        t = MemberKeyRecord.__table__
+        with self.engine.connect() as conn:
+            return {pseudonym_of(bytes(k), self.node_id, m) for m, k in conn.execute(select(t.c.member_ref, t.c.key))}

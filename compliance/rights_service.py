@@ -28,6 +28,7 @@ class RightsService:
 
     consent: ConsentService
     events_about: Callable[[str], list[dict[str, Any]]]  # audit events naming a pseudonym
+    under_hold: Callable[[str], bool] = lambda _pseudonym: False  # a legal hold placed by pseudonym
 
     def _open(self, member_ref: str, kind: RequestKind) -> tuple[str, RightsRequest]:
         member = self.consent.member_pseudonym(member_ref)
@@ -107,9 +108,9 @@ class RightsService:
 
     def erase(self, member_ref: str) -> RightsRequest:
         """Delete the member's data and key: logs keep verifying, their pseudonym links to no one."""
-        _, req = self._open(member_ref, RequestKind.ERASURE)
+        member, req = self._open(member_ref, RequestKind.ERASURE)
         record = self.consent.store.member(member_ref)
-        if record is not None and record.legal_hold:
+        if (record is not None and record.legal_hold) or self.under_hold(member):
             self._refuse(req, "legal_hold", "the data is under a legal hold: it is kept for storage only")
         req = self._finish(req)  # audited while the pseudonym can still be named
         self.consent.store.delete_member(member_ref)

@@ -27,6 +27,7 @@ feature_app = typer.Typer(
 )
 xborder_app = typer.Typer(no_args_is_help=True, help="Cross-border transfers: counters and transfer mechanisms.")
 rights_app = typer.Typer(no_args_is_help=True, help="Rights requests: the staff queue and deadline escalation.")
+retention_app = typer.Typer(no_args_is_help=True, help="Retention: the purge job and legal holds.")
 
 import node.cli as cli  # noqa: E402  (after the apps: node.cli imports them while it loads)
 
@@ -255,3 +256,63 @@ def rights_escalate(data_dir: cli.DataDir = _HERE) -> None:
     for r in late:
         cli.out.print(f"escalated {r.dsr_id}\t{r.kind.value}\tdue {r.deadline}", highlight=False)
     cli.out.print(f"{len(late)} request(s) past their deadline")
+
+
+def _pseudonym(node: Node, member: str | None, pseudonym: str | None) -> str:
+    if (member is None) == (pseudonym is None):
+        raise ValueError("name the member by --member REF or, once erased, by --pseudonym HEX")
+    return pseudonym if pseudonym is not None else node.keyring.pseudonym(member, create=False)  # type: ignore[arg-type]
+
+
+@retention_app.command("purge")
+@_friendly
+def retention_purge(
+    dry_run: Annotated[bool, typer.Option("--dry-run", help="Count what would go; delete nothing.")] = False,
+    data_dir: cli.DataDir = _HERE,
+) -> None:
+    """Delete every record past its retention that no legal hold keeps (audited); run it daily."""
+    node = cli._open(data_dir)
+    r = node.retention.purge(dry_run=dry_run)
+    verb = "would purge" if dry_run else "purged"
+    cli.out.print(
+        f"{verb}: {r.consent_records} consent records, {r.rights_requests} rights requests, "
+        f"{r.xborder_counts} cross-border counts; kept under legal hold: {r.held_members_skipped}"
+    )
+
+
+@retention_app.command("hold")
+@_friendly
+def retention_hold(
+    reason: Annotated[str, typer.Option(help="The case or order the hold serves.")],
+    by: As,
+    member: Annotated[str | None, typer.Option(help="The member's reference at this brand.")] = None,
+    pseudonym: Annotated[str | None, typer.Option(help="The member's pseudonym (for an erased member).")] = None,
+    data_dir: cli.DataDir = _HERE,
+) -> None:
+    """Place a legal hold: nothing about the member is purged or erased until it is released."""
+    from node.auth import Role
+
+    node = cli._open(data_dir)
+    _acting(node, by, Role.COMPLIANCE)
+    target = _pseudonym(node, member, pseudonym)
+    node.retention.hold(target, reason, by)
+    cli.out.print(f"hold placed on {target}")
+
+
+@retention_app.command("release")
+@_friendly
+def retention_release(
+    by: As,
+    member: Annotated[str | None, typer.Option(help="The member's reference at this brand.")] = None,
+    pseudonym: Annotated[str | None, typer.Option(help="The member's pseudonym.")] = None,
+    data_dir: cli.DataDir = _HERE,
+) -> None:
+    """Release the legal holds on a member."""
+    from node.auth import Role
+
+    node = cli._open(data_dir)
+    _acting(node, by, Role.COMPLIANCE)
+    target = _pseudonym(node, member, pseudonym)
+    if not node.retention.release(target, by):
+        raise ValueError(f"no active hold on {target}")
+    cli.out.print(f"holds on {target} released")

@@ -12,6 +12,7 @@ from typing import TYPE_CHECKING, Any, BinaryIO
 from compliance.egress import CrossBorderCounter, MechanismRegistry
 from compliance.pia_service import PiaService
 from compliance.pseudonyms import Keyring
+from compliance.retention import Retention
 from compliance.rights_service import RightsService
 from compliance.service import ConsentService
 from compliance.store import ComplianceStore
@@ -146,6 +147,11 @@ class Node:
         return PiaService(self.store.engine, self.audit)
 
     @cached_property
+    def retention(self) -> Retention:
+        """Legal holds and the retention purge."""
+        return Retention(self.store.engine, self.keyring.live, self.audit)
+
+    @cached_property
     def xborder(self) -> CrossBorderCounter:
         """Distinct individuals sent abroad this calendar year."""
         return CrossBorderCounter(self.store.engine)
@@ -165,7 +171,7 @@ class Node:
     @cached_property
     def rights(self) -> RightsService:
         """Rights requests: access, correction, erasure."""
-        return RightsService(self.consent, self.audit_events_about)
+        return RightsService(self.consent, self.audit_events_about, lambda p: p in self.retention.held())
 
     def audit_events_about(self, pseudonym: str) -> list[dict[str, Any]]:
         """Every audit event naming ``pseudonym`` as subject or actor (a full scan of the audit log)."""
@@ -228,6 +234,7 @@ class Node:
         self.pia.create_schema()
         self.xborder.create_schema()
         self.mechanisms.create_schema()
+        self.retention.create_schema()
 
     @cached_property
     def witness(self) -> Witness:
