@@ -11,6 +11,7 @@ from typing import TYPE_CHECKING, Any, BinaryIO
 
 from compliance.egress import CrossBorderCounter, MechanismRegistry
 from compliance.pia_service import PiaService
+from compliance.prompts import PromptCounter
 from compliance.pseudonyms import Keyring
 from compliance.retention import Retention
 from compliance.rights_service import RightsService
@@ -152,6 +153,11 @@ class Node:
         return Retention(self.store.engine, self.keyring.live, self.audit)
 
     @cached_property
+    def prompts(self) -> PromptCounter:
+        """The consent-prompt counter: no repeated asking after a refusal."""
+        return PromptCounter(self.store.engine)
+
+    @cached_property
     def xborder(self) -> CrossBorderCounter:
         """Distinct individuals sent abroad this calendar year."""
         return CrossBorderCounter(self.store.engine)
@@ -235,6 +241,7 @@ class Node:
         self.xborder.create_schema()
         self.mechanisms.create_schema()
         self.retention.create_schema()
+        self.prompts.create_schema()
 
     @cached_property
     def witness(self) -> Witness:

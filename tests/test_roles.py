@@ -31,6 +31,7 @@ ENDPOINTS = [
     ("POST", "/v1/members", {"member_ref": "NEW-1"}, {OPERATOR}),
     ("POST", "/v1/members/M-1/token", None, {OPERATOR}),
     ("GET", "/v1/members/M-1/gate/loyalty.core", None, {OPERATOR}),
+    ("POST", "/v1/members/M-1/prompts/marketing", None, {OPERATOR}),
     ("GET", "/v1/me/consents", None, {MEMBER}),
     ("POST", "/v1/me/consents", {"action": "grant", "purposes": ["marketing"]}, {MEMBER}),
     ("GET", "/v1/me/receipts", None, {MEMBER}),

@@ -8,6 +8,7 @@ from typing import Annotated
 from fastapi import APIRouter, Path
 from pydantic import BaseModel, Field
 
+from compliance.purposes import catalogue
 from node.auth import DEFAULT_TOKEN_TTL, issue_member_token
 from node.problems import Problem
 from node.routes.deps import NodeDep, Operator
@@ -76,3 +77,34 @@ def gate(
         raise Problem(404, f"member {member_ref!r} is not registered here")
     decision = node.consent.check(member_ref, purpose, recipient=recipient, accessor=caller.id)
     return GateAnswer(member_ref=member_ref, purpose=purpose, allowed=decision.allowed, reason=decision.reason.value)
+
+
+class PromptPermission(BaseModel):
+    """The app may show this consent prompt now (it has been counted)."""
+
+    member_ref: str
+    purpose: str
+    shown_in_window: int
+
+
+@router.post("/{member_ref}/prompts/{purpose}", status_code=201)
+def prompt(node: NodeDep, _: Operator, member_ref: MemberRef, purpose: str) -> PromptPermission:
+    """Ask before showing a consent prompt: at most one per purpose in 180 days, none once consented.
+
+    429 with ``reason_code`` ``prompt_limit`` (and when asking becomes possible again), or 409
+    ``already_consented``; service never depends on the answer (PIPL Art. 16).
+    """
+    if node.consent.store.member(member_ref) is None:
+        raise Problem(404, f"member {member_ref!r} is not registered here")
+    catalogue().purpose(purpose)  # 422 for an unknown purpose
+    consented = node.consent.decisions(member_ref).get(purpose)
+    answer = node.prompts.ask(node.consent.member_pseudonym(member_ref), purpose, bool(consented and consented.allowed))
+    if answer.reason == "already_consented":
+        raise Problem(409, f"{member_ref!r} already consented to {purpose!r}: no prompt", reason_code=answer.reason)
+    if not answer.allowed:
+        raise Problem(
+            429,
+            f"{member_ref!r} was already asked about {purpose!r}; ask again from {answer.next_allowed:%Y-%m-%d}",
+            reason_code=answer.reason,
+        )
+    return PromptPermission(member_ref=member_ref, purpose=purpose, shown_in_window=answer.shown_in_window + 1)
