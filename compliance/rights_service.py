@@ -9,8 +9,19 @@ from typing import Any
 
 from compliance.rights import RequestKind, RightsRequest, Step, new_request
 from compliance.service import ConsentService
+from compliance.store import MemberRecord
 
 COMPLAINT_ROUTE = "the notice's rights.complaint contact, or the provincial CAC"
+
+
+def _member_json(record: MemberRecord) -> dict[str, Any]:
+    return {
+        "member_ref": record.member_ref,
+        "birth_date": record.birth_date.isoformat() if record.birth_date else None,
+        "guardian_ref": record.guardian_ref,
+        "legal_hold": record.legal_hold,
+        "created_at": record.created_at.isoformat() if record.created_at else None,
+    }
 
 
 class RequestRefused(Exception):
@@ -68,7 +79,7 @@ class RightsService:
             "node_id": self.consent.signer.name,
             "generated_at": datetime.now(UTC).isoformat(),
             "request_id": req.dsr_id,
-            "member": record.model_dump(mode="json") if record else None,
+            "member": _member_json(record) if record else None,
             "pseudonym": member,
             "consent_decisions": {
                 code: {"allowed": d.allowed, "reason": d.reason.value}

@@ -2,13 +2,15 @@
 
 from __future__ import annotations
 
+from dataclasses import dataclass
 from datetime import UTC, date, datetime
 
-from sqlalchemy import Engine, Text, delete, func, insert, select, update
+from sqlalchemy import Engine, LargeBinary, Text, delete, func, insert, select, update
 from sqlalchemy.exc import IntegrityError
 from sqlmodel import Column, Field, SQLModel
 
 from compliance.consent import ConsentAction, ConsentRecord
+from compliance.fieldcrypt import FieldCipher
 from compliance.notices import Notice, canonical_json, parse_notice
 from compliance.rights import RequestKind, RightsRequest, Step, StepRecord, rebuild
 
@@ -22,15 +24,28 @@ def _aware(value: datetime | None) -> datetime | None:
     return value.replace(tzinfo=UTC) if value is not None and value.tzinfo is None else value
 
 
-class MemberRecord(SQLModel, table=True):
-    """A member of this brand: the brand's own reference and what the gates need to know."""
+class MemberRow(SQLModel, table=True):
+    """A member as stored: identifiers and the birth date sealed, found by blind index (PIPL Art. 51)."""
 
     __tablename__ = "compliance_member"
-    member_ref: str = Field(primary_key=True, max_length=200)
-    birth_date: date | None = None
-    guardian_ref: str | None = Field(default=None, max_length=200)
+    ref_index: str = Field(primary_key=True, max_length=64)
+    ref_sealed: bytes = Field(sa_column=Column(LargeBinary, nullable=False))
+    birth_sealed: bytes | None = Field(default=None, sa_column=Column(LargeBinary, nullable=True))
+    guardian_index: str | None = Field(default=None, max_length=64, index=True)
+    guardian_sealed: bytes | None = Field(default=None, sa_column=Column(LargeBinary, nullable=True))
     legal_hold: bool = False  # storage only: erasure is refused while set (PIPL Art. 47 para. 2)
     created_at: datetime = Field(default_factory=_now)
+
+
+@dataclass(frozen=True)
+class MemberRecord:
+    """A member of this brand, opened: the brand's own reference and what the gates need to know."""
+
+    member_ref: str
+    birth_date: date | None = None
+    guardian_ref: str | None = None
+    legal_hold: bool = False
+    created_at: datetime | None = None
 
 
 class NoticeRecord(SQLModel, table=True):
@@ -80,7 +95,7 @@ class RightsStepRow(SQLModel, table=True):
     reason_code: str | None = Field(default=None, max_length=100)
 
 
-TABLES = [t.__table__ for t in (MemberRecord, NoticeRecord, ConsentRow, RightsRequestRow, RightsStepRow)]
+TABLES = [t.__table__ for t in (MemberRow, NoticeRecord, ConsentRow, RightsRequestRow, RightsStepRow)]
 
 
 class DuplicateError(ValueError):
@@ -90,49 +105,77 @@ class DuplicateError(ValueError):
 class ComplianceStore:
     """Reads and appends of compliance state; no update or delete of consent history."""
 
-    def __init__(self, engine: Engine) -> None:
+    def __init__(self, engine: Engine, cipher: FieldCipher) -> None:
         self.engine = engine
+        self.cipher = cipher
 
     def create_schema(self) -> None:
         """Create the tables if missing."""
         SQLModel.metadata.create_all(self.engine, tables=TABLES)
 
-    # members
+    # members: every identifier sealed, looked up by blind index
+    def _member_row(self, member_ref: str, birth_date: date | None, guardian_ref: str | None) -> dict[str, object]:
+        c = self.cipher
+        return {
+            "ref_index": c.index(member_ref),
+            "ref_sealed": c.seal(member_ref, "member.ref"),
+            "birth_sealed": c.seal(birth_date.isoformat(), "member.birth_date") if birth_date else None,
+            "guardian_index": c.index(guardian_ref) if guardian_ref else None,
+            "guardian_sealed": c.seal(guardian_ref, "member.guardian") if guardian_ref else None,
+            "legal_hold": False,
+            "created_at": _now(),
+        }
+
+    def _open_member(self, row: object) -> MemberRecord:
+        c = self.cipher
+        r = row._mapping  # type: ignore[attr-defined]
+        return MemberRecord(
+            member_ref=c.open(r["ref_sealed"], "member.ref"),
+            birth_date=date.fromisoformat(c.open(r["birth_sealed"], "member.birth_date"))
+            if r["birth_sealed"]
+            else None,
+            guardian_ref=c.open(r["guardian_sealed"], "member.guardian") if r["guardian_sealed"] else None,
+            legal_hold=bool(r["legal_hold"]),
+            created_at=_aware(r["created_at"]),
+        )
+
     def add_member(self, member_ref: str, birth_date: date | None, guardian_ref: str | None) -> None:
         """Register a member; :class:`DuplicateError` if the reference is taken."""
         try:
             with self.engine.begin() as conn:
                 conn.execute(
-                    insert(MemberRecord.__table__).values(
-                        member_ref=member_ref, birth_date=birth_date, guardian_ref=guardian_ref, created_at=_now()
-                    )
+                    insert(MemberRow.__table__).values(**self._member_row(member_ref, birth_date, guardian_ref))
                 )
         except IntegrityError as exc:
             raise DuplicateError(f"member {member_ref!r} is already registered") from exc
 
     def add_members(self, members: list[tuple[str, date | None, str | None]]) -> None:
         """Register many members in one transaction (:class:`DuplicateError` if any exists)."""
-        rows = [
-            {"member_ref": ref, "birth_date": born, "guardian_ref": guardian, "legal_hold": False, "created_at": _now()}
-            for ref, born, guardian in members
-        ]
+        rows = [self._member_row(ref, born, guardian) for ref, born, guardian in members]
         try:
             with self.engine.begin() as conn:
-                conn.execute(insert(MemberRecord.__table__), rows)
+                conn.execute(insert(MemberRow.__table__), rows)
         except IntegrityError as exc:
             raise DuplicateError("some of these members are already registered") from exc
 
     def delete_member(self, member_ref: str) -> bool:
         """Remove a member's record (erasure); return whether there was one."""
-        t = MemberRecord.__table__
+        t = MemberRow.__table__
         with self.engine.begin() as conn:
-            return conn.execute(delete(t).where(t.c.member_ref == member_ref)).rowcount == 1
+            return conn.execute(delete(t).where(t.c.ref_index == self.cipher.index(member_ref))).rowcount == 1
 
-    def correct_member(self, member_ref: str, **fields: object) -> None:
+    def correct_member(self, member_ref: str, *, birth_date: date | None) -> None:
         """Correct a member's own data (PIPL Art. 46)."""
-        t = MemberRecord.__table__
+        t = MemberRow.__table__
+        sealed = self.cipher.seal(birth_date.isoformat(), "member.birth_date") if birth_date else None
         with self.engine.begin() as conn:
-            conn.execute(update(t).where(t.c.member_ref == member_ref).values(**fields))
+            conn.execute(update(t).where(t.c.ref_index == self.cipher.index(member_ref)).values(birth_sealed=sealed))
+
+    def set_legal_hold(self, member_ref: str, held: bool) -> None:
+        """Mark a member's record as kept for storage only (erasure refused) or release it."""
+        t = MemberRow.__table__
+        with self.engine.begin() as conn:
+            conn.execute(update(t).where(t.c.ref_index == self.cipher.index(member_ref)).values(legal_hold=held))
 
     # rights requests
     def save_request(self, req: RightsRequest) -> None:
@@ -173,20 +216,21 @@ class ComplianceStore:
 
     def members(self, member_refs: list[str]) -> dict[str, MemberRecord]:
         """The registered members among ``member_refs``, by reference."""
-        t = MemberRecord.__table__
+        t = MemberRow.__table__
         found: dict[str, MemberRecord] = {}
+        indexes = [self.cipher.index(m) for m in member_refs]
         with self.engine.connect() as conn:
-            for start in range(0, len(member_refs), 500):
-                rows = conn.execute(select(t).where(t.c.member_ref.in_(member_refs[start : start + 500]))).all()
-                found |= {r.member_ref: MemberRecord(**r._mapping) for r in rows}
+            for start in range(0, len(indexes), 500):
+                rows = conn.execute(select(t).where(t.c.ref_index.in_(indexes[start : start + 500]))).all()
+                found |= {m.member_ref: m for m in map(self._open_member, rows)}
         return found
 
     def member(self, member_ref: str) -> MemberRecord | None:
         """The member, or None."""
-        t = MemberRecord.__table__
+        t = MemberRow.__table__
         with self.engine.connect() as conn:
-            row = conn.execute(select(t).where(t.c.member_ref == member_ref)).first()
-        return None if row is None else MemberRecord(**row._mapping)
+            row = conn.execute(select(t).where(t.c.ref_index == self.cipher.index(member_ref))).first()
+        return None if row is None else self._open_member(row)
 
     # notices
     def add_notice(self, notice: Notice) -> None:
@@ -278,7 +322,7 @@ class ComplianceStore:
     def member_count(self) -> int:
         """How many members are registered."""
         with self.engine.connect() as conn:
-            return conn.execute(select(func.count()).select_from(MemberRecord.__table__)).scalar_one()
+            return conn.execute(select(func.count()).select_from(MemberRow.__table__)).scalar_one()
 
     def consent_tally(self) -> dict[str, int]:
         """How many members' latest record for each purpose is a grant or renewal (expiry aside)."""

@@ -10,6 +10,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any, BinaryIO
 
 from compliance.egress import CrossBorderCounter, MechanismRegistry
+from compliance.fieldcrypt import FieldCipher, create_key_file, load_key_file
 from compliance.pia_service import PiaService
 from compliance.prompts import PromptCounter
 from compliance.pseudonyms import Keyring
@@ -22,6 +23,7 @@ from ledger.storage import LedgerStore, create_engine
 from ledger.witness import Witness
 from node.auth import Caller, Role, StaffKeys, current_caller
 from node.settings import (
+    DATA_KEY_FILE,
     DEFAULT_LOGS,
     VKEY_FILE,
     WITNESS_VKEY_FILE,
@@ -59,6 +61,7 @@ def init_node(data_dir: Path, node_id: str, **fields: object) -> NodeSettings:
     _write_private(settings.key_path, signer.to_skey() + "\n")
     (data_dir / VKEY_FILE).write_text(signer.verifier().to_vkey() + "\n")
     (data_dir / WITNESS_VKEY_FILE).write_text(signer.verifier(note.ALG_COSIGNATURE_V1).to_vkey() + "\n")
+    create_key_file(data_dir / DATA_KEY_FILE)
     write_config(settings)
     node = Node(settings)
     node.create_schemas()
@@ -128,7 +131,12 @@ class Node:
     @cached_property
     def keyring(self) -> Keyring:
         """Members' pseudonym keys (crypto-shredding deletes them)."""
-        return Keyring(self.store.engine, self.settings.node_id)
+        return Keyring(self.store.engine, self.settings.node_id, self.cipher)
+
+    @cached_property
+    def cipher(self) -> FieldCipher:
+        """Field-level encryption of member identifiers, with the key in ``data.key``."""
+        return load_key_file(self.settings.data_dir / DATA_KEY_FILE)
 
     @cached_property
     def staff_keys(self) -> StaffKeys:
@@ -139,7 +147,11 @@ class Node:
     def consent(self) -> ConsentService:
         """Notices, consent and the gate, auditing into this node's ``audit`` log."""
         return ConsentService(
-            ComplianceStore(self.store.engine), self.keyring, self.signer, self.audit, audit_batch=self.audit_many
+            ComplianceStore(self.store.engine, self.cipher),
+            self.keyring,
+            self.signer,
+            self.audit,
+            audit_batch=self.audit_many,
         )
 
     @cached_property
@@ -236,7 +248,7 @@ class Node:
         self.store.create_schema()
         self.keyring.create_schema()
         self.staff_keys.create_schema()
-        ComplianceStore(self.store.engine).create_schema()
+        ComplianceStore(self.store.engine, self.cipher).create_schema()
         self.pia.create_schema()
         self.xborder.create_schema()
         self.mechanisms.create_schema()

@@ -13,6 +13,7 @@ from pydantic_settings import BaseSettings, PydanticBaseSettingsSource, Settings
 
 CONFIG_FILE = "node.toml"
 KEY_FILE = "node.key"
+DATA_KEY_FILE = "data.key"  # field-encryption key: back it up apart from the database
 VKEY_FILE = "node.vkey"
 WITNESS_VKEY_FILE = "witness.vkey"
 DEFAULT_LOGS = ("audit", "exchange")

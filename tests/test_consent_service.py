@@ -10,6 +10,7 @@ import pytest
 from compliance_fixtures import notice_data
 
 from compliance.consent import ConsentAction, Reason
+from compliance.fieldcrypt import FieldCipher
 from compliance.notices import NoticeError, parse_notice
 from compliance.pseudonyms import Keyring, MemberErasedError
 from compliance.receipts import ReceiptError, verify_receipt
@@ -40,9 +41,10 @@ def audit() -> Recorder:
 @pytest.fixture
 def service(tmp_path: Path, audit: Recorder) -> ConsentService:
     engine = create_engine(f"sqlite:///{tmp_path / 'c.db'}")
-    store = ComplianceStore(engine)
+    cipher = FieldCipher.generate()
+    store = ComplianceStore(engine, cipher)
     store.create_schema()
-    keyring = Keyring(engine, "airline.example")
+    keyring = Keyring(engine, "airline.example", cipher)
     keyring.create_schema()
     svc = ConsentService(store, keyring, SIGNER, audit)
     svc.publish_notice(parse_notice(notice_data()))

@@ -98,13 +98,13 @@ def test_erasure_shreds_the_member_and_leaves_the_ledger_verifiable_but_unlinkab
     buf.seek(0)
     assert verify_export(buf, node.signer.verifier()).size == node.store.log("audit").size
     # without the shredded key, no one can recompute the pseudonym; a new key gives another one
-    assert pseudonym_of(b"\x00" * 32, node.settings.node_id, "M-1") != pseudonym
+    assert pseudonym_of(b"\x00" * 32, node.settings.node_id, node.cipher.index("M-1")) != pseudonym
     node.consent.register_member("M-1")
     assert node.keyring.pseudonym("M-1", create=False) != pseudonym
 
 
 def test_erasure_under_legal_hold_is_refused_with_a_reason_and_audited(node: Node) -> None:
-    node.consent.store.correct_member("M-1", legal_hold=True)
+    node.consent.store.set_legal_hold("M-1", True)
     with pytest.raises(RequestRefused) as refused:
         node.rights.erase("M-1")
     assert refused.value.reason_code == "legal_hold"
