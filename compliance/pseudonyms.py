@@ -2,9 +2,10 @@
 
 Each member gets a random 32-byte key; their pseudonym is ``HMAC-SHA256(key, node_id ‖ index)``
 truncated to 128 bits, where ``index`` is the blind index of their reference (the key table never
-holds the reference in clear, see :mod:`compliance.fieldcrypt`). Pseudonyms are what audit events and ledger entries carry. Erasing a
-member deletes the key: the pseudonyms already in append-only logs stay (the logs keep
-verifying) but nobody can link them to the member any more, not even this node.
+holds the reference in clear, see :mod:`compliance.fieldcrypt`). Pseudonyms are what audit events
+and ledger entries carry. Erasing a member deletes the key: the pseudonyms already in append-only
+logs stay (the logs keep verifying) but nobody can link them to the member any more, not even
+this node.
 """
 
 from __future__ import annotations
