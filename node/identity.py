@@ -90,6 +90,7 @@ class Node:
     def open(cls, data_dir: Path, **overrides: object) -> Node:
         """Open the node in ``data_dir`` and make sure its schema and default logs exist."""
         node = cls(load_settings(data_dir, **overrides))
+        node.cipher  # noqa: B018  fail now, with a clear message, if data.key is missing
         node.create_schemas()
         for name in DEFAULT_LOGS:
             node.store.ensure_log(name, node.settings.origin(name))
@@ -244,16 +245,11 @@ class Node:
         return self.keyring.pseudonym(caller.id, create=False) if caller.role is Role.MEMBER else caller.id
 
     def create_schemas(self) -> None:
-        """Create every table this node uses (idempotent, safe from several processes)."""
+        """Create the ledger's tables and migrate the node's to the newest revision (safe from several processes)."""
+        from node.schema import upgrade
+
         self.store.create_schema()
-        self.keyring.create_schema()
-        self.staff_keys.create_schema()
-        ComplianceStore(self.store.engine, self.cipher).create_schema()
-        self.pia.create_schema()
-        self.xborder.create_schema()
-        self.mechanisms.create_schema()
-        self.retention.create_schema()
-        self.prompts.create_schema()
+        upgrade(self.store.engine)
 
     @cached_property
     def witness(self) -> Witness:
