@@ -211,15 +211,23 @@ class ConsentService:
         member = self.member_pseudonym(member_ref)
         history = self.store.history(member)
         codes = dict.fromkeys([*catalogue().optional_codes(), *(r.purpose_code for r in history)])
-        return {code: self._decide(member_ref, history, code) for code in codes}
+        notices, minor = self.store.notices(), self._minor(member_ref)  # read once for every purpose
+        return {code: self._decide(member_ref, history, code, notices, minor) for code in codes}
 
-    def _decide(self, member_ref: str, history: list[consent_mod.ConsentRecord], code: str) -> Decision:
+    def _decide(
+        self,
+        member_ref: str,
+        history: list[consent_mod.ConsentRecord],
+        code: str,
+        notices: dict[int, Notice] | None = None,
+        minor: bool | None = None,
+    ) -> Decision:
         purpose = catalogue().purpose(code)
-        notices = self.store.notices()
+        notices = self.store.notices() if notices is None else notices
         current = notices[max(notices)] if notices else None
         if current is None and purpose.needs_consent:
             return Decision(False, Reason.NO_CONSENT)
-        minor = self._minor(member_ref)
+        minor = self._minor(member_ref) if minor is None else minor
         return consent_mod.decide(
             history,
             purpose,

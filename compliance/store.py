@@ -108,6 +108,7 @@ class ComplianceStore:
     def __init__(self, engine: Engine, cipher: FieldCipher) -> None:
         self.engine = engine
         self.cipher = cipher
+        self._parsed: dict[int, Notice] = {}
 
     def create_schema(self) -> None:
         """Create the tables if missing."""
@@ -208,7 +209,10 @@ class ComplianceStore:
             if member is not None:
                 query = query.where(rt.c.member == member)
             heads = conn.execute(query).all()
-            steps = conn.execute(select(st)).all()
+            steps_query = select(st)
+            if member is not None:
+                steps_query = steps_query.where(st.c.dsr_id.in_([h.dsr_id for h in heads]))
+            steps = conn.execute(steps_query).all()
         by_id: dict[str, list[StepRecord]] = {}
         for s in steps:
             by_id.setdefault(s.dsr_id, []).append(StepRecord(s.dsr_id, Step(s.step), _aware(s.at), s.reason_code))  # type: ignore[arg-type]
@@ -249,13 +253,22 @@ class ComplianceStore:
             raise DuplicateError(f"notice version {notice.version} is already published") from exc
 
     def notices(self) -> dict[int, Notice]:
-        """Every published notice by version."""
+        """Every published notice by version.
+
+        A published version never changes (there is no update path), so each is parsed once per
+        store; only the list of versions is read each time, and a new version is picked up at once.
+        """
         import json
 
+        t = NoticeRecord.__table__
         with self.engine.connect() as conn:
-            rows = conn.execute(select(NoticeRecord.__table__.c.body)).scalars().all()
-        parsed = [parse_notice(json.loads(body)) for body in rows]
-        return {n.version: n for n in parsed}
+            versions = conn.execute(select(t.c.version)).scalars().all()
+            missing = [v for v in versions if v not in self._parsed]
+            if missing:
+                for body in conn.execute(select(t.c.body).where(t.c.version.in_(missing))).scalars():
+                    notice = parse_notice(json.loads(body))
+                    self._parsed[notice.version] = notice
+        return {v: self._parsed[v] for v in sorted(versions)}
 
     def notice_text(self, version: int) -> str | None:
         """The exact published bytes of one notice version."""
