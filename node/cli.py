@@ -316,7 +316,14 @@ def main() -> None:
 def _wire_audit() -> None:
     # imported last: node.cli_audit and node.cli_compliance reuse the helpers defined above
     from node.cli_audit import audit_app
-    from node.cli_compliance import feature_app, pia_app, retention_app, rights_app, xborder_app
+    from node.cli_compliance import (
+        feature_app,
+        incident_app,
+        pia_app,
+        retention_app,
+        rights_app,
+        xborder_app,
+    )
 
     app.add_typer(audit_app, name="audit")
     app.add_typer(pia_app, name="pia")
@@ -324,6 +331,7 @@ def _wire_audit() -> None:
     app.add_typer(xborder_app, name="xborder")
     app.add_typer(rights_app, name="rights")
     app.add_typer(retention_app, name="retention")
+    app.add_typer(incident_app, name="incident")
 
 
 _wire_audit()

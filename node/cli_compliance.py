@@ -18,6 +18,7 @@ from typing import TYPE_CHECKING, Annotated, TypeVar
 import typer
 
 if TYPE_CHECKING:
+    from compliance.incidents import Incident, Notices
     from node.auth import Role
     from node.identity import Node
 
@@ -28,6 +29,7 @@ feature_app = typer.Typer(
 xborder_app = typer.Typer(no_args_is_help=True, help="Cross-border transfers: counters and transfer mechanisms.")
 rights_app = typer.Typer(no_args_is_help=True, help="Rights requests: the staff queue and deadline escalation.")
 retention_app = typer.Typer(no_args_is_help=True, help="Retention: the purge job and legal holds.")
+incident_app = typer.Typer(no_args_is_help=True, help="Personal-information incidents (PIPL Art. 57).")
 
 import node.cli as cli  # noqa: E402  (after the apps: node.cli imports them while it loads)
 
@@ -316,3 +318,80 @@ def retention_release(
     if not node.retention.release(target, by):
         raise ValueError(f"no active hold on {target}")
     cli.out.print(f"holds on {target} released")
+
+
+def _notify(node: Node, incident: Incident, notices: Notices, out_dir: Path) -> None:
+    """Audit detection and notification, write the notices, and say whether the clock was met."""
+    from compliance.incidents import render_text, within_deadline
+
+    details = {"incident_id": incident.incident_id, "grade": incident.grade.value}
+    node.audit(
+        "incident.detected",
+        subject_count=incident.affected,
+        pi_categories=list(incident.pi_categories),
+        details=details | {"detected_at": f"{incident.detected_at:%Y-%m-%dT%H:%M:%SZ}"},
+    )
+    out_dir.mkdir(parents=True, exist_ok=True)
+    (out_dir / "authority.txt").write_text(render_text(notices.authority))
+    if notices.individuals is not None:
+        (out_dir / "individuals.txt").write_text(render_text(notices.individuals))
+    met = within_deadline(notices)
+    node.audit(
+        "incident.notified",
+        subject_count=incident.affected,
+        outcome="ok" if met else "error",
+        reason_code=None if met else "deadline_missed",
+        details=details
+        | {
+            "issued_at": f"{notices.authority.issued_at:%Y-%m-%dT%H:%M:%SZ}",
+            "deadline": f"{notices.deadline:%Y-%m-%dT%H:%M:%SZ}" if notices.deadline else None,
+            "individuals": "notified" if notices.individuals else "skipped: harm avoided",
+        },
+    )
+    clock = (
+        "no 4-hour clock (general grade)"
+        if notices.deadline is None
+        else ("within the 4-hour deadline" if met else "AFTER the 4-hour deadline")
+    )
+    cli.out.print(f"{incident.incident_id}: {incident.grade.value}, {incident.affected:,} individuals; {clock}")
+    cli.out.print(f"notices written to {out_dir}", highlight=False)
+
+
+@incident_app.command("drill")
+@_friendly
+def incident_drill(
+    out: Annotated[Path, typer.Option(help="Directory for authority.txt and individuals.txt.")],
+    by: As,
+    data_dir: cli.DataDir = _HERE,
+) -> None:
+    """Rehearse an incident end to end: grade, both notices, the 4-hour clock, the audit trail."""
+    from compliance.incidents import drill
+    from compliance.pia import utcnow
+    from node.auth import Role
+
+    node = cli._open(data_dir)
+    _acting(node, by, Role.COMPLIANCE)
+    incident, notices = drill(utcnow())
+    _notify(node, incident, notices, out)
+
+
+@incident_app.command("notify")
+@_friendly
+def incident_notify(
+    file: Annotated[Path, typer.Argument(help="The incident as TOML (the fields of compliance.incidents.Incident).")],
+    out: Annotated[Path, typer.Option(help="Directory for authority.txt and individuals.txt.")],
+    by: As,
+    data_dir: cli.DataDir = _HERE,
+) -> None:
+    """Build, check and write the notices for a real incident; audit detection and notification."""
+    from compliance.incidents import Incident, build_notices
+    from compliance.pia import utcnow
+    from node.auth import Role
+
+    try:
+        incident = Incident.model_validate(tomllib.loads(file.read_text()))
+    except tomllib.TOMLDecodeError as exc:
+        raise ValueError(f"{file} is not valid TOML: {exc}") from exc
+    node = cli._open(data_dir)
+    _acting(node, by, Role.COMPLIANCE)
+    _notify(node, incident, build_notices(incident, utcnow()), out)
