@@ -193,15 +193,11 @@ class Node:
         return RightsService(self.consent, self.audit_events_about, lambda p: p in self.retention.held())
 
     def audit_events_about(self, pseudonym: str) -> list[dict[str, Any]]:
-        """Every audit event naming ``pseudonym`` as subject or actor (a full scan of the audit log)."""
-        from compliance.audit import AuditTrail
+        """Every audit event naming ``pseudonym`` as subject or actor (through the pseudonym index)."""
+        from compliance.audit_index import AuditIndex
 
-        trail = AuditTrail(self.store.log("audit"), self.settings.node_id)
-        return [
-            {"index": i, **e.model_dump(mode="json")}
-            for i, e in trail.events()
-            if pseudonym in e.subject_pseudo_ids or e.actor.id == pseudonym
-        ]
+        index = AuditIndex(self.store.engine, self.store.log("audit"))
+        return [{"index": i, **e.model_dump(mode="json")} for i, e in index.about(pseudonym)]
 
     def audit(self, action: str, **fields: Any) -> int:
         """Append one audit event to the ``audit`` log; the actor is whoever this request acts for."""

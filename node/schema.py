@@ -30,6 +30,7 @@ def target_metadata() -> MetaData:
     """The node's tables (every model module imported), without the ledger's."""
     # importing a model module registers its tables on SQLModel.metadata
     for module in (
+        "compliance.audit_index",
         "compliance.egress",
         "compliance.pia_service",
         "compliance.prompts",
