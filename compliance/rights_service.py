@@ -7,6 +7,7 @@ from dataclasses import dataclass
 from datetime import UTC, date, datetime
 from typing import Any
 
+from compliance import outbox
 from compliance.rights import RequestKind, RightsRequest, Step, new_request
 from compliance.service import ConsentService
 from compliance.store import MemberRecord
@@ -50,15 +51,22 @@ class RightsService:
         return member, req
 
     def _step(self, req: RightsRequest, step: Step, reason: str | None = None) -> None:
-        self.consent.store.save_request(req)
-        self.consent.audit(
-            f"dsr.{step.value}",
-            subject_pseudo_ids=[req.member],
-            dsr_id=req.dsr_id,
-            outcome="denied" if step is Step.REFUSED else "ok",
-            reason_code=reason,
-            details={"kind": req.kind.value, "deadline": req.deadline.isoformat()},
-        )
+        event = {
+            "subject_pseudo_ids": [req.member],
+            "dsr_id": req.dsr_id,
+            "outcome": "denied" if step is Step.REFUSED else "ok",
+            "reason_code": reason,
+            "details": {"kind": req.kind.value, "deadline": req.deadline.isoformat()},
+        }
+        if self.consent.current_actor is not None:
+            event["actor"] = self.consent.current_actor()
+        staged = outbox.with_ids([(f"dsr.{step.value}", event)])
+        self.consent.store.save_request(req, staged)  # the step and its staged event: one transaction
+        if self.consent.audit_batch is not None:
+            self.consent.audit_batch(staged)
+        else:
+            self.consent.audit(staged[0][0], **staged[0][1])
+        outbox.clear(self.consent.store.engine, [staged[0][1]["event_id"]])
 
     def _finish(self, req: RightsRequest) -> RightsRequest:
         req = req.advance(Step.COMPLETED)

@@ -12,6 +12,7 @@ from datetime import UTC, date, datetime
 from typing import Any, Protocol
 
 from compliance import consent as consent_mod
+from compliance import outbox
 from compliance.consent import ConsentAction, Decision, Reason
 from compliance.notices import PIPO_THRESHOLD, Notice, NoticeError
 from compliance.pseudonyms import Keyring
@@ -69,6 +70,7 @@ class ConsentService:
     signer: note.Signer
     audit: AuditSink
     audit_batch: Callable[[list[tuple[str, dict[str, Any]]]], None] | None = None  # one append for many events
+    current_actor: Callable[[], dict[str, str]] | None = None  # staged events keep who acted
     minors_in: frozenset[str] = frozenset({"loyalty.core"})  # PIPL Art. 31: keep minors out of the rest
 
     # --- notices --------------------------------------------------------------------------
@@ -198,12 +200,17 @@ class ConsentService:
                 )
                 for r in records
             ]
-        self.store.append_consent_changes(prepared)
+        if self.current_actor is not None:
+            actor = self.current_actor()
+            events = [(a, {**f, "actor": actor}) for a, f in events]
+        staged = outbox.with_ids(events)
+        self.store.append_consent_changes(prepared, staged)  # records and staged events: one transaction
         if self.audit_batch is not None:
-            self.audit_batch(events)
+            self.audit_batch(staged)
         else:
-            for action, fields in events:
+            for action, fields in staged:
                 self.audit(action, **fields)
+        outbox.clear(self.store.engine, [f["event_id"] for _, f in staged])
         return [receipt for _, receipt in prepared]
 
     def decisions(self, member_ref: str) -> dict[str, Decision]:

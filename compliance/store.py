@@ -9,9 +9,11 @@ from sqlalchemy import Engine, LargeBinary, Text, delete, func, insert, select, 
 from sqlalchemy.exc import IntegrityError
 from sqlmodel import Column, Field, SQLModel
 
+from compliance import outbox
 from compliance.consent import ConsentAction, ConsentRecord
 from compliance.fieldcrypt import FieldCipher
 from compliance.notices import Notice, canonical_json, parse_notice
+from compliance.outbox import Staged
 from compliance.rights import RequestKind, RightsRequest, Step, StepRecord, rebuild
 
 
@@ -95,7 +97,9 @@ class RightsStepRow(SQLModel, table=True):
     reason_code: str | None = Field(default=None, max_length=100)
 
 
-TABLES = [t.__table__ for t in (MemberRow, NoticeRecord, ConsentRow, RightsRequestRow, RightsStepRow)]
+TABLES = [
+    t.__table__ for t in (MemberRow, NoticeRecord, ConsentRow, RightsRequestRow, RightsStepRow, outbox.AuditOutboxRow)
+]
 
 
 class DuplicateError(ValueError):
@@ -179,9 +183,10 @@ class ComplianceStore:
             conn.execute(update(t).where(t.c.ref_index == self.cipher.index(member_ref)).values(legal_hold=held))
 
     # rights requests
-    def save_request(self, req: RightsRequest) -> None:
-        """Store a request's new steps (and the request itself the first time)."""
+    def save_request(self, req: RightsRequest, audit_events: list[Staged] | None = None) -> None:
+        """Store a request's new steps (and the request itself the first time), staging their audit events."""
         with self.engine.begin() as conn:
+            outbox.stage(conn, audit_events or [])
             known = {
                 r
                 for r in conn.execute(
@@ -281,8 +286,11 @@ class ComplianceStore:
         """Append records (one consent change) with the receipt that covers them, atomically."""
         self.append_consent_changes([(records, receipt)])
 
-    def append_consent_changes(self, changes: list[tuple[list[ConsentRecord], str]]) -> None:
-        """Append many consent changes (each: its records and their receipt) in one transaction."""
+    def append_consent_changes(
+        self, changes: list[tuple[list[ConsentRecord], str]], audit_events: list[Staged] | None = None
+    ) -> None:
+        """Append many consent changes (each: its records and their receipt) in one transaction,
+        with their audit events staged in the outbox in that same transaction."""
         rows = [
             {
                 "consent_id": r.consent_id,
@@ -302,6 +310,7 @@ class ComplianceStore:
         ]
         with self.engine.begin() as conn:
             conn.execute(insert(ConsentRow.__table__), rows)
+            outbox.stage(conn, audit_events or [])
 
     def history(self, member: str) -> list[ConsentRecord]:
         """Every consent record of a member (by pseudonym), oldest first."""

@@ -92,6 +92,7 @@ class Node:
         node = cls(load_settings(data_dir, **overrides))
         node.cipher  # noqa: B018  fail now, with a clear message, if data.key is missing
         node.create_schemas()
+        node.recover_audit_outbox()
         for name in DEFAULT_LOGS:
             node.store.ensure_log(name, node.settings.origin(name))
         return node
@@ -153,6 +154,7 @@ class Node:
             self.signer,
             self.audit,
             audit_batch=self.audit_many,
+            current_actor=self.current_actor,
         )
 
     @cached_property
@@ -203,20 +205,42 @@ class Node:
         """Append one audit event to the ``audit`` log; the actor is whoever this request acts for."""
         return self.audit_many([(action, fields)])
 
-    def audit_many(self, events: list[tuple[str, dict[str, Any]]]) -> int:
-        """Append several audit events in one atomic batch; return the first one's index."""
-        from compliance.audit import Actor, AuditEvent, AuditTrail
-
+    def current_actor(self) -> dict[str, str]:
+        """Who the current request acts for, as an audit event's ``actor``."""
         caller = current_caller.get()
-        actor = Actor(type="service", id=self.settings.node_id, role="node")
-        if caller is not None:
-            actor = Actor(
-                type="member" if caller.role is Role.MEMBER else "staff",
-                id=self._actor_id(caller),
-                role=caller.role.value,
-            )
-        batch = [AuditEvent(node_id=self.settings.node_id, actor=actor, action=a, **f) for a, f in events]
+        if caller is None:
+            return {"type": "service", "id": self.settings.node_id, "role": "node"}
+        kind = "member" if caller.role is Role.MEMBER else "staff"
+        return {"type": kind, "id": self._actor_id(caller), "role": caller.role.value}
+
+    def audit_many(self, events: list[tuple[str, dict[str, Any]]]) -> int:
+        """Append several audit events in one atomic batch; return the first one's index.
+
+        The actor is whoever the current request acts for, unless an event names its own (an
+        event staged in the outbox keeps the actor of the request that staged it).
+        """
+        from compliance.audit import AuditEvent, AuditTrail
+
+        actor = self.current_actor()
+        batch = [AuditEvent(node_id=self.settings.node_id, action=a, **({"actor": actor} | f)) for a, f in events]
         return AuditTrail(self.store.log("audit"), self.settings.node_id).record_many(batch)
+
+    def recover_audit_outbox(self) -> int:
+        """Append staged audit events a crash left behind (each exactly once); return how many."""
+        from compliance import outbox
+        from compliance.audit import AuditTrail
+        from compliance.audit_index import AuditIndex
+
+        def logged(staged: list[dict[str, Any]]) -> set[str]:
+            wanted = {f["event_id"] for f in staged}
+            if all(f.get("subject_pseudo_ids") for f in staged):  # the index finds them by subject
+                index = AuditIndex(self.store.engine, self.store.log("audit"))
+                subjects = {p for f in staged for p in f["subject_pseudo_ids"]}
+                return {e.event_id for p in subjects for _, e in index.about(p)} & wanted
+            trail = AuditTrail(self.store.log("audit"), self.settings.node_id)
+            return {e.event_id for _, e in trail.events() if e.event_id in wanted}
+
+        return outbox.recover(self.store.engine, logged, self.audit_many)
 
     def export_audit(self, flt: AuditFilter, out: BinaryIO, progress: Callable[[int], None] | None = None) -> Any:
         """Write an audit bundle for ``flt`` and record the export itself in the audit trail.

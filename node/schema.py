@@ -32,6 +32,7 @@ def target_metadata() -> MetaData:
     for module in (
         "compliance.audit_index",
         "compliance.egress",
+        "compliance.outbox",
         "compliance.pia_service",
         "compliance.prompts",
         "compliance.pseudonyms",
