@@ -36,8 +36,16 @@ def with_ids(events: Iterable[tuple[str, dict[str, Any]]]) -> list[Staged]:
     return [(action, {**fields, "event_id": uuid.uuid4().hex}) for action, fields in events]
 
 
-def stage(conn: Connection, events: list[Staged]) -> None:
-    """Insert the events into the outbox inside the caller's transaction."""
+def stage(conn: Connection, events: list[Staged], appended: Iterable[str] = ()) -> None:
+    """Insert the events into the outbox inside the caller's transaction.
+
+    ``appended`` names events already in the audit log: their rows go in the same transaction,
+    which saves a commit (an fsync) per change compared with clearing them on their own.
+    """
+    t = AuditOutboxRow.__table__
+    done = list(appended)
+    for i in range(0, len(done), 500):
+        conn.execute(delete(t).where(t.c.event_id.in_(done[i : i + 500])))
     now = datetime.now(UTC)
     rows = [
         {"event_id": f["event_id"], "action": a, "fields": json.dumps(f, sort_keys=True), "staged_at": now}

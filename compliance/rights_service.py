@@ -66,7 +66,7 @@ class RightsService:
             self.consent.audit_batch(staged)
         else:
             self.consent.audit(staged[0][0], **staged[0][1])
-        outbox.clear(self.consent.store.engine, [staged[0][1]["event_id"]])
+        self.consent.store.outbox_appended([staged[0][1]["event_id"]])
 
     def _finish(self, req: RightsRequest) -> RightsRequest:
         req = req.advance(Step.COMPLETED)

@@ -126,9 +126,15 @@ class ConsentService:
 
     def member_pseudonym(self, member_ref: str) -> str:
         """The pseudonym of a registered member (404-style error if unknown, 410 if erased)."""
-        if self.store.member(member_ref) is None:
+        return self._registered(member_ref)[0]
+
+    def _registered(self, member_ref: str) -> tuple[str, bool]:
+        """(pseudonym, is a minor) of a registered member, from one read of their record."""
+        record = self.store.member(member_ref)
+        if record is None:
             raise UnknownMemberError(f"member {member_ref!r} is not registered here")
-        return self.keyring.pseudonym(member_ref, create=False)
+        minor = consent_mod.is_minor(record.birth_date, datetime.now(UTC).date())
+        return self.keyring.pseudonym(member_ref, create=False), minor
 
     def _minor(self, member_ref: str) -> bool:
         m = self.store.member(member_ref)
@@ -210,15 +216,15 @@ class ConsentService:
         else:
             for action, fields in staged:
                 self.audit(action, **fields)
-        outbox.clear(self.store.engine, [f["event_id"] for _, f in staged])
+        self.store.outbox_appended(f["event_id"] for _, f in staged)
         return [receipt for _, receipt in prepared]
 
     def decisions(self, member_ref: str) -> dict[str, Decision]:
         """The current decision for every optional purpose the member has a record for, plus the rest."""
-        member = self.member_pseudonym(member_ref)
+        member, minor = self._registered(member_ref)
         history = self.store.history(member)
         codes = dict.fromkeys([*catalogue().optional_codes(), *(r.purpose_code for r in history)])
-        notices, minor = self.store.notices(), self._minor(member_ref)  # read once for every purpose
+        notices = self.store.notices()  # read once for every purpose
         return {code: self._decide(member_ref, history, code, notices, minor) for code in codes}
 
     def _decide(
@@ -257,8 +263,8 @@ class ConsentService:
         """
         family = purpose_code.rstrip(":") + ":"
         code = f"{family}{recipient}" if recipient and family in catalogue().families else purpose_code
-        member = self.member_pseudonym(member_ref)
-        decision = self._decide(member_ref, self.store.history(member), code)
+        member, minor = self._registered(member_ref)
+        decision = self._decide(member_ref, self.store.history(member), code, minor=minor)
         if not decision.allowed:
             action = "pi.provide.denied" if recipient else "gate.denied"
             self.audit(

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import threading
+from collections.abc import Iterable
 from dataclasses import dataclass
 from datetime import UTC, date, datetime
 
@@ -113,6 +115,19 @@ class ComplianceStore:
         self.engine = engine
         self.cipher = cipher
         self._parsed: dict[int, Notice] = {}
+        self._appended: list[str] = []  # outbox events now in the audit log, cleared with the next change
+        self._appended_lock = threading.Lock()
+
+    def outbox_appended(self, event_ids: Iterable[str]) -> None:
+        """Note staged events that reached the audit log; their rows go with the next staging."""
+        with self._appended_lock:
+            self._appended.extend(event_ids)
+
+    def _take_appended(self) -> list[str]:
+        # if the transaction that clears them fails, the rows stay and recovery clears them on open
+        with self._appended_lock:
+            taken, self._appended = self._appended, []
+        return taken
 
     def create_schema(self) -> None:
         """Create the tables if missing."""
@@ -186,7 +201,7 @@ class ComplianceStore:
     def save_request(self, req: RightsRequest, audit_events: list[Staged] | None = None) -> None:
         """Store a request's new steps (and the request itself the first time), staging their audit events."""
         with self.engine.begin() as conn:
-            outbox.stage(conn, audit_events or [])
+            outbox.stage(conn, audit_events or [], self._take_appended())
             known = {
                 r
                 for r in conn.execute(
@@ -310,7 +325,7 @@ class ComplianceStore:
         ]
         with self.engine.begin() as conn:
             conn.execute(insert(ConsentRow.__table__), rows)
-            outbox.stage(conn, audit_events or [])
+            outbox.stage(conn, audit_events or [], self._take_appended())
 
     def history(self, member: str) -> list[ConsentRecord]:
         """Every consent record of a member (by pseudonym), oldest first."""

@@ -57,7 +57,7 @@ def test_a_crash_before_the_audit_append_is_repaired_on_the_next_open(
 
 def test_a_crash_after_the_append_does_not_duplicate_the_event(data_dir: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     node = Node.open(data_dir)
-    monkeypatch.setattr(outbox, "clear", lambda engine, ids: (_ for _ in ()).throw(Crash()))
+    monkeypatch.setattr(node.consent.store, "outbox_appended", lambda ids: (_ for _ in ()).throw(Crash()))
     with pytest.raises(Crash):
         node.consent.change("M-1", ["marketing", "personalization"], ConsentAction.GRANT)
     monkeypatch.undo()
@@ -69,11 +69,22 @@ def test_a_crash_after_the_append_does_not_duplicate_the_event(data_dir: Path, m
     node.dispose()
 
 
-def test_recovery_with_nothing_staged_does_nothing(data_dir: Path) -> None:
+def test_recovery_after_a_clean_run_appends_nothing(data_dir: Path) -> None:
     node = Node.open(data_dir)
     node.consent.change("M-1", ["marketing"], ConsentAction.GRANT)
     assert node.recover_audit_outbox() == 0
     assert len(_events(node, "consent.grant")) == 1
+    assert outbox.pending(node.store.engine) == []
+    node.dispose()
+
+
+def test_appended_events_leave_the_outbox_with_the_next_change(data_dir: Path) -> None:
+    node = Node.open(data_dir)
+    node.consent.change("M-1", ["marketing"], ConsentAction.GRANT)
+    assert len(outbox.pending(node.store.engine)) == 1  # in the log already; cleared lazily
+    node.consent.change("M-1", ["marketing"], ConsentAction.WITHDRAW)
+    assert [f["purpose_code"] for _, f, _ in outbox.pending(node.store.engine)] == ["marketing"]
+    assert len(outbox.pending(node.store.engine)) == 1
     node.dispose()
 
 

@@ -73,8 +73,6 @@ def gate(
     The same check every data path inside the node makes: a denial is audited and answered 403
     with its reason code; nothing is cached, so a withdrawal counts from the very next call.
     """
-    if node.consent.store.member(member_ref) is None:
-        raise Problem(404, f"member {member_ref!r} is not registered here")
     decision = node.consent.check(member_ref, purpose, recipient=recipient, accessor=caller.id)
     return GateAnswer(member_ref=member_ref, purpose=purpose, allowed=decision.allowed, reason=decision.reason.value)
 
