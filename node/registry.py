@@ -1,0 +1,95 @@
+"""The alliance registry: one file listing every brand's node, which every node loads.
+
+Each brand: node id, name, Ed25519 verifier key, URL, region, the value of one of its points in
+fen (a ``Decimal``: a mile may be worth 4.5 fen) and the fee it charges on points leaving it. A
+node absent from the registry is refused for exchange; its key is the only one accepted for its
+quotes and peer calls.
+"""
+
+from __future__ import annotations
+
+import tomllib
+from decimal import Decimal
+from pathlib import Path
+from typing import Annotated
+
+from pydantic import BaseModel, ConfigDict, Field, StringConstraints, field_validator, model_validator
+
+from ledger import note
+from ledger.errors import LedgerError
+
+NodeId = Annotated[str, StringConstraints(pattern=r"^[A-Za-z0-9._:-]{1,200}$")]
+
+
+class UnknownBrandError(LookupError):
+    """A node id that is not in the alliance registry."""
+
+    def __str__(self) -> str:  # LookupError would quote the message
+        return str(self.args[0]) if self.args else "unknown brand"
+
+
+class Brand(BaseModel):
+    """One brand's node as the alliance knows it."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    node_id: NodeId
+    name: Annotated[str, StringConstraints(strip_whitespace=True, min_length=1, max_length=200)]
+    vkey: str = Field(description="the node's Ed25519 verifier key, Go note text form")
+    url: Annotated[str, StringConstraints(pattern=r"^https?://[^\s]+$", max_length=500)]
+    region: Annotated[str, StringConstraints(pattern=r"^[A-Z]{2}$")] = "CN"
+    point_value_fen: Decimal = Field(gt=0, le=Decimal(1_000_000), decimal_places=4)
+    exchange_fee: Decimal = Field(ge=0, lt=1, decimal_places=4, description="share kept on points leaving")
+
+    @model_validator(mode="after")
+    def _key_names_the_node(self) -> Brand:
+        try:
+            verifier = note.Verifier.from_vkey(self.vkey)
+        except LedgerError as exc:
+            raise ValueError(f"brand {self.node_id}: {exc}") from exc
+        if verifier.name != self.node_id:
+            raise ValueError(f"brand {self.node_id}: its key is named {verifier.name!r}")
+        return self
+
+    @property
+    def verifier(self) -> note.Verifier:
+        """The key this brand signs quotes, checkpoints and peer calls with."""
+        return note.Verifier.from_vkey(self.vkey)
+
+
+class Registry(BaseModel):
+    """Every brand of the alliance, by node id."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    alliance: Annotated[str, StringConstraints(strip_whitespace=True, min_length=1, max_length=200)]
+    version: int = Field(ge=1)
+    brands: tuple[Brand, ...] = Field(min_length=1)
+
+    @field_validator("brands")
+    @classmethod
+    def _unique(cls, v: tuple[Brand, ...]) -> tuple[Brand, ...]:
+        seen: set[str] = set()
+        for b in v:
+            if b.node_id in seen:
+                raise ValueError(f"brand {b.node_id} is listed twice")
+            seen.add(b.node_id)
+        return v
+
+    def brand(self, node_id: str) -> Brand:
+        """The brand ``node_id``, or :class:`UnknownBrandError`."""
+        for b in self.brands:
+            if b.node_id == node_id:
+                return b
+        raise UnknownBrandError(f"{node_id!r} is not in the alliance registry (version {self.version})")
+
+
+def load_registry(path: Path) -> Registry:
+    """Read and validate a registry file (TOML), with one clear error for anything wrong."""
+    try:
+        raw = tomllib.loads(path.read_text())
+    except FileNotFoundError:
+        raise FileNotFoundError(f"{path} does not exist: the alliance registry is needed for exchange") from None
+    except tomllib.TOMLDecodeError as exc:
+        raise ValueError(f"{path} is not valid TOML: {exc}") from exc
+    return Registry.model_validate(raw)
