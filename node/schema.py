@@ -39,6 +39,7 @@ def target_metadata() -> MetaData:
         "compliance.retention",
         "compliance.store",
         "node.auth",
+        "node.exchange_store",
         "node.wallet_store",
     ):
         importlib.import_module(module)

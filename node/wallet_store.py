@@ -84,8 +84,8 @@ class WalletStore:
         SQLModel.metadata.create_all(self.engine, tables=TABLES)
 
     @contextmanager
-    def _locked(self, member: str) -> Iterator[Connection]:
-        """A write transaction holding the member's account lock."""
+    def locked(self, member: str) -> Iterator[Connection]:
+        """A write transaction holding the member's account lock (for movements composed with other writes)."""
         t = WalletAccount.__table__
         with self.engine.connect() as conn:
             conn.execution_options(ledger_write=True)  # SQLite: BEGIN IMMEDIATE takes the write lock
@@ -185,32 +185,67 @@ class WalletStore:
         kind: Kind = Kind.EARN,
     ) -> Entry:
         """Credit a new lot (idempotent on ``ref``)."""
+        with self.locked(member) as conn:
+            return self.earn_in(conn, member, points, reason, earned_on, expires_on, ref=ref, kind=kind)
+
+    def earn_in(
+        self,
+        conn: Connection,
+        member: str,
+        points: int,
+        reason: str,
+        earned_on: date,
+        expires_on: date,
+        *,
+        ref: str | None = None,
+        kind: Kind = Kind.EARN,
+    ) -> Entry:
+        """:meth:`earn` inside a transaction from :meth:`locked` (the caller holds the member's lock)."""
         wallet.check_amount(points)
         wallet.check_reason(kind, reason)
         if expires_on <= earned_on:
             raise WalletError("bad_expiry", "a lot expires after the day it is earned")
-        with self._locked(member) as conn:
-            done = self._existing(conn, member, ref)
-            if done is not None:
-                return done
-            entry_id = uuid.uuid4().hex
-            lot = Lot(uuid.uuid4().hex, points, earned_on, expires_on)
-            return self._append(conn, member, Entry(entry_id, kind, reason, points, _now(), lot=lot, ref=ref))
+        done = self._existing(conn, member, ref)
+        if done is not None:
+            return done
+        lot = Lot(uuid.uuid4().hex, points, earned_on, expires_on)
+        return self._append(conn, member, Entry(uuid.uuid4().hex, kind, reason, points, _now(), lot=lot, ref=ref))
 
     def redeem(
         self, member: str, points: int, reason: str, today: date, *, ref: str | None = None, kind: Kind = Kind.REDEEM
     ) -> Entry:
         """Take points, oldest-expiring first (idempotent on ``ref``); never below zero."""
+        with self.locked(member) as conn:
+            return self.redeem_in(conn, member, points, reason, today, ref=ref, kind=kind)
+
+    def redeem_in(
+        self,
+        conn: Connection,
+        member: str,
+        points: int,
+        reason: str,
+        today: date,
+        *,
+        ref: str | None = None,
+        kind: Kind = Kind.REDEEM,
+    ) -> Entry:
+        """:meth:`redeem` inside a transaction from :meth:`locked` (the caller holds the member's lock)."""
         wallet.check_amount(points)
         wallet.check_reason(kind, reason)
-        with self._locked(member) as conn:
-            done = self._existing(conn, member, ref)
-            if done is not None:
-                return done
-            lots, taken = self._load(conn, member)
-            allocations = wallet.take(lots, taken, points, today)
-            entry = Entry(uuid.uuid4().hex, kind, reason, -points, _now(), allocations=allocations, ref=ref)
-            return self._append(conn, member, entry)
+        done = self._existing(conn, member, ref)
+        if done is not None:
+            return done
+        lots, taken = self._load(conn, member)
+        allocations = wallet.take(lots, taken, points, today)
+        entry = Entry(uuid.uuid4().hex, kind, reason, -points, _now(), allocations=allocations, ref=ref)
+        return self._append(conn, member, entry)
+
+    def lots_of(self, conn: Connection, entry: Entry) -> list[Lot]:
+        """The lots an entry took from (to refund points with the expiry they had)."""
+        lt = WalletLotRow.__table__
+        ids = [lot_id for lot_id, _ in entry.allocations]
+        rows = conn.execute(select(lt).where(lt.c.lot_id.in_(ids))).all() if ids else []
+        return [Lot(r.lot_id, r.points, r.earned_on, r.expires_on) for r in rows]
 
     def adjust(self, member: str, points: int, reason: str, today: date, expires_on: date | None = None) -> Entry:
         """An operator's correction: up creates a lot (``expires_on`` needed), down takes like a redemption."""
@@ -222,7 +257,7 @@ class WalletStore:
 
     def expire(self, member: str, today: date) -> Entry | None:
         """Expire what is left of every lot past its day; None if nothing expires."""
-        with self._locked(member) as conn:
+        with self.locked(member) as conn:
             lots, taken = self._load(conn, member)
             allocations = wallet.expiring(lots, taken, today)
             if not allocations:
