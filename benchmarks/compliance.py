@@ -68,7 +68,6 @@ if sys.path and Path(sys.path[0] or ".").resolve() == Path(__file__).resolve().p
 import httpx
 import uvicorn
 from rich.console import Console
-from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn, TimeRemainingColumn
 from rich.table import Table
 
 from compliance.audit import AuditFilter
@@ -78,6 +77,7 @@ from compliance.service import ConsentChange
 from node.auth import Role, issue_member_token
 from node.demo_consent import notice_for
 from node.identity import Node, init_node
+from node.progress import progress_bar
 from node.settings import VKEY_FILE
 
 REPO = Path(__file__).resolve().parent.parent
@@ -166,18 +166,6 @@ def percentile(sorted_values: Sequence[float], q: float) -> float:
     """Nearest-rank percentile of already sorted values (q in 0..100)."""
     rank = max(1, math.ceil(q / 100 * len(sorted_values)))
     return sorted_values[rank - 1]
-
-
-def progress_bar() -> Progress:
-    """A progress bar on stderr."""
-    return Progress(
-        TextColumn("{task.description}"),
-        BarColumn(),
-        MofNCompleteColumn(),
-        TimeElapsedColumn(),
-        TimeRemainingColumn(),
-        console=err,
-    )
 
 
 @contextmanager
@@ -447,7 +435,7 @@ def bench_http(
         for ep in eps:  # warm-up: connections, imports, caches; not measured
             run_load(clients, ep, warmup, budget_s, pid)
         sizes = [requests // rounds + (1 if r < requests % rounds else 0) for r in range(rounds)]
-        with progress_bar() as bar:
+        with progress_bar(err, remaining=True) as bar:
             task = bar.add_task(f"{len(eps)} endpoints x {rounds} rounds", total=len(eps) * requests)
             for r, size in enumerate(sizes):
                 # rotate the order each round so drift does not favour one endpoint
@@ -603,7 +591,7 @@ def export_and_verify(node: Node, label: str, flt: AuditFilter, path: Path, reps
     times: dict[str, list[float]] = {"export": [], "verify": [], "cli": []}
     size = node.store.log("audit").size
     for rep in range(reps):
-        with progress_bar() as bar:
+        with progress_bar(err, remaining=True) as bar:
             task = bar.add_task(f"export {label} ({rep + 1}/{reps})", total=size)
             gc.collect()
             t0 = time.perf_counter()
@@ -656,7 +644,7 @@ def bench_audit(data_dir: Path, n_events: int, reps: int, with_cli: bool) -> Rep
         detail("event mix: " + ", ".join(f"{a} {n:,}" for a, n in mix.most_common()))
         log = node.store.log("audit")
         before = log.size
-        with progress_bar() as bar:
+        with progress_bar(err, remaining=True) as bar:
             task = bar.add_task(f"appending {n_events:,} audit events", total=n_events)
             gc.collect()
             t0 = time.perf_counter()

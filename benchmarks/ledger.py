@@ -42,7 +42,6 @@ if sys.path and Path(sys.path[0] or ".").resolve() == Path(__file__).resolve().p
 
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 from rich.console import Console
-from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn, TimeRemainingColumn
 from rich.table import Table
 from rich.text import Text
 
@@ -54,6 +53,7 @@ from ledger.note import Signer
 from ledger.proof import verify_consistency, verify_inclusion
 from ledger.rfc6962 import leaf_hash
 from ledger.storage import INDEX_BITS, LedgerStore, Log, create_engine
+from node.progress import progress_bar
 
 ENTRY_BYTES = 200
 SEED = 6962
@@ -141,17 +141,6 @@ def percentile(sorted_values: Sequence[float], q: float) -> float:
     """Nearest-rank percentile of already sorted values (q in 0..100)."""
     rank = max(1, math.ceil(q / 100 * len(sorted_values)))
     return sorted_values[rank - 1]
-
-
-def progress_bar() -> Progress:
-    return Progress(
-        TextColumn("{task.description}"),
-        BarColumn(),
-        MofNCompleteColumn(),
-        TimeElapsedColumn(),
-        TimeRemainingColumn(),
-        console=err,
-    )
 
 
 @contextmanager
@@ -295,7 +284,7 @@ def bench_appends(workdir: Path, n_batches: int, batch_size: int, reps: int) -> 
         ("raw", lambda rep: raw_append_run(workdir, batches, rep)),
         ("shaped", lambda rep: shaped_append_run(workdir, shaped, rep)),
     ]
-    with progress_bar() as bar:
+    with progress_bar(err, remaining=True) as bar:
         task = bar.add_task("durable appends (ledger / raw / shaped, interleaved)", total=len(order) * reps)
         for rep in range(reps):
             # Rotate which goes first so drift on a noisy machine does not favour one side.
@@ -368,7 +357,7 @@ def open_or_build(cache_dir: Path, entries: Sequence[bytes], rebuild: bool) -> B
     store = LedgerStore(engine)
     store.create_schema()
     log = store.create_log(LOG_NAME, ORIGIN)
-    with progress_bar() as bar:
+    with progress_bar(err, remaining=True) as bar:
         task = bar.add_task(f"building {size:,}-entry log (cached, not measured)", total=size)
         for i in range(0, size, BUILD_BATCH):
             result = log.append(entries[i : i + BUILD_BATCH])
@@ -435,7 +424,7 @@ def bench_proofs(big: BigLog, samples: int, budget_s: float) -> list[Row]:
 
 
 def export_big(big: BigLog, path: Path) -> None:
-    with progress_bar() as bar, open(path, "wb") as f:
+    with progress_bar(err, remaining=True) as bar, open(path, "wb") as f:
         task = bar.add_task(f"exporting {big.size:,} entries (not measured)", total=big.size)
         count = export_log(big.log, big.signer, f, progress=lambda n: bar.advance(task, n))
     if count != big.size:
@@ -515,7 +504,7 @@ def bench_verify(big: BigLog, entries: Sequence[bytes], path: Path, reps: int, w
     if with_cli and cli_command() is not None:
         runs["CLI"] = []
         order.append(("CLI", lambda: time_cli_verify(path, big)))
-    with progress_bar() as bar:
+    with progress_bar(err, remaining=True) as bar:
         task = bar.add_task(f"{' / '.join(runs)} (interleaved)", total=len(order) * reps)
         for rep in range(reps):
             for name, fn in order[rep % len(order) :] + order[: rep % len(order)]:

@@ -54,6 +54,14 @@ def _friendly(fn: F) -> F:
     return wrapper  # type: ignore[return-value]
 
 
+def _read_toml(file: Path) -> dict[str, object]:
+    """A TOML file's content, or a ValueError naming the file and the problem."""
+    try:
+        return tomllib.loads(file.read_text())
+    except tomllib.TOMLDecodeError as exc:
+        raise ValueError(f"{file} is not valid TOML: {exc}") from exc
+
+
 def _acting(node: Node, name: str, *roles: Role) -> None:
     """Act as staff member ``name`` for the audit trail, if they hold one of ``roles``."""
     from node.auth import Caller, current_caller
@@ -78,11 +86,7 @@ def pia_submit(
     from compliance.pia import Assessment
     from node.auth import Role
 
-    try:
-        raw = tomllib.loads(file.read_text())
-    except tomllib.TOMLDecodeError as exc:
-        raise ValueError(f"{file} is not valid TOML: {exc}") from exc
-    assessment = Assessment.model_validate(raw)
+    assessment = Assessment.model_validate(_read_toml(file))
     node = cli._open(data_dir)
     _acting(node, author, Role.COMPLIANCE, Role.OPERATOR)
     record = node.pia.submit(assessment, author, pia_id)
@@ -388,10 +392,7 @@ def incident_notify(
     from compliance.pia import utcnow
     from node.auth import Role
 
-    try:
-        incident = Incident.model_validate(tomllib.loads(file.read_text()))
-    except tomllib.TOMLDecodeError as exc:
-        raise ValueError(f"{file} is not valid TOML: {exc}") from exc
+    incident = Incident.model_validate(_read_toml(file))
     node = cli._open(data_dir)
     _acting(node, by, Role.COMPLIANCE)
     _notify(node, incident, build_notices(incident, utcnow()), out)
