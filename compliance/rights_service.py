@@ -5,7 +5,7 @@ from __future__ import annotations
 from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import UTC, date, datetime
-from typing import Any
+from typing import Any, Protocol
 
 from compliance import outbox
 from compliance.rights import RequestKind, RightsRequest, Step, new_request
@@ -34,6 +34,20 @@ class RequestRefused(Exception):
         self.reason_code = reason_code
 
 
+class DataSource(Protocol):
+    """Another store holding data about members (wallets, scores ...): rights requests reach it too."""
+
+    name: str
+
+    def export_member(self, pseudonym: str) -> Any:
+        """Everything it holds about the member, JSON-ready."""
+        ...
+
+    def erase_member(self, pseudonym: str) -> int:
+        """Delete everything it holds about the member; return how many records went."""
+        ...
+
+
 @dataclass
 class RightsService:
     """Rights requests of members authenticated by the brand's app (their identity is verified)."""
@@ -41,6 +55,7 @@ class RightsService:
     consent: ConsentService
     events_about: Callable[[str], list[dict[str, Any]]]  # audit events naming a pseudonym
     under_hold: Callable[[str], bool] = lambda _pseudonym: False  # a legal hold placed by pseudonym
+    sources: tuple[DataSource, ...] = ()  # every other store keyed by the member's pseudonym
 
     def _open(self, member_ref: str, kind: RequestKind) -> tuple[str, RightsRequest]:
         member = self.consent.member_pseudonym(member_ref)
@@ -110,7 +125,7 @@ class RightsService:
                 for r in self.consent.store.requests(member)
             ],
             "audit_events": self.events_about(member),
-        }
+        } | {source.name: source.export_member(member) for source in self.sources}
         self._finish(req)
         return data
 
@@ -132,6 +147,8 @@ class RightsService:
         if (record is not None and record.legal_hold) or self.under_hold(member):
             self._refuse(req, "legal_hold", "the data is under a legal hold: it is kept for storage only")
         req = self._finish(req)  # audited while the pseudonym can still be named
+        for source in self.sources:
+            source.erase_member(member)
         self.consent.store.delete_member(member_ref)
         self.consent.keyring.shred(member_ref)
         return req

@@ -36,6 +36,7 @@ from node.settings import (
 if TYPE_CHECKING:
     from compliance.audit import AuditFilter
     from node.outbound import Outbound
+    from node.wallet_store import WalletStore
 
 
 class NodeExistsError(FileExistsError):
@@ -192,7 +193,16 @@ class Node:
     @cached_property
     def rights(self) -> RightsService:
         """Rights requests: access, correction, erasure."""
-        return RightsService(self.consent, self.audit_events_about, lambda p: p in self.retention.held())
+        return RightsService(
+            self.consent, self.audit_events_about, lambda p: p in self.retention.held(), sources=(self.wallets,)
+        )
+
+    @cached_property
+    def wallets(self) -> WalletStore:
+        """Members' points wallets (keyed by pseudonym)."""
+        from node.wallet_store import WalletStore
+
+        return WalletStore(self.store.engine)
 
     def audit_events_about(self, pseudonym: str) -> list[dict[str, Any]]:
         """Every audit event naming ``pseudonym`` as subject or actor (through the pseudonym index)."""

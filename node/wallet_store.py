@@ -14,7 +14,7 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 from datetime import UTC, date, datetime
 
-from sqlalchemy import BigInteger, Connection, Engine, UniqueConstraint, insert, select
+from sqlalchemy import BigInteger, Connection, Engine, UniqueConstraint, delete, insert, select
 from sqlalchemy.exc import IntegrityError
 from sqlmodel import Field, SQLModel
 
@@ -74,7 +74,9 @@ def _now() -> datetime:
 
 
 class WalletStore:
-    """Members' wallets on one database."""
+    """Members' wallets on one database (also a rights-request data source, named ``wallet``)."""
+
+    name = "wallet"
 
     def __init__(self, engine: Engine) -> None:
         self.engine = engine
@@ -280,3 +282,39 @@ class WalletStore:
         with self.engine.connect() as conn:
             rows = conn.execute(select(t).where(t.c.member == member).order_by(t.c.at, t.c.entry_id)).all()
             return [self._entry(conn, r) for r in rows]
+
+    # --- rights requests -----------------------------------------------------------------------
+
+    def export_member(self, member: str) -> dict[str, object]:
+        """The member's wallet for an access request: balance today, lots and the whole journal."""
+        today = datetime.now(UTC).date()
+        lt = WalletLotRow.__table__
+        with self.engine.connect() as conn:
+            lots = conn.execute(select(lt).where(lt.c.member == member).order_by(lt.c.earned_on)).all()
+        return {
+            "balance": self.balance(member, today),
+            "lots": [
+                {"lot_id": r.lot_id, "points": r.points, "earned_on": str(r.earned_on), "expires_on": str(r.expires_on)}
+                for r in lots
+            ],
+            "journal": [
+                {
+                    "entry_id": e.entry_id,
+                    "kind": e.kind.value,
+                    "reason": e.reason,
+                    "points": e.points,
+                    "at": e.at.isoformat(),
+                    "ref": e.ref,
+                }
+                for e in self.journal(member)
+            ],
+        }
+
+    def erase_member(self, member: str) -> int:
+        """Erasure (PIPL Art. 47): the one deletion the journal allows; returns the rows removed."""
+        removed = 0
+        with self.locked(member) as conn:
+            for row in (WalletAllocationRow, WalletLotRow, WalletEntryRow, WalletAccount):
+                t = row.__table__
+                removed += conn.execute(delete(t).where(t.c.member == member)).rowcount
+        return removed

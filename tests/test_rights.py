@@ -146,3 +146,17 @@ def test_the_staff_queue_lists_open_requests_earliest_deadline_first(node: Node)
     sooner = _stuck_request(node, "M-1", datetime(2026, 10, 1, 9, tzinfo=UTC))
     node.rights.access("M-1")
     assert [r.dsr_id for r in node.rights.queue()] == [sooner, later]
+
+
+def test_access_includes_the_wallet_and_erasure_deletes_it(node: Node) -> None:
+    from datetime import timedelta
+
+    member = node.keyring.pseudonym("M-1", create=False)
+    today = datetime.now(UTC).date()
+    node.wallets.earn(member, 120, "purchase", today, today + timedelta(days=365), ref="order-7")
+    wallet = node.rights.access("M-1")["wallet"]
+    assert wallet["balance"] == 120
+    assert [e["ref"] for e in wallet["journal"]] == ["order-7"]
+    node.rights.erase("M-1")
+    assert node.wallets.journal(member) == []
+    assert node.wallets.balance(member, today) == 0
