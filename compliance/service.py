@@ -71,6 +71,7 @@ class ConsentService:
     audit: AuditSink
     audit_batch: Callable[[list[tuple[str, dict[str, Any]]]], None] | None = None  # one append for many events
     current_actor: Callable[[], dict[str, str]] | None = None  # staged events keep who acted
+    after_change: Callable[[list[consent_mod.ConsentRecord]], None] | None = None  # e.g. unlink on withdrawal
     minors_in: frozenset[str] = frozenset({"loyalty.core"})  # PIPL Art. 31: keep minors out of the rest
 
     # --- notices --------------------------------------------------------------------------
@@ -217,6 +218,8 @@ class ConsentService:
             for action, fields in staged:
                 self.audit(action, **fields)
         self.store.outbox_appended(f["event_id"] for _, f in staged)
+        if self.after_change is not None:
+            self.after_change([r for records, _ in prepared for r in records])
         return [receipt for _, receipt in prepared]
 
     def decisions(self, member_ref: str) -> dict[str, Decision]:

@@ -35,6 +35,7 @@ from node.settings import (
 
 if TYPE_CHECKING:
     from compliance.audit import AuditFilter
+    from node.linking import LinkStore
     from node.outbound import Outbound
     from node.wallet_store import WalletStore
 
@@ -156,7 +157,23 @@ class Node:
             self.audit,
             audit_batch=self.audit_many,
             current_actor=self.current_actor,
+            after_change=self._after_consent_change,
         )
+
+    def _after_consent_change(self, records: list[Any]) -> None:
+        # withdrawing points_exchange:<brand> ends the member's link with that brand (issue 4)
+        from compliance.consent import ConsentAction
+
+        for r in records:
+            if r.action is ConsentAction.WITHDRAW and r.purpose_code.startswith("points_exchange:"):
+                self.links.unlink(r.member, r.purpose_code.split(":", 1)[1])
+
+    @cached_property
+    def links(self) -> LinkStore:
+        """Pairwise links of members with partner brands."""
+        from node.linking import LinkStore
+
+        return LinkStore(self.store.engine)
 
     @cached_property
     def pia(self) -> PiaService:

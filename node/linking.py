@@ -1,0 +1,153 @@
+"""Linking one member across two brands with pairwise link ids; raw identifiers never cross.
+
+A member signed in at brand A asks for a **link code** for brand B: a one-time, short-lived code
+(stored only as a hash) that they type into B's app while signed in there. B presents the code
+to A (a signed peer call); A checks it is fresh, unused and meant for B, and both nodes record a
+random **link id** for the pair. Peers only ever see link ids: a different one for every pair of
+brands, so two partners cannot join their records on it. Linking needs the member's
+``points_exchange:<other brand>`` consent on both sides, and withdrawing it unlinks.
+"""
+
+from __future__ import annotations
+
+import base64
+import hashlib
+import secrets
+from datetime import UTC, datetime, timedelta
+
+from sqlalchemy import Engine, insert, select, update
+from sqlalchemy.exc import IntegrityError
+from sqlmodel import Field, SQLModel
+
+CODE_TTL = timedelta(minutes=10)
+
+
+class LinkError(ValueError):
+    """A link code or link the node refuses; ``reason`` is machine-readable."""
+
+    def __init__(self, reason: str, message: str) -> None:
+        super().__init__(message)
+        self.reason = reason
+
+
+class LinkCodeRow(SQLModel, table=True):
+    """A link code, by hash: who asked, for which brand, until when, and whether it was used."""
+
+    __tablename__ = "link_code"
+    code_sha256: str = Field(primary_key=True, max_length=64)
+    member: str = Field(max_length=64)
+    peer: str = Field(max_length=200)
+    expires_at: datetime
+    used_at: datetime | None = None
+
+
+class MemberLinkRow(SQLModel, table=True):
+    """A member's link with one partner brand (the history stays; ``unlinked_at`` ends it)."""
+
+    __tablename__ = "member_link"
+    link_id: str = Field(primary_key=True, max_length=32)
+    member: str = Field(index=True, max_length=64)
+    peer: str = Field(max_length=200)
+    linked_at: datetime
+    unlinked_at: datetime | None = None
+
+
+def new_code() -> str:
+    """A code a person can type: 16 base32 characters in four groups (80 random bits)."""
+    raw = base64.b32encode(secrets.token_bytes(10)).decode()
+    return "-".join(raw[i : i + 4] for i in range(0, 16, 4))
+
+
+def code_hash(code: str) -> str:
+    """What is stored instead of the code (case and dashes do not matter when typed)."""
+    return hashlib.sha256(code.replace("-", "").strip().upper().encode()).hexdigest()
+
+
+def _aware(value: datetime | None) -> datetime | None:
+    return value.replace(tzinfo=UTC) if value is not None and value.tzinfo is None else value
+
+
+class LinkStore:
+    """Link codes and links of one node."""
+
+    def __init__(self, engine: Engine) -> None:
+        self.engine = engine
+
+    def issue_code(self, member: str, peer: str, now: datetime | None = None) -> str:
+        """A fresh one-time code for linking ``member`` (pseudonym here) with their account at ``peer``."""
+        now = now or datetime.now(UTC)
+        code = new_code()
+        with self.engine.begin() as conn:
+            conn.execute(
+                insert(LinkCodeRow.__table__).values(
+                    code_sha256=code_hash(code), member=member, peer=peer, expires_at=now + CODE_TTL
+                )
+            )
+        return code
+
+    def claim_code(self, code: str, peer: str, now: datetime | None = None) -> str:
+        """Use a code presented by ``peer``: return the member it was issued to, once, or raise."""
+        now = now or datetime.now(UTC)
+        t = LinkCodeRow.__table__
+        digest = code_hash(code)
+        with self.engine.begin() as conn:
+            row = conn.execute(select(t).where(t.c.code_sha256 == digest)).first()
+            if row is None:
+                raise LinkError("unknown_code", "no such link code")
+            if row.peer != peer:
+                raise LinkError("wrong_brand", "this link code was issued for another brand")
+            if now >= _aware(row.expires_at):  # type: ignore[operator]
+                raise LinkError("expired_code", "the link code has expired: ask for a new one")
+            used = conn.execute(
+                update(t).where(t.c.code_sha256 == digest, t.c.used_at.is_(None)).values(used_at=now)
+            ).rowcount
+            if used != 1:
+                raise LinkError("used_code", "the link code was already used")
+        return row.member
+
+    def link(self, member: str, peer: str, link_id: str, now: datetime | None = None) -> None:
+        """Record the pair's link id; one active link per member and brand."""
+        if self.link_of(member, peer) is not None:
+            raise LinkError("already_linked", f"the member is already linked with {peer}")
+        try:
+            with self.engine.begin() as conn:
+                conn.execute(
+                    insert(MemberLinkRow.__table__).values(
+                        link_id=link_id, member=member, peer=peer, linked_at=now or datetime.now(UTC)
+                    )
+                )
+        except IntegrityError as exc:
+            raise LinkError("link_id_taken", "that link id is already in use") from exc
+
+    def link_of(self, member: str, peer: str) -> str | None:
+        """The member's active link id with ``peer``."""
+        t = MemberLinkRow.__table__
+        with self.engine.connect() as conn:
+            return conn.execute(
+                select(t.c.link_id).where(t.c.member == member, t.c.peer == peer, t.c.unlinked_at.is_(None))
+            ).scalar_one_or_none()
+
+    def member_of(self, peer: str, link_id: str) -> str | None:
+        """Whom an active link id from ``peer`` names here."""
+        t = MemberLinkRow.__table__
+        with self.engine.connect() as conn:
+            return conn.execute(
+                select(t.c.member).where(t.c.link_id == link_id, t.c.peer == peer, t.c.unlinked_at.is_(None))
+            ).scalar_one_or_none()
+
+    def unlink(self, member: str, peer: str, now: datetime | None = None) -> bool:
+        """End the member's link with ``peer``; return whether there was one."""
+        t = MemberLinkRow.__table__
+        with self.engine.begin() as conn:
+            return bool(
+                conn.execute(
+                    update(t)
+                    .where(t.c.member == member, t.c.peer == peer, t.c.unlinked_at.is_(None))
+                    .values(unlinked_at=now or datetime.now(UTC))
+                ).rowcount
+            )
+
+
+def new_link_id() -> str:
+    """A random pairwise link id (128 bits, hex)."""
+    return secrets.token_hex(16)
