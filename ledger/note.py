@@ -128,6 +128,11 @@ class Signer:
         """Return the raw 64-byte Ed25519 signature of ``message``."""
         return self._key.sign(message)
 
+    @property
+    def private_key(self) -> Ed25519PrivateKey:
+        """The key itself, for protocols that sign through a library (HTTP message signatures)."""
+        return self._key
+
     def signature_line(self, text: str) -> str:
         """Return the note signature line of this key over ``text``."""
         sig = struct.pack(">I", self.verifier().key_id) + self.sign_raw(text.encode())
