@@ -16,8 +16,8 @@ from collections import OrderedDict
 from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
+from typing import Any, Protocol, TypeVar
 
-import httpx
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PublicKey
 from http_message_signatures import HTTPMessageSigner, HTTPMessageVerifier, HTTPSignatureKeyResolver, algorithms
 from http_message_signatures.exceptions import HTTPMessageSignaturesException, InvalidSignature
@@ -61,9 +61,19 @@ class _Keys(HTTPSignatureKeyResolver):
         return self.signer.private_key
 
 
-def sign_request(
-    request: httpx.Request, signer: note.Signer, *, now: datetime | None = None, nonce: str | None = None
-) -> httpx.Request:
+class OutgoingRequest(Protocol):
+    """An HTTP request about to be sent (an ``httpx.Request`` is one); this module never sends it."""
+
+    method: str
+    url: Any
+    headers: Any
+    content: bytes
+
+
+R = TypeVar("R", bound=OutgoingRequest)
+
+
+def sign_request(request: R, signer: note.Signer, *, now: datetime | None = None, nonce: str | None = None) -> R:
     """Add ``Content-Digest``, ``Signature-Input`` and ``Signature`` to ``request`` (in place) and return it."""
     HTTPMessageSigner(signature_algorithm=algorithms.ED25519, key_resolver=_Keys(signer=signer)).sign(
         request,
