@@ -72,6 +72,8 @@ ACTIONS: frozenset[str] = frozenset(
         "dsr.completed",
         "dsr.refused",
         "dsr.escalated",
+        "exchange.refused",
+        "link.created",
         "retention.purge",
         "incident.detected",
         "incident.notified",

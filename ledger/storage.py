@@ -19,7 +19,7 @@ import re
 import sqlite3
 import threading
 import time
-from collections.abc import Iterator, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager, suppress
 from dataclasses import dataclass
 from datetime import UTC, datetime
@@ -220,6 +220,7 @@ class LedgerStore:
     def __init__(self, engine: Engine) -> None:
         self.engine = engine
         self.sql = _AppendSql.for_dialect(engine.dialect.name, engine.dialect.paramstyle)
+        self.placeholder = "?" if engine.dialect.paramstyle == "qmark" else "%s"
         self._logs: dict[str, Log] = {}
         self._lock = threading.Lock()
         self._writer_lock = threading.Lock()
@@ -365,8 +366,13 @@ class Log:
 
     # --- writing -------------------------------------------------------------------------
 
-    def append(self, items: Sequence[bytes]) -> AppendResult:
-        """Append ``items`` atomically: all of them, in order, or none."""
+    def append(self, items: Sequence[bytes], then: Callable[[Any, int], None] | None = None) -> AppendResult:
+        """Append ``items`` atomically: all of them, in order, or none.
+
+        ``then(cursor, first_index)`` runs inside the append's transaction, on the driver's own
+        cursor (placeholders: :attr:`LedgerStore.placeholder`): a caller records where its entries
+        landed in the same commit, so a crash can never leave an entry appended but unrecorded.
+        """
         if not items:
             raise StorageError("nothing to append")
         for i, data in enumerate(items):
@@ -392,6 +398,8 @@ class Log:
             moved = cur.rowcount
             if moved != 1:
                 raise StorageError(f"log {self.name!r} moved during the append; retry")
+            if then is not None:
+                then(cur, size)
         self._frontier = frontier
         return AppendResult(size, frontier.size, root)
 

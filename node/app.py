@@ -2,16 +2,38 @@
 
 from __future__ import annotations
 
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+
 from fastapi import FastAPI
 
 from node import problems
 from node.identity import Node
-from node.routes import audit, health, logs, me, members, notices, pia, requests, witness
+from node.routes import audit, exchange, health, logs, me, members, notices, peer, pia, requests, witness
 
 
-def create_app(node: Node) -> FastAPI:
-    """Build the API of ``node`` (OpenAPI at ``/openapi.json``, docs at ``/docs``)."""
+def create_app(node: Node, recovery: bool = False) -> FastAPI:
+    """Build the API of ``node`` (OpenAPI at ``/openapi.json``, docs at ``/docs``).
+
+    With ``recovery`` (what ``serve`` uses) unfinished exchanges are resumed at start-up and
+    retried every ``recovery_interval`` seconds while the app runs.
+    """
+
+    @asynccontextmanager
+    async def lifespan(_: FastAPI) -> AsyncIterator[None]:
+        from node.exchange_service import RecoveryLoop
+
+        loop = RecoveryLoop(node.exchanges, node.settings.recovery_interval) if recovery else None
+        if loop is not None:
+            loop.start()
+        try:
+            yield
+        finally:
+            if loop is not None:
+                loop.stop()
+
     app = FastAPI(
+        lifespan=lifespan,
         title="Alliance node",
         summary=f"Loyalty alliance node {node.settings.node_id}",
         version="0.1.0",
@@ -27,4 +49,6 @@ def create_app(node: Node) -> FastAPI:
     app.include_router(audit.router)
     app.include_router(pia.router)
     app.include_router(requests.router)
+    app.include_router(exchange.router)
+    app.include_router(peer.router)
     return app

@@ -134,7 +134,8 @@ def serve(
     if problem := hosting_problem(node.settings.region):  # the deploy check: refuse to serve from abroad
         _fail(problem)
     node.signer  # noqa: B018  fail now, not at the first request, if the key is unreadable
-    uvicorn.run(create_app(node), host=host or node.settings.host, port=port or node.settings.port, log_level="info")
+    app = create_app(node, recovery=True)  # resumes unfinished exchanges at start and then periodically
+    uvicorn.run(app, host=host or node.settings.host, port=port or node.settings.port, log_level="info")
 
 
 @app.command()

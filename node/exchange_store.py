@@ -11,10 +11,12 @@ answered from what the first wrote. A crash therefore leaves every exchange in a
 from __future__ import annotations
 
 import json
+from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass
 from datetime import UTC, date, datetime
 
-from sqlalchemy import Connection, Text, insert, select, update
+from sqlalchemy import BigInteger, Connection, Text, insert, select, update
 from sqlalchemy.exc import IntegrityError
 from sqlmodel import Column, Field, SQLModel
 
@@ -46,6 +48,8 @@ class ExchangeOutRow(SQLModel, table=True):
     state: str = Field(index=True, max_length=16)
     created_at: datetime
     updated_at: datetime
+    destination_sig: str | None = Field(default=None, max_length=200)  # the destination's receipt, once credited
+    logged_index: int | None = Field(default=None, sa_type=BigInteger)  # where the exchange log holds it
 
 
 class ExchangeInRow(SQLModel, table=True):
@@ -58,6 +62,9 @@ class ExchangeInRow(SQLModel, table=True):
     state: str = Field(max_length=16)
     quote: str | None = Field(default=None, sa_column=Column(Text, nullable=True))
     at: datetime
+    quote_sig: str | None = Field(default=None, max_length=200)
+    link_id: str | None = Field(default=None, max_length=64)
+    logged_index: int | None = Field(default=None, sa_type=BigInteger)
 
 
 TABLES = [ExchangeOutRow.__table__, ExchangeInRow.__table__]
@@ -78,6 +85,8 @@ class Outgoing:
     quote: Quote
     quote_sig: str
     state: SourceState
+    destination_sig: str | None = None
+    logged_index: int | None = None
 
 
 def _outgoing(row: object) -> Outgoing:
@@ -90,6 +99,8 @@ def _outgoing(row: object) -> Outgoing:
         Quote.from_json(json.loads(r["quote"])),
         r["quote_sig"],
         SourceState(r["state"]),
+        r["destination_sig"],
+        r["logged_index"],
     )
 
 
@@ -132,8 +143,12 @@ class SourceSide:
             raise LookupError(f"no outgoing exchange {exchange_id}")
         return _outgoing(row)
 
-    def apply(self, exchange_id: str, event: SourceEvent) -> Step:
-        """Record what the destination answered (or a timeout); a refund commits with the new state."""
+    def apply(self, exchange_id: str, event: SourceEvent, destination_sig: str | None = None) -> Step:
+        """Record what the destination answered (or a timeout); a refund commits with the new state.
+
+        A credit is recorded with the destination's receipt (``destination_sig``), which the
+        caller has checked: the exchange log entry needs it.
+        """
         member = self.get(exchange_id).member
         t = ExchangeOutRow.__table__
         with self.wallets.locked(member) as conn:
@@ -142,9 +157,12 @@ class SourceSide:
             if Action.REFUND in step.actions:
                 self._refund(conn, current)
             if step.state is not current.state:
-                conn.execute(
-                    update(t).where(t.c.exchange_id == exchange_id).values(state=step.state.value, updated_at=_now())
-                )
+                values: dict[str, object] = {"state": step.state.value, "updated_at": _now()}
+                if step.state is SourceState.CONFIRMED:
+                    if destination_sig is None:
+                        raise ValueError("a confirmed exchange needs the destination's receipt")
+                    values["destination_sig"] = destination_sig
+                conn.execute(update(t).where(t.c.exchange_id == exchange_id).values(**values))
         return step
 
     def _refund(self, conn: Connection, ex: Outgoing) -> None:
@@ -181,6 +199,57 @@ class SourceSide:
             ).all()
         return [_outgoing(r) for r in rows]
 
+    def unlogged(self) -> list[Outgoing]:
+        """Confirmed exchanges not yet on the exchange log (a crash came between the two commits)."""
+        t = ExchangeOutRow.__table__
+        with self.engine.connect() as conn:
+            rows = conn.execute(
+                select(t).where(t.c.state == SourceState.CONFIRMED.value, t.c.logged_index.is_(None))
+            ).all()
+        return [_outgoing(r) for r in rows]
+
+    def in_window(self, start: datetime, end: datetime) -> list[Outgoing]:
+        """Confirmed exchanges whose state changed within ``[start, end)``."""
+        t = ExchangeOutRow.__table__
+        with self.engine.connect() as conn:
+            rows = conn.execute(
+                select(t).where(
+                    t.c.state == SourceState.CONFIRMED.value, t.c.updated_at >= start, t.c.updated_at < end
+                )
+            ).all()
+        return [_outgoing(r) for r in rows]
+
+
+@dataclass(frozen=True)
+class Incoming:
+    """An incoming exchange as recorded."""
+
+    exchange_id: str
+    source: str
+    member: str | None
+    state: DestinationState
+    quote: Quote | None
+    quote_sig: str | None
+    link_id: str | None
+    logged_index: int | None
+    at: datetime
+
+
+def _incoming(row: object) -> Incoming:
+    r = row._mapping  # type: ignore[attr-defined]
+    quote = Quote.from_json(json.loads(r["quote"])) if r["quote"] else None
+    return Incoming(
+        r["exchange_id"],
+        r["source"],
+        r["member"],
+        DestinationState(r["state"]),
+        quote,
+        r["quote_sig"],
+        r["link_id"],
+        r["logged_index"],
+        r["at"],
+    )
+
 
 class DestinationSide:
     """Exchanges arriving at this node."""
@@ -196,21 +265,71 @@ class DestinationSide:
             value = conn.execute(select(t.c.state).where(t.c.exchange_id == exchange_id)).scalar_one_or_none()
         return None if value is None else DestinationState(value)
 
-    def credit(self, quote: Quote, member: str, acceptable: bool, today: date, expires_on: date) -> Answer:
-        """Answer a credit request: credit once (lot and record in one transaction), or refuse for good."""
+    def get(self, exchange_id: str) -> Incoming | None:
+        """The recorded incoming exchange, if any."""
+        t = ExchangeInRow.__table__
+        with self.engine.connect() as conn:
+            row = conn.execute(select(t).where(t.c.exchange_id == exchange_id)).first()
+        return None if row is None else _incoming(row)
+
+    def unlogged(self) -> list[Incoming]:
+        """Credited exchanges not yet on the exchange log."""
+        t = ExchangeInRow.__table__
+        with self.engine.connect() as conn:
+            rows = conn.execute(
+                select(t).where(t.c.state == DestinationState.CREDITED.value, t.c.logged_index.is_(None))
+            ).all()
+        return [_incoming(r) for r in rows]
+
+    def credit(
+        self,
+        quote: Quote,
+        member: str | None,
+        acceptable: bool,
+        today: date,
+        expires_on: date,
+        *,
+        quote_sig: str | None = None,
+        link_id: str | None = None,
+    ) -> Answer:
+        """Answer a credit request: credit once (lot and record in one transaction), or refuse for good.
+
+        ``member`` (the pseudonym the link id names here) may be None only when refusing.
+        """
+        if acceptable and member is None:
+            raise ValueError("a credit needs the member it goes to")
         for _ in range(2):  # a concurrent cancel may insert first: answer from what it wrote
             try:
-                return self._credit(quote, member, acceptable, today, expires_on)
+                return self._credit(quote, member, acceptable, today, expires_on, quote_sig, link_id)
             except IntegrityError:
                 continue
         return on_credit(self.state(quote.quote_id), acceptable)
 
-    def _credit(self, quote: Quote, member: str, acceptable: bool, today: date, expires_on: date) -> Answer:
+    @contextmanager
+    def _transaction(self, member: str | None) -> Iterator[Connection]:
+        if member is not None:
+            with self.wallets.locked(member) as conn:
+                yield conn
+            return
+        with self.engine.connect() as conn, conn.execution_options(ledger_write=True).begin():
+            yield conn
+
+    def _credit(
+        self,
+        quote: Quote,
+        member: str | None,
+        acceptable: bool,
+        today: date,
+        expires_on: date,
+        quote_sig: str | None,
+        link_id: str | None,
+    ) -> Answer:
         t = ExchangeInRow.__table__
-        with self.wallets.locked(member) as conn:
+        with self._transaction(member if acceptable else None) as conn:
             existing = conn.execute(select(t.c.state).where(t.c.exchange_id == quote.quote_id)).scalar_one_or_none()
             answer = on_credit(None if existing is None else DestinationState(existing), acceptable)
             if answer.write is DestinationState.CREDITED:
+                assert member is not None
                 self.wallets.earn_in(
                     conn, member, quote.points_received, "exchange_in", today, expires_on, ref=quote.quote_id
                 )
@@ -222,6 +341,8 @@ class DestinationSide:
                         member=member if answer.write is DestinationState.CREDITED else None,
                         state=answer.write.value,
                         quote=json.dumps(quote.to_json(), sort_keys=True),
+                        quote_sig=quote_sig,
+                        link_id=link_id,
                         at=_now(),
                     )
                 )
@@ -249,4 +370,4 @@ class DestinationSide:
         return on_cancel(self.state(exchange_id))
 
 
-__all__ = ["DestinationSide", "Outgoing", "SourceEvent", "SourceSide"]
+__all__ = ["DestinationSide", "Incoming", "Outgoing", "SourceEvent", "SourceSide"]

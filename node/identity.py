@@ -35,8 +35,11 @@ from node.settings import (
 
 if TYPE_CHECKING:
     from compliance.audit import AuditFilter
+    from node.exchange_service import ExchangeService
     from node.linking import LinkStore
+    from node.loyalty import Loyalty
     from node.outbound import Outbound
+    from node.registry import Registry
     from node.wallet_store import WalletStore
 
 
@@ -215,6 +218,27 @@ class Node:
         )
 
     @cached_property
+    def registry(self) -> Registry:
+        """The alliance registry (``registry.toml``): every brand's node, key, URL and point value."""
+        from node.registry import load_registry
+
+        return load_registry(self.settings.registry_path)
+
+    @cached_property
+    def exchanges(self) -> ExchangeService:
+        """Points exchange with other brands: quotes, both sides of the protocol, recovery."""
+        from node.exchange_service import ExchangeService
+
+        return ExchangeService(self)
+
+    @cached_property
+    def loyalty(self) -> Loyalty:
+        """Earning on purchases, wallet views and tiers."""
+        from node.loyalty import Loyalty
+
+        return Loyalty(self)
+
+    @cached_property
     def wallets(self) -> WalletStore:
         """Members' points wallets (keyed by pseudonym)."""
         from node.wallet_store import WalletStore
@@ -304,6 +328,8 @@ class Node:
         return Witness(self.signer, self.trusted_log_keys, self.store.witness_state())
 
     def dispose(self) -> None:
-        """Close the database connections."""
+        """Close the database connections and the outbound HTTP client."""
+        if "outbound" in self.__dict__:
+            self.outbound.close()
         if "store" in self.__dict__:
             self.store.close()

@@ -15,9 +15,9 @@ import hashlib
 import secrets
 from datetime import UTC, datetime, timedelta
 
-from sqlalchemy import Engine, insert, select, update
+from sqlalchemy import Engine, Text, insert, select, update
 from sqlalchemy.exc import IntegrityError
-from sqlmodel import Field, SQLModel
+from sqlmodel import Column, Field, SQLModel
 
 CODE_TTL = timedelta(minutes=10)
 
@@ -39,6 +39,7 @@ class LinkCodeRow(SQLModel, table=True):
     peer: str = Field(max_length=200)
     expires_at: datetime
     used_at: datetime | None = None
+    member_ref_sealed: str | None = Field(default=None, sa_column=Column(Text, nullable=True))
 
 
 class MemberLinkRow(SQLModel, table=True):
@@ -50,6 +51,7 @@ class MemberLinkRow(SQLModel, table=True):
     peer: str = Field(max_length=200)
     linked_at: datetime
     unlinked_at: datetime | None = None
+    member_ref_sealed: str | None = Field(default=None, sa_column=Column(Text, nullable=True))
 
 
 def new_code() -> str:
@@ -73,20 +75,30 @@ class LinkStore:
     def __init__(self, engine: Engine) -> None:
         self.engine = engine
 
-    def issue_code(self, member: str, peer: str, now: datetime | None = None) -> str:
+    def issue_code(
+        self, member: str, peer: str, now: datetime | None = None, member_ref_sealed: str | None = None
+    ) -> str:
         """A fresh one-time code for linking ``member`` (pseudonym here) with their account at ``peer``."""
         now = now or datetime.now(UTC)
         code = new_code()
         with self.engine.begin() as conn:
             conn.execute(
                 insert(LinkCodeRow.__table__).values(
-                    code_sha256=code_hash(code), member=member, peer=peer, expires_at=now + CODE_TTL
+                    code_sha256=code_hash(code),
+                    member=member,
+                    peer=peer,
+                    expires_at=now + CODE_TTL,
+                    member_ref_sealed=member_ref_sealed,
                 )
             )
         return code
 
     def claim_code(self, code: str, peer: str, now: datetime | None = None) -> str:
         """Use a code presented by ``peer``: return the member it was issued to, once, or raise."""
+        return self.claim(code, peer, now)[0]
+
+    def claim(self, code: str, peer: str, now: datetime | None = None) -> tuple[str, str | None]:
+        """:meth:`claim_code`, also returning the sealed member reference kept with the code."""
         now = now or datetime.now(UTC)
         t = LinkCodeRow.__table__
         digest = code_hash(code)
@@ -103,17 +115,27 @@ class LinkStore:
             ).rowcount
             if used != 1:
                 raise LinkError("used_code", "the link code was already used")
-        return row.member
+        return row.member, row.member_ref_sealed
 
-    def link(self, member: str, peer: str, link_id: str, now: datetime | None = None) -> None:
-        """Record the pair's link id; one active link per member and brand."""
+    def link(
+        self, member: str, peer: str, link_id: str, now: datetime | None = None, member_ref_sealed: str | None = None
+    ) -> None:
+        """Record the pair's link id; one active link per member and brand.
+
+        ``member_ref_sealed`` is the member's reference, sealed by the node's field cipher: the
+        consent gate works on references, and a credit arriving by link id must reach it.
+        """
         if self.link_of(member, peer) is not None:
             raise LinkError("already_linked", f"the member is already linked with {peer}")
         try:
             with self.engine.begin() as conn:
                 conn.execute(
                     insert(MemberLinkRow.__table__).values(
-                        link_id=link_id, member=member, peer=peer, linked_at=now or datetime.now(UTC)
+                        link_id=link_id,
+                        member=member,
+                        peer=peer,
+                        linked_at=now or datetime.now(UTC),
+                        member_ref_sealed=member_ref_sealed,
                     )
                 )
         except IntegrityError as exc:
@@ -134,6 +156,12 @@ class LinkStore:
             return conn.execute(
                 select(t.c.member).where(t.c.link_id == link_id, t.c.peer == peer, t.c.unlinked_at.is_(None))
             ).scalar_one_or_none()
+
+    def sealed_ref(self, link_id: str) -> str | None:
+        """The sealed member reference recorded with a link (active or ended)."""
+        t = MemberLinkRow.__table__
+        with self.engine.connect() as conn:
+            return conn.execute(select(t.c.member_ref_sealed).where(t.c.link_id == link_id)).scalar_one_or_none()
 
     def unlink(self, member: str, peer: str, now: datetime | None = None) -> bool:
         """End the member's link with ``peer``; return whether there was one."""

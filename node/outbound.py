@@ -11,8 +11,9 @@ module of ours imports an HTTP client.
 
 from __future__ import annotations
 
+import threading
 from collections.abc import Mapping, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import date
 from typing import TYPE_CHECKING, Any
 
@@ -22,6 +23,7 @@ from compliance.egress import NON_PI, Destination, EgressDecision, EgressPolicy,
 from compliance.pia import Feature, PiaRefused
 from compliance.purposes import catalogue
 from compliance.service import ConsentDenied
+from node.peer_auth import sign_request
 
 if TYPE_CHECKING:
     from node.identity import Node
@@ -57,6 +59,23 @@ class Outbound:
 
     node: Node
     timeout: float = 10.0
+    _client: httpx.Client | None = field(default=None, repr=False)
+    _lock: threading.Lock = field(default_factory=threading.Lock, repr=False)
+
+    @property
+    def client(self) -> httpx.Client:
+        """One pooled client per node: peer calls reuse their connections."""
+        with self._lock:
+            if self._client is None:
+                self._client = httpx.Client(timeout=self.timeout, limits=httpx.Limits(max_keepalive_connections=32))
+            return self._client
+
+    def close(self) -> None:
+        """Close the pooled connections."""
+        with self._lock:
+            if self._client is not None:
+                self._client.close()
+                self._client = None
 
     @property
     def policy(self) -> EgressPolicy:
@@ -65,10 +84,18 @@ class Outbound:
         return EgressPolicy(home_region=s.region, allowed_regions=frozenset(s.allowed_regions))
 
     def destination(self, peer_id: str) -> tuple[Destination, str | None] | None:
-        """A registered peer's region and URL, or None."""
+        """A configured peer's or, failing that, an alliance brand's region and URL; or None."""
         for peer in self.node.settings.peers:
             if peer.node_id == peer_id:
                 return Destination(peer.node_id, peer.region), peer.url
+        if self.node.settings.registry_path.exists():
+            from node.registry import UnknownBrandError
+
+            try:
+                brand = self.node.registry.brand(peer_id)
+            except UnknownBrandError:
+                return None
+            return Destination(brand.node_id, brand.region), brand.url
         return None
 
     def authorize(
@@ -158,9 +185,11 @@ class Outbound:
             raise httpx.InvalidURL(f"peer {peer_id!r} has no URL configured: `alliance-node peers add --url`")
         permit = self.authorize(peer_id, fields, payload_fields, purpose=purpose, members=members)
         assert permit.url is not None
-        return httpx.post(
-            f"{permit.url.rstrip('/')}{path}", content=content, json=json, headers=headers, timeout=self.timeout
+        request = self.client.build_request(
+            "POST", f"{permit.url.rstrip('/')}{path}", content=content, json=json, headers=headers
         )
+        # every peer call is signed (RFC 9421) with the node's key: peers check it against the registry
+        return self.client.send(sign_request(request, self.node.signer))
 
     # --- checks --------------------------------------------------------------------------
 

@@ -19,6 +19,12 @@ from compliance.rights_service import COMPLAINT_ROUTE, RequestRefused
 from compliance.service import ConsentDenied, GuardianRequiredError, UnknownMemberError
 from compliance.store import DuplicateError
 from ledger.errors import LedgerError, StorageError, StorageUnavailableError, TreeSizeError
+from node.exchange_service import ExchangeRefused
+from node.linking import LinkError
+from node.peer_auth import PeerAuthError
+from node.quotes import QuoteError
+from node.registry import UnknownBrandError
+from node.wallet import WalletError
 
 PROBLEM_JSON = "application/problem+json"
 log = logging.getLogger("alliance.node")
@@ -67,6 +73,7 @@ SIMPLE: dict[type[Exception], tuple[int, dict[str, str]]] = {
     PurposeError: (422, {}),
     TreeSizeError: (400, {}),
     UnknownPiaError: (404, {}),
+    UnknownBrandError: (404, {"reason_code": "unknown_brand"}),
 }
 
 
@@ -126,6 +133,28 @@ def install(app: FastAPI) -> None:
             request_id=exc.request.dsr_id,
             complaint_route=COMPLAINT_ROUTE,
         )
+
+    @app.exception_handler(ExchangeRefused)
+    async def _exchange(request: Request, exc: ExchangeRefused) -> JSONResponse:
+        return problem_response(exc.status, str(exc), request, reason_code=exc.reason)
+
+    @app.exception_handler(QuoteError)
+    async def _quote(request: Request, exc: QuoteError) -> JSONResponse:
+        return problem_response(422, str(exc), request, reason_code=exc.reason)
+
+    @app.exception_handler(PeerAuthError)
+    async def _peer_auth(request: Request, exc: PeerAuthError) -> JSONResponse:
+        return problem_response(401, str(exc), request, reason_code=exc.reason)
+
+    @app.exception_handler(LinkError)
+    async def _link(request: Request, exc: LinkError) -> JSONResponse:
+        status = 410 if exc.reason in ("expired_code", "used_code") else 409 if exc.reason == "already_linked" else 422
+        return problem_response(status, str(exc), request, reason_code=exc.reason)
+
+    @app.exception_handler(WalletError)
+    async def _wallet(request: Request, exc: WalletError) -> JSONResponse:
+        status = 409 if exc.reason == "insufficient_points" else 422
+        return problem_response(status, str(exc), request, reason_code=exc.reason)
 
     @app.exception_handler(StorageUnavailableError)
     async def _unavailable(request: Request, exc: StorageUnavailableError) -> JSONResponse:

@@ -17,6 +17,7 @@ DATA_KEY_FILE = "data.key"  # field-encryption key: back it up apart from the da
 VKEY_FILE = "node.vkey"
 WITNESS_VKEY_FILE = "witness.vkey"
 DEFAULT_LOGS = ("audit", "exchange")
+REGISTRY_FILE = "registry.toml"
 NODE_ID = re.compile(r"[A-Za-z0-9._:-]{1,200}")
 
 
@@ -58,6 +59,12 @@ class NodeSettings(BaseSettings):
     sqlite_synchronous: str = "FULL"
     sqlite_busy_timeout: float = Field(default=30.0, gt=0, description="seconds a writer waits for SQLite's lock")
     peers: list[Peer] = Field(default_factory=list)
+    registry_file: str = Field(default=REGISTRY_FILE, description="the alliance registry, relative to data_dir")
+    points_per_yuan: int = Field(default=1, ge=0, le=1000, description="points a member earns per yuan spent")
+    points_expiry_months: int = Field(default=24, ge=1, le=120, description="lifetime of newly earned points")
+    recovery_interval: float = Field(
+        default=5.0, gt=0, description="seconds between retries of unfinished exchanges while serving"
+    )
 
     @field_validator("node_id")
     @classmethod
@@ -88,6 +95,11 @@ class NodeSettings(BaseSettings):
     def db_url(self) -> str:
         """The database URL, defaulting to ``sqlite:///<data_dir>/node.db``."""
         return self.database_url or f"sqlite:///{(self.data_dir / 'node.db').resolve()}"
+
+    @property
+    def registry_path(self) -> Path:
+        """Where the alliance registry is read from."""
+        return self.data_dir / self.registry_file
 
     @property
     def key_path(self) -> Path:
@@ -131,6 +143,10 @@ def render_toml(settings: NodeSettings) -> str:
         f"key_file = {json.dumps(settings.key_file)}",
         f"sqlite_synchronous = {json.dumps(settings.sqlite_synchronous)}",
         f"sqlite_busy_timeout = {settings.sqlite_busy_timeout}",
+        f"registry_file = {json.dumps(settings.registry_file)}",
+        f"points_per_yuan = {settings.points_per_yuan}",
+        f"points_expiry_months = {settings.points_expiry_months}",
+        f"recovery_interval = {settings.recovery_interval}",
     ]
     if settings.database_url:
         lines.append(f"database_url = {json.dumps(settings.database_url)}")

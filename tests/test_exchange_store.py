@@ -91,7 +91,7 @@ def test_a_credit_confirms_and_a_refusal_refunds_with_the_original_expiry(wallet
     confirmed, refused = quote(), quote(300)
     src.hold(M, confirmed, "sig", "l", TODAY)
     src.hold(M, refused, "sig", "l", TODAY)
-    assert src.apply(confirmed.quote_id, SourceEvent.CREDITED).state is SourceState.CONFIRMED
+    assert src.apply(confirmed.quote_id, SourceEvent.CREDITED, "receipt").state is SourceState.CONFIRMED
     assert src.apply(refused.quote_id, SourceEvent.REFUSED).state is SourceState.CANCELLED
     assert wallets.balance(M, TODAY) == 600
     assert wallets.balance(M, TODAY + timedelta(days=101)) == 0  # the refund expires when the points would have
@@ -105,7 +105,7 @@ def test_an_impossible_answer_changes_nothing(wallets: WalletStore) -> None:
     src.hold(M, q, "sig", "l", TODAY)
     src.apply(q.quote_id, SourceEvent.REFUSED)
     with pytest.raises(ProtocolError):
-        src.apply(q.quote_id, SourceEvent.CREDITED)
+        src.apply(q.quote_id, SourceEvent.CREDITED, "receipt")
     assert src.get(q.quote_id).state is SourceState.CANCELLED
     assert wallets.balance(M, TODAY) == 1000
 
@@ -116,7 +116,7 @@ def test_unfinished_exchanges_are_what_recovery_resumes(wallets: WalletStore) ->
     src.hold(M, a, "sig", "l", TODAY)
     src.hold(M, b, "sig", "l", TODAY)
     src.apply(a.quote_id, SourceEvent.TIMED_OUT)
-    src.apply(b.quote_id, SourceEvent.CREDITED)
+    src.apply(b.quote_id, SourceEvent.CREDITED, "receipt")
     assert [(x.exchange_id, x.state) for x in src.unfinished()] == [(a.quote_id, SourceState.CANCELLING)]
 
 

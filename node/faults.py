@@ -1,0 +1,29 @@
+"""Named crash points for the fault-injection tests, inert unless a test switches them on.
+
+With ``ALLIANCE_FAULT_FILE`` set when the process starts, :func:`point` reads that file each time
+it is reached; if the file names this point (one name per line), the file is removed and the
+process kills itself with SIGKILL: no cleanup, no flush, exactly like a power cut. Without the
+variable (always, outside the tests) a point is one comparison.
+"""
+
+from __future__ import annotations
+
+import os
+import signal
+from pathlib import Path
+
+_FILE = os.environ.get("ALLIANCE_FAULT_FILE")
+
+
+def point(name: str) -> None:
+    """Die here if the fault file names this point."""
+    if _FILE is None:
+        return
+    path = Path(_FILE)
+    try:
+        wanted = path.read_text().split()
+    except FileNotFoundError:
+        return
+    if name in wanted:
+        path.unlink(missing_ok=True)  # once: the restarted process runs on
+        os.kill(os.getpid(), signal.SIGKILL)
