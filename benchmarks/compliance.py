@@ -39,19 +39,15 @@ import argparse
 import datetime as dt
 import functools
 import gc
-import itertools
-import math
 import os
 import platform
 import random
 import signal
-import socket
 import sqlite3
 import statistics
 import subprocess
 import sys
 import tempfile
-import threading
 import time
 from collections import Counter
 from collections.abc import Callable, Iterator, Sequence
@@ -63,13 +59,13 @@ from typing import Any, BinaryIO
 # This script is named like the package it measures, and Python puts the script's own folder
 # first on the import path: drop it so that `import compliance` finds the package, not this file.
 if sys.path and Path(sys.path[0] or ".").resolve() == Path(__file__).resolve().parent:
-    sys.path.pop(0)
+    sys.path[0] = str(Path(__file__).resolve().parent.parent)  # the repository: packages, and benchmarks.*
 
 import httpx
 import uvicorn
 from rich.console import Console
-from rich.table import Table
 
+from benchmarks.httpload import Report, percentile, replace_section, run_load
 from compliance.audit import AuditFilter
 from compliance.audit_bundle import verify_bundle
 from compliance.consent import ConsentAction
@@ -77,6 +73,7 @@ from compliance.service import ConsentChange
 from node.auth import Role, issue_member_token
 from node.demo_consent import notice_for
 from node.identity import Node, init_node
+from node.local_servers import free_port, stop_process
 from node.progress import progress_bar
 from node.settings import VKEY_FILE
 
@@ -105,34 +102,6 @@ err = Console(stderr=True)
 # --- results -------------------------------------------------------------------------------
 
 
-@dataclass
-class Report:
-    """One table: its title, column names and rows of already formatted cells."""
-
-    title: str
-    columns: list[str]
-    rows: list[list[str]] = field(default_factory=list)
-
-    def rich(self) -> Table:
-        """The table for the terminal."""
-        table = Table(title=self.title, show_lines=True)
-        for i, name in enumerate(self.columns):
-            table.add_column(name, overflow="fold", justify="left" if i == 0 else "right")
-        for row in self.rows:
-            table.add_row(*row)
-        return table
-
-    def markdown(self) -> str:
-        """The table as GitHub Markdown."""
-
-        def esc(cell: str) -> str:
-            return cell.replace("|", "\\|")
-
-        lines = ["| " + " | ".join(self.columns) + " |", "|" + "---|" * len(self.columns)]
-        lines += ["| " + " | ".join(esc(c) for c in row) + " |" for row in self.rows]
-        return "\n".join(lines)
-
-
 DETAILS: list[str] = []
 
 
@@ -144,28 +113,10 @@ def detail(line: str) -> None:
 
 def write_markdown(path: Path, section: str) -> None:
     """Replace the marked section of ``path``, or append it under a ``## Compliance`` heading."""
-    block = f"{MD_START}\n{section.strip()}\n{MD_END}"
-    if path.exists():
-        text = path.read_text(encoding="utf-8")
-        if MD_START in text and MD_END in text:
-            pre, rest = text.split(MD_START, 1)
-            _, post = rest.split(MD_END, 1)
-            text = pre + block + post
-        else:
-            text = text.rstrip("\n") + "\n\n## Compliance\n\n" + block + "\n"
-    else:
-        path.parent.mkdir(parents=True, exist_ok=True)
-        text = f"# Benchmarks\n\n## Compliance\n\n{block}\n"
-    path.write_text(text, encoding="utf-8")
+    replace_section(path, MD_START, MD_END, "Compliance", section)
 
 
 # --- helpers -------------------------------------------------------------------------------
-
-
-def percentile(sorted_values: Sequence[float], q: float) -> float:
-    """Nearest-rank percentile of already sorted values (q in 0..100)."""
-    rank = max(1, math.ceil(q / 100 * len(sorted_values)))
-    return sorted_values[rank - 1]
 
 
 @contextmanager
@@ -175,22 +126,6 @@ def phase(name: str) -> Iterator[None]:
     t0 = time.perf_counter()
     yield
     err.print(f"  done in {time.perf_counter() - t0:.1f} s", highlight=False, style="dim")
-
-
-def process_cpu_s(pid: int) -> float | None:
-    """User + system CPU seconds of process ``pid`` so far (Linux /proc), or None where unavailable."""
-    try:
-        stat = Path(f"/proc/{pid}/stat").read_text()
-    except OSError:
-        return None
-    fields = stat.rsplit(")", 1)[1].split()  # fields after "pid (comm)": state is fields[0]
-    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
-
-
-def own_cpu_s() -> float:
-    """User + system CPU seconds of this process (every thread)."""
-    t = os.times()
-    return t.user + t.system
 
 
 def fmt_ms(seconds: float) -> str:
@@ -237,13 +172,6 @@ def prepare_api_node(data_dir: Path) -> ApiFixture:
     return ApiFixture(data_dir, operator_key, tokens, gate_refs, audit_size)
 
 
-def free_port() -> int:
-    """A TCP port on 127.0.0.1 that nothing listens on right now."""
-    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
-
-
 @dataclass
 class Server:
     """A node served in a subprocess."""
@@ -258,18 +186,6 @@ class Server:
             return "\n".join(self.log_path.read_text(errors="replace").splitlines()[-lines:])
         except OSError:
             return "(no server log)"
-
-
-def stop_process(proc: subprocess.Popen[bytes], grace_s: float = 10.0) -> None:
-    """Stop ``proc``: SIGTERM (uvicorn shuts down cleanly), then SIGKILL after ``grace_s``."""
-    if proc.poll() is not None:
-        return
-    proc.terminate()
-    try:
-        proc.wait(timeout=grace_s)
-    except subprocess.TimeoutExpired:
-        proc.kill()
-        proc.wait(timeout=grace_s)
 
 
 @contextmanager
@@ -329,66 +245,6 @@ class Endpoint:
         return self.count / self.elapsed
 
 
-@dataclass
-class Load:
-    """One phase of requests: per-request seconds, wall seconds, CPU seconds of both sides."""
-
-    latencies: list[float]
-    elapsed: float
-    client_cpu: float
-    server_cpu: float | None
-
-
-def run_load(clients: Sequence[httpx.Client], ep: Endpoint, count: int, budget_s: float, server_pid: int) -> Load:
-    """Send ``count`` requests of ``ep`` from one thread per client (stopping early after ``budget_s``).
-
-    Any answer but ``ep.expect``, or a transport error, stops every thread and raises.
-    """
-    start_index = ep.next_index
-    ticket = itertools.count()  # next() on it is atomic under the GIL
-    per_thread: list[list[float]] = [[] for _ in clients]
-    failures: list[str] = []
-    stop = threading.Event()
-    pc = time.perf_counter
-    deadline = pc() + budget_s
-
-    def worker(k: int) -> None:
-        client, times = clients[k], per_thread[k]
-        try:
-            while not stop.is_set():
-                n = next(ticket)
-                if n >= count:
-                    return
-                t0 = pc()
-                r = ep.send(client, start_index + n)
-                t1 = pc()
-                times.append(t1 - t0)
-                if r.status_code != ep.expect:
-                    failures.append(f"{ep.name}: HTTP {r.status_code} (expected {ep.expect}): {r.text[:300]}")
-                    stop.set()
-                if t1 > deadline:
-                    stop.set()
-        except Exception as exc:  # a transport error: stop everyone, report after the join
-            failures.append(f"{ep.name}: {type(exc).__name__}: {exc}")
-            stop.set()
-
-    threads = [threading.Thread(target=worker, args=(k,), daemon=True) for k in range(len(clients))]
-    gc.collect()
-    server0, client0 = process_cpu_s(server_pid), own_cpu_s()
-    t0 = pc()
-    for t in threads:
-        t.start()
-    for t in threads:
-        t.join()
-    elapsed = pc() - t0
-    client_cpu, server1 = own_cpu_s() - client0, process_cpu_s(server_pid)
-    if failures:
-        raise RuntimeError(failures[0])
-    latencies = [x for times in per_thread for x in times]
-    ep.next_index += len(latencies)
-    return Load(latencies, elapsed, client_cpu, None if server0 is None or server1 is None else server1 - server0)
-
-
 def endpoints(fx: ApiFixture) -> list[Endpoint]:
     """The endpoints measured, /health first (the reference)."""
     operator = {"Authorization": f"Bearer {fx.operator_key}"}
@@ -433,14 +289,14 @@ def bench_http(
     clients = [httpx.Client(base_url=server.base_url, timeout=30.0) for _ in range(concurrency)]
     try:
         for ep in eps:  # warm-up: connections, imports, caches; not measured
-            run_load(clients, ep, warmup, budget_s, pid)
+            run_load(clients, ep, warmup, budget_s, [pid])
         sizes = [requests // rounds + (1 if r < requests % rounds else 0) for r in range(rounds)]
         with progress_bar(err, remaining=True) as bar:
             task = bar.add_task(f"{len(eps)} endpoints x {rounds} rounds", total=len(eps) * requests)
             for r, size in enumerate(sizes):
                 # rotate the order each round so drift does not favour one endpoint
                 for ep in eps[r % len(eps) :] + eps[: r % len(eps)]:
-                    load = run_load(clients, ep, size, budget_s / rounds, pid)
+                    load = run_load(clients, ep, size, budget_s / rounds, [pid])
                     ep.latencies += load.latencies
                     ep.elapsed += load.elapsed
                     ep.client_cpu += load.client_cpu

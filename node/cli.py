@@ -70,10 +70,11 @@ def friendly(fn: F) -> F:
     return wrapper  # type: ignore[return-value]
 
 
-def _open(data_dir: Path) -> Node:
+def _open(data_dir: Path, recover: bool = False) -> Node:
+    # commands run next to a live server: only `serve` recovers the audit outbox
     from node.identity import Node
 
-    return Node.open(data_dir)
+    return Node.open(data_dir, recover=recover)
 
 
 def _read_vkey(value: str) -> note.Verifier:
@@ -130,7 +131,7 @@ def serve(
     from compliance.egress import hosting_problem
     from node.app import create_app
 
-    node = _open(data_dir)
+    node = _open(data_dir, recover=True)
     if problem := hosting_problem(node.settings.region):  # the deploy check: refuse to serve from abroad
         _fail(problem)
     node.signer  # noqa: B018  fail now, not at the first request, if the key is unreadable
@@ -144,13 +145,17 @@ def demo(
     data_dir: Annotated[
         Path | None, typer.Option("--data-dir", help="Where the three nodes live (default: a new temporary directory).")
     ] = None,
+    exchanges: Annotated[
+        int, typer.Option(min=0, max=100_000, help="Exchanges between the brands' servers (0: skip the money path).")
+    ] = 3000,
 ) -> None:
-    """Run the alliance demo: three brands, CDNOW purchases, witnessed checkpoints, verified exports."""
+    """Run the alliance demo: three brands as server processes, CDNOW purchases earning points, consent,
+    linked accounts, exchanges, a settlement window, liability, witnessed checkpoints, verified exports."""
     from node.demo import DemoError, run_demo
 
     base = data_dir or Path(tempfile.mkdtemp(prefix="alliance-demo-"))
     try:
-        result = run_demo(base, out)
+        result = run_demo(base, out, exchanges=exchanges)
     except DemoError as exc:
         _fail(str(exc))
         return
@@ -333,6 +338,11 @@ def _wire_audit() -> None:
     app.add_typer(rights_app, name="rights")
     app.add_typer(retention_app, name="retention")
     app.add_typer(incident_app, name="incident")
+
+    from node.cli_exchange import exchange_app, settlement_app
+
+    app.add_typer(exchange_app, name="exchange")
+    app.add_typer(settlement_app, name="settlement")
 
 
 _wire_audit()

@@ -6,6 +6,7 @@ from __future__ import annotations
 import json
 from collections import Counter
 from dataclasses import dataclass, field
+from decimal import Decimal
 from pathlib import Path
 
 from rich.console import Console
@@ -17,10 +18,13 @@ from ledger.checkpoint import Checkpoint
 from ledger.export import export_log, verify_export
 from ledger.witness import AddCheckpoint, WitnessError
 from node import cdnow, demo_consent
-from node.identity import Node, add_peer, init_node
+from node.alliance import BrandSpec, create_alliance
+from node.demo_exchange import ExchangeResult, exchange_phase
+from node.identity import Node
+from node.local_servers import free_port
 from node.pia_facts import gather
 from node.progress import progress_bar
-from node.settings import VKEY_FILE, Peer
+from node.settings import VKEY_FILE
 from node.witnessing import LocalWitness, request_cosignatures
 
 BRANDS: list[tuple[str, str, int]] = [
@@ -28,6 +32,12 @@ BRANDS: list[tuple[str, str, int]] = [
     ("supermarket", "FreshMart", 3),
     ("coffee", "Bean Coffee", 2),
 ]
+# what one point is worth (fen) and the fee on points leaving, as the registry states them
+POINT_VALUES: dict[str, tuple[Decimal, Decimal]] = {
+    "airline": (Decimal("4.5"), Decimal("0.05")),
+    "supermarket": (Decimal("1"), Decimal("0.02")),
+    "coffee": (Decimal("2.5"), Decimal("0.03")),
+}
 PURCHASE_LOG = "purchases"
 BATCH = 1000
 
@@ -47,11 +57,17 @@ class DemoResult:
     refused_forks: list[str] = field(default_factory=list)
     consents: dict[str, Counter[str]] = field(default_factory=dict)
     audit_bundles: dict[str, tuple[int, int]] = field(default_factory=dict)
+    exchange: ExchangeResult | None = None
 
     @property
     def ok(self) -> bool:
-        """Every log verified and every forged fork was refused."""
-        return bool(self.verified) and len(self.refused_forks) == 2 and len(self.audit_bundles) == len(BRANDS)
+        """Every log verified, every forged fork refused, and the money path consistent."""
+        return (
+            bool(self.verified)
+            and len(self.refused_forks) == 2
+            and len(self.audit_bundles) == len(BRANDS)
+            and (self.exchange is None or self.exchange.ok)
+        )
 
 
 def _node_id(brand: str) -> str:
@@ -61,13 +77,8 @@ def _node_id(brand: str) -> str:
 def _setup_nodes(base: Path) -> dict[str, Node]:
     if base.exists() and any(base.iterdir()):
         raise DemoError(f"{base} is not empty: give the demo an empty or new directory")
-    for i, (brand, display, _) in enumerate(BRANDS):
-        init_node(base / brand, _node_id(brand), display_name=display, port=8471 + i)
-    for brand, _, _ in BRANDS:
-        for other, _, _ in BRANDS:
-            if other != brand:
-                vkey = (base / other / VKEY_FILE).read_text().strip()
-                add_peer(base / brand, Peer(node_id=_node_id(other), vkey=vkey, url=None))
+    specs = [BrandSpec(b, display, *POINT_VALUES[b], free_port()) for b, display, _ in BRANDS]
+    create_alliance(base, specs, alliance="CDNOW Demo Alliance")
     return {brand: Node.open(base / brand) for brand, _, _ in BRANDS}
 
 
@@ -164,7 +175,7 @@ def _try_forks(nodes: dict[str, Node], result: DemoResult, console: Console) -> 
             console.print(f"  fork drill ({label}): {witness_brand} refused with {exc.status}: {exc}")
 
 
-def run_demo(base: Path, console: Console | None = None, rounds: int = 4) -> DemoResult:
+def run_demo(base: Path, console: Console | None = None, rounds: int = 4, exchanges: int = 3000) -> DemoResult:
     """Run the whole demo in ``base``; return what it proved."""
     console = console or Console()
     result = DemoResult()
@@ -184,6 +195,9 @@ def run_demo(base: Path, console: Console | None = None, rounds: int = 4) -> Dem
         _append_and_witness(nodes, events, rounds, console)
         _try_forks(nodes, result, console)
         _rights_and_audit(base, nodes, by_brand, result, console)
+        if exchanges:
+            console.rule("Points: earn, link, exchange, settle")
+            result.exchange = exchange_phase(base, nodes, by_brand, _member_ref, console, exchanges)
         _export_and_verify(base, nodes, result, console)
     finally:
         for node in nodes.values():

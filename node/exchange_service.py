@@ -209,14 +209,14 @@ class ExchangeService:
             else:
                 break
             before = state
-            step = self.source.apply(out.exchange_id, event, receipt)
+            step, out = self.source.apply_and_get(out.exchange_id, event, receipt, out.member)
             faults.point("source.after_apply")
             state = step.state
             if Action.APPEND_LOG in step.actions:
-                self._log_outgoing(self.source.get(out.exchange_id))
+                self._log_outgoing(out)
             if event is SourceEvent.TIMED_OUT and before is SourceState.CANCELLING:
                 break  # the peer is unreachable: recovery tries again later
-        return self.source.get(out.exchange_id)
+        return out
 
     def _call(self, out: Outgoing, path: str) -> tuple[SourceEvent, str | None]:
         """Send a credit or cancel request; translate the answer into a protocol event."""

@@ -13,7 +13,7 @@ from __future__ import annotations
 import json
 from collections.abc import Iterator
 from contextlib import contextmanager
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from datetime import UTC, date, datetime
 
 from sqlalchemy import BigInteger, Connection, Text, insert, select, update
@@ -144,12 +144,19 @@ class SourceSide:
         return _outgoing(row)
 
     def apply(self, exchange_id: str, event: SourceEvent, destination_sig: str | None = None) -> Step:
+        """:meth:`apply_and_get` without the record."""
+        return self.apply_and_get(exchange_id, event, destination_sig)[0]
+
+    def apply_and_get(
+        self, exchange_id: str, event: SourceEvent, destination_sig: str | None = None, member: str | None = None
+    ) -> tuple[Step, Outgoing]:
         """Record what the destination answered (or a timeout); a refund commits with the new state.
 
         A credit is recorded with the destination's receipt (``destination_sig``), which the
-        caller has checked: the exchange log entry needs it.
+        caller has checked: the exchange log entry needs it. Returns the step and the record as
+        it now stands.
         """
-        member = self.get(exchange_id).member
+        member = member or self.get(exchange_id).member
         t = ExchangeOutRow.__table__
         with self.wallets.locked(member) as conn:
             current = _outgoing(conn.execute(select(t).where(t.c.exchange_id == exchange_id)).first())
@@ -163,7 +170,10 @@ class SourceSide:
                         raise ValueError("a confirmed exchange needs the destination's receipt")
                     values["destination_sig"] = destination_sig
                 conn.execute(update(t).where(t.c.exchange_id == exchange_id).values(**values))
-        return step
+                current = replace(
+                    current, state=step.state, destination_sig=values.get("destination_sig", current.destination_sig)
+                )
+        return step, current
 
     def _refund(self, conn: Connection, ex: Outgoing) -> None:
         # the points come back in lots with the expiry they had, so a refund never extends their life

@@ -1,8 +1,9 @@
 """Named crash points for the fault-injection tests, inert unless a test switches them on.
 
 With ``ALLIANCE_FAULT_FILE`` set when the process starts, :func:`point` reads that file each time
-it is reached; if the file names this point (one name per line), the file is removed and the
-process kills itself with SIGKILL: no cleanup, no flush, exactly like a power cut. Without the
+it is reached; if the file names this point (names separated by whitespace), the name is removed
+from the file and the process kills itself with SIGKILL: no cleanup, no flush, like a power cut.
+A file may name several points, so one run can crash a process twice at different steps. Without the
 variable (always, outside the tests) a point is one comparison.
 """
 
@@ -25,5 +26,9 @@ def point(name: str) -> None:
     except FileNotFoundError:
         return
     if name in wanted:
-        path.unlink(missing_ok=True)  # once: the restarted process runs on
+        wanted.remove(name)  # once: the restarted process runs on to the next point named
+        if wanted:
+            path.write_text(" ".join(wanted))
+        else:
+            path.unlink(missing_ok=True)
         os.kill(os.getpid(), signal.SIGKILL)

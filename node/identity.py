@@ -40,6 +40,7 @@ if TYPE_CHECKING:
     from node.loyalty import Loyalty
     from node.outbound import Outbound
     from node.registry import Registry
+    from node.settlement_service import SettlementService
     from node.wallet_store import WalletStore
 
 
@@ -92,12 +93,18 @@ class Node:
     settings: NodeSettings
 
     @classmethod
-    def open(cls, data_dir: Path, **overrides: object) -> Node:
-        """Open the node in ``data_dir`` and make sure its schema and default logs exist."""
+    def open(cls, data_dir: Path, recover: bool = True, **overrides: object) -> Node:
+        """Open the node in ``data_dir`` and make sure its schema and default logs exist.
+
+        ``recover`` appends audit events a crash left staged: the serving process does it; a
+        command run next to a live server must not, or it could append an event the server is
+        about to append itself.
+        """
         node = cls(load_settings(data_dir, **overrides))
         node.cipher  # noqa: B018  fail now, with a clear message, if data.key is missing
         node.create_schemas()
-        node.recover_audit_outbox()
+        if recover:
+            node.recover_audit_outbox()
         for name in DEFAULT_LOGS:
             node.store.ensure_log(name, node.settings.origin(name))
         return node
@@ -237,6 +244,13 @@ class Node:
         from node.loyalty import Loyalty
 
         return Loyalty(self)
+
+    @cached_property
+    def settlement(self) -> SettlementService:
+        """Settlement statements, log reconciliation with peers, liability."""
+        from node.settlement_service import SettlementService
+
+        return SettlementService(self)
 
     @cached_property
     def wallets(self) -> WalletStore:

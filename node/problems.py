@@ -24,6 +24,7 @@ from node.linking import LinkError
 from node.peer_auth import PeerAuthError
 from node.quotes import QuoteError
 from node.registry import UnknownBrandError
+from node.settlement_service import SettlementError
 from node.wallet import WalletError
 
 PROBLEM_JSON = "application/problem+json"
@@ -74,6 +75,7 @@ SIMPLE: dict[type[Exception], tuple[int, dict[str, str]]] = {
     TreeSizeError: (400, {}),
     UnknownPiaError: (404, {}),
     UnknownBrandError: (404, {"reason_code": "unknown_brand"}),
+    SettlementError: (422, {"reason_code": "bad_statement"}),
 }
 
 

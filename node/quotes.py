@@ -18,9 +18,10 @@ from __future__ import annotations
 
 import json
 import uuid
-from dataclasses import asdict, dataclass
+from dataclasses import asdict, dataclass, fields
 from datetime import UTC, datetime, timedelta
 from decimal import ROUND_FLOOR, Decimal, localcontext
+from functools import cached_property
 
 from ledger import note
 from node.registry import Brand
@@ -60,7 +61,12 @@ class Quote:
 
     def canonical(self) -> bytes:
         """The bytes the signature covers: sorted-key JSON, decimals and times as strings."""
-        data = {k: _text(v) for k, v in asdict(self).items()}
+        return self._canonical
+
+    @cached_property
+    def _canonical(self) -> bytes:
+        # computed once: a quote is signed, checked, logged and sent several times per exchange
+        data = {f.name: _text(getattr(self, f.name)) for f in fields(self)}
         return json.dumps(data, sort_keys=True, separators=(",", ":")).encode()
 
     def to_json(self) -> dict[str, object]:

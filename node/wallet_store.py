@@ -213,6 +213,43 @@ class WalletStore:
         lot = Lot(uuid.uuid4().hex, points, earned_on, expires_on)
         return self._append(conn, member, Entry(uuid.uuid4().hex, kind, reason, points, _now(), lot=lot, ref=ref))
 
+    def import_earns(self, earns: list[tuple[str, int, str, date, date, str]]) -> int:
+        """Bulk-load ``(member, points, reason, earned_on, expires_on, ref)`` earns in one transaction.
+
+        For onboarding a brand's history before the node serves: no per-member lock is taken,
+        and an earn whose ``ref`` the member already has makes the whole batch fail (nothing
+        half-loaded). Returns how many entries were written.
+        """
+        entries, lots = [], []
+        now = _now()
+        for member, points, reason, earned_on, expires_on, ref in earns:
+            wallet.check_amount(points)
+            wallet.check_reason(Kind.EARN, reason)
+            if expires_on <= earned_on:
+                raise WalletError("bad_expiry", "a lot expires after the day it is earned")
+            entry_id, lot_id = uuid.uuid4().hex, uuid.uuid4().hex
+            entries.append(
+                {"entry_id": entry_id, "member": member, "kind": Kind.EARN.value, "reason": reason,
+                 "points": points, "at": now, "ref": ref}
+            )
+            lots.append(
+                {"lot_id": lot_id, "member": member, "entry_id": entry_id, "points": points,
+                 "earned_on": earned_on, "expires_on": expires_on}
+            )
+        members = sorted({e["member"] for e in entries})
+        with self.engine.connect() as conn, conn.execution_options(ledger_write=True).begin():
+            known = set()
+            t = WalletAccount.__table__
+            for i in range(0, len(members), 500):
+                known |= set(conn.execute(select(t.c.member).where(t.c.member.in_(members[i : i + 500]))).scalars())
+            fresh = [{"member": m, "opened_at": now} for m in members if m not in known]
+            if fresh:
+                conn.execute(insert(t), fresh)
+            if entries:
+                conn.execute(insert(WalletEntryRow.__table__), entries)
+                conn.execute(insert(WalletLotRow.__table__), lots)
+        return len(entries)
+
     def redeem(
         self, member: str, points: int, reason: str, today: date, *, ref: str | None = None, kind: Kind = Kind.REDEEM
     ) -> Entry:
@@ -275,6 +312,29 @@ class WalletStore:
         with self.engine.connect() as conn:
             lots, taken = self._load(conn, member)
         return wallet.balance(lots, taken, today)
+
+    def totals(self, today: date) -> tuple[int, int]:
+        """(outstanding, expired) points over every wallet: usable today, and lost to expiry.
+
+        Expired counts both journaled expiry entries and what lots past their date still hold
+        before the next expiry run journals it.
+        """
+        lt, at, et = WalletLotRow.__table__, WalletAllocationRow.__table__, WalletEntryRow.__table__
+        with self.engine.connect() as conn:
+            rows = conn.execute(select(lt.c.lot_id, lt.c.points, lt.c.expires_on))
+            lots = {r.lot_id: (r.points, r.expires_on) for r in rows}
+            taken: dict[str, int] = {}
+            for lot_id, points in conn.execute(select(at.c.lot_id, at.c.points)):
+                taken[lot_id] = taken.get(lot_id, 0) + points
+            journaled = -sum(conn.execute(select(et.c.points).where(et.c.kind == Kind.EXPIRE.value)).scalars())
+        outstanding = expired_left = 0
+        for lot_id, (points, expires_on) in lots.items():
+            left = points - taken.get(lot_id, 0)
+            if expires_on >= today:  # usable through its expiry day, as :func:`node.wallet.balance`
+                outstanding += left
+            else:
+                expired_left += left
+        return outstanding, journaled + expired_left
 
     def journal(self, member: str) -> list[Entry]:
         """Every entry of the member's wallet, oldest first."""

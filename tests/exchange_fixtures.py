@@ -16,6 +16,7 @@ from node.exchange_records import CommittedExchange
 from node.identity import Node
 from node.linking import new_link_id
 from node.local_servers import ServerProcess, free_port
+from node.settings import load_settings
 
 STARTING_POINTS = 10_000
 
@@ -39,9 +40,12 @@ class Pair:
     _nodes: dict[str, Node] = field(default_factory=dict)
 
     def node(self, key: str) -> Node:
-        """The node opened in this process (SQLite allows readers next to the server)."""
+        """The node's data in this process, for reading and setting up (SQLite allows it next to the server).
+
+        Not :meth:`Node.open`: that would also run the audit outbox recovery, racing the server.
+        """
         if key not in self._nodes:
-            self._nodes[key] = Node.open(self.base / key)
+            self._nodes[key] = Node(load_settings(self.base / key))
         return self._nodes[key]
 
     def client(self, key: str, member: str | None = None) -> httpx.Client:
@@ -72,8 +76,11 @@ class Pair:
             node.dispose()
 
 
-def build_pair(base: Path, members: list[str], *, linked: bool = True, env: dict[str, str] | None = None) -> Pair:
-    """Create both nodes, onboard ``members`` at both with consent, link them, give each points at the source."""
+def build_pair(base: Path, members: list[str], *, linked: bool = True, fault_files: bool = False) -> Pair:
+    """Create both nodes, onboard ``members`` at both with consent, link them, give each points at the source.
+
+    With ``fault_files`` each server watches ``<base>/<key>.faults`` (:mod:`node.faults`).
+    """
     source, destination = specs()
     create_alliance(base, [source, destination], recovery_interval=0.2)
     today = datetime.now(UTC).date()
@@ -93,7 +100,12 @@ def build_pair(base: Path, members: list[str], *, linked: bool = True, env: dict
         src.wallets.earn(member, STARTING_POINTS, "promotion", today, today + timedelta(days=700), ref=f"seed:{m}")
     src.dispose()
     servers = {
-        spec.key: ServerProcess(base / spec.key, spec.port, base / f"{spec.key}.log", env=env or {})
+        spec.key: ServerProcess(
+            base / spec.key,
+            spec.port,
+            base / f"{spec.key}.log",
+            env={"ALLIANCE_FAULT_FILE": str(base / f"{spec.key}.faults")} if fault_files else {},
+        )
         for spec in (source, destination)
     }
     for server in servers.values():

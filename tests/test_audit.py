@@ -113,7 +113,14 @@ def test_an_unknown_action_is_refused(action: str) -> None:
 
 
 # the node's own actions beyond the checklist's list
-NODE_ACTIONS = {"pia.submitted", "feature.enable", "feature.disable", "dsr.escalated", "exchange.refused", "link.created"}
+NODE_ACTIONS = {
+    "pia.submitted",
+    "feature.enable",
+    "feature.disable",
+    "dsr.escalated",
+    "exchange.refused",
+    "link.created",
+}
 
 
 def test_every_action_of_the_checklist_is_known() -> None:

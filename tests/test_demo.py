@@ -11,8 +11,16 @@ from node.demo import DemoError, run_demo
 
 
 def test_demo_appends_every_cdnow_purchase_and_verifies_every_log(tmp_path: Path) -> None:
-    result = run_demo(tmp_path / "alliance", Console(quiet=True))
+    result = run_demo(tmp_path / "alliance", Console(quiet=True), exchanges=300)
     assert result.ok
+    money = result.exchange
+    assert money is not None
+    assert money.links > 0
+    assert money.outcomes["confirmed"] > 0
+    assert sum(money.outcomes.values()) == 300
+    assert sum(money.positions.values()) == 0
+    assert not money.disputes
+    assert all(money.reconciled.values())
     assert sum(result.customers.values()) == 23_570
     assert sum(size for (_, log), (size, _) in result.verified.items() if log == "purchases") == 69_659
     assert len(result.verified) == 9  # three brands x audit, exchange, purchases

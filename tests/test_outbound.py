@@ -217,14 +217,23 @@ def test_only_the_egress_module_imports_an_http_client() -> None:
                 if any(name.split(".")[0] in NETWORK_MODULES or name in NETWORK_MODULES for name in names):
                     offenders.append(str(path.relative_to(ROOT)))
     # witnessing only catches httpx's error type; its calls go through node.outbound.
-    # local_servers polls the /health of child processes it started itself, on loopback only.
-    assert sorted(set(offenders)) == ["node/local_servers.py", "node/outbound.py", "node/witnessing.py"]
+    # local_servers polls the /health of child processes it started itself, and demo_client plays
+    # the members' apps against the demo's own servers: both on loopback only.
+    assert sorted(set(offenders)) == [
+        "node/demo_client.py",
+        "node/local_servers.py",
+        "node/outbound.py",
+        "node/witnessing.py",
+    ]
 
 
 def test_local_servers_only_ever_talk_to_loopback() -> None:
     source = (ROOT / "node" / "local_servers.py").read_text()
     assert "host" not in source.replace('"--host", "127.0.0.1"', "")
     assert source.count("127.0.0.1") >= 3
+    client = (ROOT / "node" / "demo_client.py").read_text()
+    assert 'base_url=f"{LOOPBACK}:{port}"' in client
+    assert 'LOOPBACK = "http://127.0.0.1"' in client
 
 
 def test_witnessing_calls_go_through_the_egress_function() -> None:

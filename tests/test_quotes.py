@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 from datetime import UTC, datetime, timedelta
 from decimal import Decimal
 from pathlib import Path
@@ -85,7 +86,7 @@ def test_a_quote_signed_by_another_key_is_refused() -> None:
 def test_a_quote_with_an_altered_amount_is_refused() -> None:
     q = make_quote(1000, AIR, SHOP, T0)
     sig = sign_quote(q, SIGNERS["air.example"])
-    richer = Quote(**{**q.__dict__, "points_received": q.points_received + 1})
+    richer = dataclasses.replace(q, points_received=q.points_received + 1)
     with pytest.raises(QuoteError, match="not signed"):
         accept_quote(richer, sig, AIR, SHOP, T0)
 

@@ -6,6 +6,7 @@ registry; the dependency below checks it (digest, freshness, nonce) before any h
 
 from __future__ import annotations
 
+from datetime import datetime
 from typing import Annotated, Any
 
 from fastapi import APIRouter, Depends, Request
@@ -13,6 +14,7 @@ from pydantic import BaseModel, Field
 
 from node.exchange_service import PeerAnswer
 from node.peer_auth import PeerVerifier
+from node.problems import Problem
 from node.routes.deps import NodeDep
 
 router = APIRouter(prefix="/v1/peer", tags=["peer"])
@@ -91,3 +93,51 @@ class ClaimAnswer(BaseModel):
 def claim(node: NodeDep, caller: PeerCaller, body: ClaimRequest) -> ClaimAnswer:
     """Use a link code issued here for the calling brand and record the pairwise link."""
     return ClaimAnswer(link_id=node.exchanges.on_claim(caller, body.code, body.link_id))
+
+
+class StatementRequest(BaseModel):
+    """The caller's signed settlement statement for a window."""
+
+    window_start: datetime
+    window_end: datetime
+    statement: dict[str, Any]
+    signature: str = Field(max_length=200)
+
+
+class StatementAnswer(BaseModel):
+    """This node's signed statement for the same pair and window, and how the two compare."""
+
+    statement: dict[str, Any]
+    signature: str
+    agreed: bool
+    only_yours: list[str]
+    only_mine: list[str]
+    amount_differs: list[str]
+
+
+@router.post("/settlement/statement")
+def settlement_statement(node: NodeDep, caller: PeerCaller, body: StatementRequest) -> StatementAnswer:
+    """Swap settlement statements: answer the caller's with ours for the same window."""
+    from node.settlement import Window
+    from node.settlement_service import statement_to_json
+
+    if body.window_end <= body.window_start:
+        raise Problem(422, "a settlement window ends after it starts")
+    pair = node.settlement.on_statement(
+        caller, Window(body.window_start, body.window_end), body.statement, body.signature
+    )
+    r = pair.reconciliation
+    return StatementAnswer(
+        statement=statement_to_json(pair.mine),
+        signature=pair.my_sig,
+        agreed=r.agreed,
+        only_yours=list(r.only_theirs),
+        only_mine=list(r.only_mine),
+        amount_differs=list(r.amount_differs),
+    )
+
+
+@router.post("/exchanges/records")
+def exchange_records(node: NodeDep, caller: PeerCaller) -> dict[str, Any]:
+    """The caller's exchanges on this node's exchange log, with inclusion proofs and the signed checkpoint."""
+    return node.settlement.records_for(caller)

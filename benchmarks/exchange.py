@@ -1,0 +1,253 @@
+"""Benchmark of the money path: cross-brand exchanges and purchase earnings between two live nodes.
+
+Two brands' nodes (an airline and a supermarket) run as separate `alliance-node serve` processes
+on 127.0.0.1, each on its own SQLite file (WAL, synchronous=FULL), exactly as in production. Each
+member is registered at both, has consented to exchange with the other brand, is linked, and
+holds points at the airline. At each concurrency level, closed-loop clients (one thread and one
+keep-alive connection each) send, in rotating order:
+
+- `GET /health` to the airline node: the reference (uvicorn and FastAPI with no work behind it);
+- `POST /v1/me/exchanges` `{"to": shop, "points": 5}` with a member token: one complete exchange,
+  answered only after the supermarket credited the points and the airline confirmed (a signed
+  peer call, two wallet transactions, both exchange logs, the egress audit event);
+- `POST /v1/members/{ref}/purchases` with an operator key: one purchase earning points.
+
+Members rotate so concurrent requests mostly touch different wallets. Throughput is requests
+over wall time; p50/p99 by nearest rank; the servers' CPU time is read from /proc. Afterwards
+the benchmark checks every exchange confirmed, points conserved and both exchange logs equal.
+
+    python benchmarks/exchange.py            # 1,500 requests per endpoint and level; levels 1, 4, 16
+    python benchmarks/exchange.py --quick    # 200 requests per endpoint and level
+    python benchmarks/exchange.py --write-docs
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+import tempfile
+import time
+from datetime import UTC, datetime, timedelta
+from decimal import Decimal
+from pathlib import Path
+
+if sys.path and Path(sys.path[0] or ".").resolve() == Path(__file__).resolve().parent:
+    # `compliance` must be the package, not the sibling script: look in the repository first
+    sys.path[0] = str(Path(__file__).resolve().parent.parent)
+
+import httpx
+from rich.console import Console
+
+from benchmarks.httpload import Endpoint, Report, fmt_ms, percentile, replace_section, run_load
+from compliance.consent import ConsentAction
+from compliance.service import ConsentChange
+from node.alliance import BrandSpec, create_alliance, enable_exchange
+from node.auth import Role, issue_member_token
+from node.identity import Node
+from node.linking import new_link_id
+from node.local_servers import ServerProcess, free_port
+from node.progress import progress_bar
+
+REPO = Path(__file__).resolve().parent.parent
+DOCS = REPO / "docs" / "benchmarks.md"
+MD_START, MD_END = "<!-- exchange:start -->", "<!-- exchange:end -->"
+MEMBERS = 256
+POINTS_EACH = 1_000_000
+out = Console()
+err = Console(stderr=True)
+
+
+def prepare(base: Path) -> tuple[BrandSpec, BrandSpec, str, list[str], list[str]]:
+    """Two nodes, members onboarded at both, linked, with points; return specs, operator key, tokens, refs."""
+    air = BrandSpec("airline", "Sky Airline", Decimal("4.5"), Decimal("0.05"), free_port())
+    shop = BrandSpec("shop", "FreshMart", Decimal("1"), Decimal("0.02"), free_port())
+    create_alliance(base, [air, shop])
+    refs = [f"B-{i:04d}" for i in range(MEMBERS)]
+    nodes = {s.key: Node.open(base / s.key) for s in (air, shop)}
+    for spec, other in ((air, shop), (shop, air)):
+        node = nodes[spec.key]
+        enable_exchange(node, [other.node_id])
+        node.consent.register_members([(r, None, None) for r in refs])
+        node.consent.change_many(
+            [ConsentChange(r, (f"points_exchange:{other.node_id}",), ConsentAction.GRANT) for r in refs]
+        )
+    today = datetime.now(UTC).date()
+    for r in refs:
+        link_id = new_link_id()
+        for spec, other in ((air, shop), (shop, air)):
+            node = nodes[spec.key]
+            member = node.consent.member_pseudonym(r)
+            node.links.link(member, other.node_id, link_id, member_ref_sealed=node.exchanges.seal_ref(r))
+        member = nodes["airline"].consent.member_pseudonym(r)
+        nodes["airline"].wallets.earn(member, POINTS_EACH, "promotion", today, today + timedelta(days=700))
+    operator = nodes["airline"].staff_keys.issue("bench", Role.OPERATOR)
+    tokens = [issue_member_token(nodes["airline"].signer, r, 7200) for r in refs]
+    for node in nodes.values():
+        node.dispose()
+    return air, shop, operator, tokens, refs
+
+
+def endpoints(shop: BrandSpec, operator: str, tokens: list[str], refs: list[str]) -> list[Endpoint]:
+    """/health (the reference), one exchange, one purchase."""
+    members = [{"Authorization": f"Bearer {t}"} for t in tokens]
+    staff = {"Authorization": f"Bearer {operator}"}
+    body = {"to": shop.node_id, "points": 5}
+    stamp = int(time.time())
+
+    def health(c: httpx.Client, i: int) -> httpx.Response:
+        return c.get("/health")
+
+    def exchange(c: httpx.Client, i: int) -> httpx.Response:
+        return c.post("/v1/me/exchanges", json=body, headers=members[i % len(members)])
+
+    def earn(c: httpx.Client, i: int) -> httpx.Response:
+        purchase = {"purchase_id": f"p{stamp}-{i}", "amount_fen": 12_345}
+        return c.post(f"/v1/members/{refs[i % len(refs)]}/purchases", json=purchase, headers=staff)
+
+    return [
+        Endpoint("GET /health", health, 200),
+        Endpoint("POST /v1/me/exchanges (airline -> supermarket, complete)", exchange, 201),
+        Endpoint("POST /v1/members/{ref}/purchases (earn)", earn, 201),
+    ]
+
+
+def main(argv: list[str] | None = None) -> int:
+    """Run the benchmark and print (optionally write) the table."""
+    ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    ap.add_argument("--quick", action="store_true", help="200 requests per endpoint and level")
+    ap.add_argument("--requests", type=int, default=None, help="requests per endpoint and level")
+    ap.add_argument("--levels", default="1,4,16", help="concurrency levels, comma-separated")
+    ap.add_argument("--budget", type=float, default=120.0, help="seconds at most per endpoint and level")
+    ap.add_argument("--write-docs", action="store_true", help="rewrite the exchange section of docs/benchmarks.md")
+    args = ap.parse_args(argv)
+    requests = args.requests or (200 if args.quick else 1500)
+    levels = [int(x) for x in args.levels.split(",")]
+    with tempfile.TemporaryDirectory(prefix="bench-exchange-") as tmp:
+        base = Path(tmp)
+        err.print("preparing two nodes and members …")
+        air, shop, operator, tokens, refs = prepare(base)
+        servers = [ServerProcess(base / s.key, s.port, base / f"{s.key}.log") for s in (air, shop)]
+        for s in servers:
+            s.start(wait=False)
+        try:
+            for s in servers:
+                s.wait_ready()
+            report = measure(servers, shop, operator, tokens, refs, requests, levels, args.budget)
+            checks = verify(base, air, shop, refs)
+        finally:
+            for s in servers:
+                s.stop()
+    out.print(report.rich())
+    for line in checks:
+        out.print(line)
+    if args.write_docs:
+        section = (
+            f"{report.markdown()}\n\n"
+            + "\n".join(f"- {line}" for line in checks)
+            + f"\n\n`python benchmarks/exchange.py{' --quick' if args.quick else ''}`, "
+            f"{datetime.now(UTC):%Y-%m-%d}, {requests:,} requests per endpoint and level.\n"
+        )
+        replace_section(DOCS, MD_START, MD_END, "Exchange", section)
+    return 0
+
+
+def measure(
+    servers: list[ServerProcess],
+    shop: BrandSpec,
+    operator: str,
+    tokens: list[str],
+    refs: list[str],
+    requests: int,
+    levels: list[int],
+    budget: float,
+) -> Report:
+    """Every endpoint at every level, rounds rotating the order; ratios against /health at the same level."""
+    eps = endpoints(shop, operator, tokens, refs)
+    pids = [s.proc.pid for s in servers if s.proc is not None]
+    report = Report(
+        "Exchange and earn between two nodes on loopback (2 cores, SQLite WAL synchronous=FULL)",
+        ["clients", "operation", "requests", "per second", "p50 ms", "p99 ms", "ratio vs /health", "server CPU ms/req"],
+    )
+    with progress_bar(err, remaining=True) as bar:
+        task = bar.add_task("levels x endpoints", total=len(levels) * len(eps) * requests)
+        for level in levels:
+            clients = [httpx.Client(base_url=servers[0].base_url, timeout=60) for _ in range(level)]
+            try:
+                for ep in eps:
+                    run_load(clients, ep, min(50, requests), budget, pids)  # warm-up
+                loads = {}
+                for r in range(2):
+                    order = eps if r == 0 else eps[::-1]
+                    for ep in order:
+                        load = run_load(clients, ep, requests // 2, budget / 2, pids)
+                        prev = loads.get(ep.name)
+                        if prev is not None:
+                            prev.latencies += load.latencies
+                            prev.elapsed += load.elapsed
+                            prev.server_cpu = (
+                                None
+                                if prev.server_cpu is None or load.server_cpu is None
+                                else prev.server_cpu + load.server_cpu
+                            )
+                        else:
+                            loads[ep.name] = load
+                        bar.advance(task, len(load.latencies))
+            finally:
+                for c in clients:
+                    c.close()
+            health = loads[eps[0].name].rate
+            for ep in eps:
+                load = loads[ep.name]
+                lat = sorted(load.latencies)
+                report.rows.append(
+                    [
+                        str(level),
+                        ep.name,
+                        f"{len(lat):,}",
+                        f"{load.rate:,.0f}",
+                        fmt_ms(percentile(lat, 50)),
+                        fmt_ms(percentile(lat, 99)),
+                        f"{load.rate / health:.3f}",
+                        "—" if load.server_cpu is None else fmt_ms(load.server_cpu / len(lat)),
+                    ]
+                )
+    return report
+
+
+def verify(base: Path, air: BrandSpec, shop: BrandSpec, refs: list[str]) -> list[str]:
+    """Every exchange confirmed, points conserved, both logs holding the same entries."""
+    from node.exchange_protocol import SourceState
+    from node.settings import load_settings
+
+    a, s = (Node(load_settings(base / k.key)) for k in (air, shop))
+    try:
+        unfinished = a.exchanges.source.unfinished()
+        entries_a = {e.data for e in a.store.log("exchange").entries()}
+        entries_s = {e.data for e in s.store.log("exchange").entries()}
+        today = datetime.now(UTC).date()
+        received = sum(s.wallets.balance(s.consent.member_pseudonym(r), today) for r in refs)
+        from sqlalchemy import func, select
+
+        from node.exchange_store import ExchangeOutRow
+
+        t = ExchangeOutRow.__table__
+        with a.store.engine.connect() as conn:
+            confirmed = conn.execute(
+                select(func.count()).where(t.c.state == SourceState.CONFIRMED.value)
+            ).scalar_one()
+    finally:
+        a.dispose()
+        s.dispose()
+    lines = [
+        f"{confirmed:,} exchanges confirmed, {len(unfinished)} unfinished",
+        f"exchange logs: {len(entries_a):,} entries at the airline, {len(entries_s):,} at the supermarket, "
+        f"{'identical' if entries_a == entries_s else 'DIFFERENT'}",
+        f"supermarket points received in total: {received:,} (= {confirmed:,} x 21: 5 x 4.5 fen x 0.95 = 21.375)",
+    ]
+    if unfinished or entries_a != entries_s or received != confirmed * 21:
+        raise SystemExit("\n".join(["consistency check FAILED", *lines]))
+    return lines
+
+
+if __name__ == "__main__":
+    sys.exit(main())
