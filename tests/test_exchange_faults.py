@@ -90,13 +90,20 @@ def _run(pair: Pair, seed: int, kills: dict[str, int]) -> None:
         for key, server in pair.servers.items():
             if not server.alive():
                 kills[key] += 1
-                server.start()  # recovery runs at start-up and every 0.2 s
+                # not waiting for /health: a peer's retry may crash it again at a named point
+                # before it answers, and the next pass of this loop restarts it once more
+                server.start(wait=False)  # recovery runs at start-up and every 0.2 s
         # every point named was reached (the file is consumed just before the kill), the
         # processes stay up, and nothing is left to resume or to log
         pending = [k for k in scenario if _fault_file(pair, k).exists()]
         if not pending and _settled(pair):
             time.sleep(0.3)
             if all(s.alive() for s in pair.servers.values()) and _settled(pair):
+                try:
+                    for s in pair.servers.values():
+                        s.wait_ready(timeout=SETTLE_S)  # the next run talks to them
+                except RuntimeError:
+                    continue  # it died meanwhile (a late retry hit a point): restart on the next pass
                 return
         if time.monotonic() > deadline:
             raise AssertionError(f"run {seed} ({scenario}) did not settle in {SETTLE_S} s; unreached: {pending}")
