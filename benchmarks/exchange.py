@@ -141,10 +141,11 @@ def main(argv: list[str] | None = None) -> int:
     for line in checks:
         out.print(line)
     if args.write_docs:
+        shown = " ".join(a for a in (argv or sys.argv[1:]) if a != "--write-docs")
         section = (
             f"{report.markdown()}\n\n"
             + "\n".join(f"- {line}" for line in checks)
-            + f"\n\n`python benchmarks/exchange.py{' --quick' if args.quick else ''}`, "
+            + f"\n\n`python benchmarks/exchange.py {shown}`, "
             f"{datetime.now(UTC):%Y-%m-%d}, {requests:,} requests per endpoint and level.\n"
         )
         replace_section(DOCS, MD_START, MD_END, "Exchange", section)
