@@ -73,6 +73,14 @@ def _now() -> datetime:
     return datetime.now(UTC)
 
 
+def _check_earn(points: int, reason: str, earned_on: date, expires_on: date, kind: Kind) -> None:
+    """Refuse an earn the journal must never hold (bad amount, reason or expiry)."""
+    wallet.check_amount(points)
+    wallet.check_reason(kind, reason)
+    if expires_on <= earned_on:
+        raise WalletError("bad_expiry", "a lot expires after the day it is earned")
+
+
 class WalletStore:
     """Members' wallets on one database (also a rights-request data source, named ``wallet``)."""
 
@@ -203,10 +211,7 @@ class WalletStore:
         kind: Kind = Kind.EARN,
     ) -> Entry:
         """:meth:`earn` inside a transaction from :meth:`locked` (the caller holds the member's lock)."""
-        wallet.check_amount(points)
-        wallet.check_reason(kind, reason)
-        if expires_on <= earned_on:
-            raise WalletError("bad_expiry", "a lot expires after the day it is earned")
+        _check_earn(points, reason, earned_on, expires_on, kind)
         done = self._existing(conn, member, ref)
         if done is not None:
             return done
@@ -223,10 +228,7 @@ class WalletStore:
         entries, lots = [], []
         now = _now()
         for member, points, reason, earned_on, expires_on, ref in earns:
-            wallet.check_amount(points)
-            wallet.check_reason(Kind.EARN, reason)
-            if expires_on <= earned_on:
-                raise WalletError("bad_expiry", "a lot expires after the day it is earned")
+            _check_earn(points, reason, earned_on, expires_on, Kind.EARN)
             entry_id, lot_id = uuid.uuid4().hex, uuid.uuid4().hex
             entries.append(
                 {"entry_id": entry_id, "member": member, "kind": Kind.EARN.value, "reason": reason,
