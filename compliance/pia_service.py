@@ -22,6 +22,7 @@ from compliance.pia import (
     check_feature,
     utcnow,
 )
+from compliance.read_once import forget, memoised
 from compliance.service import AuditSink
 from compliance.store import DuplicateError
 
@@ -116,6 +117,7 @@ class PiaService:
 
     def approve(self, pia_id: str, approver: str, now: datetime | None = None) -> PiaRecord:
         """Approve ``pia_id`` as ``approver`` (not its author; once)."""
+        forget()
         record = self.get(pia_id)
         check_approval(record, approver)
         now = now or utcnow()
@@ -169,6 +171,7 @@ class PiaService:
 
     def _set(self, feature: Feature, enabled: bool, pia_id: str | None, by: str, now: datetime) -> None:
         t = FeatureRow.__table__
+        forget()
         values = {"enabled": enabled, "pia_id": pia_id, "changed_by": by, "changed_at": now}
         with self.engine.begin() as conn:
             if not conn.execute(update(t).where(t.c.feature == feature.value).values(**values)).rowcount:
@@ -176,6 +179,11 @@ class PiaService:
 
     def switches(self, now: datetime | None = None) -> dict[Feature, tuple[bool, str | None, str]]:
         """Every feature: (effectively on, its assessment, why) — an expired assessment turns it off."""
+        if now is None:
+            return memoised("switches", lambda: self._switches(utcnow()))
+        return self._switches(now)
+
+    def _switches(self, now: datetime) -> dict[Feature, tuple[bool, str | None, str]]:
         t = FeatureRow.__table__
         with self.engine.connect() as conn:
             rows = {r.feature: r for r in conn.execute(select(t))}
@@ -186,7 +194,7 @@ class PiaService:
                 out[feature] = (False, None, "switched_off")
                 continue
             try:
-                check_feature(feature, self.get(row.pia_id), now or utcnow())
+                check_feature(feature, self.get(row.pia_id), now)
             except (PiaRefused, LookupError) as exc:
                 out[feature] = (False, row.pia_id, getattr(exc, "reason", "no_pia"))
             else:

@@ -20,6 +20,7 @@ from sqlalchemy.exc import IntegrityError
 from sqlmodel import Column, Field, SQLModel
 
 from compliance.fieldcrypt import FieldCipher
+from compliance.read_once import forget, memoised
 
 
 def _now() -> datetime:
@@ -58,6 +59,11 @@ class Keyring:
 
     def pseudonym(self, member_ref: str, *, create: bool = True) -> str:
         """The member's pseudonym, creating their key on first use unless ``create`` is false."""
+        if not create:
+            return memoised(("pseudonym", member_ref), lambda: self._pseudonym(member_ref, create=False))
+        return self._pseudonym(member_ref, create=True)
+
+    def _pseudonym(self, member_ref: str, *, create: bool) -> str:
         t = MemberKeyRecord.__table__
         ref = self.cipher.index(member_ref)
         with self.engine.begin() as conn:
@@ -96,6 +102,7 @@ class Keyring:
 
     def shred(self, member_ref: str) -> bool:
         """Delete the member's key; return whether there was one."""
+        forget()
         t = MemberKeyRecord.__table__
         with self.engine.begin() as conn:
             return conn.execute(delete(t).where(t.c.ref_index == self.cipher.index(member_ref))).rowcount == 1

@@ -16,6 +16,7 @@ from compliance.consent import ConsentAction, ConsentRecord
 from compliance.fieldcrypt import FieldCipher
 from compliance.notices import Notice, canonical_json, parse_notice
 from compliance.outbox import Staged
+from compliance.read_once import forget, memoised
 from compliance.rights import RequestKind, RightsRequest, Step, StepRecord, rebuild
 
 
@@ -161,6 +162,7 @@ class ComplianceStore:
 
     def add_member(self, member_ref: str, birth_date: date | None, guardian_ref: str | None) -> None:
         """Register a member; :class:`DuplicateError` if the reference is taken."""
+        forget()
         try:
             with self.engine.begin() as conn:
                 conn.execute(
@@ -171,6 +173,7 @@ class ComplianceStore:
 
     def add_members(self, members: list[tuple[str, date | None, str | None]]) -> None:
         """Register many members in one transaction (:class:`DuplicateError` if any exists)."""
+        forget()
         rows = [self._member_row(ref, born, guardian) for ref, born, guardian in members]
         try:
             with self.engine.begin() as conn:
@@ -180,12 +183,14 @@ class ComplianceStore:
 
     def delete_member(self, member_ref: str) -> bool:
         """Remove a member's record (erasure); return whether there was one."""
+        forget()
         t = MemberRow.__table__
         with self.engine.begin() as conn:
             return conn.execute(delete(t).where(t.c.ref_index == self.cipher.index(member_ref))).rowcount == 1
 
     def correct_member(self, member_ref: str, *, birth_date: date | None) -> None:
         """Correct a member's own data (PIPL Art. 46)."""
+        forget()
         t = MemberRow.__table__
         sealed = self.cipher.seal(birth_date.isoformat(), "member.birth_date") if birth_date else None
         with self.engine.begin() as conn:
@@ -193,6 +198,7 @@ class ComplianceStore:
 
     def set_legal_hold(self, member_ref: str, held: bool) -> None:
         """Mark a member's record as kept for storage only (erasure refused) or release it."""
+        forget()
         t = MemberRow.__table__
         with self.engine.begin() as conn:
             conn.execute(update(t).where(t.c.ref_index == self.cipher.index(member_ref)).values(legal_hold=held))
@@ -251,6 +257,9 @@ class ComplianceStore:
 
     def member(self, member_ref: str) -> MemberRecord | None:
         """The member, or None."""
+        return memoised(("member", member_ref), lambda: self._member(member_ref))
+
+    def _member(self, member_ref: str) -> MemberRecord | None:
         t = MemberRow.__table__
         with self.engine.connect() as conn:
             row = conn.execute(select(t).where(t.c.ref_index == self.cipher.index(member_ref))).first()
@@ -278,6 +287,9 @@ class ComplianceStore:
         A published version never changes (there is no update path), so each is parsed once per
         store; only the list of versions is read each time, and a new version is picked up at once.
         """
+        return memoised("notices", self._notices)
+
+    def _notices(self) -> dict[int, Notice]:
         import json
 
         t = NoticeRecord.__table__
@@ -306,6 +318,7 @@ class ComplianceStore:
     ) -> None:
         """Append many consent changes (each: its records and their receipt) in one transaction,
         with their audit events staged in the outbox in that same transaction."""
+        forget()
         rows = [
             {
                 "consent_id": r.consent_id,
@@ -329,6 +342,9 @@ class ComplianceStore:
 
     def history(self, member: str) -> list[ConsentRecord]:
         """Every consent record of a member (by pseudonym), oldest first."""
+        return memoised(("history", member), lambda: self._history(member))
+
+    def _history(self, member: str) -> list[ConsentRecord]:
         t = ConsentRow.__table__
         with self.engine.connect() as conn:
             rows = conn.execute(select(t).where(t.c.member == member).order_by(t.c.at)).all()

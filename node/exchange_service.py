@@ -24,9 +24,10 @@ from datetime import UTC, date, datetime
 from typing import TYPE_CHECKING, Any
 
 from compliance.pia import Feature, PiaRefused
+from compliance.read_once import read_once
 from compliance.service import ConsentDenied
 from node import faults
-from node.exchange_protocol import Action, SourceEvent, SourceState
+from node.exchange_protocol import Action, DestinationState, SourceEvent, SourceState
 from node.exchange_records import CommittedExchange, receipt_valid, sign_receipt
 from node.exchange_store import DestinationSide, Incoming, Outgoing, SourceSide
 from node.quotes import Quote, QuoteError, accept_quote, make_quote, sign_quote
@@ -140,43 +141,50 @@ class ExchangeService:
             raise ExchangeRefused(422, exc.reason, str(exc)) from exc
         return quote, sign_quote(quote, self.node.signer)
 
+    def quote_and_start(self, member_ref: str, to: str, points: int) -> Outgoing:
+        """Quote and carry out at once: the member accepts the current rate."""
+        with read_once():
+            quote, signature = self.quote(member_ref, to, points)
+            return self.start(member_ref, quote, signature)
+
     def start(self, member_ref: str, quote: Quote, signature: str, now: datetime | None = None) -> Outgoing:
         """Carry out a quote the member accepted: check, hold, ask the destination, confirm or refund.
 
         Refusals before the hold change nothing (:class:`ExchangeRefused`). After the hold the
         exchange always ends confirmed or refunded, now or through :meth:`recover`.
         """
-        now = now or datetime.now(UTC)
-        me = self._me()
-        if quote.source != me.node_id:
-            raise ExchangeRefused(422, "wrong_parties", "this quote was not issued by this node")
-        dest = self._brand(quote.destination)
-        try:
-            accept_quote(quote, signature, me, dest, now)
-        except QuoteError as exc:
-            raise ExchangeRefused(422, exc.reason, str(exc)) from exc
-        member = self.node.consent.member_pseudonym(member_ref)
-        try:
-            self.node.consent.check(member_ref, "points_exchange", recipient=dest.node_id, accessor="exchange")
-        except ConsentDenied as exc:
-            raise ExchangeRefused(403, exc.reason.value, f"no consent to exchange with {dest.node_id}") from exc
-        try:
-            self.node.pia.require(Feature.POINTS_EXCHANGE)
-        except PiaRefused as exc:
-            raise ExchangeRefused(403, "feature_off", str(exc)) from exc
-        link_id = self.node.links.link_of(member, dest.node_id)
-        if link_id is None:
-            raise ExchangeRefused(409, "not_linked", f"link your {dest.name} account first")
-        with self._claim(quote.quote_id) as mine:
-            if not mine:
-                raise ExchangeRefused(409, "in_progress", "this quote is already being carried out")
-            faults.point("source.before_hold")
+        with read_once():  # one view of the member's record, consent and switches for the whole exchange
+            now = now or datetime.now(UTC)
+            me = self._me()
+            if quote.source != me.node_id:
+                raise ExchangeRefused(422, "wrong_parties", "this quote was not issued by this node")
+            dest = self._brand(quote.destination)
             try:
-                out = self.source.hold(member, quote, signature, link_id, now.date())
-            except WalletError as exc:
-                raise ExchangeRefused(409, exc.reason, str(exc)) from exc
-            faults.point("source.after_hold")
-            return self._drive(out)
+                accept_quote(quote, signature, me, dest, now)
+            except QuoteError as exc:
+                raise ExchangeRefused(422, exc.reason, str(exc)) from exc
+            member = self.node.consent.member_pseudonym(member_ref)
+            try:
+                self.node.consent.check(member_ref, "points_exchange", recipient=dest.node_id, accessor="exchange")
+            except ConsentDenied as exc:
+                raise ExchangeRefused(403, exc.reason.value, f"no consent to exchange with {dest.node_id}") from exc
+            try:
+                self.node.pia.require(Feature.POINTS_EXCHANGE)
+            except PiaRefused as exc:
+                raise ExchangeRefused(403, "feature_off", str(exc)) from exc
+            link_id = self.node.links.link_of(member, dest.node_id)
+            if link_id is None:
+                raise ExchangeRefused(409, "not_linked", f"link your {dest.name} account first")
+            with self._claim(quote.quote_id) as mine:
+                if not mine:
+                    raise ExchangeRefused(409, "in_progress", "this quote is already being carried out")
+                faults.point("source.before_hold")
+                try:
+                    out = self.source.hold(member, quote, signature, link_id, now.date())
+                except WalletError as exc:
+                    raise ExchangeRefused(409, exc.reason, str(exc)) from exc
+                faults.point("source.after_hold")
+                return self._drive(out)
 
     def status(self, member_ref: str, exchange_id: str) -> Outgoing:
         """The member's exchange (``LookupError`` if it is not theirs)."""
@@ -275,6 +283,11 @@ class ExchangeService:
     # --- destination: answering peers --------------------------------------------------------
 
     def on_credit(self, caller: str, quote_json: Any, quote_sig: str, link_id: str) -> PeerAnswer:
+        """Answer a signed credit request from node ``caller`` (see :meth:`_on_credit`)."""
+        with read_once():
+            return self._on_credit(caller, quote_json, quote_sig, link_id)
+
+    def _on_credit(self, caller: str, quote_json: Any, quote_sig: str, link_id: str) -> PeerAnswer:
         """Answer a signed credit request from node ``caller``.
 
         A request that is not genuine (not the caller's quote, not signed by it, not for this
@@ -303,7 +316,8 @@ class ExchangeService:
             reason = self._refusal(member, link_id, source.node_id)
         # a recorded answer stands whatever changed since (a retry of a credit hears "credited")
         acceptable = existing is None and reason is None
-        today = datetime.now(UTC).date()
+        now = datetime.now(UTC)
+        today = now.date()
         answer = self.destination.credit(
             quote,
             member if acceptable else None,
@@ -315,8 +329,9 @@ class ExchangeService:
         )
         faults.point("destination.after_credit")
         if answer.answer is SourceEvent.CREDITED:
-            incoming = self.destination.get(quote.quote_id)
-            assert incoming is not None
+            incoming = existing or Incoming(
+                quote.quote_id, source.node_id, member, DestinationState.CREDITED, quote, quote_sig, link_id, None, now
+            )
             if incoming.logged_index is None:
                 self._log_incoming(incoming)
             faults.point("destination.after_log")
@@ -338,9 +353,7 @@ class ExchangeService:
         if member is None:
             return "not_linked"
         try:
-            self.node.consent.check(
-                self._member_ref(link_id), "points_exchange", recipient=source, accessor="exchange"
-            )
+            self.node.consent.check(self._member_ref(link_id), "points_exchange", recipient=source, accessor="exchange")
         except ConsentDenied as exc:
             return exc.reason.value
         except LookupError:  # erased since linking

@@ -132,7 +132,7 @@ class SourceSide:
                 "updated_at": now,
             }
             conn.execute(insert(t).values(**values))
-            return _outgoing(conn.execute(select(t).where(t.c.exchange_id == quote.quote_id)).first())
+        return Outgoing(quote.quote_id, member, quote.destination, link_id, quote, quote_sig, SourceState.HELD)
 
     def get(self, exchange_id: str) -> Outgoing:
         """The exchange, or ``LookupError``."""

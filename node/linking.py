@@ -19,6 +19,8 @@ from sqlalchemy import Engine, Text, insert, select, update
 from sqlalchemy.exc import IntegrityError
 from sqlmodel import Column, Field, SQLModel
 
+from compliance.read_once import forget, memoised
+
 CODE_TTL = timedelta(minutes=10)
 
 
@@ -99,6 +101,7 @@ class LinkStore:
 
     def claim(self, code: str, peer: str, now: datetime | None = None) -> tuple[str, str | None]:
         """:meth:`claim_code`, also returning the sealed member reference kept with the code."""
+        forget()
         now = now or datetime.now(UTC)
         t = LinkCodeRow.__table__
         digest = code_hash(code)
@@ -125,6 +128,7 @@ class LinkStore:
         ``member_ref_sealed`` is the member's reference, sealed by the node's field cipher: the
         consent gate works on references, and a credit arriving by link id must reach it.
         """
+        forget()
         if self.link_of(member, peer) is not None:
             raise LinkError("already_linked", f"the member is already linked with {peer}")
         try:
@@ -143,6 +147,9 @@ class LinkStore:
 
     def link_of(self, member: str, peer: str) -> str | None:
         """The member's active link id with ``peer``."""
+        return memoised(("link_of", member, peer), lambda: self._link_of(member, peer))
+
+    def _link_of(self, member: str, peer: str) -> str | None:
         t = MemberLinkRow.__table__
         with self.engine.connect() as conn:
             return conn.execute(
@@ -159,12 +166,16 @@ class LinkStore:
 
     def sealed_ref(self, link_id: str) -> str | None:
         """The sealed member reference recorded with a link (active or ended)."""
+        return memoised(("sealed_ref", link_id), lambda: self._sealed_ref(link_id))
+
+    def _sealed_ref(self, link_id: str) -> str | None:
         t = MemberLinkRow.__table__
         with self.engine.connect() as conn:
             return conn.execute(select(t.c.member_ref_sealed).where(t.c.link_id == link_id)).scalar_one_or_none()
 
     def unlink(self, member: str, peer: str, now: datetime | None = None) -> bool:
         """End the member's link with ``peer``; return whether there was one."""
+        forget()
         t = MemberLinkRow.__table__
         with self.engine.begin() as conn:
             return bool(

@@ -145,12 +145,10 @@ def exchange(node: NodeDep, me: Member, body: ExchangeRequest) -> ExchangeState:
     and the exchange ends confirmed or refunded; ``GET /v1/me/exchanges/{id}`` tells which.
     """
     if body.quote is not None and body.signature is not None:
-        q, sig = Quote.from_json(body.quote), body.signature
-    else:
-        assert body.to is not None
-        assert body.points is not None
-        q, sig = node.exchanges.quote(me.id, body.to, body.points)
-    return _state(node.exchanges.start(me.id, q, sig))
+        return _state(node.exchanges.start(me.id, Quote.from_json(body.quote), body.signature))
+    assert body.to is not None
+    assert body.points is not None
+    return _state(node.exchanges.quote_and_start(me.id, body.to, body.points))
 
 
 @router.get("/v1/me/exchanges/{exchange_id}")
