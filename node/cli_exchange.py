@@ -122,11 +122,17 @@ def settlement_report(
         "registry.toml"
     ),
     fmt: Annotated[str, typer.Option("--format", help="table, csv or json.")] = "table",
+    carry_from: Annotated[
+        Path | None,
+        typer.Option("--carry-from", help="The previous window's JSON report: its fractions of a fen carry on."),
+    ] = None,
 ) -> None:
     """Check every statement's signature against the registry, net the agreed pairs, print the payments.
 
-    Positions sum to zero; the payments are the fewest that settle them. Disputed pairs are left
-    out and listed; the command then exits 1.
+    Positions sum to zero; the payments are the fewest that settle them. Each pair pays whole fen;
+    the fraction is carried into the next window, whose report takes it with ``--carry-from``
+    (keep the ``--format json`` report of every window). Disputed pairs are left out and listed;
+    the command then exits 1.
     """
     from node.registry import load_registry
     from node.settlement import settlement_csv, settlement_json
@@ -135,7 +141,11 @@ def settlement_report(
     if fmt not in ("table", "csv", "json"):
         raise ValueError("--format is table, csv or json")
     try:
-        result, disputes = net_from_files(files, load_registry(registry_file))
+        previous = carry_from.read_text() if carry_from is not None else None
+        result, disputes = net_from_files(files, load_registry(registry_file), previous)
+    except OSError as exc:
+        cli._fail(f"cannot read {exc.filename}: {exc.strerror}")
+        return
     except SettlementError as exc:
         cli._fail(str(exc))
         return

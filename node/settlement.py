@@ -177,13 +177,36 @@ class Settlement:
     positions: dict[str, int]
     payments: tuple[Payment, ...]
     obligations: tuple[Obligation, ...]
+    window: Window | None = None
 
 
-def net_settlement(agreed: Iterable[Obligation]) -> Settlement:
+def net_settlement(agreed: Iterable[Obligation], window: Window | None = None) -> Settlement:
     """Net the agreed obligations: positions sum to zero, and the fewest payments settle them."""
     obs = tuple(agreed)
     positions = net_positions((o.debtor, o.creditor, o.fen) for o in obs)
-    return Settlement(positions, tuple(settle(positions)), obs)
+    return Settlement(positions, tuple(settle(positions)), obs, window)
+
+
+def carried_from_report(report_json: str, window: Window) -> dict[tuple[str, str], Decimal]:
+    """The fractions of a fen the previous window's JSON report carries into ``window``, per pair.
+
+    The previous report must end exactly where ``window`` starts, so no fraction is carried twice
+    or into the wrong window (``ValueError`` otherwise).
+    """
+    try:
+        body = json.loads(report_json)
+        previous = body["window"]
+        end = datetime.fromisoformat(previous["end"])
+        carried = {
+            (str(o["debtor"]), str(o["creditor"])): Decimal(str(o["carried_fen"])) for o in body["obligations"]
+        }
+    except (ValueError, KeyError, TypeError, ArithmeticError) as exc:
+        raise ValueError(f"not a settlement report with a window: {exc}") from exc
+    if end != window.start:
+        raise ValueError(f"the previous report ends at {end.isoformat()}, not where this window starts")
+    if any(not 0 <= fen < 1 for fen in carried.values()):
+        raise ValueError("a carried amount is a fraction of a fen")
+    return {pair: fen for pair, fen in carried.items() if fen}
 
 
 def settlement_csv(s: Settlement) -> str:
@@ -200,7 +223,7 @@ def settlement_csv(s: Settlement) -> str:
 
 def settlement_json(s: Settlement) -> str:
     """The settlement report as JSON (amounts in integer fen; carried fractions as exact decimals)."""
-    body = {
+    body: dict[str, object] = {
         "positions_fen": dict(sorted(s.positions.items())),
         "payments": [{"payer": p.payer, "payee": p.payee, "amount_fen": p.amount} for p in s.payments],
         "obligations": [
@@ -215,6 +238,8 @@ def settlement_json(s: Settlement) -> str:
             for o in s.obligations
         ],
     }
+    if s.window is not None:  # the next window's report carries this one's fractions on from here
+        body["window"] = {"start": s.window.start.isoformat(), "end": s.window.end.isoformat()}
     return json.dumps(body, indent=2, sort_keys=True) + "\n"
 
 

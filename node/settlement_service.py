@@ -29,6 +29,7 @@ from node.settlement import (
     Settlement,
     Statement,
     Window,
+    carried_from_report,
     liability,
     net_settlement,
     obligations,
@@ -201,9 +202,14 @@ class SettlementService:
 # --- the netting report (anyone holding the statement files and the registry) -------------------
 
 
-def net_from_files(paths: Iterable[Path], registry: Registry, carried_in: dict[tuple[str, str], Decimal] | None = None
-                   ) -> tuple[Settlement, list[str]]:
-    """Net every agreed, correctly signed pair statement; return the settlement and the disputes."""
+def net_from_files(
+    paths: Iterable[Path], registry: Registry, previous_report: str | None = None
+) -> tuple[Settlement, list[str]]:
+    """Net every agreed, correctly signed pair statement; return the settlement and the disputes.
+
+    ``previous_report`` is the JSON report of the window just before: the fractions of a fen it
+    carried are added to this window's obligations.
+    """
     seen: set[tuple[str, str, str, str]] = set()
     window_exchanges: list[Exchange] = []
     disputes: list[str] = []
@@ -238,4 +244,8 @@ def net_from_files(paths: Iterable[Path], registry: Registry, carried_in: dict[t
             )
     if window is None:
         raise SettlementError("no settlement files given")
-    return net_settlement(obligations(window_exchanges, window, carried_in)), disputes
+    try:
+        carried_in = carried_from_report(previous_report, window) if previous_report is not None else None
+    except ValueError as exc:
+        raise SettlementError(f"cannot carry from the previous report: {exc}") from exc
+    return net_settlement(obligations(window_exchanges, window, carried_in), window), disputes

@@ -270,3 +270,56 @@ def test_liability_values_outstanding_points_at_the_registry_value(pair: Pair):
         node.wallets.balance(node.consent.member_pseudonym(m), __import__("datetime").date.today()) for m in MEMBERS
     )
     assert got.liability_fen == got.outstanding_points * pair.destination.point_value_fen
+
+
+def test_the_next_windows_report_carries_the_fractions_of_a_fen_from_the_last(pair: Pair, tmp_path: Path):
+    from datetime import UTC, datetime
+    from decimal import Decimal
+
+    from typer.testing import CliRunner
+
+    from node.cli import app
+
+    runner = CliRunner()
+    source_dir, registry = pair.base / "airline", str(pair.base / "airline" / "registry.toml")
+    t0 = datetime.now(UTC).isoformat()
+    assert exchange(pair, "m10", {"to": pair.destination.node_id, "points": 333}).json()["state"] == "confirmed"
+    mid = datetime.now(UTC).isoformat()
+    assert exchange(pair, "m11", {"to": pair.destination.node_id, "points": 333}).json()["state"] == "confirmed"
+    reports = []
+    for i, (start, end) in enumerate(((t0, mid), (mid, "2100-01-01"))):
+        out = tmp_path / f"w{i}"
+        args = ["settle", "--data-dir", str(source_dir), "--start", start, "--end", end, "--out", str(out)]
+        assert runner.invoke(app, args).exit_code == 0
+        carry = ["--carry-from", str(tmp_path / "w0.json")] if i else []
+        r = runner.invoke(app, ["settlement", "report", *map(str, out.glob("*.json")), "--registry", registry,
+                                "--format", "json", *carry])
+        assert r.exit_code == 0, r.output
+        (tmp_path / f"w{i}.json").write_text(r.output)
+        [ob] = json.loads(r.output)["obligations"]
+        reports.append(ob)
+    second = [e.quote.credited_fen for e in pair.committed("airline") if e.quote.issued_at.isoformat() >= mid]
+    assert Decimal(reports[1]["exact_fen"]) == sum(second, Decimal(0)) + Decimal(reports[0]["carried_fen"])
+
+
+def test_carrying_from_a_report_of_another_window_is_refused(pair: Pair, tmp_path: Path):
+    from typer.testing import CliRunner
+
+    from node.cli import app
+
+    runner = CliRunner()
+    source_dir, out = pair.base / "airline", tmp_path / "statements"
+    args = ["settle", "--data-dir", str(source_dir), "--start", "2099-01-01", "--end", "2100-01-01", "--out", str(out)]
+    assert runner.invoke(app, args).exit_code == 0
+    stale = tmp_path / "old.json"
+    stale.write_text(json.dumps({"window": {"start": "2020-01-01T00:00:00+00:00", "end": "2020-02-01T00:00:00+00:00"},
+                                 "obligations": []}))
+    registry = str(source_dir / "registry.toml")
+    r = runner.invoke(app, ["settlement", "report", *map(str, out.glob("*.json")), "--registry", registry,
+                            "--carry-from", str(stale)])
+    assert r.exit_code == 1
+    assert "not where this window starts" in r.output
+    r = runner.invoke(app, ["settlement", "report", *map(str, out.glob("*.json")), "--registry", registry,
+                            "--carry-from", str(tmp_path / "missing.json")])
+    assert r.exit_code == 1
+    assert "cannot read" in r.output

@@ -16,6 +16,7 @@ from ledger import note
 from node.settlement import (
     Exchange,
     Window,
+    carried_from_report,
     liability,
     net_settlement,
     obligations,
@@ -47,6 +48,26 @@ def test_the_fraction_of_a_fen_is_carried_into_the_next_window() -> None:
     nxt = Window(W.end, W.end + timedelta(days=7))
     [o2] = obligations([x(2, "air", "shop", "0.25", day=8)], nxt, {("air", "shop"): o.carried_fen})
     assert (o2.fen, o2.carried_fen) == (1, 0)
+
+
+NEXT = Window(W.end, W.end + timedelta(days=7))
+
+
+def test_the_next_window_takes_the_fraction_from_the_previous_report() -> None:
+    first = net_settlement(obligations([x(1, "air", "shop", "10.75"), x(2, "cafe", "air", "3")], W), W)
+    carried = carried_from_report(settlement_json(first), NEXT)
+    assert carried == {("air", "shop"): Decimal("0.75")}
+    [o] = obligations([x(3, "air", "shop", "0.5", day=8)], NEXT, carried)
+    assert (o.fen, o.carried_fen) == (1, Decimal("0.25"))
+
+
+def test_a_report_of_another_window_cannot_be_carried_from() -> None:
+    first = net_settlement(obligations([x(1, "air", "shop", "10.75")], W), W)
+    later = Window(NEXT.end, NEXT.end + timedelta(days=7))
+    with pytest.raises(ValueError, match="not where this window starts"):
+        carried_from_report(settlement_json(first), later)
+    with pytest.raises(ValueError, match="not a settlement report"):
+        carried_from_report(settlement_json(net_settlement([])), NEXT)  # no window recorded
 
 
 def test_exchanges_outside_the_window_wait_for_theirs() -> None:
