@@ -220,8 +220,9 @@ class Node:
     @cached_property
     def rights(self) -> RightsService:
         """Rights requests: access, correction, erasure."""
+        held = self.retention.held
         return RightsService(
-            self.consent, self.audit_events_about, lambda p: p in self.retention.held(), sources=(self.wallets,)
+            self.consent, self.audit_events_about, lambda p: p in held(), sources=(self.wallets, self.links)
         )
 
     @cached_property

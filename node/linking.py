@@ -15,7 +15,7 @@ import hashlib
 import secrets
 from datetime import UTC, datetime, timedelta
 
-from sqlalchemy import Engine, Text, insert, select, update
+from sqlalchemy import Engine, Text, delete, insert, select, update
 from sqlalchemy.exc import IntegrityError
 from sqlmodel import Column, Field, SQLModel
 
@@ -74,8 +74,25 @@ def _aware(value: datetime | None) -> datetime | None:
 class LinkStore:
     """Link codes and links of one node."""
 
+    name = "links"  # the section of an access or portability export
+
     def __init__(self, engine: Engine) -> None:
         self.engine = engine
+
+    def export_member(self, member: str) -> list[dict[str, str | None]]:
+        """The member's links, ended ones included, for an access request: brand, link id, when."""
+        t = MemberLinkRow.__table__
+        with self.engine.connect() as conn:
+            rows = conn.execute(select(t).where(t.c.member == member).order_by(t.c.linked_at)).all()
+        return [
+            {
+                "brand": r.peer,
+                "link_id": r.link_id,
+                "linked_at": _aware(r.linked_at).isoformat(),  # type: ignore[union-attr]
+                "unlinked_at": r.unlinked_at and _aware(r.unlinked_at).isoformat(),  # type: ignore[union-attr]
+            }
+            for r in rows
+        ]
 
     def issue_code(
         self, member: str, peer: str, now: datetime | None = None, member_ref_sealed: str | None = None
@@ -185,6 +202,28 @@ class LinkStore:
                     .values(unlinked_at=now or datetime.now(UTC))
                 ).rowcount
             )
+
+    def erase_member(self, member: str, now: datetime | None = None) -> int:
+        """Erasure (PIPL Art. 47): end the member's links, drop the sealed reference kept with each
+        and their unused codes; return the rows touched.
+
+        The link rows stay, holding only the pseudonym and the pairwise id, because committed
+        exchanges name the link id; with the member's key shredded they point to no one, and a
+        late credit on an ended link is refused as ``not_linked``.
+        """
+        forget()
+        links, codes = MemberLinkRow.__table__, LinkCodeRow.__table__
+        with self.engine.begin() as conn:
+            ended = conn.execute(
+                update(links).where(links.c.member == member, links.c.unlinked_at.is_(None))
+                .values(unlinked_at=now or datetime.now(UTC))
+            ).rowcount
+            cleared = conn.execute(
+                update(links).where(links.c.member == member, links.c.member_ref_sealed.is_not(None))
+                .values(member_ref_sealed=None)
+            ).rowcount
+            dropped = conn.execute(delete(codes).where(codes.c.member == member)).rowcount
+        return ended + cleared + dropped
 
 
 def new_link_id() -> str:

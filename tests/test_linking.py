@@ -80,3 +80,29 @@ def test_withdrawing_the_exchange_consent_unlinks(node: Node) -> None:
     node.consent.change("M-1", ["points_exchange:shop.example"], ConsentAction.WITHDRAW)
     assert node.links.link_of(member, "shop.example") is None
     assert node.links.member_of("shop.example", link) is None
+
+
+def test_erasure_ends_the_links_and_drops_the_member_reference_kept_with_them(node: Node) -> None:
+    node.consent.publish_notice(parse_notice(notice_data()))
+    node.consent.register_member("M-1")
+    member = node.keyring.pseudonym("M-1", create=False)
+    node.consent.change("M-1", ["points_exchange:shop.example"], ConsentAction.GRANT)
+    link, sealed = new_link_id(), node.exchanges.seal_ref("M-1")
+    node.links.link(member, "shop.example", link, NOW, member_ref_sealed=sealed)
+    code = node.links.issue_code(member, "cafe.example", NOW, member_ref_sealed=sealed)
+    node.rights.erase("M-1")
+    assert node.links.member_of("shop.example", link) is None  # a late credit is refused: not_linked
+    assert node.links.sealed_ref(link) is None
+    with pytest.raises(LinkError) as info:
+        node.links.claim(code, "cafe.example", NOW)
+    assert info.value.reason == "unknown_code"
+
+
+def test_an_access_request_lists_the_members_links(node: Node) -> None:
+    node.consent.publish_notice(parse_notice(notice_data()))
+    node.consent.register_member("M-1")
+    member = node.keyring.pseudonym("M-1", create=False)
+    link = new_link_id()
+    node.links.link(member, "shop.example", link, NOW, member_ref_sealed=node.exchanges.seal_ref("M-1"))
+    [row] = node.rights.access("M-1")["links"]
+    assert row == {"brand": "shop.example", "link_id": link, "linked_at": NOW.isoformat(), "unlinked_at": None}
