@@ -237,8 +237,8 @@ class ExchangeService:
             body, fields, purpose, members = {"exchange_id": out.exchange_id}, CANCEL_FIELDS, None, []
         faults.point(f"source.before_{path.rsplit('/', 1)[1]}_call")
         try:
-            response = self.node.outbound.post(
-                out.destination, path, json=body, fields=fields, purpose=purpose, members=members
+            response = self.node.outbound.post(  # credit and cancel are idempotent on the exchange id
+                out.destination, path, json=body, fields=fields, purpose=purpose, members=members, idempotent=True
             )
         except EgressRefused:
             # the member withdrew consent or the switch went off since the hold: never send, cancel

@@ -36,6 +36,10 @@ PURPOSE_FEATURES: dict[str, Feature] = {
 }
 
 
+#: What the first call on a keep-alive connection the peer has since closed fails with.
+STALE_CONNECTION = (httpx.RemoteProtocolError, httpx.ReadError, httpx.WriteError, httpx.ConnectError)
+
+
 class EgressRefused(Exception):
     """The egress check refused this call; nothing was sent."""
 
@@ -176,8 +180,15 @@ class Outbound:
         purpose: str | None = None,
         members: Sequence[str] = (),
         headers: Mapping[str, str] | None = None,
+        idempotent: bool = False,
     ) -> httpx.Response:
-        """Authorize, then POST to the peer. ``payload_fields`` defaults to a JSON body's top-level keys."""
+        """Authorize, then POST to the peer. ``payload_fields`` defaults to a JSON body's top-level keys.
+
+        An ``idempotent`` call (the peer answers a repeat as it answered the first) is sent once
+        more, freshly signed, when the pooled connection turns out to be dead: a peer that
+        restarted closes its keep-alive connections, and the first call on one fails before the
+        peer has read it.
+        """
         if payload_fields is None:
             payload_fields = set(json) if isinstance(json, dict) else set(fields)
         found = self.destination(peer_id)
@@ -185,11 +196,19 @@ class Outbound:
             raise httpx.InvalidURL(f"peer {peer_id!r} has no URL configured: `alliance-node peers add --url`")
         permit = self.authorize(peer_id, fields, payload_fields, purpose=purpose, members=members)
         assert permit.url is not None
-        request = self.client.build_request(
-            "POST", f"{permit.url.rstrip('/')}{path}", content=content, json=json, headers=headers
-        )
-        # every peer call is signed (RFC 9421) with the node's key: peers check it against the registry
-        return self.client.send(sign_request(request, self.node.signer))
+        url = f"{permit.url.rstrip('/')}{path}"
+
+        def send() -> httpx.Response:
+            request = self.client.build_request("POST", url, content=content, json=json, headers=headers)
+            # every peer call is signed (RFC 9421) with the node's key, with a fresh nonce each time
+            return self.client.send(sign_request(request, self.node.signer))
+
+        try:
+            return send()
+        except STALE_CONNECTION:
+            if not idempotent:
+                raise
+            return send()
 
     # --- checks --------------------------------------------------------------------------
 

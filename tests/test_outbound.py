@@ -281,3 +281,33 @@ def test_a_witness_request_over_http_passes_egress_and_is_cosigned(tmp_path: Pat
     finally:
         proc.terminate()
         proc.wait(15)
+
+
+class _DeadOnce:
+    """A transport whose first request fails as on a keep-alive connection the peer closed."""
+
+    def __init__(self) -> None:
+        self.requests: list[httpx.Request] = []
+
+    def __call__(self, request: httpx.Request) -> httpx.Response:
+        self.requests.append(request)
+        if len(self.requests) == 1:
+            raise httpx.RemoteProtocolError("Server disconnected without sending a response.", request=request)
+        return httpx.Response(200, json={"ok": True})
+
+
+def test_an_idempotent_call_is_sent_again_freshly_signed_when_the_connection_was_dead(node: Node) -> None:
+    transport = _DeadOnce()
+    node.outbound._client = httpx.Client(transport=httpx.MockTransport(transport))
+    r = node.outbound.post("b.example", "/v1/peer/x", json={"rate": 1}, fields=EXCHANGE, idempotent=True)
+    assert r.status_code == 200
+    first, second = (req.headers["signature-input"] for req in transport.requests)
+    assert first != second  # a new nonce: the peer's replay check would refuse a resent signature
+
+
+def test_a_call_that_is_not_idempotent_is_never_sent_twice(node: Node) -> None:
+    transport = _DeadOnce()
+    node.outbound._client = httpx.Client(transport=httpx.MockTransport(transport))
+    with pytest.raises(httpx.RemoteProtocolError):
+        node.outbound.post("b.example", "/v1/peer/x", json={"rate": 1}, fields=EXCHANGE)
+    assert len(transport.requests) == 1
