@@ -1,0 +1,122 @@
+"""Local training of the churn model: plain or with Opacus DP-SGD; prediction. No I/O.
+
+Weights travel as ``{name: numpy array}`` so Flower's ArrayRecord, the node's model store and
+the tests all handle the same thing.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
+
+import numpy as np
+import torch
+from opacus import PrivacyEngine
+from torch import nn
+from torch.utils.data import DataLoader, TensorDataset
+
+from federation.privacy import PrivacyPlan, Step
+
+Weights = dict[str, np.ndarray]
+HIDDEN = 16
+
+
+def make_model(n_features: int) -> nn.Module:
+    """A small MLP with one logit out (Opacus supports its layers)."""
+    return nn.Sequential(nn.Linear(n_features, HIDDEN), nn.ReLU(), nn.Linear(HIDDEN, 1))
+
+
+def initial_weights(n_features: int, seed: int = 0) -> Weights:
+    """The same starting weights for every brand (the server sends them in round one)."""
+    torch.manual_seed(seed)
+    return to_weights(make_model(n_features))
+
+
+def to_weights(model: nn.Module) -> Weights:
+    """The model's parameters as numpy arrays (Opacus' wrapper unwrapped)."""
+    module = getattr(model, "_module", model)  # GradSampleModule prefixes every key with "_module."
+    return {k: v.detach().cpu().numpy().copy() for k, v in module.state_dict().items()}
+
+
+def load(weights: Mapping[str, np.ndarray], n_features: int) -> nn.Module:
+    """A model holding ``weights``."""
+    model = make_model(n_features)
+    model.load_state_dict({k: torch.as_tensor(np.asarray(v)) for k, v in weights.items()})
+    return model
+
+
+@dataclass(frozen=True)
+class Trained:
+    """What one round of local training gives back."""
+
+    weights: Weights
+    examples: int
+    loss: float
+    history: list[Step]  # the accountant's history after this round (unchanged without DP)
+
+
+def train(
+    weights: Mapping[str, np.ndarray],
+    x: Sequence[Sequence[float]],
+    y: Sequence[int],
+    *,
+    epochs: int = 1,
+    batch_size: int = 256,
+    lr: float = 0.1,
+    plan: PrivacyPlan | None = None,
+    history: Sequence[Step] = (),
+    seed: int = 0,
+) -> Trained:
+    """Train from ``weights`` on (x, y); with a ``plan``, DP-SGD whose spend adds to ``history``."""
+    if len(x) != len(y) or not len(x):
+        raise ValueError("one label per row, and at least one row")
+    torch.manual_seed(seed)
+    xt = torch.tensor(np.asarray(x, dtype=np.float32))
+    yt = torch.tensor(np.asarray(y, dtype=np.float32)).unsqueeze(1)
+    model = load(weights, xt.shape[1])
+    optimizer = torch.optim.SGD(model.parameters(), lr=lr)
+    loader = DataLoader(TensorDataset(xt, yt), batch_size=min(batch_size, len(xt)), shuffle=True)
+    engine = None
+    if plan is not None:
+        engine = PrivacyEngine(accountant="rdp")
+        engine.accountant.history = [tuple(s) for s in history]  # type: ignore[misc]
+        model, optimizer, loader = engine.make_private(
+            module=model,
+            optimizer=optimizer,
+            data_loader=loader,
+            noise_multiplier=plan.noise_multiplier,
+            max_grad_norm=plan.max_grad_norm,
+            poisson_sampling=True,
+        )
+    loss_fn = nn.BCEWithLogitsLoss()
+    model.train()
+    total, batches = 0.0, 0
+    for _ in range(epochs):
+        for xb, yb in loader:
+            if not len(xb):  # Poisson sampling drew nobody: nothing to learn from this step
+                continue
+            optimizer.zero_grad()
+            loss = loss_fn(model(xb), yb)
+            loss.backward()
+            optimizer.step()
+            total, batches = total + loss.item(), batches + 1
+    new_history = list(engine.accountant.history) if engine is not None else list(history)
+    return Trained(to_weights(model), len(xt), total / max(batches, 1), new_history)
+
+
+def predict(weights: Mapping[str, np.ndarray], x: Sequence[Sequence[float]]) -> list[float]:
+    """Churn probabilities for the rows ``x``."""
+    xt = torch.tensor(np.asarray(x, dtype=np.float32))
+    model = load(weights, xt.shape[1])
+    model.eval()
+    with torch.no_grad():
+        return torch.sigmoid(model(xt)).squeeze(1).tolist()
+
+
+def average(updates: Sequence[tuple[Mapping[str, np.ndarray], int]]) -> Weights:
+    """FedAvg: the example-weighted mean of the brands' weights (for local checks and the baselines)."""
+    total = sum(n for _, n in updates)
+    if not total:
+        raise ValueError("nothing to average")
+    keys = updates[0][0].keys()
+    return {k: sum(np.asarray(w[k], dtype=np.float64) * n for w, n in updates) / total for k in keys}  # type: ignore[misc]
