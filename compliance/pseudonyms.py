@@ -109,6 +109,10 @@ class Keyring:
 
     def live(self) -> set[str]:
         """The pseudonyms of every member whose key still exists (everyone not erased)."""
+        return set(self.by_index().values())
+
+    def by_index(self) -> dict[str, str]:
+        """Every live member's pseudonym, by the blind index of their reference."""
         t = MemberKeyRecord.__table__
         with self.engine.connect() as conn:
-            return {pseudonym_of(bytes(k), self.node_id, r) for r, k in conn.execute(select(t.c.ref_index, t.c.key))}
+            return {r: pseudonym_of(bytes(k), self.node_id, r) for r, k in conn.execute(select(t.c.ref_index, t.c.key))}

@@ -254,6 +254,40 @@ class ConsentService:
             minors_allowed=code in self.minors_in or not minor,
         )
 
+    def cohort(self, purpose_code: str) -> list[str]:
+        """Pseudonyms of every member :meth:`check` would allow for ``purpose_code`` now, sorted.
+
+        The same decision as the gate, taken for everyone from three reads (keys, birth dates,
+        the purpose's records) instead of four per member: erased members have no key and are
+        never in it, minors only where the purpose admits them. Nothing is audited: a cohort is
+        a selection, and the use that follows records its own manifest.
+        """
+        purpose = catalogue().purpose(purpose_code)
+        notices = self.store.notices()
+        if not notices and purpose.needs_consent:
+            return []
+        current = notices[max(notices)] if notices else None
+        histories = self.store.histories_of_purpose(purpose_code)
+        births = self.store.birth_dates()
+        today, now = datetime.now(UTC).date(), datetime.now(UTC)
+        chosen = []
+        for index, pseudonym in self.keyring.by_index().items():
+            if index not in births:
+                continue  # a key without a member record: erasure was under way
+            minor = consent_mod.is_minor(births[index], today)
+            decision = consent_mod.decide(
+                histories.get(pseudonym, []),
+                purpose,
+                now=now,
+                current_notice=current,  # type: ignore[arg-type]
+                notices=notices,
+                minor=minor,
+                minors_allowed=purpose_code in self.minors_in or not minor,
+            )
+            if decision.allowed:
+                chosen.append(pseudonym)
+        return sorted(chosen)
+
     # --- the gate -------------------------------------------------------------------------
 
     def check(

@@ -348,21 +348,28 @@ class ComplianceStore:
         t = ConsentRow.__table__
         with self.engine.connect() as conn:
             rows = conn.execute(select(t).where(t.c.member == member).order_by(t.c.at)).all()
-        return [
-            ConsentRecord(
-                member=r.member,
-                purpose_code=r.purpose_code,
-                action=ConsentAction(r.action),
-                notice_version=r.notice_version,
-                notice_sha256=r.notice_sha256,
-                at=_aware(r.at),  # type: ignore[arg-type]
-                actor=r.actor,
-                collection_method=r.collection_method,
-                expires_at=_aware(r.expires_at),
-                consent_id=r.consent_id,
-            )
+        return [_consent_record(r) for r in rows]
+
+    def histories_of_purpose(self, purpose_code: str) -> dict[str, list[ConsentRecord]]:
+        """Every member's records for one purpose, by pseudonym, oldest first (one read for a cohort)."""
+        t = ConsentRow.__table__
+        out: dict[str, list[ConsentRecord]] = {}
+        with self.engine.connect() as conn:
+            for r in conn.execute(select(t).where(t.c.purpose_code == purpose_code).order_by(t.c.at)):
+                out.setdefault(r.member, []).append(_consent_record(r))
+        return out
+
+    def birth_dates(self) -> dict[str, date | None]:
+        """Every registered member's birth date (None if not given), by blind index of their reference."""
+        t = MemberRow.__table__
+        with self.engine.connect() as conn:
+            rows = conn.execute(select(t.c.ref_index, t.c.birth_sealed)).all()
+        return {
+            r.ref_index: date.fromisoformat(self.cipher.open(r.birth_sealed, "member.birth_date"))
+            if r.birth_sealed
+            else None
             for r in rows
-        ]
+        }
 
     def receipts(self, member: str) -> list[str]:
         """Every receipt issued to a member, oldest first."""
@@ -391,3 +398,18 @@ class ComplianceStore:
             if action != ConsentAction.WITHDRAW.value:
                 tally[purpose] = tally.get(purpose, 0) + 1
         return dict(sorted(tally.items()))
+
+
+def _consent_record(r: object) -> ConsentRecord:
+    return ConsentRecord(
+        member=r.member,  # type: ignore[attr-defined]
+        purpose_code=r.purpose_code,  # type: ignore[attr-defined]
+        action=ConsentAction(r.action),  # type: ignore[attr-defined]
+        notice_version=r.notice_version,  # type: ignore[attr-defined]
+        notice_sha256=r.notice_sha256,  # type: ignore[attr-defined]
+        at=_aware(r.at),  # type: ignore[arg-type,attr-defined]
+        actor=r.actor,  # type: ignore[attr-defined]
+        collection_method=r.collection_method,  # type: ignore[attr-defined]
+        expires_at=_aware(r.expires_at),  # type: ignore[attr-defined]
+        consent_id=r.consent_id,  # type: ignore[attr-defined]
+    )
