@@ -82,3 +82,12 @@ def test_a_member_who_withdraws_is_out_of_the_next_cohort(tmp_path: Path) -> Non
     assert svc.cohort(PURPOSE) == [svc.member_pseudonym("M-1")]
     svc.change("M-1", [PURPOSE], ConsentAction.WITHDRAW)
     assert svc.cohort(PURPOSE) == []
+
+
+def test_a_manifest_commits_to_exactly_the_members_and_names_none() -> None:
+    from federation.manifest import manifest
+
+    assert manifest(["b", "a", "a"]) == manifest(["a", "b"])
+    assert manifest(["a", "b"]) != manifest(["a", "c"])
+    assert manifest(["a", "b"]).count == 2
+    assert "a" not in str(manifest(["a", "b"]).to_json().values())
