@@ -86,3 +86,24 @@ PIA: dict[str, Any] = {
     "risk_level": "medium",
     "measures": ["Pairwise pseudonyms, the consent gate, audited transfers."],
 }
+
+
+def consent_service(directory: Any, audit: Any = None) -> Any:
+    """A ConsentService on a fresh SQLite file in ``directory``, with the base notice published."""
+    from compliance.fieldcrypt import FieldCipher
+    from compliance.notices import parse_notice
+    from compliance.pseudonyms import Keyring
+    from compliance.service import ConsentService
+    from compliance.store import ComplianceStore
+    from ledger import note
+    from ledger.storage import create_engine
+
+    engine = create_engine(f"sqlite:///{directory / 'c.db'}")
+    cipher = FieldCipher.generate()
+    store = ComplianceStore(engine, cipher)
+    store.create_schema()
+    keyring = Keyring(engine, "airline.example", cipher)
+    keyring.create_schema()
+    svc = ConsentService(store, keyring, note.Signer.generate("airline.example"), audit or (lambda *a, **k: None))
+    svc.publish_notice(parse_notice(notice_data()))
+    return svc

@@ -6,18 +6,12 @@ import tempfile
 from datetime import UTC, date, datetime
 from pathlib import Path
 
-from compliance_fixtures import notice_data
+from compliance_fixtures import consent_service
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from compliance.consent import ConsentAction
-from compliance.fieldcrypt import FieldCipher
-from compliance.notices import parse_notice
-from compliance.pseudonyms import Keyring
 from compliance.service import ConsentDenied, ConsentService
-from compliance.store import ComplianceStore
-from ledger import note
-from ledger.storage import create_engine
 
 PURPOSE = "joint_modeling"
 TODAY = datetime.now(UTC).date()
@@ -25,15 +19,7 @@ ADULT, CHILD = date(1990, 1, 1), date(TODAY.year - 10, 1, 1)
 
 
 def service(tmp: Path) -> ConsentService:
-    engine = create_engine(f"sqlite:///{tmp / 'c.db'}")
-    cipher = FieldCipher.generate()
-    store = ComplianceStore(engine, cipher)
-    store.create_schema()
-    keyring = Keyring(engine, "airline.example", cipher)
-    keyring.create_schema()
-    svc = ConsentService(store, keyring, note.Signer.generate("airline.example"), lambda *a, **k: None)
-    svc.publish_notice(parse_notice(notice_data()))
-    return svc
+    return consent_service(tmp)
 
 
 def gate_allows(svc: ConsentService, ref: str) -> bool:

@@ -7,17 +7,11 @@ from datetime import date
 from pathlib import Path
 
 import pytest
-from compliance_fixtures import notice_data
+from compliance_fixtures import consent_service
 
 from compliance.consent import ConsentAction
-from compliance.fieldcrypt import FieldCipher
-from compliance.notices import parse_notice
-from compliance.pseudonyms import Keyring
 from compliance.read_once import forget, memoised, read_once
 from compliance.service import ConsentDenied, ConsentService
-from compliance.store import ComplianceStore
-from ledger import note
-from ledger.storage import create_engine
 
 PURPOSE = "points_exchange:coffee.example"
 
@@ -33,14 +27,7 @@ class Counter:
 
 @pytest.fixture
 def service(tmp_path: Path) -> ConsentService:
-    engine = create_engine(f"sqlite:///{tmp_path / 'c.db'}")
-    cipher = FieldCipher.generate()
-    store = ComplianceStore(engine, cipher)
-    store.create_schema()
-    keyring = Keyring(engine, "airline.example", cipher)
-    keyring.create_schema()
-    svc = ConsentService(store, keyring, note.Signer.generate("airline.example"), lambda *a, **k: None)
-    svc.publish_notice(parse_notice(notice_data()))
+    svc = consent_service(tmp_path)
     svc.register_member("M-1", date(1990, 5, 1))
     svc.change("M-1", [PURPOSE], ConsentAction.GRANT)
     return svc
