@@ -88,7 +88,7 @@ PIA: dict[str, Any] = {
 }
 
 
-def consent_service(directory: Any, audit: Any = None) -> Any:
+def consent_service(directory: Any, audit: Any = None, signer: Any = None) -> Any:
     """A ConsentService on a fresh SQLite file in ``directory``, with the base notice published."""
     from compliance.fieldcrypt import FieldCipher
     from compliance.notices import parse_notice
@@ -104,6 +104,7 @@ def consent_service(directory: Any, audit: Any = None) -> Any:
     store.create_schema()
     keyring = Keyring(engine, "airline.example", cipher)
     keyring.create_schema()
-    svc = ConsentService(store, keyring, note.Signer.generate("airline.example"), audit or (lambda *a, **k: None))
+    signer = signer or note.Signer.generate("airline.example")
+    svc = ConsentService(store, keyring, signer, audit or (lambda *a, **k: None))
     svc.publish_notice(parse_notice(notice_data()))
     return svc

@@ -7,17 +7,14 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from compliance_fixtures import notice_data
+from compliance_fixtures import consent_service, notice_data
 
 from compliance.consent import ConsentAction, Reason
-from compliance.fieldcrypt import FieldCipher
 from compliance.notices import NoticeError, parse_notice
-from compliance.pseudonyms import Keyring, MemberErasedError
+from compliance.pseudonyms import MemberErasedError
 from compliance.receipts import ReceiptError, verify_receipt
 from compliance.service import ConsentDenied, ConsentService, UnknownMemberError
-from compliance.store import ComplianceStore
 from ledger import note
-from ledger.storage import create_engine
 
 SIGNER = note.Signer.generate("airline.example")
 
@@ -40,14 +37,7 @@ def audit() -> Recorder:
 
 @pytest.fixture
 def service(tmp_path: Path, audit: Recorder) -> ConsentService:
-    engine = create_engine(f"sqlite:///{tmp_path / 'c.db'}")
-    cipher = FieldCipher.generate()
-    store = ComplianceStore(engine, cipher)
-    store.create_schema()
-    keyring = Keyring(engine, "airline.example", cipher)
-    keyring.create_schema()
-    svc = ConsentService(store, keyring, SIGNER, audit)
-    svc.publish_notice(parse_notice(notice_data()))
+    svc = consent_service(tmp_path, audit, SIGNER)
     svc.register_member("M-1", date(1990, 5, 1))
     return svc
 
