@@ -344,5 +344,9 @@ def _wire_audit() -> None:
     app.add_typer(exchange_app, name="exchange")
     app.add_typer(settlement_app, name="settlement")
 
+    from node.cli_federation import federate_app
+
+    app.add_typer(federate_app, name="federate")
+
 
 _wire_audit()
