@@ -7,10 +7,12 @@ cutoff date; the label looks only after it, so nothing of the future leaks into 
 
 from __future__ import annotations
 
+import json
 import math
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from datetime import date
+from importlib.resources import files
 from itertools import pairwise
 from statistics import fmean
 
@@ -128,6 +130,17 @@ class Scaler:
             var = fmean((x - mean) ** 2 for x in col)
             scales.append(math.sqrt(var) if var > 1e-12 else 1.0)
         return cls(tuple(columns), tuple(means), tuple(scales), logged)
+
+    @classmethod
+    def reference(cls) -> Scaler:
+        """The alliance's agreed scaling of :data:`FEATURES` (``federation/data/churn_scaling.json``)."""
+        data = json.loads(files("federation").joinpath("data/churn_scaling.json").read_text(encoding="utf-8"))
+        cols = data["columns"]
+        return cls(
+            FEATURES,
+            tuple(float(cols[c]["mean"]) for c in FEATURES),
+            tuple(float(cols[c]["scale"]) for c in FEATURES),
+        )
 
     def transform(self, rows: Iterable[Sequence[float]]) -> list[list[float]]:
         """Scaled copies of ``rows``."""

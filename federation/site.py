@@ -9,12 +9,14 @@ from __future__ import annotations
 
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
-from typing import Protocol
+from typing import TYPE_CHECKING, Protocol
 
 import numpy as np
 
 from federation.manifest import Manifest, manifest
-from federation.privacy import Step
+
+if TYPE_CHECKING:  # the privacy module loads Opacus and torch: the node's database layer must not
+    from federation.privacy import Step
 
 Weights = dict[str, np.ndarray]
 

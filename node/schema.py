@@ -40,6 +40,7 @@ def target_metadata() -> MetaData:
         "compliance.store",
         "node.auth",
         "node.exchange_store",
+        "node.federation_store",
         "node.linking",
         "node.wallet_store",
     ):

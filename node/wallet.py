@@ -15,6 +15,7 @@ from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from datetime import date, datetime
 from enum import StrEnum
+from typing import NamedTuple
 
 MAX_POINTS = 10**12
 
@@ -67,6 +68,15 @@ class Entry:
     lot: Lot | None = None  # the lot an earn (or upward adjust) creates
     allocations: tuple[tuple[str, int], ...] = ()  # (lot_id, points taken) for everything that takes
     ref: str | None = None  # an external id (purchase, exchange) that makes the entry idempotent
+
+
+class Movement(NamedTuple):
+    """A journal entry reduced to what churn features need: no ids, no lots, one day."""
+
+    kind: Kind
+    reason: str
+    points: int  # signed, as in :class:`Entry`
+    day: date  # an earn's earning day (imports carry the purchase day); otherwise the day it was written
 
 
 def check_amount(points: int) -> None:

@@ -1,0 +1,199 @@
+"""The node's records of federated learning: the privacy budget, each run's spend, the global models.
+
+The budget is the brand's own: a total epsilon for ``joint_modeling`` across every run, kept in
+its database and changed only by an audited command. Each run keeps the noise multiplier fixed at
+its first round and the accountant's history, so the next round's cost is computed on what was
+really spent, also after a restart.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import io
+import json
+from collections.abc import Mapping
+from datetime import UTC, datetime
+from typing import TYPE_CHECKING
+
+import numpy as np
+from sqlalchemy import Engine, LargeBinary, select
+from sqlmodel import Field, SQLModel
+
+from federation.manifest import Manifest
+from federation.site import RunPrivacy, Weights
+
+if TYPE_CHECKING:
+    from federation.privacy import Step
+
+PURPOSE = "joint_modeling"
+DEFAULT_BUDGET = 10.0
+
+
+class PrivacyBudgetRow(SQLModel, table=True):
+    """The total epsilon a purpose may spend at this brand."""
+
+    __tablename__ = "privacy_budget"
+    purpose: str = Field(primary_key=True, max_length=64)
+    epsilon: float
+    set_at: datetime
+
+
+class PrivacyRunRow(SQLModel, table=True):
+    """One federated run's DP state: the noise fixed at its start and the accountant history."""
+
+    __tablename__ = "privacy_run"
+    run: str = Field(primary_key=True, max_length=100)
+    purpose: str = Field(max_length=64, index=True)
+    noise_multiplier: float
+    history_json: str
+    updated_at: datetime
+
+
+class PrivacyRoundRow(SQLModel, table=True):
+    """What one trained round cost and on whom (a count and a commitment, never the list)."""
+
+    __tablename__ = "privacy_round"
+    run: str = Field(primary_key=True, max_length=100)
+    round: int = Field(primary_key=True)
+    epsilon: float
+    delta: float
+    members: int
+    members_sha256: str = Field(max_length=64)
+    at: datetime
+
+
+class GlobalModelRow(SQLModel, table=True):
+    """A global model received from the alliance, by run and round."""
+
+    __tablename__ = "global_model"
+    run: str = Field(primary_key=True, max_length=100)
+    round: int = Field(primary_key=True)
+    weights: bytes = Field(sa_type=LargeBinary)
+    sha256: str = Field(max_length=64)
+    at: datetime
+
+
+def _now() -> datetime:
+    return datetime.now(UTC)
+
+
+class NodePrivacyBook:
+    """:class:`federation.site.PrivacyBook` on the node's database."""
+
+    def __init__(self, engine: Engine, purpose: str = PURPOSE, default_budget: float = DEFAULT_BUDGET) -> None:
+        self.engine, self.purpose, self.default_budget = engine, purpose, default_budget
+
+    def budget(self) -> float:
+        """The recorded budget, or the default until one is set."""
+        with self.engine.connect() as conn:
+            t = PrivacyBudgetRow.__table__
+            value = conn.execute(select(t.c.epsilon).where(t.c.purpose == self.purpose)).scalar()
+        return float(value) if value is not None else self.default_budget
+
+    def set_budget(self, epsilon: float) -> None:
+        """Record a new total budget (the caller audits the change)."""
+        if not epsilon > 0 or epsilon != epsilon or epsilon == float("inf"):
+            raise ValueError("a privacy budget is a positive, finite epsilon")
+        t = PrivacyBudgetRow.__table__
+        with self.engine.connect() as conn, conn.execution_options(ledger_write=True).begin():
+            conn.execute(t.delete().where(t.c.purpose == self.purpose))
+            conn.execute(t.insert().values(purpose=self.purpose, epsilon=float(epsilon), set_at=_now()))
+
+    def spent_before(self, run: str) -> list[Step]:
+        """Accountant history of the purpose's other runs."""
+        t = PrivacyRunRow.__table__
+        with self.engine.connect() as conn:
+            rows = conn.execute(select(t.c.history_json).where(t.c.purpose == self.purpose, t.c.run != run)).scalars()
+            return [tuple(s) for h in rows for s in json.loads(h)]  # type: ignore[misc]
+
+    def run(self, run: str) -> RunPrivacy | None:
+        """This run's state."""
+        t = PrivacyRunRow.__table__
+        with self.engine.connect() as conn:
+            row = conn.execute(select(t).where(t.c.run == run)).first()
+        if row is None:
+            return None
+        return RunPrivacy(row.noise_multiplier, tuple(tuple(s) for s in json.loads(row.history_json)))  # type: ignore[misc]
+
+    def record_round(
+        self, run: str, round_no: int, state: RunPrivacy, epsilon: float, delta: float, manifest: Manifest
+    ) -> None:
+        """The run's new state and the round's cost, in one transaction (a crash keeps both or neither)."""
+        rt, rr = PrivacyRunRow.__table__, PrivacyRoundRow.__table__
+        now = _now()
+        with self.engine.connect() as conn, conn.execution_options(ledger_write=True).begin():
+            conn.execute(rt.delete().where(rt.c.run == run))
+            conn.execute(
+                rt.insert().values(
+                    run=run,
+                    purpose=self.purpose,
+                    noise_multiplier=state.noise_multiplier,
+                    history_json=json.dumps([list(s) for s in state.history]),
+                    updated_at=now,
+                )
+            )
+            conn.execute(rr.delete().where(rr.c.run == run, rr.c.round == round_no))
+            conn.execute(
+                rr.insert().values(
+                    run=run,
+                    round=round_no,
+                    epsilon=epsilon,
+                    delta=delta,
+                    members=manifest.count,
+                    members_sha256=manifest.sha256,
+                    at=now,
+                )
+            )
+
+    def rounds(self) -> list[dict[str, object]]:
+        """Every trained round, oldest first."""
+        t = PrivacyRoundRow.__table__
+        with self.engine.connect() as conn:
+            rows = conn.execute(select(t).order_by(t.c.at, t.c.run, t.c.round)).mappings().all()
+        return [{k: (v.isoformat() if isinstance(v, datetime) else v) for k, v in r.items()} for r in rows]
+
+
+def pack(weights: Mapping[str, np.ndarray]) -> bytes:
+    """Weights as a NumPy ``.npz`` archive (no pickle)."""
+    buf = io.BytesIO()
+    np.savez(buf, **{k: np.asarray(v) for k, v in weights.items()})
+    return buf.getvalue()
+
+
+def unpack(data: bytes) -> Weights:
+    """The weights of a :func:`pack` archive."""
+    with np.load(io.BytesIO(data), allow_pickle=False) as z:
+        return {k: z[k] for k in z.files}
+
+
+class NodeModelShelf:
+    """:class:`federation.site.ModelShelf` on the node's database: every global model, versioned."""
+
+    def __init__(self, engine: Engine) -> None:
+        self.engine = engine
+
+    def store(self, run: str, round_no: int, weights: Mapping[str, np.ndarray]) -> None:
+        """Keep the model of ``round_no`` (a repeated delivery replaces it)."""
+        data = pack(weights)
+        t = GlobalModelRow.__table__
+        with self.engine.connect() as conn, conn.execution_options(ledger_write=True).begin():
+            conn.execute(t.delete().where(t.c.run == run, t.c.round == round_no))
+            conn.execute(
+                t.insert().values(
+                    run=run, round=round_no, weights=data, sha256=hashlib.sha256(data).hexdigest(), at=_now()
+                )
+            )
+
+    def latest(self) -> tuple[str, int, Weights] | None:
+        """The newest model stored: its run, round and weights."""
+        t = GlobalModelRow.__table__
+        with self.engine.connect() as conn:
+            row = conn.execute(select(t).order_by(t.c.at.desc(), t.c.round.desc()).limit(1)).first()
+        return None if row is None else (row.run, row.round, unpack(row.weights))
+
+    def versions(self) -> list[dict[str, object]]:
+        """Every stored model's run, round, digest and time, oldest first."""
+        t = GlobalModelRow.__table__
+        with self.engine.connect() as conn:
+            rows = conn.execute(select(t.c.run, t.c.round, t.c.sha256, t.c.at).order_by(t.c.at, t.c.round)).all()
+        return [{"run": r.run, "round": r.round, "sha256": r.sha256, "at": r.at.isoformat()} for r in rows]
