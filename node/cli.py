@@ -148,14 +148,18 @@ def demo(
     exchanges: Annotated[
         int, typer.Option(min=0, max=100_000, help="Exchanges between the brands' servers (0: skip the money path).")
     ] = 3000,
+    federation: Annotated[
+        bool, typer.Option("--federation/--no-federation", help="Train the joint churn model across the nodes.")
+    ] = True,
 ) -> None:
     """Run the alliance demo: three brands as server processes, CDNOW purchases earning points, consent,
-    linked accounts, exchanges, a settlement window, liability, witnessed checkpoints, verified exports."""
+    linked accounts, exchanges, a settlement window, liability, witnessed checkpoints, verified exports,
+    and a federated churn model trained with differential privacy across the three nodes."""
     from node.demo import DemoError, run_demo
 
     base = data_dir or Path(tempfile.mkdtemp(prefix="alliance-demo-"))
     try:
-        result = run_demo(base, out, exchanges=exchanges)
+        result = run_demo(base, out, exchanges=exchanges, federation=federation)
     except DemoError as exc:
         _fail(str(exc))
         return

@@ -9,7 +9,7 @@ from typing import Annotated
 import typer
 from rich.table import Table as RichTable
 
-from node.cli import _fail, err, friendly, out
+from node.cli import DataDir, _fail, _open, err, friendly, out
 from node.progress import progress_bar
 
 federate_app = typer.Typer(no_args_is_help=True, help="Federated learning: the joint churn model.")
@@ -121,5 +121,150 @@ def _print_table(data: dict[str, object]) -> None:
     out.print(table)
 
 
-def _f(v: object, digits: int = 3) -> str:
-    return "-" if v is None else f"{v:.{digits}f}"
+def _f(v: object, digits: int = 3, sign: bool = False) -> str:
+    if v is None or (isinstance(v, float) and v != v):
+        return "-"
+    return f"{v:+.{digits}f}" if sign else f"{v:.{digits}f}"
+
+
+@federate_app.command("run")
+@friendly
+def run_cmd(
+    node: Annotated[
+        list[Path], typer.Option("--node", help="A node's data directory on this machine; repeat per brand.")
+    ],
+    run: Annotated[
+        str, typer.Option("--run", help="Run name (the privacy record and model versions are kept under it).")
+    ],
+    epsilon: Annotated[
+        float, typer.Option("--epsilon", help="The run's epsilon at each brand (within its budget).")
+    ] = 3.0,
+    rounds: Annotated[int, typer.Option("--rounds", help="Federated rounds.")] = 5,
+    cutoff: Annotated[
+        str | None, typer.Option("--cutoff", help="Features up to this day (ISO); default 180 days ago.")
+    ] = None,
+    horizon_end: Annotated[
+        str | None,
+        typer.Option("--horizon-end", help="Churned = no purchase after the cutoff up to this day; default today."),
+    ] = None,
+    as_json: Annotated[bool, typer.Option("--json", help="Print the result as JSON.")] = False,
+) -> None:
+    """Train the joint churn model across nodes on this machine, in one process (no Deployment Engine).
+
+    Each node takes part through its consent-gated loader: only members with joint_modeling consent,
+    adults, not erased. Each round's manifest and epsilon go to the node's audit log; a node whose
+    budget the round would pass refuses it. The global model of every round is stored in each node.
+    """
+    from dataclasses import asdict
+    from datetime import UTC, date, datetime, timedelta
+
+    from federation.server_app import RunSettings
+    from node.churn_rows import ChurnWindow
+    from node.federation_run import federate_nodes
+
+    if len(node) < 2:
+        _fail("give --node at least twice: federation needs two brands", 2)
+    today = datetime.now(UTC).date()
+    try:
+        end = date.fromisoformat(horizon_end) if horizon_end else today
+        start = date.fromisoformat(cutoff) if cutoff else end - timedelta(days=180)
+        window = ChurnWindow(start, end)
+    except ValueError as exc:
+        _fail(f"--cutoff/--horizon-end: {exc}", 2)
+        return
+    settings = RunSettings(run=run, rounds=rounds, epsilon=epsilon)
+    nodes = {str(i): _open(d) for i, d in enumerate(node)}
+    try:
+        with progress_bar(err, transient=True) as bar:
+            task = bar.add_task("federated rounds", total=rounds)
+            result = federate_nodes(nodes, window, settings, lambda r: bar.advance(task))
+    finally:
+        for n in nodes.values():
+            n.dispose()
+    if as_json:
+        data = {
+            "report": result.report.to_json(),
+            "brands": [asdict(b) | {"epsilon_remaining": b.epsilon_remaining} for b in result.brands],
+        }
+        out.print_json(json.dumps(data, default=str).replace("NaN", "null"))
+        return
+    from node.federation_run import print_outcomes
+
+    print_outcomes(result, out)
+
+
+@federate_app.command("budget")
+@friendly
+def budget_cmd(
+    data_dir: DataDir,
+    epsilon: Annotated[
+        float | None, typer.Option("--epsilon", help="Set the total joint_modeling budget (audited).")
+    ] = None,
+) -> None:
+    """Show (or set) the brand's total privacy budget for joint_modeling, with what is spent of it."""
+    from node.federation_store import NodePrivacyBook
+
+    n = _open(data_dir)
+    try:
+        book = NodePrivacyBook(n.store.engine)
+        if epsilon is not None:
+            before = book.budget()
+            book.set_budget(epsilon)
+            n.audit(
+                "config.change",
+                purpose_code="joint_modeling",
+                details={"setting": "privacy_budget_epsilon", "old": before, "new": float(epsilon)},
+            )
+        spent = _spent_total(book)
+        out.print(
+            f"joint_modeling budget: epsilon {book.budget():g}; spent {spent:.3f}; "
+            f"remaining {max(0.0, book.budget() - spent):.3f}",
+            highlight=False,
+        )
+    finally:
+        n.dispose()
+
+
+@federate_app.command("status")
+@friendly
+def status_cmd(data_dir: DataDir) -> None:
+    """The node's federated rounds (epsilon, delta, manifest) and the global model versions it holds."""
+    from node.federation_store import NodeModelShelf, NodePrivacyBook
+
+    n = _open(data_dir)
+    try:
+        book = NodePrivacyBook(n.store.engine)
+        rounds = RichTable(title="Trained rounds (joint_modeling)")
+        for col in ("run", "round", "epsilon (cumulative)", "delta", "members", "members sha256", "at"):
+            rounds.add_column(col)
+        for r in book.rounds():
+            rounds.add_row(
+                str(r["run"]),
+                str(r["round"]),
+                f"{r['epsilon']:.3f}",
+                f"{r['delta']:g}",
+                f"{r['members']:,}",
+                str(r["members_sha256"])[:16] + "…",
+                str(r["at"])[:19],
+            )
+        out.print(rounds)
+        models = RichTable(title="Global models held")
+        for col in ("run", "round", "sha256", "at"):
+            models.add_column(col)
+        for v in NodeModelShelf(n.store.engine).versions():
+            models.add_row(str(v["run"]), str(v["round"]), str(v["sha256"])[:16] + "…", str(v["at"])[:19])
+        out.print(models)
+        spent = _spent_total(book)
+        out.print(f"budget {book.budget():g}, spent {spent:.3f}, remaining {max(0.0, book.budget() - spent):.3f}")
+    finally:
+        n.dispose()
+
+
+def _spent_total(book: object) -> float:
+    from federation.privacy import epsilon_of
+    from node.federation_store import NodePrivacyBook
+
+    assert isinstance(book, NodePrivacyBook)
+    rounds = book.rounds()
+    delta = float(rounds[-1]["delta"]) if rounds else 1e-5
+    return epsilon_of(book.spent_before(""), delta)

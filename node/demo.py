@@ -19,7 +19,9 @@ from ledger.export import export_log, verify_export
 from ledger.witness import AddCheckpoint, WitnessError
 from node import cdnow, demo_consent
 from node.alliance import BrandSpec, create_alliance
-from node.demo_exchange import ExchangeResult, exchange_phase
+from node.demo_exchange import ExchangeResult, earn_purchases, exchange_phase
+from node.demo_federation import federation_phase
+from node.federation_run import NodesRun
 from node.identity import Node
 from node.local_servers import free_port
 from node.pia_facts import gather
@@ -27,10 +29,12 @@ from node.progress import progress_bar
 from node.settings import VKEY_FILE
 from node.witnessing import LocalWitness, request_cosignatures
 
+# clearly different sizes (70%, 25%, 5% of the customers): the coffee chain is the small brand
+# that the joint churn model is for
 BRANDS: list[tuple[str, str, int]] = [
-    ("airline", "Sky Airline", 5),
-    ("supermarket", "FreshMart", 3),
-    ("coffee", "Bean Coffee", 2),
+    ("airline", "Sky Airline", 14),
+    ("supermarket", "FreshMart", 5),
+    ("coffee", "Bean Coffee", 1),
 ]
 # what one point is worth (fen) and the fee on points leaving, as the registry states them
 POINT_VALUES: dict[str, tuple[Decimal, Decimal]] = {
@@ -58,6 +62,7 @@ class DemoResult:
     consents: dict[str, Counter[str]] = field(default_factory=dict)
     audit_bundles: dict[str, tuple[int, int]] = field(default_factory=dict)
     exchange: ExchangeResult | None = None
+    federation: NodesRun | None = None
 
     @property
     def ok(self) -> bool:
@@ -67,6 +72,7 @@ class DemoResult:
             and len(self.refused_forks) == 2
             and len(self.audit_bundles) == len(BRANDS)
             and (self.exchange is None or self.exchange.ok)
+            and (self.federation is None or all(b.refused is None for b in self.federation.brands))
         )
 
 
@@ -175,7 +181,9 @@ def _try_forks(nodes: dict[str, Node], result: DemoResult, console: Console) -> 
             console.print(f"  fork drill ({label}): {witness_brand} refused with {exc.status}: {exc}")
 
 
-def run_demo(base: Path, console: Console | None = None, rounds: int = 4, exchanges: int = 3000) -> DemoResult:
+def run_demo(
+    base: Path, console: Console | None = None, rounds: int = 4, exchanges: int = 3000, federation: bool = True
+) -> DemoResult:
     """Run the whole demo in ``base``; return what it proved."""
     console = console or Console()
     result = DemoResult()
@@ -198,6 +206,11 @@ def run_demo(base: Path, console: Console | None = None, rounds: int = 4, exchan
         if exchanges:
             console.rule("Points: earn, link, exchange, settle")
             result.exchange = exchange_phase(base, nodes, by_brand, _member_ref, console, exchanges)
+        elif federation:
+            earn_purchases(nodes, by_brand, _member_ref)  # the money path skipped: the journals still need them
+        if federation:
+            console.rule("Joint churn model: Flower + Opacus across the three nodes")
+            result.federation = federation_phase(nodes, console)
         _export_and_verify(base, nodes, result, console)
     finally:
         for node in nodes.values():

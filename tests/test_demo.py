@@ -26,6 +26,12 @@ def test_demo_appends_every_cdnow_purchase_and_verifies_every_log(tmp_path: Path
     assert len(result.verified) == 9  # three brands x audit, exchange, purchases
     assert all(n == 2 for (_, log), n in result.cosignatures.items() if log == "purchases")
     assert result.refused_forks == ["same size, other root", "larger size, rewritten past"]
+    fl = result.federation
+    assert fl is not None
+    assert [b.brand.split(".")[0] for b in sorted(fl.brands, key=lambda b: -b.train_rows)] == [
+        "airline", "supermarket", "coffee"]
+    assert all(b.refused is None and b.epsilon_spent is not None and 0 < b.epsilon_spent <= 3.0 for b in fl.brands)
+    assert all(b.auc_together is not None and b.auc_together > 0.65 for b in fl.brands)
     for brand in ("airline", "supermarket", "coffee"):
         report = (tmp_path / "alliance" / brand / "pia-report.md").read_text()
         assert "| points_exchange | ON | pia-" in report
