@@ -185,3 +185,39 @@ def test_every_node_stores_each_rounds_global_model(nodes: dict[str, Node]) -> N
         assert latest is not None
         assert report.weights is not None
         assert all((latest[2][k] == report.weights[k].astype("float32")).all() for k in report.weights)
+
+
+def test_the_budget_command_sets_shows_and_audits_the_budget(nodes: dict[str, Node]) -> None:
+    from typer.testing import CliRunner
+
+    from node.cli import app
+
+    node = nodes["airline"]
+    data_dir = str(node.settings.data_dir)
+    r = CliRunner().invoke(app, ["federate", "budget", "--data-dir", data_dir, "--epsilon", "4.5"])
+    assert r.exit_code == 0, r.output
+    assert "epsilon 4.5; spent 0.000; remaining 4.500" in r.output
+    assert NodePrivacyBook(node.store.engine).budget() == 4.5
+    change = audit_events(node, "config.change")[-1]
+    assert change["details"]["setting"] == "privacy_budget_epsilon"
+    assert change["details"]["new"] == 4.5
+    bad = CliRunner().invoke(app, ["federate", "budget", "--data-dir", data_dir, "--epsilon", "-1"])
+    assert bad.exit_code == 1
+    assert "positive, finite epsilon" in bad.output
+
+
+def test_federate_run_over_node_directories_then_status_lists_the_rounds(nodes: dict[str, Node]) -> None:
+    from typer.testing import CliRunner
+
+    from node.cli import app
+
+    dirs = [str(n.settings.data_dir) for n in nodes.values()]
+    r = CliRunner().invoke(app, ["federate", "run", "--node", dirs[0], "--node", dirs[1], "--run", "cli-1",
+                                 "--rounds", "1", "--cutoff", str(WINDOW.cutoff), "--json"])
+    assert r.exit_code == 0, r.output
+    data = json.loads(r.stdout)
+    assert len(data["brands"]) == 2
+    assert all(0 < b["epsilon_spent"] <= 3.0 for b in data["brands"])
+    status = CliRunner().invoke(app, ["federate", "status", "--data-dir", dirs[0]])
+    assert status.exit_code == 0, status.output
+    assert "cli-1" in status.output
