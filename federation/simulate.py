@@ -14,15 +14,17 @@ from __future__ import annotations
 
 import logging
 import random
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from statistics import fmean
+
+import numpy as np
 
 from federation.client_app import make_client_app
 from federation.inprocess import InProcessGrid
 from federation.metrics import auc
 from federation.server_app import FederationReport, RoundReport, RunSettings, run_federation
-from federation.site import BrandData, MemoryPrivacyBook, Site
+from federation.site import BrandData, MemoryPrivacyBook, Site, Weights
 from federation.training import initial_weights, predict, train
 
 
@@ -139,59 +141,95 @@ def simulate(
     progress: Callable[[str], None] | None = None,
 ) -> SimulationResult:
     """Train and judge the four models; ``progress`` hears each step."""
-    if len(brands) < 2:
-        raise ValueError("federation needs at least two brands")
-    if len({b.name for b in brands}) != len(brands):
-        raise ValueError("brand names must differ")
-    say = progress or (lambda _m: None)
-    data = {b.name: split(b, settings.test_fraction, settings.seed) for b in brands}
-    width = len(brands[0].x[0])
-    start = initial_weights(width, settings.seed)
-    epochs = settings.rounds * settings.epochs
+    bench = Bench(brands, settings, progress)
+    local, central = bench.local(), bench.centralized()
+    fed, nodp = bench.federated(settings.epsilon), bench.federated(None)
+    if fed.weights is None or nodp.weights is None:
+        raise RuntimeError("no brand trained: see each brand's refusal in the report")
+    last = {b.brand: b for b in fed.rounds[-1].brands}
+    results = [
+        BrandResult(
+            name=b.name,
+            rows=len(b.y),
+            train_rows=len(bench.data[b.name].y_train),
+            test_rows=len(bench.data[b.name].y_test),
+            auc_local=local[b.name],
+            auc_federated=bench.judge(fed.weights, b.name),
+            auc_federated_nodp=bench.judge(nodp.weights, b.name),
+            auc_centralized=central[b.name],
+            epsilon=last[b.name].epsilon if b.name in last else None,
+            contribution=_mean_contribution(fed, b.name),
+        )
+        for b in brands
+    ]
+    per_round = fmean(r.seconds for r in fed.rounds)
+    return SimulationResult(settings, results, fed, per_round)
 
-    def judge(weights: dict, name: str) -> float:  # type: ignore[type-arg]
-        d = data[name]
+
+class Bench:
+    """The brands split once into training and held-out rows, and the models judged on them."""
+
+    def __init__(
+        self, brands: Sequence[Brand], settings: SimulationSettings, progress: Callable[[str], None] | None = None
+    ) -> None:
+        if len(brands) < 2:
+            raise ValueError("federation needs at least two brands")
+        if len({b.name for b in brands}) != len(brands):
+            raise ValueError("brand names must differ")
+        self.brands, self.settings = list(brands), settings
+        self.say = progress or (lambda _m: None)
+        self.data = {b.name: split(b, settings.test_fraction, settings.seed) for b in brands}
+        self.start = initial_weights(len(brands[0].x[0]), settings.seed)
+        self.epochs = settings.rounds * settings.epochs
+
+    def judge(self, weights: Mapping[str, np.ndarray], name: str) -> float:
+        """AUC of ``weights`` on brand ``name``'s held-out rows."""
+        d = self.data[name]
         return auc(d.y_test, predict(weights, d.x_test))
 
-    local = {}
-    for b in brands:
-        say(f"local model of {b.name}")
-        d = data[b.name]
-        trained = train(
-            start,
-            d.x_train,
-            d.y_train,
-            epochs=epochs,
-            batch_size=settings.batch_size,
-            lr=settings.lr,
-            seed=settings.seed,
-        )
-        local[b.name] = judge(trained.weights, b.name)
-    say("centralized model")
-    pooled_x = [row for d in data.values() for row in d.x_train]
-    pooled_y = [v for d in data.values() for v in d.y_train]
-    central = train(
-        start, pooled_x, pooled_y, epochs=epochs, batch_size=settings.batch_size, lr=settings.lr, seed=settings.seed
-    ).weights
+    def _fit(self, x: list[list[float]], y: list[int]) -> Weights:
+        s = self.settings
+        return train(self.start, x, y, epochs=self.epochs, batch_size=s.batch_size, lr=s.lr, seed=s.seed).weights
 
-    def federated(dp: bool) -> FederationReport:
-        sites = {n: Site(n, _constant(d), MemoryPrivacyBook(settings.epsilon)) for n, d in data.items()}
+    def local(self) -> dict[str, float]:
+        """Each brand alone, no DP: its AUC."""
+        out = {}
+        for name, d in self.data.items():
+            self.say(f"local model of {name}")
+            out[name] = self.judge(self._fit(d.x_train, d.y_train), name)
+        return out
+
+    def centralized(self) -> dict[str, float]:
+        """Every brand's training rows pooled, no DP: each brand's AUC."""
+        self.say("centralized model")
+        weights = self._fit(
+            [row for d in self.data.values() for row in d.x_train], [v for d in self.data.values() for v in d.y_train]
+        )
+        return {name: self.judge(weights, name) for name in self.data}
+
+    def federated(self, epsilon: float | None) -> FederationReport:
+        """FedAvg through the in-process Grid, with DP at ``epsilon`` (None: without DP)."""
+        s = self.settings
+        dp = epsilon is not None
+        budget = epsilon if epsilon is not None else s.epsilon
+        sites = {n: Site(n, _constant(d), MemoryPrivacyBook(budget)) for n, d in self.data.items()}
         app = make_client_app(lambda ctx: sites[str(ctx.node_config["brand"])])
         grid = InProcessGrid(app, [{"brand": n} for n in sites])
         run = RunSettings(
-            run=f"simulate-{'dp' if dp else 'nodp'}",
-            rounds=settings.rounds,
-            epsilon=settings.epsilon,
-            delta=settings.delta,
+            run=f"simulate-{epsilon if dp else 'nodp'}",
+            rounds=s.rounds,
+            epsilon=budget,
+            delta=s.delta,
             dp=dp,
-            epochs=settings.epochs,
-            batch_size=settings.batch_size,
-            lr=settings.lr,
-            seed=settings.seed,
+            epochs=s.epochs,
+            batch_size=s.batch_size,
+            lr=s.lr,
+            seed=s.seed,
         )
+        label = f"federated at epsilon {epsilon:g}" if dp else "federated without DP"
 
         def on_round(r: RoundReport) -> None:
-            say(f"federated{'' if dp else ' without DP'}: round {r.round}/{settings.rounds}, mean AUC {r.auc_mean:.3f}")
+            self.say(f"{label}: round {r.round}/{s.rounds}, mean AUC {r.auc_mean:.3f}")
 
         flower = logging.getLogger("flwr")
         level = flower.level
@@ -200,29 +238,6 @@ def simulate(
             return run_federation(grid, run, len(sites), on_round)
         finally:
             flower.setLevel(level)
-
-    fed = federated(dp=True)
-    nodp = federated(dp=False)
-    if fed.weights is None or nodp.weights is None:
-        raise RuntimeError("no brand trained: see each brand's refusal in the report")
-    last = {b.brand: b for b in fed.rounds[-1].brands}
-    results = [
-        BrandResult(
-            name=b.name,
-            rows=len(b.y),
-            train_rows=len(data[b.name].y_train),
-            test_rows=len(data[b.name].y_test),
-            auc_local=local[b.name],
-            auc_federated=judge(fed.weights, b.name),
-            auc_federated_nodp=judge(nodp.weights, b.name),
-            auc_centralized=judge(central, b.name),
-            epsilon=last[b.name].epsilon if b.name in last else None,
-            contribution=_mean_contribution(fed, b.name),
-        )
-        for b in brands
-    ]
-    per_round = fmean(r.seconds for r in fed.rounds)
-    return SimulationResult(settings, results, fed, per_round)
 
 
 def _constant(d: BrandData) -> Callable[[], BrandData]:

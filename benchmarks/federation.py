@@ -1,0 +1,192 @@
+"""Privacy-utility benchmark of the joint churn model on the CDNOW brands.
+
+The CDNOW customers are split across the demo's three brands (70%, 25% and 5%); features run to
+the end of 1997, churned = no purchase in the first half of 1998. Each brand's held-out quarter
+judges, for several seeds (a seed changes the split, the initial weights and the sampling):
+
+- the brand alone (its own rows, no DP);
+- federated (FedAvg, Flower's Message API through the in-process Grid, Opacus DP-SGD in each brand)
+  at epsilon 1, 3 and 8 per brand;
+- federated without DP;
+- centralized: all training rows pooled, no DP (the upper bound).
+
+A second table shrinks the smallest brand (5%, 2%, 1% of the customers) to show where a small
+brand gains from the alliance. A PNG plot of AUC against epsilon goes to docs/.
+
+    python benchmarks/federation.py               # 3 seeds
+    python benchmarks/federation.py --seeds 1     # quicker
+    python benchmarks/federation.py --write-docs  # also rewrite docs/benchmarks.md and the plot
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+import time
+from datetime import UTC, datetime
+from pathlib import Path
+from statistics import fmean, pstdev
+
+if sys.path and Path(sys.path[0] or ".").resolve() == Path(__file__).resolve().parent:
+    sys.path[0] = str(Path(__file__).resolve().parent.parent)  # the repository's packages, not siblings
+
+from rich.console import Console
+from rich.table import Table
+
+from benchmarks.httpload import replace_section
+from federation.simulate import Bench, SimulationSettings
+from node import cdnow
+from node.cdnow_churn import churn_brands
+
+DOCS = Path(__file__).resolve().parent.parent / "docs" / "benchmarks.md"
+PLOT = Path(__file__).resolve().parent.parent / "docs" / "federation-privacy-utility.png"
+MD_START, MD_END = "<!-- federation:start -->", "<!-- federation:end -->"
+BRANDS = [("airline", 14), ("supermarket", 5), ("coffee", 1)]
+SHRINK = [
+    [("airline", 14), ("supermarket", 5), ("coffee", 1)],
+    [("airline", 38), ("supermarket", 11), ("coffee", 1)],
+    [("airline", 75), ("supermarket", 24), ("coffee", 1)],
+]
+EPSILONS = (1.0, 3.0, 8.0)
+out, err = Console(), Console(stderr=True)
+
+
+def ms(values: list[float]) -> str:
+    """Mean and spread over seeds."""
+    return f"{fmean(values):.3f} ± {pstdev(values):.3f}" if len(values) > 1 else f"{values[0]:.3f}"
+
+
+def main(argv: list[str] | None = None) -> int:
+    """Run, print the tables, optionally write the docs and the plot."""
+    ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    ap.add_argument("--seeds", type=int, default=3, help="seeds (splits) to average over")
+    ap.add_argument("--rounds", type=int, default=5, help="federated rounds")
+    ap.add_argument("--write-docs", action="store_true", help="rewrite the federation section and the plot")
+    args = ap.parse_args(argv)
+    purchases = list(cdnow.purchases())
+    brands = churn_brands(BRANDS, purchases)
+    names = [b.name for b in brands]
+    rows: dict[str, dict[str, list[float]]] = {}  # model -> brand -> AUC per seed
+    seconds: list[float] = []
+
+    def put(model: str, aucs: dict[str, float]) -> None:
+        for name, value in aucs.items():
+            rows.setdefault(model, {}).setdefault(name, []).append(value)
+
+    started = time.monotonic()
+    with err.status("training") as status:
+        for seed in range(args.seeds):
+            bench = Bench(
+                brands,
+                SimulationSettings(rounds=args.rounds, seed=seed),
+                lambda m, seed=seed: status.update(f"seed {seed}: {m}"),
+            )
+            put("alone (no DP)", bench.local())
+            for eps in EPSILONS:
+                report = bench.federated(eps)
+                seconds += [r.seconds for r in report.rounds]
+                assert report.weights is not None
+                put(f"federated, epsilon {eps:g}", {n: bench.judge(report.weights, n) for n in names})
+            nodp = bench.federated(None)
+            assert nodp.weights is not None
+            put("federated, no DP", {n: bench.judge(nodp.weights, n) for n in names})
+            put("centralized (pooled, no DP)", bench.centralized())
+        shrink: list[tuple[str, int, list[float], list[float]]] = []
+        for weights in SHRINK:
+            small = churn_brands(weights, purchases)
+            alone, together = [], []
+            for seed in range(args.seeds):
+                bench = Bench(small, SimulationSettings(rounds=args.rounds, seed=seed), lambda m: status.update(f"{m}"))
+                alone.append(bench.local()["coffee"])
+                report = bench.federated(3.0)
+                assert report.weights is not None
+                together.append(bench.judge(report.weights, "coffee"))
+            share = f"{100 * weights[-1][1] / sum(w for _, w in weights):.0f}%"
+            shrink.append((share, len(next(b for b in small if b.name == "coffee").y), alone, together))
+    wall = time.monotonic() - started
+
+    sizes = {b.name: len(b.y) for b in brands}
+    table = Table(title=f"Held-out AUC on the CDNOW brands (mean ± sd over {args.seeds} seeds, {args.rounds} rounds)")
+    table.add_column("model")
+    for n in names:
+        table.add_column(f"{n} ({sizes[n]:,})", justify="right")
+    table.add_column("mean over brands", justify="right")
+    md = [
+        "| model | " + " | ".join(f"{n} ({sizes[n]:,} members)" for n in names) + " | mean over brands |",
+        "|---|" + "---|" * (len(names) + 1),
+    ]
+    for model, per in rows.items():
+        means = [fmean(per[n]) for n in names]
+        cells = [ms(per[n]) for n in names]
+        table.add_row(model, *cells, f"{fmean(means):.3f}")
+        md.append(f"| {model} | " + " | ".join(cells) + f" | {fmean(means):.3f} |")
+    out.print(table)
+    small_table = Table(title="The smallest brand alone and federated (epsilon 3) as it shrinks")
+    for col in ("coffee's share", "members", "alone", "federated, epsilon 3", "gain"):
+        small_table.add_column(col, justify="right")
+    md_small = ["| coffee's share | members | alone | federated, epsilon 3 | gain |", "|---|---|---|---|---|"]
+    for share, members, alone, together in shrink:
+        gain = [t - a for a, t in zip(alone, together, strict=True)]
+        cells = [share, f"{members:,}", ms(alone), ms(together), f"{fmean(gain):+.3f}"]
+        small_table.add_row(*cells)
+        md_small.append("| " + " | ".join(cells) + " |")
+    out.print(small_table)
+
+    def mean_of(model: str) -> float:
+        return fmean(fmean(rows[model][n]) for n in names)
+
+    gap = mean_of("centralized (pooled, no DP)") - mean_of("federated, epsilon 3")
+    coffee_gain = fmean(rows["federated, epsilon 3"]["coffee"]) - fmean(rows["alone (no DP)"]["coffee"])
+    goals = [
+        f"federated at epsilon 3 vs centralized, mean over brands: {gap:+.3f} below (goal: within 0.02) "
+        + ("- met" if gap <= 0.02 else "- MISSED"),
+        f"smallest brand (coffee, 5%) federated at epsilon 3 vs alone: {coffee_gain:+.3f} (goal: +0.03) "
+        + ("- met" if coffee_gain >= 0.03 else "- MISSED"),
+        f"seconds per round in process (3 brands, {sum(sizes.values()):,} members): {fmean(seconds):.2f} "
+        f"(median of {len(seconds)} rounds: {sorted(seconds)[len(seconds) // 2]:.2f})",
+        "seconds per round on the Deployment Engine: not measured yet (the `federation` commands are not built)",
+    ]
+    for line in goals:
+        out.print(line)
+    out.print(f"wall time {wall:.0f} s")
+    if args.write_docs:
+        _plot(rows, names, args.seeds)
+        shown = " ".join(a for a in (argv or sys.argv[1:]) if a != "--write-docs")
+        section = (
+            "\n".join(md)
+            + "\n\n"
+            + "\n".join(md_small)
+            + "\n\n"
+            + "\n".join(f"- {g}" for g in goals)
+            + f"\n\n![AUC against epsilon](federation-privacy-utility.png)\n\n"
+            f"`python benchmarks/federation.py {shown}`, {datetime.now(UTC):%Y-%m-%d}, {wall:.0f} s.\n"
+        )
+        replace_section(DOCS, MD_START, MD_END, "Federated churn model", section)
+    return 0
+
+
+def _plot(rows: dict[str, dict[str, list[float]]], names: list[str], seeds: int) -> None:
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    fig, ax = plt.subplots(figsize=(7, 4.2), dpi=110)
+    for i, n in enumerate(names):
+        color = f"C{i}"
+        ys = [fmean(rows[f"federated, epsilon {e:g}"][n]) for e in EPSILONS]
+        ax.plot(EPSILONS, ys, marker="o", color=color, label=f"{n}: federated (DP)")
+        ax.axhline(fmean(rows["alone (no DP)"][n]), color=color, linestyle=":", linewidth=1)
+        ax.axhline(fmean(rows["centralized (pooled, no DP)"][n]), color=color, linestyle="--", linewidth=1)
+    ax.set_xscale("log")
+    ax.set_xticks(list(EPSILONS), [f"{e:g}" for e in EPSILONS])
+    ax.set_xlabel("epsilon per brand (delta 1e-5)")
+    ax.set_ylabel("held-out AUC")
+    ax.set_title(f"CDNOW churn: federated vs alone (dotted) and pooled (dashed), {seeds} seeds")
+    ax.legend(fontsize=8, loc="lower right")
+    fig.tight_layout()
+    fig.savefig(PLOT)
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
