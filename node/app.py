@@ -9,7 +9,7 @@ from fastapi import FastAPI
 
 from node import problems
 from node.identity import Node
-from node.routes import audit, exchange, health, logs, me, members, notices, peer, pia, requests, witness
+from node.routes import audit, churn, exchange, health, logs, me, members, notices, peer, pia, requests, witness
 
 
 def create_app(node: Node, recovery: bool = False) -> FastAPI:
@@ -44,6 +44,7 @@ def create_app(node: Node, recovery: bool = False) -> FastAPI:
     app.include_router(logs.router)
     app.include_router(witness.router)
     app.include_router(notices.router)
+    app.include_router(churn.router)
     app.include_router(members.router)
     app.include_router(me.router)
     app.include_router(audit.router)
