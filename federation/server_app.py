@@ -19,6 +19,7 @@ import time
 from collections.abc import Callable, Iterable
 from dataclasses import asdict, dataclass, field
 from statistics import fmean
+from typing import Any
 
 from flwr.app import ArrayRecord, ConfigRecord, Context, Message, MessageType, MetricRecord, RecordDict
 from flwr.serverapp import Grid, ServerApp
@@ -137,6 +138,17 @@ class FederationReport:
                 for r in self.rounds
             ],
         }
+
+
+    @classmethod
+    def from_json(cls, data: dict[str, Any]) -> FederationReport:
+        """A report printed by :meth:`to_json` (the Deployment Engine's ServerApp prints one)."""
+        settings = RunSettings(**data["settings"])
+        rounds = [
+            RoundReport(r["round"], [BrandRound(**b) for b in r["brands"]], float(r["seconds"]))
+            for r in data["rounds"]
+        ]
+        return cls(settings, rounds)
 
 
 def _num(v: object) -> object:

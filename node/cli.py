@@ -348,9 +348,10 @@ def _wire_audit() -> None:
     app.add_typer(exchange_app, name="exchange")
     app.add_typer(settlement_app, name="settlement")
 
-    from node.cli_federation import federate_app
+    from node.cli_federation import federate_app, federation_app
 
     app.add_typer(federate_app, name="federate")
+    app.add_typer(federation_app, name="federation")
 
 
 _wire_audit()

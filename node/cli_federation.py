@@ -268,3 +268,94 @@ def _spent_total(book: object) -> float:
     rounds = book.rounds()
     delta = float(rounds[-1]["delta"]) if rounds else 1e-5
     return epsilon_of(book.spent_before(""), delta)
+
+
+federation_app = typer.Typer(
+    no_args_is_help=True, help="Flower's Deployment Engine: a SuperLink and one SuperNode per node."
+)
+
+
+@federation_app.command("run")
+@friendly
+def deployment_run_cmd(
+    node: Annotated[
+        list[Path], typer.Option("--node", help="A node's data directory on this machine; repeat per brand.")
+    ],
+    run: Annotated[
+        str, typer.Option("--run", help="Run name (the privacy record and model versions are kept under it).")
+    ],
+    epsilon: Annotated[
+        float, typer.Option("--epsilon", help="The run's epsilon at each brand (within its budget).")
+    ] = 3.0,
+    rounds: Annotated[int, typer.Option("--rounds", help="Federated rounds.")] = 5,
+    cutoff: Annotated[
+        str | None, typer.Option("--cutoff", help="Features up to this day (ISO); default 180 days ago.")
+    ] = None,
+    horizon_end: Annotated[
+        str | None, typer.Option("--horizon-end", help="Label window end (ISO); default today.")
+    ] = None,
+    secure: Annotated[
+        bool, typer.Option("--secure/--insecure", help="TLS and SuperNode authentication (default) or plain.")
+    ] = True,
+    work_dir: Annotated[
+        Path | None, typer.Option("--work-dir", help="Where the SuperLink's state, keys, certificates and logs go.")
+    ] = None,
+    as_json: Annotated[bool, typer.Option("--json", help="Print the result as JSON.")] = False,
+) -> None:
+    """Run the joint churn model on Flower's Deployment Engine across nodes on this machine.
+
+    Starts a SuperLink (runtime dependency installation disabled, FLWR_HOME in the work directory,
+    free ports on 127.0.0.1) and one SuperNode per node, with TLS from a CA made for the run and each
+    SuperNode's EC key registered with the SuperLink (--secure, the default); streams each round;
+    stops every process at the end, also on failure or Ctrl-C. The commands it ran are in
+    WORK_DIR/commands.log, the processes' output in WORK_DIR/logs/.
+    """
+    import tempfile
+    from dataclasses import asdict
+    from datetime import UTC, date, datetime, timedelta
+
+    from federation.server_app import RunSettings
+    from node.churn_rows import ChurnWindow
+    from node.federation_run import federate_nodes, on_deployment_engine, print_outcomes
+    from node.flower_deploy import DeploymentError
+
+    if len(node) < 2:
+        _fail("give --node at least twice: federation needs two brands", 2)
+    today = datetime.now(UTC).date()
+    try:
+        end = date.fromisoformat(horizon_end) if horizon_end else today
+        window = ChurnWindow(date.fromisoformat(cutoff) if cutoff else end - timedelta(days=180), end)
+    except ValueError as exc:
+        _fail(f"--cutoff/--horizon-end: {exc}", 2)
+        return
+    work = work_dir or Path(tempfile.mkdtemp(prefix="alliance-flower-"))
+    work.mkdir(parents=True, exist_ok=True)
+    nodes = {str(i): _open(d) for i, d in enumerate(node)}
+    try:
+        with progress_bar(err, transient=True) as bar:
+            task = bar.add_task("starting the SuperLink and SuperNodes, then federated rounds", total=rounds)
+            result = federate_nodes(
+                nodes,
+                window,
+                RunSettings(run=run, rounds=rounds, epsilon=epsilon),
+                lambda r: bar.update(
+                    task, advance=1, description=f"round {r.round}/{rounds}, mean AUC {r.auc_mean:.3f}"
+                ),
+                runner=on_deployment_engine(work, secure=secure),
+            )
+    except DeploymentError as exc:
+        _fail(f"{exc} (work directory {work})")
+        return
+    finally:
+        for n in nodes.values():
+            n.dispose()
+    if as_json:
+        data = {
+            "work_dir": str(work),
+            "report": result.report.to_json(),
+            "brands": [asdict(b) | {"epsilon_remaining": b.epsilon_remaining} for b in result.brands],
+        }
+        out.print_json(json.dumps(data, default=str).replace("NaN", "null"))
+        return
+    print_outcomes(result, out)
+    out.print(f"Deployment Engine work directory (commands, logs): {work}")

@@ -9,7 +9,9 @@ from __future__ import annotations
 
 import logging
 from collections.abc import Callable
-from dataclasses import dataclass, field
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+from typing import Any
 
 from rich.console import Console
 from rich.table import Table
@@ -17,7 +19,7 @@ from rich.table import Table
 from federation.client_app import make_client_app
 from federation.inprocess import InProcessGrid
 from federation.metrics import auc
-from federation.server_app import FederationReport, RoundReport, RunSettings, run_federation
+from federation.server_app import BrandRound, FederationReport, RoundReport, RunSettings, run_federation
 from federation.site import Site
 from federation.training import initial_weights, predict, train
 from node.churn_rows import ChurnWindow
@@ -53,13 +55,10 @@ class NodesRun:
     brands: list[BrandOutcome] = field(default_factory=list)
 
 
-def federate_nodes(
-    nodes: dict[str, Node],
-    window: ChurnWindow,
-    settings: RunSettings,
-    on_round: Callable[[RoundReport], None] | None = None,
-) -> NodesRun:
-    """Run ``settings`` over ``nodes`` (keyed by any label) and judge each brand alone and together."""
+def in_process(
+    nodes: dict[str, Node], window: ChurnWindow, settings: RunSettings, on_round: Callable[[RoundReport], None] | None
+) -> FederationReport:
+    """Run the apps through the in-process Grid."""
     sites: dict[str, Site] = {key: node_site(node, window)[0] for key, node in nodes.items()}
     app = make_client_app(lambda ctx: sites[str(ctx.node_config["brand"])])
     grid = InProcessGrid(app, [{"brand": key} for key in sites])
@@ -67,9 +66,53 @@ def federate_nodes(
     level = flower.level
     flower.setLevel(logging.WARNING)  # Flower logs every step at INFO; the caller shows progress
     try:
-        report = run_federation(grid, settings, len(sites), on_round)
+        return run_federation(grid, settings, len(sites), on_round)
     finally:
         flower.setLevel(level)
+
+
+def on_deployment_engine(work: Path, secure: bool = True) -> Runner:
+    """A runner that starts a SuperLink and one SuperNode per node under ``work`` and runs the apps there."""
+
+    def run(
+        nodes: dict[str, Node],
+        window: ChurnWindow,
+        settings: RunSettings,
+        on_round: Callable[[RoundReport], None] | None,
+    ) -> FederationReport:
+        from node.flower_deploy import LocalFederation
+
+        config: dict[str, Any] = {
+            **{k.replace("_", "-"): v for k, v in asdict(settings).items()},
+            "brands": len(nodes),
+            "cutoff": window.cutoff.isoformat(),
+            "horizon-end": window.horizon_end.isoformat(),
+        }
+        with LocalFederation(work, [n.settings.data_dir for n in nodes.values()], secure=secure) as fed:
+            fed.start()
+            for event in fed.run(config):
+                if "report" in event:
+                    return FederationReport.from_json(event["report"])
+                if on_round is not None:
+                    on_round(RoundReport(event["round"], [BrandRound(**b) for b in event["brands"]], 0.0))
+        raise RuntimeError("the Deployment Engine run ended without a report")
+
+    return run
+
+
+Runner = Callable[[dict[str, Node], ChurnWindow, RunSettings, Callable[[RoundReport], None] | None], FederationReport]
+
+
+def federate_nodes(
+    nodes: dict[str, Node],
+    window: ChurnWindow,
+    settings: RunSettings,
+    on_round: Callable[[RoundReport], None] | None = None,
+    runner: Runner = in_process,
+) -> NodesRun:
+    """Run ``settings`` over ``nodes`` (keyed by any label) and judge each brand alone and together."""
+    report = runner(nodes, window, settings, on_round)
+    sites: dict[str, Site] = {key: node_site(node, window)[0] for key, node in nodes.items()}
     last = {b.brand: b for b in report.rounds[-1].brands} if report.rounds else {}
     outcomes = []
     for site in sites.values():
