@@ -30,6 +30,8 @@ from statistics import fmean, pstdev
 if sys.path and Path(sys.path[0] or ".").resolve() == Path(__file__).resolve().parent:
     sys.path[0] = str(Path(__file__).resolve().parent.parent)  # the repository's packages, not siblings
 
+import itertools
+
 from rich.console import Console
 from rich.table import Table
 
@@ -62,6 +64,7 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--seeds", type=int, default=3, help="seeds (splits) to average over")
     ap.add_argument("--rounds", type=int, default=5, help="federated rounds")
     ap.add_argument("--write-docs", action="store_true", help="rewrite the federation section and the plot")
+    ap.add_argument("--no-deployment", action="store_true", help="skip the Deployment Engine timing")
     args = ap.parse_args(argv)
     purchases = list(cdnow.purchases())
     brands = churn_brands(BRANDS, purchases)
@@ -144,8 +147,14 @@ def main(argv: list[str] | None = None) -> int:
         + ("- met" if coffee_gain >= 0.03 else "- MISSED"),
         f"seconds per round in process (3 brands, {sum(sizes.values()):,} members): {fmean(seconds):.2f} "
         f"(median of {len(seconds)} rounds: {sorted(seconds)[len(seconds) // 2]:.2f})",
-        "seconds per round on the Deployment Engine: not measured yet (the `federation` commands are not built)",
     ]
+    if not args.no_deployment:
+        inproc, deployed, members = _engine_seconds(purchases)
+        goals.append(
+            f"on three nodes holding the CDNOW brands ({members:,} consenting members, 2 rounds each, same run): "
+            f"{fmean(inproc):.2f} s per round in process, {fmean(deployed):.1f} s on the Deployment Engine "
+            "(SuperLink + 3 SuperNodes, TLS and SuperNode auth; a fresh ClientApp process per message)"
+        )
     for line in goals:
         out.print(line)
     out.print(f"wall time {wall:.0f} s")
@@ -163,6 +172,65 @@ def main(argv: list[str] | None = None) -> int:
         )
         replace_section(DOCS, MD_START, MD_END, "Federated churn model", section)
     return 0
+
+
+def _engine_seconds(purchases: list[cdnow.Purchase]) -> tuple[list[float], list[float], int]:
+    """Seconds per round in process and on the Deployment Engine, on the same three CDNOW nodes."""
+    import tempfile
+    from datetime import timedelta
+    from decimal import Decimal
+
+    from compliance.consent import ConsentAction
+    from compliance.service import ConsentChange
+    from federation.server_app import RunSettings
+    from node.alliance import BrandSpec, create_alliance, enable_exchange
+    from node.cdnow_churn import CUTOFF, HORIZON_END
+    from node.churn_rows import ChurnWindow
+    from node.federation_run import federate_nodes, in_process, on_deployment_engine
+    from node.identity import Node
+    from node.local_servers import free_port
+
+    with tempfile.TemporaryDirectory(prefix="bench-federation-") as tmp:
+        base = Path(tmp)
+        specs = [BrandSpec(k, k.title(), Decimal(1), Decimal("0.02"), free_port()) for k, _ in BRANDS]
+        create_alliance(base, specs)
+        nodes = {s.key: Node.open(base / s.key) for s in specs}
+        members = 0
+        for spec in specs:
+            node = nodes[spec.key]
+            enable_exchange(node, [s.node_id for s in specs if s is not spec])
+            mine = [p for p in purchases if cdnow.assign_brand(p.customer_id, BRANDS) == spec.key]
+            refs = list(dict.fromkeys(p.customer_id for p in mine))
+            node.consent.register_members([(r, None, None) for r in refs])
+            pseudonyms = node.keyring.pseudonyms(refs)
+            node.wallets.import_earns(
+                [
+                    (
+                        pseudonyms[p.customer_id],
+                        p.amount_fen // 100,
+                        "purchase",
+                        p.day,
+                        p.day + timedelta(days=730),
+                        f"p:{i}",
+                    )
+                    for i, p in enumerate(mine)
+                    if p.amount_fen >= 100
+                ]
+            )
+            node.consent.change_many(
+                [ConsentChange(r, ("joint_modeling",), ConsentAction.GRANT, collection_method="bench") for r in refs]
+            )
+            members += len(refs)
+        window = ChurnWindow(CUTOFF, HORIZON_END)
+        times: dict[str, list[float]] = {}
+        for name, runner in (("in", in_process), ("deploy", on_deployment_engine(base / "flower"))):
+            stamps = [time.monotonic()]
+            settings = RunSettings(run=f"bench-{name}", rounds=2, epsilon=3.0)
+            federate_nodes(nodes, window, settings, lambda r, s=stamps: s.append(time.monotonic()), runner=runner)
+            times[name] = [b - a for a, b in itertools.pairwise(stamps)]
+        for node in nodes.values():
+            node.dispose()
+    return times["in"], times["deploy"], members
 
 
 def _plot(rows: dict[str, dict[str, list[float]]], names: list[str], seeds: int) -> None:

@@ -151,6 +151,9 @@ def demo(
     federation: Annotated[
         bool, typer.Option("--federation/--no-federation", help="Train the joint churn model across the nodes.")
     ] = True,
+    deployment: Annotated[
+        bool, typer.Option("--deployment", help="Run the federated rounds on Flower's Deployment Engine (slower).")
+    ] = False,
 ) -> None:
     """Run the alliance demo: three brands as server processes, CDNOW purchases earning points, consent,
     linked accounts, exchanges, a settlement window, liability, witnessed checkpoints, verified exports,
@@ -159,7 +162,7 @@ def demo(
 
     base = data_dir or Path(tempfile.mkdtemp(prefix="alliance-demo-"))
     try:
-        result = run_demo(base, out, exchanges=exchanges, federation=federation)
+        result = run_demo(base, out, exchanges=exchanges, federation=federation, deployment=deployment)
     except DemoError as exc:
         _fail(str(exc))
         return

@@ -182,7 +182,12 @@ def _try_forks(nodes: dict[str, Node], result: DemoResult, console: Console) -> 
 
 
 def run_demo(
-    base: Path, console: Console | None = None, rounds: int = 4, exchanges: int = 3000, federation: bool = True
+    base: Path,
+    console: Console | None = None,
+    rounds: int = 4,
+    exchanges: int = 3000,
+    federation: bool = True,
+    deployment: bool = False,
 ) -> DemoResult:
     """Run the whole demo in ``base``; return what it proved."""
     console = console or Console()
@@ -210,7 +215,7 @@ def run_demo(
             earn_purchases(nodes, by_brand, _member_ref)  # the money path skipped: the journals still need them
         if federation:
             console.rule("Joint churn model: Flower + Opacus across the three nodes")
-            result.federation = federation_phase(nodes, console)
+            result.federation = federation_phase(nodes, console, deployment=base / "flower" if deployment else None)
         _export_and_verify(base, nodes, result, console)
     finally:
         for node in nodes.values():

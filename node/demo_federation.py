@@ -9,13 +9,14 @@ consent (60% in the demo's consent mix, less the 3% who withdrew).
 from __future__ import annotations
 
 from datetime import UTC, date, datetime, timedelta
+from pathlib import Path
 
 from rich.console import Console
 
 from federation.server_app import RunSettings
 from node.churn_rows import ChurnWindow
 from node.demo_exchange import LAST_CDNOW_DAY
-from node.federation_run import NodesRun, federate_nodes, print_outcomes
+from node.federation_run import NodesRun, federate_nodes, in_process, on_deployment_engine, print_outcomes
 from node.identity import Node
 from node.progress import progress_bar
 
@@ -28,17 +29,29 @@ def demo_window(today: date | None = None) -> ChurnWindow:
     return ChurnWindow(CDNOW_CUTOFF + shift, LAST_CDNOW_DAY + shift)
 
 
-def federation_phase(nodes: dict[str, Node], console: Console, rounds: int = 5, epsilon: float = 3.0) -> NodesRun:
-    """Train, print each brand alone vs together, epsilon spent and remaining, contributions."""
+def federation_phase(
+    nodes: dict[str, Node], console: Console, rounds: int = 5, epsilon: float = 3.0, deployment: Path | None = None
+) -> NodesRun:
+    """Train, print each brand alone vs together, epsilon spent and remaining, contributions.
+
+    With ``deployment`` (a work directory) the rounds run on Flower's Deployment Engine: a SuperLink
+    and one SuperNode per node with TLS and SuperNode authentication; otherwise in process.
+    """
     settings = RunSettings(run=f"demo-{datetime.now(UTC):%Y%m%dT%H%M%S}", rounds=rounds, epsilon=epsilon)
     window = demo_window()
     console.print(
         f"Churn window: features up to {window.cutoff} (CDNOW 1997-12-31), churned = no purchase up to "
         f"{window.horizon_end}; FedAvg over {len(nodes)} nodes, Opacus DP-SGD at epsilon {epsilon} per brand, "
-        f"{rounds} rounds, in process (the Deployment Engine runs the same apps)."
+        f"{rounds} rounds, "
+        + (
+            f"on Flower's Deployment Engine (TLS, SuperNode auth; work directory {deployment})."
+            if deployment
+            else "in process (`--deployment` runs the same apps on Flower's Deployment Engine)."
+        )
     )
+    runner = on_deployment_engine(deployment) if deployment else in_process
     with progress_bar(console) as bar:
         task = bar.add_task("federated rounds", total=rounds)
-        result = federate_nodes(nodes, window, settings, lambda r: bar.advance(task))
+        result = federate_nodes(nodes, window, settings, lambda r: bar.advance(task), runner=runner)
     print_outcomes(result, console)
     return result

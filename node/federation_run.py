@@ -167,12 +167,12 @@ def _spent(site: Site, settings: RunSettings) -> float | None:
 def print_outcomes(run: NodesRun, console: Console) -> None:
     """Each brand alone vs together, the epsilon spent and left, and its contribution."""
     table = Table(title=f"Joint churn model, run {run.report.settings.run}: held-out AUC alone and together")
-    for col in ("brand", "train rows", "alone", "together", "gain", "epsilon spent", "remaining", "contribution"):
+    for col in ("brand", "rows", "alone", "together", "gain", "ε spent", "ε left", "contrib."):
         table.add_column(col, justify="left" if col == "brand" else "right", no_wrap=col == "brand")
     for b in run.brands:
         gain = None if b.auc_together is None else b.auc_together - b.auc_alone
         table.add_row(
-            b.brand,
+            b.brand.split(".", 1)[0],  # node ids are domain names: the first label names the brand
             f"{b.train_rows:,}",
             _f(b.auc_alone),
             _f(b.auc_together),
