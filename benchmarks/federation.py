@@ -1,6 +1,7 @@
 """Privacy-utility benchmark of the joint churn model on the CDNOW brands.
 
-The CDNOW customers are split across the demo's three brands (70%, 25% and 5%); features run to
+The CDNOW customers are split across the demo's three brands as the demo splits them (about 68%,
+27% and 5%, each with its own profile of first purchases: `node.cdnow.PROFILES`); features run to
 the end of 1997, churned = no purchase in the first half of 1998. Each brand's held-out quarter
 judges, for several seeds (a seed changes the split, the initial weights and the sampling):
 
@@ -43,12 +44,16 @@ from node.cdnow_churn import churn_brands
 DOCS = Path(__file__).resolve().parent.parent / "docs" / "benchmarks.md"
 PLOT = Path(__file__).resolve().parent.parent / "docs" / "federation-privacy-utility.png"
 MD_START, MD_END = "<!-- federation:start -->", "<!-- federation:end -->"
-BRANDS = [("airline", 14), ("supermarket", 5), ("coffee", 1)]
-SHRINK = [
-    [("airline", 14), ("supermarket", 5), ("coffee", 1)],
-    [("airline", 38), ("supermarket", 11), ("coffee", 1)],
-    [("airline", 75), ("supermarket", 24), ("coffee", 1)],
-]
+SHRINK_FACTORS = (1, 3, 6)  # the other brands' weights multiplied: coffee at about 5%, 2% and 1%
+
+
+def shrunk(factor: int) -> dict[str, list[tuple[str, int]]]:
+    """The demo's profiles with every brand but the coffee chain ``factor`` times as likely."""
+    return {
+        tier: [(b, w if b == "coffee" else w * factor) for b, w in weights] for tier, weights in cdnow.PROFILES.items()
+    }
+
+
 EPSILONS = (1.0, 3.0, 8.0)
 out, err = Console(), Console(stderr=True)
 
@@ -67,7 +72,7 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--no-deployment", action="store_true", help="skip the Deployment Engine timing")
     args = ap.parse_args(argv)
     purchases = list(cdnow.purchases())
-    brands = churn_brands(BRANDS, purchases)
+    brands = churn_brands(cdnow.PROFILES, purchases)
     names = [b.name for b in brands]
     rows: dict[str, dict[str, list[float]]] = {}  # model -> brand -> AUC per seed
     seconds: list[float] = []
@@ -95,8 +100,8 @@ def main(argv: list[str] | None = None) -> int:
             put("federated, no DP", {n: bench.judge(nodp.weights, n) for n in names})
             put("centralized (pooled, no DP)", bench.centralized())
         shrink: list[tuple[str, int, list[float], list[float]]] = []
-        for weights in SHRINK:
-            small = churn_brands(weights, purchases)
+        for factor in SHRINK_FACTORS:
+            small = churn_brands(shrunk(factor), purchases)
             alone, together = [], []
             for seed in range(args.seeds):
                 bench = Bench(small, SimulationSettings(rounds=args.rounds, seed=seed), lambda m: status.update(f"{m}"))
@@ -104,7 +109,7 @@ def main(argv: list[str] | None = None) -> int:
                 report = bench.federated(3.0)
                 assert report.weights is not None
                 together.append(bench.judge(report.weights, "coffee"))
-            share = f"{100 * weights[-1][1] / sum(w for _, w in weights):.0f}%"
+            share = f"{100 * len(small[-1].y) / sum(len(b.y) for b in small):.1f}%"
             shrink.append((share, len(next(b for b in small if b.name == "coffee").y), alone, together))
     wall = time.monotonic() - started
 
@@ -192,14 +197,18 @@ def _engine_seconds(purchases: list[cdnow.Purchase]) -> tuple[list[float], list[
 
     with tempfile.TemporaryDirectory(prefix="bench-federation-") as tmp:
         base = Path(tmp)
-        specs = [BrandSpec(k, k.title(), Decimal(1), Decimal("0.02"), free_port()) for k, _ in BRANDS]
+        brand_of = cdnow.split_customers(purchases)
+        specs = [
+            BrandSpec(k, k.title(), Decimal(1), Decimal("0.02"), free_port())
+            for k in ("airline", "supermarket", "coffee")
+        ]
         create_alliance(base, specs)
         nodes = {s.key: Node.open(base / s.key) for s in specs}
         members = 0
         for spec in specs:
             node = nodes[spec.key]
             enable_exchange(node, [s.node_id for s in specs if s is not spec])
-            mine = [p for p in purchases if cdnow.assign_brand(p.customer_id, BRANDS) == spec.key]
+            mine = [p for p in purchases if brand_of[p.customer_id] == spec.key]
             refs = list(dict.fromkeys(p.customer_id for p in mine))
             node.consent.register_members([(r, None, None) for r in refs])
             pseudonyms = node.keyring.pseudonyms(refs)

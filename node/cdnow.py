@@ -8,7 +8,7 @@ metadata, so the package's (heavy) modules are never imported and nothing is cop
 from __future__ import annotations
 
 import hashlib
-from collections.abc import Iterator
+from collections.abc import Iterable, Iterator
 from dataclasses import dataclass
 from datetime import date
 from decimal import ROUND_HALF_EVEN, Decimal
@@ -67,3 +67,29 @@ def assign_brand(customer_id: str, weights: list[tuple[str, int]]) -> str:
             return brand
         bucket -= weight
     raise AssertionError("unreachable: weights cover every bucket")
+
+
+#: Which brands a customer joins, by the size of their first purchase: each brand draws its own
+#: profile (the airline big first baskets, the coffee chain small ones, none of the biggest), and
+#: the sizes differ clearly (about 68 %, 27 % and 5 % of the customers).
+PROFILES: dict[str, list[tuple[str, int]]] = {
+    "small": [("airline", 12), ("supermarket", 6), ("coffee", 2)],  # first purchase under $15
+    "medium": [("airline", 14), ("supermarket", 5), ("coffee", 1)],
+    "large": [("airline", 16), ("supermarket", 4), ("coffee", 0)],  # first purchase of $40 or more
+}
+
+
+def first_basket_tier(amount_fen: int) -> str:
+    """The profile tier of a customer's first purchase."""
+    return "small" if amount_fen < 1500 else "large" if amount_fen >= 4000 else "medium"
+
+
+def split_customers(
+    purchases: Iterable[Purchase], profiles: dict[str, list[tuple[str, int]]] = PROFILES
+) -> dict[str, str]:
+    """Each customer's brand: drawn by a hash of the id with the weights of their first purchase's tier."""
+    brands: dict[str, str] = {}
+    for p in purchases:
+        if p.customer_id not in brands:  # the file lists each customer's purchases oldest first
+            brands[p.customer_id] = assign_brand(p.customer_id, profiles[first_basket_tier(p.amount_fen)])
+    return brands

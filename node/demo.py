@@ -29,12 +29,11 @@ from node.progress import progress_bar
 from node.settings import VKEY_FILE
 from node.witnessing import LocalWitness, request_cosignatures
 
-# clearly different sizes (70%, 25%, 5% of the customers): the coffee chain is the small brand
-# that the joint churn model is for
-BRANDS: list[tuple[str, str, int]] = [
-    ("airline", "Sky Airline", 14),
-    ("supermarket", "FreshMart", 5),
-    ("coffee", "Bean Coffee", 1),
+# each brand's share and profile of the CDNOW customers: cdnow.PROFILES (about 68 / 27 / 5 %)
+BRANDS: list[tuple[str, str]] = [
+    ("airline", "Sky Airline"),
+    ("supermarket", "FreshMart"),
+    ("coffee", "Bean Coffee"),
 ]
 # what one point is worth (fen) and the fee on points leaving, as the registry states them
 POINT_VALUES: dict[str, tuple[Decimal, Decimal]] = {
@@ -83,17 +82,18 @@ def _node_id(brand: str) -> str:
 def _setup_nodes(base: Path) -> dict[str, Node]:
     if base.exists() and any(base.iterdir()):
         raise DemoError(f"{base} is not empty: give the demo an empty or new directory")
-    specs = [BrandSpec(b, display, *POINT_VALUES[b], free_port()) for b, display, _ in BRANDS]
+    specs = [BrandSpec(b, display, *POINT_VALUES[b], free_port()) for b, display in BRANDS]
     create_alliance(base, specs, alliance="CDNOW Demo Alliance")
-    return {brand: Node.open(base / brand) for brand, _, _ in BRANDS}
+    return {brand: Node.open(base / brand) for brand, _ in BRANDS}
 
 
 def _split_purchases(result: DemoResult) -> dict[str, list[cdnow.Purchase]]:
-    weights = [(b, w) for b, _, w in BRANDS]
-    by_brand: dict[str, list[cdnow.Purchase]] = {b: [] for b, _, _ in BRANDS}
+    purchases = list(cdnow.purchases())
+    brand_of = cdnow.split_customers(purchases)
+    by_brand: dict[str, list[cdnow.Purchase]] = {b: [] for b, _ in BRANDS}
     seen: set[str] = set()
-    for p in cdnow.purchases():
-        brand = cdnow.assign_brand(p.customer_id, weights)
+    for p in purchases:
+        brand = brand_of[p.customer_id]
         if p.customer_id not in seen:
             seen.add(p.customer_id)
             result.customers[brand] += 1
