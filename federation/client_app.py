@@ -19,12 +19,13 @@ from flwr.clientapp import ClientApp
 
 from federation.metrics import auc
 from federation.privacy import BudgetExceeded, PrivacyPlan, Step, check_budget, epsilon_of
-from federation.site import RunPrivacy, Site, Weights
+from federation.site import RoundRefused, RunPrivacy, Site, Weights
 from federation.training import predict, train
 
 #: Error codes of refused rounds (Flower reserves small codes for its own errors).
 BUDGET_REFUSED = 4031
 NO_MEMBERS = 4041
+GATE_CLOSED = 4032
 #: Prefix of the leave-one-out ArrayRecords in an evaluate message: ``without:<node id>``.
 WITHOUT = "without:"
 
@@ -46,9 +47,11 @@ def make_client_app(site_of: Callable[[Context], Site]) -> ClientApp:
     @app.query()
     def describe(msg: Message, context: Context) -> Message:
         site = site_of(context)
-        data = site.data()
-        width = len((data.x_train or data.x_test or [[]])[0])
-        facts = MetricRecord({"train-rows": len(data.x_train), "test-rows": len(data.x_test), "features": width})
+        width = site.width
+        if width is None:  # a simulation's rows are in memory; a node states its width and reads nothing here
+            data = site.data()
+            width = len((data.x_train or data.x_test or [[]])[0])
+        facts = MetricRecord({"features": width})
         return Message(RecordDict({"brand": ConfigRecord({"name": site.name}), "rows": facts}), reply_to=msg)
 
     @app.train()
@@ -68,6 +71,10 @@ def _train(site: Site, msg: Message) -> Message:
     dp = bool(cfg.get("dp", True))
     delta = float(cfg.get("delta", 1e-5))
     epochs, batch = int(cfg.get("epochs", 1)), int(cfg.get("batch-size", 64))
+    try:
+        site.gate()  # the feature switch (an approved impact assessment) before any row is read
+    except RoundRefused as exc:
+        return Message(error=Error(GATE_CLOSED, f"{site.name}: {exc}"), reply_to=msg)
     state = site.privacy.run(run)
     data = site.data()
     if not data.x_train:
@@ -150,6 +157,10 @@ def _plan(cfg: Mapping[str, object], rows: int, state: RunPrivacy | None) -> Pri
 def _evaluate(site: Site, msg: Message) -> Message:
     cfg = msg.content["config"]
     run, round_no = str(cfg.get("run", "")), int(cfg["server-round"])
+    try:
+        site.gate()
+    except RoundRefused as exc:
+        return Message(error=Error(GATE_CLOSED, f"{site.name}: {exc}"), reply_to=msg)
     x, y = site.held_out()
     global_weights = from_record(msg.content["arrays"])
     site.shelf.store(run, round_no, global_weights)

@@ -129,6 +129,14 @@ def _no_audit(event: str, details: Mapping[str, object]) -> None:
     """Simulations keep no audit log."""
 
 
+class RoundRefused(Exception):
+    """The brand may not take part now (its gate is closed); the gate has recorded why."""
+
+
+def _open_gate() -> None:
+    """Simulations have no feature switch."""
+
+
 @dataclass
 class Site:
     """A brand as seen by the ClientApp.
@@ -142,6 +150,8 @@ class Site:
     privacy: PrivacyBook
     shelf: ModelShelf = field(default_factory=MemoryShelf)
     audit: Audit = _no_audit
+    gate: Callable[[], None] = _open_gate  # raises RoundRefused when the brand may not train now
+    width: int | None = None  # the feature count, if known without reading any row
 
     def held_out(self) -> tuple[Sequence[Sequence[float]], Sequence[int]]:
         """The rows this brand evaluates every model on."""

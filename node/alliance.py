@@ -67,7 +67,8 @@ def create_alliance(base: Path, specs: list[BrandSpec], alliance: str = "Demo Al
 
 
 def enable_exchange(node: Node, partners: list[str]) -> str:
-    """Publish the brand's notice, approve its impact assessment (two officers), switch exchange on.
+    """Publish the brand's notice, approve its impact assessment (two officers), switch exchange and
+    joint modeling on.
 
     Returns the assessment id.
     """
@@ -83,7 +84,8 @@ def enable_exchange(node: Node, partners: list[str]) -> str:
         current_caller.set(Caller(Role.COMPLIANCE, "bo"))
         node.pia.approve(record.pia_id, "bo")
         current_caller.set(Caller(Role.OPERATOR, "olga"))
-        node.pia.enable(Feature.POINTS_EXCHANGE, record.pia_id, "olga")
+        for feature in (Feature.POINTS_EXCHANGE, Feature.JOINT_MODELING):  # the assessment covers both
+            node.pia.enable(feature, record.pia_id, "olga")
     finally:
         current_caller.reset(token)
     return record.pia_id

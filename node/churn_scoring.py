@@ -12,6 +12,7 @@ from dataclasses import dataclass, field
 from datetime import date
 from typing import TYPE_CHECKING, Any
 
+from compliance.pia import Feature, PiaRefused
 from compliance.service import ConsentDenied
 from federation.features import FEATURES, Scaler, features
 from node.churn_rows import history_from_journal
@@ -64,10 +65,12 @@ class ChurnScoring:
         return [(m, {"model": model, "score": s}) for m, s in zip(members, scored, strict=True)]
 
     def for_member(self, member_ref: str, today: date) -> dict[str, Any]:
-        """The member's own risk and factors, or :data:`NOT_PERSONALISED` without the consent."""
+        """The member's own risk and factors, or :data:`NOT_PERSONALISED` without the consent (or while
+        the brand's personalization switch is off: then for everyone)."""
         try:
+            self.node.pia.require(Feature.PERSONALIZATION)  # an approved impact assessment (Art. 55)
             self.node.consent.check(member_ref, PURPOSE, accessor="churn_scoring")
-        except ConsentDenied:
+        except (ConsentDenied, PiaRefused):
             return dict(NOT_PERSONALISED)
         member = self.node.consent.member_pseudonym(member_ref)
         ((_, out),) = self._scores([member], today)
@@ -82,7 +85,9 @@ class ChurnScoring:
         return _view(s, out["model"])
 
     def at_risk(self, today: date, limit: int = 50, min_risk: float = 0.6) -> dict[str, Any]:
-        """The members with consent whose risk is at least ``min_risk``, highest first (pseudonyms only)."""
+        """The members with consent whose risk is at least ``min_risk``, highest first (pseudonyms only);
+        :class:`PiaRefused` while the personalization switch is off."""
+        self.node.pia.require(Feature.PERSONALIZATION)
         cohort = self.node.consent.cohort(PURPOSE)
         scored = self._scores(cohort, today) if cohort else []
         risky = sorted((x for x in scored if x[1]["score"].risk >= min_risk), key=lambda x: -x[1]["score"].risk)

@@ -11,12 +11,13 @@ hash of the pseudonyms) goes to the audit log with the epsilon spent.
 from __future__ import annotations
 
 import hashlib
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
-from federation.features import Scaler, dataset
-from federation.site import BrandData, Site
+from compliance.pia import Feature, PiaRefused
+from federation.features import FEATURES, Scaler, dataset
+from federation.site import BrandData, RoundRefused, Site
 from node.churn_rows import ChurnWindow, history_from_journal
 from node.federation_store import PURPOSE, NodeModelShelf, NodePrivacyBook
 from node.tiers import TierRules, default_rules
@@ -112,6 +113,19 @@ class SiteAudit:
             raise ValueError(f"unknown federation event {event!r}")
 
 
+def feature_gate(node: Node) -> Callable[[], None]:
+    """The joint_modeling switch: on only under an approved, unexpired impact assessment (PIPL Art. 55);
+    read on every round, so switching it off stops the next one. A refusal is audited by the gate."""
+
+    def gate() -> None:
+        try:
+            node.pia.require(Feature.JOINT_MODELING)
+        except PiaRefused as exc:
+            raise RoundRefused(f"joint_modeling is off at this brand ({exc.reason})") from exc
+
+    return gate
+
+
 def node_site(node: Node, window: ChurnWindow, scaler: Scaler | None = None) -> tuple[Site, ConsentGatedLoader]:
     """The node as a :class:`Site`, and its loader (whose reads tests can inspect)."""
     loader = ConsentGatedLoader(node, window, scaler or Scaler.reference())
@@ -122,5 +136,7 @@ def node_site(node: Node, window: ChurnWindow, scaler: Scaler | None = None) -> 
         NodePrivacyBook(engine, PURPOSE),
         NodeModelShelf(engine),
         SiteAudit(node),
+        gate=feature_gate(node),
+        width=len(FEATURES),
     )
     return site, loader

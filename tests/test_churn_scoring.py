@@ -38,6 +38,7 @@ def api(tmp_path: Path):  # type: ignore[no-untyped-def]
         tokens[ref] = {
             "Authorization": f"Bearer {client.post(f'/v1/members/{ref}/token', headers=operator).json()['token']}"
         }
+    switch_on_personalization(node)
     grant = {"action": "grant", "purposes": ["personalization"]}
     assert client.post("/v1/me/consents", json=grant, headers=tokens["M-in"]).status_code == 200
     for ref in ("M-in", "M-out"):
@@ -47,6 +48,25 @@ def api(tmp_path: Path):  # type: ignore[no-untyped-def]
             node.wallets.earn(member, 100 + i, "purchase", day, day + timedelta(days=700), ref=f"p:{ref}:{i}")
     yield client, node, tokens, operator
     node.dispose()
+
+
+def switch_on_personalization(node: Node) -> None:
+    """An approved assessment for personalization and the switch on (PIPL Art. 55)."""
+    from compliance.pia import Feature, example_assessment
+    from node.auth import Caller, Role, current_caller
+
+    assessment = example_assessment().model_copy(
+        update={"features": ["personalization"], "purposes": ["personalization"]}
+    )
+    token = current_caller.set(Caller(Role.COMPLIANCE, "ann"))
+    try:
+        record = node.pia.submit(assessment, "ann")
+        current_caller.set(Caller(Role.COMPLIANCE, "bo"))
+        node.pia.approve(record.pia_id, "bo")
+        current_caller.set(Caller(Role.OPERATOR, "olga"))
+        node.pia.enable(Feature.PERSONALIZATION, record.pia_id, "olga")
+    finally:
+        current_caller.reset(token)
 
 
 def with_model(node: Node) -> None:
@@ -111,6 +131,17 @@ def test_an_opted_out_members_history_changes_nothing_and_is_never_read(api, his
     new = events(node)[before:]
     assert [e.action for e in new] == ["gate.denied"]  # the refusal is recorded; no read, no decision
     assert new[0].purpose_code == "personalization"
+
+
+def test_with_the_personalization_switch_off_everyone_gets_the_general_answer(api) -> None:  # type: ignore[no-untyped-def]
+    from compliance.pia import Feature
+
+    client, node, tokens, operator = api
+    with_model(node)
+    node.pia.disable(Feature.PERSONALIZATION, "olga")
+    r = client.get("/v1/me/churn-risk", headers=tokens["M-in"])
+    assert r.json() == {**NOT_PERSONALISED, "model": None}
+    assert client.get("/v1/members/at-risk", headers=operator).status_code == 409
 
 
 def test_operators_see_only_consenting_members_at_risk(api) -> None:  # type: ignore[no-untyped-def]

@@ -221,3 +221,18 @@ def test_federate_run_over_node_directories_then_status_lists_the_rounds(nodes: 
     status = CliRunner().invoke(app, ["federate", "status", "--data-dir", dirs[0]])
     assert status.exit_code == 0, status.output
     assert "cli-1" in status.output
+
+
+def test_with_joint_modeling_switched_off_a_brand_reads_nothing_and_refuses(nodes: dict[str, Node]) -> None:
+    from compliance.pia import Feature
+
+    shop = nodes["shop"]
+    shop.pia.disable(Feature.JOINT_MODELING, "olga")
+    report, loaders = federate(nodes, rounds=1)
+    refused = next(b for b in report.rounds[0].brands if b.brand == shop.settings.node_id)
+    assert not refused.trained
+    assert "joint_modeling is off" in (refused.refused or "")
+    assert loaders["shop"].reads == []
+    denied = audit_events(shop, "gate.denied")
+    assert denied[-1]["details"]["feature"] == "joint_modeling"
+    assert all(b.trained for b in report.rounds[0].brands if b.brand != shop.settings.node_id)
