@@ -72,8 +72,9 @@ class Tls:
     key: Path
 
 
-def make_tls(directory: Path, days: int = 30) -> Tls:
-    """Create a CA and a server certificate signed by it (EC P-384)."""
+def make_tls(directory: Path, days: int = 30, extra_names: list[str] | None = None) -> Tls:
+    """Create a CA and a server certificate signed by it (EC P-384) for 127.0.0.1, localhost and
+    ``extra_names`` (host names or IP addresses the SuperLink is reached by)."""
     directory.mkdir(parents=True, exist_ok=True)
     now = dt.datetime.now(dt.UTC)
     ca_key = ec.generate_private_key(ec.SECP384R1())
@@ -99,8 +100,7 @@ def make_tls(directory: Path, days: int = 30) -> Tls:
         .not_valid_before(now - dt.timedelta(minutes=5))
         .not_valid_after(now + dt.timedelta(days=days))
         .add_extension(
-            x509.SubjectAlternativeName([x509.DNSName("localhost"), x509.IPAddress(ipaddress.ip_address("127.0.0.1"))]),
-            critical=False,
+            x509.SubjectAlternativeName(_names(["localhost", "127.0.0.1", *(extra_names or [])])), critical=False
         )
         .sign(ca_key, hashes.SHA384())
     )
@@ -112,6 +112,16 @@ def make_tls(directory: Path, days: int = 30) -> Tls:
     )
     tls.key.chmod(0o600)
     return tls
+
+
+def _names(names: list[str]) -> list[x509.GeneralName]:
+    out: list[x509.GeneralName] = []
+    for n in dict.fromkeys(names):
+        try:
+            out.append(x509.IPAddress(ipaddress.ip_address(n)))
+        except ValueError:
+            out.append(x509.DNSName(n))
+    return out
 
 
 def make_supernode_key(directory: Path, name: str) -> tuple[Path, Path]:
@@ -154,6 +164,52 @@ def write_app(directory: Path, run_config: dict[str, str | int | float | bool]) 
     lines += [f"{k} = {json.dumps(v)}" for k, v in run_config.items()]
     (directory / "pyproject.toml").write_text("\n".join(lines) + "\n", encoding="utf-8")
     return directory
+
+
+def superlink_command(database: Path, host: str, port: int, tls: Tls | None) -> list[str]:
+    """The SuperLink's command line: TLS and SuperNode authentication when ``tls`` is given, else
+    ``--insecure``; never any runtime dependency installation."""
+    args = [
+        _bin("flower-superlink"),
+        "--disable-runtime-dependency-installation",
+        "--database",
+        str(database),
+        "--host",
+        host,
+        "--port",
+        str(port),
+    ]
+    if tls is None:
+        return [args[0], "--insecure", *args[1:]]
+    return [
+        *args,
+        "--ssl-ca-certfile",
+        str(tls.ca),
+        "--ssl-certfile",
+        str(tls.cert),
+        "--ssl-keyfile",
+        str(tls.key),
+        "--enable-supernode-auth",
+    ]
+
+
+def supernode_command(data_dir: Path, superlink: str, port: int, ca: Path | None, key: Path | None) -> list[str]:
+    """A SuperNode's command line for the node in ``data_dir``: TLS against ``ca`` and authentication
+    with ``key`` when both are given, else ``--insecure``."""
+    args = [
+        _bin("flower-supernode"),
+        "--superlink",
+        superlink,
+        "--port",
+        str(port),
+        "--node-config",
+        f"data-dir='{Path(data_dir).resolve()}'",
+    ]
+    if ca is None or key is None:
+        if (ca is None) != (key is None):
+            raise DeploymentError("a secure SuperNode needs both the CA certificate and its private key")
+        return [args[0], "--insecure", *args[1:]]
+    return [*args, "--root-certificates", str(ca), "--auth-supernode-private-key", str(key)]
 
 
 @dataclass
@@ -204,28 +260,7 @@ class LocalFederation:
             self.tls = make_tls(self.work / "tls")
             self.keys = {f"node{i}": make_supernode_key(self.work / "keys", f"node{i}") for i in range(len(self.nodes))}
         self._connection()
-        link = [
-            _bin("flower-superlink"),
-            "--disable-runtime-dependency-installation",
-            "--database",
-            str(self.work / "superlink.db"),
-            "--host",
-            "127.0.0.1",
-            "--port",
-            str(self.port),
-        ]
-        if self.tls:
-            link += [
-                "--ssl-ca-certfile",
-                str(self.tls.ca),
-                "--ssl-certfile",
-                str(self.tls.cert),
-                "--ssl-keyfile",
-                str(self.tls.key),
-                "--enable-supernode-auth",
-            ]
-        else:
-            link.insert(1, "--insecure")
+        link = superlink_command(self.work / "superlink.db", "127.0.0.1", self.port, self.tls)
         self._start("superlink", link)
         self._wait_for("superlink", lambda _text: _port_open(self.port), timeout)
         for name, (_, public) in self.keys.items():
@@ -236,20 +271,13 @@ class LocalFederation:
 
     def start_supernode(self, name: str, data_dir: Path, key: Path | None = None) -> subprocess.Popen[bytes]:
         """One SuperNode for the node in ``data_dir`` (``key``: its auth key, default the registered one)."""
-        args = [
-            _bin("flower-supernode"),
-            "--superlink",
+        args = supernode_command(
+            data_dir,
             self.address,
-            "--port",
-            str(free_port()),
-            "--node-config",
-            f"data-dir='{Path(data_dir).resolve()}'",
-        ]
-        if self.tls:
-            private = key or self.keys[name][0]
-            args += ["--root-certificates", str(self.tls.ca), "--auth-supernode-private-key", str(private)]
-        else:
-            args.insert(1, "--insecure")
+            free_port(),
+            self.tls.ca if self.tls else None,
+            (key or self.keys[name][0]) if self.tls else None,
+        )
         return self._start(name, args)
 
     def _wait_for(self, name: str, ready: Callable[[str], bool], timeout: float) -> None:
