@@ -127,27 +127,89 @@ def _f(v: object, digits: int = 3, sign: bool = False) -> str:
     return f"{v:+.{digits}f}" if sign else f"{v:.{digits}f}"
 
 
+NodesOpt = Annotated[
+    list[Path], typer.Option("--node", help="A node's data directory on this machine; repeat per brand.")
+]
+RunOpt = Annotated[
+    str, typer.Option("--run", help="Run name (the privacy record and model versions are kept under it).")
+]
+EpsilonOpt = Annotated[float, typer.Option("--epsilon", help="The run's epsilon at each brand (within its budget).")]
+RoundsOpt = Annotated[int, typer.Option("--rounds", help="Federated rounds.")]
+CutoffOpt = Annotated[str | None, typer.Option("--cutoff", help="Features up to this day (ISO); default 180 days ago.")]
+HorizonOpt = Annotated[
+    str | None,
+    typer.Option("--horizon-end", help="Churned = no purchase after the cutoff up to this day; default today."),
+]
+JsonOpt = Annotated[bool, typer.Option("--json", help="Print the result as JSON.")]
+
+
+def _run_over_nodes(
+    node: list[Path],
+    run: str,
+    epsilon: float,
+    rounds: int,
+    cutoff: str | None,
+    horizon_end: str | None,
+    as_json: bool,
+    runner: object = None,
+    label: str = "federated rounds",
+    extra: dict[str, str] | None = None,
+) -> None:
+    """The body both `federate run` and `federation run` share: window, nodes, progress, report."""
+    from dataclasses import asdict
+    from datetime import UTC, date, datetime, timedelta
+
+    from federation.server_app import RunSettings
+    from node.churn_rows import ChurnWindow
+    from node.federation_run import federate_nodes, in_process, print_outcomes
+
+    if len(node) < 2:
+        _fail("give --node at least twice: federation needs two brands", 2)
+    try:
+        end = date.fromisoformat(horizon_end) if horizon_end else datetime.now(UTC).date()
+        window = ChurnWindow(date.fromisoformat(cutoff) if cutoff else end - timedelta(days=180), end)
+    except ValueError as exc:
+        _fail(f"--cutoff/--horizon-end: {exc}", 2)
+        return
+    nodes = {str(i): _open(d) for i, d in enumerate(node)}
+    try:
+        with progress_bar(err, transient=True) as bar:
+            task = bar.add_task(label, total=rounds)
+            result = federate_nodes(
+                nodes,
+                window,
+                RunSettings(run=run, rounds=rounds, epsilon=epsilon),
+                lambda r: bar.update(
+                    task, advance=1, description=f"round {r.round}/{rounds}, mean AUC {r.auc_mean:.3f}"
+                ),
+                runner=runner or in_process,  # type: ignore[arg-type]
+            )
+    finally:
+        for n in nodes.values():
+            n.dispose()
+    if as_json:
+        data = {
+            **(extra or {}),
+            "report": result.report.to_json(),
+            "brands": [asdict(b) | {"epsilon_remaining": b.epsilon_remaining} for b in result.brands],
+        }
+        out.print_json(json.dumps(data, default=str).replace("NaN", "null"))
+        return
+    print_outcomes(result, out)
+    for key, value in (extra or {}).items():
+        out.print(f"{key.replace('_', ' ')}: {value}", highlight=False)
+
+
 @federate_app.command("run")
 @friendly
 def run_cmd(
-    node: Annotated[
-        list[Path], typer.Option("--node", help="A node's data directory on this machine; repeat per brand.")
-    ],
-    run: Annotated[
-        str, typer.Option("--run", help="Run name (the privacy record and model versions are kept under it).")
-    ],
-    epsilon: Annotated[
-        float, typer.Option("--epsilon", help="The run's epsilon at each brand (within its budget).")
-    ] = 3.0,
-    rounds: Annotated[int, typer.Option("--rounds", help="Federated rounds.")] = 5,
-    cutoff: Annotated[
-        str | None, typer.Option("--cutoff", help="Features up to this day (ISO); default 180 days ago.")
-    ] = None,
-    horizon_end: Annotated[
-        str | None,
-        typer.Option("--horizon-end", help="Churned = no purchase after the cutoff up to this day; default today."),
-    ] = None,
-    as_json: Annotated[bool, typer.Option("--json", help="Print the result as JSON.")] = False,
+    node: NodesOpt,
+    run: RunOpt,
+    epsilon: EpsilonOpt = 3.0,
+    rounds: RoundsOpt = 5,
+    cutoff: CutoffOpt = None,
+    horizon_end: HorizonOpt = None,
+    as_json: JsonOpt = False,
 ) -> None:
     """Train the joint churn model across nodes on this machine, in one process (no Deployment Engine).
 
@@ -155,42 +217,7 @@ def run_cmd(
     adults, not erased. Each round's manifest and epsilon go to the node's audit log; a node whose
     budget the round would pass refuses it. The global model of every round is stored in each node.
     """
-    from dataclasses import asdict
-    from datetime import UTC, date, datetime, timedelta
-
-    from federation.server_app import RunSettings
-    from node.churn_rows import ChurnWindow
-    from node.federation_run import federate_nodes
-
-    if len(node) < 2:
-        _fail("give --node at least twice: federation needs two brands", 2)
-    today = datetime.now(UTC).date()
-    try:
-        end = date.fromisoformat(horizon_end) if horizon_end else today
-        start = date.fromisoformat(cutoff) if cutoff else end - timedelta(days=180)
-        window = ChurnWindow(start, end)
-    except ValueError as exc:
-        _fail(f"--cutoff/--horizon-end: {exc}", 2)
-        return
-    settings = RunSettings(run=run, rounds=rounds, epsilon=epsilon)
-    nodes = {str(i): _open(d) for i, d in enumerate(node)}
-    try:
-        with progress_bar(err, transient=True) as bar:
-            task = bar.add_task("federated rounds", total=rounds)
-            result = federate_nodes(nodes, window, settings, lambda r: bar.advance(task))
-    finally:
-        for n in nodes.values():
-            n.dispose()
-    if as_json:
-        data = {
-            "report": result.report.to_json(),
-            "brands": [asdict(b) | {"epsilon_remaining": b.epsilon_remaining} for b in result.brands],
-        }
-        out.print_json(json.dumps(data, default=str).replace("NaN", "null"))
-        return
-    from node.federation_run import print_outcomes
-
-    print_outcomes(result, out)
+    _run_over_nodes(node, run, epsilon, rounds, cutoff, horizon_end, as_json)
 
 
 @federate_app.command("budget")
@@ -278,29 +305,19 @@ federation_app = typer.Typer(
 @federation_app.command("run")
 @friendly
 def deployment_run_cmd(
-    node: Annotated[
-        list[Path], typer.Option("--node", help="A node's data directory on this machine; repeat per brand.")
-    ],
-    run: Annotated[
-        str, typer.Option("--run", help="Run name (the privacy record and model versions are kept under it).")
-    ],
-    epsilon: Annotated[
-        float, typer.Option("--epsilon", help="The run's epsilon at each brand (within its budget).")
-    ] = 3.0,
-    rounds: Annotated[int, typer.Option("--rounds", help="Federated rounds.")] = 5,
-    cutoff: Annotated[
-        str | None, typer.Option("--cutoff", help="Features up to this day (ISO); default 180 days ago.")
-    ] = None,
-    horizon_end: Annotated[
-        str | None, typer.Option("--horizon-end", help="Label window end (ISO); default today.")
-    ] = None,
+    node: NodesOpt,
+    run: RunOpt,
+    epsilon: EpsilonOpt = 3.0,
+    rounds: RoundsOpt = 5,
+    cutoff: CutoffOpt = None,
+    horizon_end: HorizonOpt = None,
     secure: Annotated[
         bool, typer.Option("--secure/--insecure", help="TLS and SuperNode authentication (default) or plain.")
     ] = True,
     work_dir: Annotated[
         Path | None, typer.Option("--work-dir", help="Where the SuperLink's state, keys, certificates and logs go.")
     ] = None,
-    as_json: Annotated[bool, typer.Option("--json", help="Print the result as JSON.")] = False,
+    as_json: JsonOpt = False,
 ) -> None:
     """Run the joint churn model on Flower's Deployment Engine across nodes on this machine.
 
@@ -311,54 +328,27 @@ def deployment_run_cmd(
     WORK_DIR/commands.log, the processes' output in WORK_DIR/logs/.
     """
     import tempfile
-    from dataclasses import asdict
-    from datetime import UTC, date, datetime, timedelta
 
-    from federation.server_app import RunSettings
-    from node.churn_rows import ChurnWindow
-    from node.federation_run import federate_nodes, on_deployment_engine, print_outcomes
+    from node.federation_run import on_deployment_engine
     from node.flower_deploy import DeploymentError
 
-    if len(node) < 2:
-        _fail("give --node at least twice: federation needs two brands", 2)
-    today = datetime.now(UTC).date()
-    try:
-        end = date.fromisoformat(horizon_end) if horizon_end else today
-        window = ChurnWindow(date.fromisoformat(cutoff) if cutoff else end - timedelta(days=180), end)
-    except ValueError as exc:
-        _fail(f"--cutoff/--horizon-end: {exc}", 2)
-        return
     work = work_dir or Path(tempfile.mkdtemp(prefix="alliance-flower-"))
     work.mkdir(parents=True, exist_ok=True)
-    nodes = {str(i): _open(d) for i, d in enumerate(node)}
     try:
-        with progress_bar(err, transient=True) as bar:
-            task = bar.add_task("starting the SuperLink and SuperNodes, then federated rounds", total=rounds)
-            result = federate_nodes(
-                nodes,
-                window,
-                RunSettings(run=run, rounds=rounds, epsilon=epsilon),
-                lambda r: bar.update(
-                    task, advance=1, description=f"round {r.round}/{rounds}, mean AUC {r.auc_mean:.3f}"
-                ),
-                runner=on_deployment_engine(work, secure=secure),
-            )
+        _run_over_nodes(
+            node,
+            run,
+            epsilon,
+            rounds,
+            cutoff,
+            horizon_end,
+            as_json,
+            on_deployment_engine(work, secure=secure),
+            "starting the SuperLink and SuperNodes, then federated rounds",
+            {"work_dir": str(work)},
+        )
     except DeploymentError as exc:
         _fail(f"{exc} (work directory {work})")
-        return
-    finally:
-        for n in nodes.values():
-            n.dispose()
-    if as_json:
-        data = {
-            "work_dir": str(work),
-            "report": result.report.to_json(),
-            "brands": [asdict(b) | {"epsilon_remaining": b.epsilon_remaining} for b in result.brands],
-        }
-        out.print_json(json.dumps(data, default=str).replace("NaN", "null"))
-        return
-    print_outcomes(result, out)
-    out.print(f"Deployment Engine work directory (commands, logs): {work}")
 
 
 @federation_app.command("keygen")
