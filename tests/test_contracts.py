@@ -156,3 +156,24 @@ def test_a_window_does_not_close_while_a_pair_is_unconfirmed(alliance) -> None: 
         deployed.close_window(WINDOW, [(air, 1), (shop, 0), (cafe, -1)], air)
     with pytest.raises(ChainRefused, match="a brand named twice"):
         deployed.close_window(WINDOW, [(air, 1), (air, -1)], air)
+
+
+def test_a_ledger_log_checks_against_its_anchors_and_a_rewritten_copy_does_not(alliance, tmp_path) -> None:  # type: ignore[no-untyped-def]
+    from contracts.verify import check_against_chain
+    from ledger.storage import LedgerStore, create_engine
+
+    deployed, (_, air, _, _, _) = alliance
+    def new_log(db: str):  # type: ignore[no-untyped-def]
+        store = LedgerStore(create_engine(f"sqlite:///{tmp_path}/{db}"))
+        store.create_schema()
+        return store.create_log("audit", "airline.example/audit")
+
+    log = new_log("a.db")
+    log.append([f"event {i}".encode() for i in range(20)])
+    deployed.post_anchor(log.origin, 12, log.root_at(12), air)
+    deployed.post_anchor(log.origin, 20, log.root_at(20), air)
+    log.append([b"later"])
+    assert all(f.ok for f in check_against_chain(log, deployed.anchors(log.origin)))
+    rewritten = new_log("b.db")
+    rewritten.append([f"event {i}".encode() if i != 5 else b"forged" for i in range(21)])
+    assert [f.kind for f in check_against_chain(rewritten, deployed.anchors(log.origin))] == ["diverged", "diverged"]
