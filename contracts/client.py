@@ -98,6 +98,13 @@ class Chain:
         return self.w3.eth.contract(address=address, abi=load(name)["abi"])
 
 
+def read_anchors(anchor: Any, origin: str | None = None, from_block: int = 0) -> list[AnchorRecord]:
+    """The ``Anchored`` events of the anchor contract (of ``origin``, if given), oldest first."""
+    filters = {"origin_hash": Web3.keccak(text=origin)} if origin else None
+    logs = anchor.events.Anchored.get_logs(from_block=from_block, argument_filters=filters)
+    return [AnchorRecord(e.args.origin, e.args.size, bytes(e.args.root), e.args.brand, e.blockNumber) for e in logs]
+
+
 def _reverts() -> tuple[type[Exception], ...]:
     """What a revert raises: a node's JSON-RPC error, or the embedded chain's own exception."""
     kinds: list[type[Exception]] = [ContractLogicError]

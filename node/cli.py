@@ -356,5 +356,9 @@ def _wire_audit() -> None:
     app.add_typer(federate_app, name="federate")
     app.add_typer(federation_app, name="federation")
 
+    from node.cli_chain import chain_app
+
+    app.add_typer(chain_app, name="chain")
+
 
 _wire_audit()

@@ -1,0 +1,54 @@
+"""``alliance-node chain``: the node's logs against the checkpoints anchored on an EVM chain."""
+
+from __future__ import annotations
+
+from typing import Annotated
+
+import typer
+
+from node.cli import DataDir, _fail, _open, friendly, out
+
+chain_app = typer.Typer(no_args_is_help=True, help="Anchoring on an EVM chain (optional per alliance).")
+
+
+@chain_app.command("verify")
+@friendly
+def verify_cmd(
+    data_dir: DataDir,
+    rpc: Annotated[str, typer.Option("--rpc", help="The chain's JSON-RPC URL, e.g. http://127.0.0.1:8545.")],
+    anchor: Annotated[str, typer.Option("--anchor", help="Address of the alliance's Anchor contract.")],
+) -> None:
+    """Check every local log against every root anchored for its origin, with consistency proofs.
+
+    Exit 1 listing each divergence (the local log does not extend an anchored root: it was
+    rewritten) and each gap (an anchor beyond the local size: entries lost or rolled back).
+    """
+    from web3 import Web3
+
+    from contracts.client import Chain, ChainRefused, read_anchors
+    from contracts.verify import check_against_chain
+
+    if not Web3.is_address(anchor):
+        _fail(f"--anchor {anchor!r} is not an address", 2)
+    try:
+        chain = Chain.connect(rpc)
+    except ChainRefused as exc:
+        _fail(str(exc), 2)
+        return
+    contract = chain.contract("Anchor", Web3.to_checksum_address(anchor))
+    node = _open(data_dir)
+    bad = 0
+    try:
+        for name in node.store.log_names():
+            log = node.store.log(name)
+            findings = check_against_chain(log, read_anchors(contract, log.origin))
+            if not findings:
+                out.print(f"{log.origin}\tsize {log.size}\tnot anchored", highlight=False)
+            for f in findings:
+                bad += not f.ok
+                mark = "ok" if f.ok else f.kind.upper()
+                out.print(f"{log.origin}\tanchored size {f.size}\t{mark}\t{f.detail}", highlight=False)
+    finally:
+        node.dispose()
+    if bad:
+        raise typer.Exit(1)
