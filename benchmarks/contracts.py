@@ -11,11 +11,8 @@ on PATH, on anvil started on 127.0.0.1 for the run (the same client code over JS
 from __future__ import annotations
 
 import argparse
-import shutil
-import subprocess
 import sys
 import time
-from contextlib import contextmanager
 from datetime import UTC, datetime
 from pathlib import Path
 from statistics import fmean
@@ -29,41 +26,11 @@ from web3 import Web3
 
 from benchmarks.httpload import replace_section
 from contracts.client import Alliance, Chain
+from contracts.devchain import INSTALL_HINT, anvil
 
 DOCS = Path(__file__).resolve().parent.parent / "docs" / "benchmarks.md"
 MD_START, MD_END = "<!-- contracts:start -->", "<!-- contracts:end -->"
 out = Console()
-
-
-@contextmanager
-def anvil():  # type: ignore[no-untyped-def]
-    """An anvil node on a free 127.0.0.1 port, stopped afterwards; None when anvil is not installed."""
-    exe = shutil.which("anvil")
-    if exe is None:
-        yield None
-        return
-    from node.local_servers import free_port
-
-    port = free_port()
-    proc = subprocess.Popen(
-        [exe, "--host", "127.0.0.1", "--port", str(port), "--silent"],
-        stdout=subprocess.DEVNULL,
-        stderr=subprocess.DEVNULL,
-    )
-    try:
-        deadline = time.monotonic() + 20
-        chain = None
-        while chain is None:
-            try:
-                chain = Chain.connect(f"http://127.0.0.1:{port}", timeout=2)
-            except Exception:
-                if time.monotonic() > deadline:
-                    raise
-                time.sleep(0.2)
-        yield chain
-    finally:
-        proc.terminate()
-        proc.wait(10)
 
 
 def measure(chain: Chain, anchors: int) -> dict[str, object]:
@@ -116,7 +83,7 @@ def main(argv: list[str] | None = None) -> int:
     for label, cells in rows:
         table.add_row(label, *cells)
     out.print(table)
-    missing = "" if "anvil" in results else "anvil is not installed here (npm i -g @foundry-rs/anvil): py-evm only"
+    missing = "" if "anvil" in results else f"{INSTALL_HINT}: py-evm only"
     if missing:
         out.print(missing)
     if args.write_docs:

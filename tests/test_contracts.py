@@ -8,14 +8,22 @@ from web3 import Web3
 from contracts.build import BUILD as BUILD_DIR
 from contracts.build import NAMES, artefact_text, compile_one
 from contracts.client import Alliance, Chain, ChainRefused
+from contracts.devchain import INSTALL_HINT, anvil
 
 ROOT_A, ROOT_B = b"\x0a" * 32, b"\x0b" * 32
 WINDOW = Web3.keccak(text="2026-11-01T00:00:00Z/2026-11-02T00:00:00Z")
 
 
-@pytest.fixture(scope="module")
-def chain() -> Chain:
-    return Chain.embedded()
+@pytest.fixture(scope="module", params=["py-evm", "anvil"])
+def chain(request: pytest.FixtureRequest):  # type: ignore[no-untyped-def]
+    """Every test runs on the embedded chain and, where anvil is installed, on a real node."""
+    if request.param == "py-evm":
+        yield Chain.embedded()
+        return
+    with anvil() as node:
+        if node is None:
+            pytest.skip(f"{INSTALL_HINT}: the anvil run of the contract tests is skipped")
+        yield node
 
 
 @pytest.fixture
@@ -163,6 +171,7 @@ def test_a_ledger_log_checks_against_its_anchors_and_a_rewritten_copy_does_not(a
     from ledger.storage import LedgerStore, create_engine
 
     deployed, (_, air, _, _, _) = alliance
+
     def new_log(db: str):  # type: ignore[no-untyped-def]
         store = LedgerStore(create_engine(f"sqlite:///{tmp_path}/{db}"))
         store.create_schema()
