@@ -12,6 +12,16 @@ from node.identity import Node
 from node.routes import audit, churn, exchange, health, logs, me, members, notices, peer, pia, requests, witness
 
 
+def _anchor_loop(node: Node):  # type: ignore[no-untyped-def]
+    """The anchoring loop, when the node's settings name a chain (off otherwise)."""
+    if not node.settings.chain_rpc_url:
+        return None
+    from node.anchoring import AnchorLoop, from_settings
+
+    anchorer = from_settings(node)
+    return AnchorLoop(anchorer, min(node.settings.anchor_every_seconds, 60.0)) if anchorer else None
+
+
 def create_app(node: Node, recovery: bool = False) -> FastAPI:
     """Build the API of ``node`` (OpenAPI at ``/openapi.json``, docs at ``/docs``).
 
@@ -24,13 +34,16 @@ def create_app(node: Node, recovery: bool = False) -> FastAPI:
         from node.exchange_service import RecoveryLoop
 
         loop = RecoveryLoop(node.exchanges, node.settings.recovery_interval) if recovery else None
-        if loop is not None:
-            loop.start()
+        anchoring = _anchor_loop(node) if recovery else None
+        for started in (loop, anchoring):
+            if started is not None:
+                started.start()
         try:
             yield
         finally:
-            if loop is not None:
-                loop.stop()
+            for started in (loop, anchoring):
+                if started is not None:
+                    started.stop()
 
     app = FastAPI(
         lifespan=lifespan,

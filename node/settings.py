@@ -65,6 +65,11 @@ class NodeSettings(BaseSettings):
     recovery_interval: float = Field(
         default=5.0, gt=0, description="seconds between retries of unfinished exchanges while serving"
     )
+    chain_rpc_url: str | None = Field(default=None, description="EVM JSON-RPC URL; anchoring is off without it")
+    chain_anchor_address: str | None = Field(default=None, description="the alliance's Anchor contract")
+    chain_account: str | None = Field(default=None, description="this node's account on the chain (unlocked there)")
+    anchor_every_entries: int = Field(default=1000, ge=1, description="anchor a log after this many new entries")
+    anchor_every_seconds: float = Field(default=600.0, gt=0, description="or after this long with any new entry")
 
     @field_validator("node_id")
     @classmethod
@@ -150,6 +155,12 @@ def render_toml(settings: NodeSettings) -> str:
     ]
     if settings.database_url:
         lines.append(f"database_url = {json.dumps(settings.database_url)}")
+    for key in ("chain_rpc_url", "chain_anchor_address", "chain_account"):
+        if getattr(settings, key):
+            lines.append(f"{key} = {json.dumps(getattr(settings, key))}")
+    if settings.chain_rpc_url:
+        lines.append(f"anchor_every_entries = {settings.anchor_every_entries}")
+        lines.append(f"anchor_every_seconds = {settings.anchor_every_seconds}")
     for peer in settings.peers:
         lines += ["", "[[peers]]", f"node_id = {json.dumps(peer.node_id)}", f"vkey = {json.dumps(peer.vkey)}"]
         if peer.url:

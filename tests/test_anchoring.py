@@ -1,0 +1,75 @@
+"""A node anchors its logs' checkpoints when they are due, and what it anchored verifies."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+from contracts.anchoring import AnchorPolicy
+from contracts.client import Alliance, Chain
+from contracts.verify import check_against_chain
+from node.anchoring import Anchorer
+from node.identity import Node, init_node
+
+
+@pytest.mark.parametrize(
+    ("local", "anchored", "since", "due"),
+    [
+        (10, 10, None, False),  # nothing new
+        (11, 10, None, True),  # new entries, never anchored by this process
+        (11, 10, 5.0, False),  # a few new entries, anchored recently
+        (11, 10, 700.0, True),  # a few new entries, long ago
+        (1010, 10, 5.0, True),  # enough new entries
+    ],
+)
+def test_a_log_is_due_after_enough_entries_or_enough_time(
+    local: int, anchored: int, since: float | None, due: bool
+) -> None:
+    assert AnchorPolicy(every_entries=1000, every_seconds=600).due(local, anchored, since) is due
+
+
+def test_a_policy_needs_positive_limits() -> None:
+    with pytest.raises(ValueError, match="positive"):
+        AnchorPolicy(every_entries=0)
+
+
+@pytest.fixture
+def setup(tmp_path: Path):  # type: ignore[no-untyped-def]
+    init_node(tmp_path / "n", "n.example")
+    node = Node.open(tmp_path / "n")
+    chain = Chain.embedded()
+    owner, account, stranger = chain.accounts[:3]
+    alliance = Alliance.deploy(chain, owner)
+    alliance.add_brand(account, "n.example", owner)
+    node.store.log("audit").append([f"event {i}".encode() for i in range(5)])
+    yield node, chain, alliance, account, stranger
+    node.dispose()
+
+
+def test_a_node_anchors_each_log_once_until_it_is_due_again(setup) -> None:  # type: ignore[no-untyped-def]
+    node, chain, alliance, account, _ = setup
+    anchorer = Anchorer(node, chain, alliance.anchor, account, AnchorPolicy(every_entries=10, every_seconds=3600))
+    first = dict(anchorer.tick())
+    assert first["n.example/audit"] == node.store.log("audit").size
+    assert anchorer.tick() == []  # nothing new
+    node.store.log("audit").append([f"more {i}".encode() for i in range(3)])
+    assert anchorer.tick() == []  # 3 new entries, anchored a moment ago
+    node.store.log("audit").append([f"more {i}".encode() for i in range(10)])
+    assert [o for o, _ in anchorer.tick()] == ["n.example/audit"]
+    log = node.store.log("audit")
+    assert alliance.anchored(log.origin) == (log.size, log.root_at(log.size))
+    assert all(f.ok for f in check_against_chain(log, alliance.anchors(log.origin)))
+
+
+def test_an_unregistered_account_anchors_nothing_and_does_not_crash(setup) -> None:  # type: ignore[no-untyped-def]
+    node, chain, alliance, _, stranger = setup
+    assert Anchorer(node, chain, alliance.anchor, stranger).tick() == []
+    assert alliance.anchors("n.example/audit") == []
+
+
+def test_anchoring_is_off_unless_the_settings_name_a_chain(setup) -> None:  # type: ignore[no-untyped-def]
+    from node.anchoring import from_settings
+
+    node, *_ = setup
+    assert from_settings(node) is None
