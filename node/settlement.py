@@ -116,6 +116,22 @@ class Statement:
         return hashlib.sha256(self.canonical()).hexdigest()
 
 
+def bilateral_digest(s: Statement) -> bytes:
+    """SHA-256 of the statement in a form both sides share: the pair in id order and every line as
+    seen from the first id. Two statements that agree give the same digest (what each side posts
+    on chain); any difference in an exchange, a direction or an amount changes it."""
+    first, second = sorted((s.node_id, s.counterpart))
+    flip = s.node_id != first
+    lines = sorted([x, {"out": "in", "in": "out"}.get(d, d) if flip else d, fen] for x, d, fen in s.lines)
+    body = {
+        "pair": [first, second],
+        "window_start": s.window_start.isoformat(),
+        "window_end": s.window_end.isoformat(),
+        "lines": lines,
+    }
+    return hashlib.sha256(json.dumps(body, sort_keys=True, separators=(",", ":")).encode()).digest()
+
+
 def statement(node_id: str, counterpart: str, exchanges: Iterable[Exchange], window: Window) -> Statement:
     """``node_id``'s statement of its window's exchanges with ``counterpart``."""
     lines = []
@@ -197,9 +213,7 @@ def carried_from_report(report_json: str, window: Window) -> dict[tuple[str, str
         body = json.loads(report_json)
         previous = body["window"]
         end = datetime.fromisoformat(previous["end"])
-        carried = {
-            (str(o["debtor"]), str(o["creditor"])): Decimal(str(o["carried_fen"])) for o in body["obligations"]
-        }
+        carried = {(str(o["debtor"]), str(o["creditor"])): Decimal(str(o["carried_fen"])) for o in body["obligations"]}
     except (ValueError, KeyError, TypeError, ArithmeticError) as exc:
         raise ValueError(f"not a settlement report with a window: {exc}") from exc
     if end != window.start:

@@ -16,6 +16,7 @@ from ledger import note
 from node.settlement import (
     Exchange,
     Window,
+    bilateral_digest,
     carried_from_report,
     liability,
     net_settlement,
@@ -132,3 +133,21 @@ def test_liability_and_breakage_are_valued_at_the_point_value() -> None:
 def test_a_window_must_end_after_it_starts() -> None:
     with pytest.raises(ValueError, match="ends after"):
         Window(T0, T0)
+
+
+def test_two_agreeing_statements_have_the_same_bilateral_digest() -> None:
+    both = [x(1, "air", "shop", "450"), x(2, "shop", "air", "21")]
+    mine, theirs = statement("air", "shop", both, W), statement("shop", "air", both, W)
+    assert mine.digest != theirs.digest  # each side signs its own account
+    assert bilateral_digest(mine) == bilateral_digest(theirs)  # what both post on chain
+
+
+@given(st.sampled_from(["amount", "missing", "extra"]))
+def test_any_disagreement_changes_the_bilateral_digest(kind: str) -> None:
+    both = [x(1, "air", "shop", "450"), x(2, "shop", "air", "21")]
+    other = {
+        "amount": [x(1, "air", "shop", "451"), x(2, "shop", "air", "21")],
+        "missing": [x(1, "air", "shop", "450")],
+        "extra": [*both, x(3, "air", "shop", "1")],
+    }[kind]
+    assert bilateral_digest(statement("air", "shop", both, W)) != bilateral_digest(statement("shop", "air", other, W))
