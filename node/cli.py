@@ -154,6 +154,9 @@ def demo(
     deployment: Annotated[
         bool, typer.Option("--deployment", help="Run the federated rounds on Flower's Deployment Engine (slower).")
     ] = False,
+    chain: Annotated[
+        bool, typer.Option("--chain", help="Anchor the logs and settle the window on an embedded EVM chain.")
+    ] = False,
 ) -> None:
     """Run the alliance demo: three brands as server processes, CDNOW purchases earning points, consent,
     linked accounts, exchanges, a settlement window, liability, witnessed checkpoints, verified exports,
@@ -162,7 +165,9 @@ def demo(
 
     base = data_dir or Path(tempfile.mkdtemp(prefix="alliance-demo-"))
     try:
-        result = run_demo(base, out, exchanges=exchanges, federation=federation, deployment=deployment)
+        result = run_demo(
+            base, out, exchanges=exchanges, federation=federation, deployment=deployment, chain=chain
+        )
     except DemoError as exc:
         _fail(str(exc))
         return

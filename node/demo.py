@@ -8,6 +8,7 @@ from collections import Counter
 from dataclasses import dataclass, field
 from decimal import Decimal
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from rich.console import Console
 from rich.table import Table
@@ -28,6 +29,9 @@ from node.pia_facts import gather
 from node.progress import progress_bar
 from node.settings import VKEY_FILE
 from node.witnessing import LocalWitness, request_cosignatures
+
+if TYPE_CHECKING:
+    from node.demo_chain import ChainResult
 
 # each brand's share and profile of the CDNOW customers: cdnow.PROFILES (about 68 / 27 / 5 %)
 BRANDS: list[tuple[str, str]] = [
@@ -62,6 +66,7 @@ class DemoResult:
     audit_bundles: dict[str, tuple[int, int]] = field(default_factory=dict)
     exchange: ExchangeResult | None = None
     federation: NodesRun | None = None
+    chain: ChainResult | None = None
 
     @property
     def ok(self) -> bool:
@@ -72,6 +77,7 @@ class DemoResult:
             and len(self.audit_bundles) == len(BRANDS)
             and (self.exchange is None or self.exchange.ok)
             and (self.federation is None or all(b.refused is None for b in self.federation.brands))
+            and (self.chain is None or self.chain.ok)
         )
 
 
@@ -188,6 +194,7 @@ def run_demo(
     exchanges: int = 3000,
     federation: bool = True,
     deployment: bool = False,
+    chain: bool = False,
 ) -> DemoResult:
     """Run the whole demo in ``base``; return what it proved."""
     console = console or Console()
@@ -216,6 +223,12 @@ def run_demo(
         if federation:
             console.rule("Joint churn model: Flower + Opacus across the three nodes")
             result.federation = federation_phase(nodes, console, deployment=base / "flower" if deployment else None)
+        if chain:
+            from node.demo_chain import chain_phase
+
+            console.rule("Anchoring and settlement on an EVM chain")
+            positions = result.exchange.positions if result.exchange else {}
+            result.chain = chain_phase(base, nodes, positions, console)
         _export_and_verify(base, nodes, result, console)
     finally:
         for node in nodes.values():

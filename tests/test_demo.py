@@ -11,7 +11,7 @@ from node.demo import DemoError, run_demo
 
 
 def test_demo_appends_every_cdnow_purchase_and_verifies_every_log(tmp_path: Path) -> None:
-    result = run_demo(tmp_path / "alliance", Console(quiet=True), exchanges=300)
+    result = run_demo(tmp_path / "alliance", Console(quiet=True), exchanges=300, chain=True)
     assert result.ok
     money = result.exchange
     assert money is not None
@@ -26,6 +26,13 @@ def test_demo_appends_every_cdnow_purchase_and_verifies_every_log(tmp_path: Path
     assert len(result.verified) == 9  # three brands x audit, exchange, purchases
     assert all(n == 2 for (_, log), n in result.cosignatures.items() if log == "purchases")
     assert result.refused_forks == ["same size, other root", "larger size, rewritten past"]
+    anchored = result.chain
+    assert anchored is not None
+    assert len(anchored.anchored) == 9  # every log of every brand
+    assert anchored.window_closed
+    assert anchored.pairs_confirmed == 3
+    assert all(f.ok for f in anchored.verified)
+    assert [f.kind for f in anchored.rewritten] == ["diverged"]
     fl = result.federation
     assert fl is not None
     assert [b.brand.split(".")[0] for b in sorted(fl.brands, key=lambda b: -b.train_rows)] == [
