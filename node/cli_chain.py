@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from pathlib import Path
 from typing import Annotated
 
 import typer
@@ -52,3 +53,43 @@ def verify_cmd(
         node.dispose()
     if bad:
         raise typer.Exit(1)
+
+
+@chain_app.command("close")
+@friendly
+def close_cmd(
+    data_dir: DataDir,
+    report: Annotated[Path, typer.Option("--report", help="The window's `settlement report --format json` output.")],
+) -> None:
+    """Close the report's settlement window on chain with its net positions, from this node's account.
+
+    The contract refuses (exit 1, with its reason) while any pair of the brands is not confirmed by
+    matching statement hashes, while a dispute is open, or if the positions do not sum to zero.
+    """
+    import json
+    from datetime import datetime
+
+    from contracts.client import ChainRefused
+    from node.chain_settlement import ChainSettlement
+    from node.settlement import Window
+
+    try:
+        body = json.loads(report.read_text(encoding="utf-8"))
+        window = Window(datetime.fromisoformat(body["window"]["start"]), datetime.fromisoformat(body["window"]["end"]))
+        positions = {str(k): int(v) for k, v in body["positions_fen"].items()}
+    except (KeyError, TypeError, ValueError) as exc:
+        _fail(f"{report}: not a settlement report with a window ({exc})", 2)
+        return
+    node = _open(data_dir)
+    try:
+        chain = ChainSettlement.from_settings(node)
+        if chain is None:
+            _fail("no chain configured: set chain_rpc_url, chain_settlement_address and chain_account", 2)
+            return
+        try:
+            chain.close(window, positions)
+        except ChainRefused as exc:
+            _fail(f"the settlement contract refused: {exc.reason}")
+    finally:
+        node.dispose()
+    out.print(f"window {window.start.isoformat()} - {window.end.isoformat()} closed on chain: {positions}")

@@ -83,6 +83,8 @@ def settle(
     Each file holds both brands' signed statements and whether they agree; ``settlement report``
     nets the agreed ones. Exits 1 if any pair disputes or cannot be reached.
     """
+    from contracts.client import ChainRefused
+    from node.chain_settlement import ChainSettlement
     from node.settlement import Window
     from node.settlement_service import SettlementError
 
@@ -90,7 +92,10 @@ def settle(
     window = Window(_when(start), _when(end))
     out_dir.mkdir(parents=True, exist_ok=True)
     me = node.settings.node_id
+    on_chain = ChainSettlement.from_settings(node)
     table = Table("counterpart", "exchanges", "agreed", "file", title=f"settlement statements of {me}")
+    if on_chain is not None:
+        table.add_column("on chain")
     failed = False
     for brand in node.registry.brands:
         if brand.node_id == me:
@@ -108,7 +113,14 @@ def settle(
         path.write_text(json.dumps(pair.to_json(), indent=2, sort_keys=True) + "\n")
         agreed = pair.reconciliation.agreed
         failed |= not agreed
-        table.add_row(brand.node_id, str(len(pair.mine.lines)), "yes" if agreed else "[red]DISPUTE[/red]", str(path))
+        cells = [brand.node_id, str(len(pair.mine.lines)), "yes" if agreed else "[red]DISPUTE[/red]", str(path)]
+        if on_chain is not None:
+            try:
+                cells.append(on_chain.post(pair))  # our statement's hash; "confirmed" once both sides posted
+            except (ChainRefused, LookupError) as exc:
+                cells.append(f"[red]refused: {exc}[/red]")
+                failed = True
+        table.add_row(*cells)
     cli.out.print(table)
     if failed:
         raise typer.Exit(1)
