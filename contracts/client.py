@@ -69,6 +69,22 @@ class Chain:
             raise ChainRefused(f"no EVM node answers at {rpc_url}")
         return cls(w3)
 
+    def use_key(self, private_key: str) -> str:
+        """Sign this node's transactions locally with ``private_key`` (hex); its address.
+
+        For public or consortium chains, where no account is unlocked on the JSON-RPC node: the key
+        never leaves this process, only signed transactions do.
+        """
+        from eth_account import Account
+        from web3.middleware import SignAndSendRawMiddlewareBuilder
+
+        try:
+            account = Account.from_key(private_key)
+        except (ValueError, TypeError) as exc:
+            raise ChainRefused(f"not a private key: {type(exc).__name__}") from None
+        self.w3.middleware_onion.inject(SignAndSendRawMiddlewareBuilder.build(account), layer=0)
+        return str(account.address)
+
     @property
     def accounts(self) -> list[str]:
         """Accounts the node unlocks for us (test chains)."""

@@ -82,11 +82,13 @@ class AnchorLoop:
 
 
 def from_settings(node: Node) -> Anchorer | None:
-    """The node's anchorer when its settings name a chain, else None (anchoring is off)."""
+    """The node's anchorer when its settings name a chain and the Anchor contract, else None (off)."""
+    from node.chain_config import node_chain
+
     s = node.settings
-    if not (s.chain_rpc_url and s.chain_anchor_address and s.chain_account):
+    connected = node_chain(node) if s.chain_anchor_address else None
+    if connected is None:
         return None
-    chain = Chain.connect(s.chain_rpc_url)
+    chain, account = connected
     anchor = chain.contract("Anchor", chain.w3.to_checksum_address(s.chain_anchor_address))
-    policy = AnchorPolicy(s.anchor_every_entries, s.anchor_every_seconds)
-    return Anchorer(node, chain, anchor, chain.w3.to_checksum_address(s.chain_account), policy)
+    return Anchorer(node, chain, anchor, account, AnchorPolicy(s.anchor_every_entries, s.anchor_every_seconds))

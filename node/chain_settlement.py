@@ -37,13 +37,16 @@ class ChainSettlement:
     @classmethod
     def from_settings(cls, node: Node) -> ChainSettlement | None:
         """The node's handle when its settings name a chain and a settlement contract, else None."""
+        from node.chain_config import node_chain
+
         s = node.settings
-        if not (s.chain_rpc_url and s.chain_settlement_address and s.chain_account):
+        connected = node_chain(node) if s.chain_settlement_address else None
+        if connected is None:
             return None
-        chain = Chain.connect(s.chain_rpc_url)
+        chain, account = connected
         settlement = chain.contract("Settlement", Web3.to_checksum_address(s.chain_settlement_address))
         registry = chain.contract("Registry", settlement.functions.registry().call())
-        return cls(chain, settlement, registry, Web3.to_checksum_address(s.chain_account))
+        return cls(chain, settlement, registry, account)
 
     def address_of(self, node_id: str) -> str:
         """The chain account the registry holds for ``node_id`` (LookupError if none)."""

@@ -69,6 +69,9 @@ class NodeSettings(BaseSettings):
     chain_anchor_address: str | None = Field(default=None, description="the alliance's Anchor contract")
     chain_settlement_address: str | None = Field(default=None, description="the alliance's Settlement contract")
     chain_account: str | None = Field(default=None, description="this node's account on the chain (unlocked there)")
+    chain_key_file: str | None = Field(
+        default=None, description="hex private key signing this node's transactions locally (relative to data_dir)"
+    )
     anchor_every_entries: int = Field(default=1000, ge=1, description="anchor a log after this many new entries")
     anchor_every_seconds: float = Field(default=600.0, gt=0, description="or after this long with any new entry")
 
@@ -156,7 +159,7 @@ def render_toml(settings: NodeSettings) -> str:
     ]
     if settings.database_url:
         lines.append(f"database_url = {json.dumps(settings.database_url)}")
-    for key in ("chain_rpc_url", "chain_anchor_address", "chain_settlement_address", "chain_account"):
+    for key in ("chain_rpc_url", "chain_anchor_address", "chain_settlement_address", "chain_account", "chain_key_file"):
         if getattr(settings, key):
             lines.append(f"{key} = {json.dumps(getattr(settings, key))}")
     if settings.chain_rpc_url:

@@ -73,3 +73,25 @@ def test_anchoring_is_off_unless_the_settings_name_a_chain(setup) -> None:  # ty
 
     node, *_ = setup
     assert from_settings(node) is None
+
+
+def test_a_node_can_sign_locally_with_its_own_key_instead_of_an_unlocked_account(setup) -> None:  # type: ignore[no-untyped-def]
+    from eth_account import Account
+
+    node, chain, alliance, _, _ = setup
+    key = Account.create()
+    funder = chain.accounts[0]
+    chain.w3.eth.send_transaction({"from": funder, "to": key.address, "value": 10**18})
+    address = chain.use_key(key.key.hex())
+    assert address == key.address
+    alliance.remove_brand(chain.accounts[1], funder)
+    alliance.add_brand(address, "n.example", funder)
+    assert dict(Anchorer(node, chain, alliance.anchor, address).tick())["n.example/audit"] == 5
+
+
+def test_a_key_that_is_not_one_is_refused(setup) -> None:  # type: ignore[no-untyped-def]
+    from contracts.client import ChainRefused
+
+    _, chain, *_ = setup
+    with pytest.raises(ChainRefused, match="not a private key"):
+        chain.use_key("0x1234")
