@@ -28,3 +28,42 @@ def test_a_chain_that_does_not_answer_is_a_clear_error(tmp_path: Path) -> None:
     )
     assert r.exit_code == 2
     assert "no EVM node answers at http://127.0.0.1:1" in r.output
+
+
+def test_chain_verify_passes_then_reports_a_gap_over_json_rpc(tmp_path: Path) -> None:
+    import pytest
+
+    from contracts.client import Alliance
+    from contracts.devchain import INSTALL_HINT, anvil
+    from node.identity import Node
+
+    init_node(tmp_path / "n", "n.example")
+    node = Node.open(tmp_path / "n")
+    node.store.log("audit").append([b"one", b"two", b"three"])
+    log = node.store.log("audit")
+    with anvil() as chain:
+        if chain is None:
+            node.dispose()
+            pytest.skip(f"{INSTALL_HINT}: chain verify over JSON-RPC is tested on anvil only")
+        owner, account = chain.accounts[:2]
+        alliance = Alliance.deploy(chain, owner)
+        alliance.add_brand(account, "n.example", owner)
+        alliance.post_anchor(log.origin, 3, log.root_at(3), account)
+        node.dispose()
+        args = [
+            "chain",
+            "verify",
+            "--data-dir",
+            str(tmp_path / "n"),
+            "--rpc",
+            chain.w3.provider.endpoint_uri,
+            "--anchor",
+            alliance.anchor.address,
+        ]
+        ok = CliRunner().invoke(app, args)
+        assert ok.exit_code == 0, ok.output
+        assert "n.example/audit anchored size 3 ok" in " ".join(ok.output.split())
+        alliance.post_anchor(log.origin, 9, b"\x01" * 32, account)  # more than the node holds
+        gap = CliRunner().invoke(app, args)
+        assert gap.exit_code == 1
+        assert "anchored size 9 GAP" in " ".join(gap.output.split())
