@@ -163,7 +163,9 @@ def test_a_window_does_not_close_while_a_pair_is_unconfirmed(alliance) -> None: 
     with pytest.raises(ChainRefused, match="pair not confirmed"):
         deployed.close_window(WINDOW, [(air, 1), (shop, 0), (cafe, -1)], air)
     with pytest.raises(ChainRefused, match="a brand named twice"):
-        deployed.close_window(WINDOW, [(air, 1), (air, -1)], air)
+        deployed.close_window(WINDOW, [(air, 1), (air, 0), (shop, -1)], air)
+    with pytest.raises(ChainRefused, match="every brand must be named"):
+        deployed.close_window(WINDOW, [(air, 1), (shop, -1)], air)
 
 
 def test_a_ledger_log_checks_against_its_anchors_and_a_rewritten_copy_does_not(alliance, tmp_path) -> None:  # type: ignore[no-untyped-def]

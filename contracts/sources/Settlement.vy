@@ -3,12 +3,13 @@
 @title Settlement windows
 @notice For a window, each side of a brand pair posts the hash of its signed bilateral statement.
         Equal hashes confirm the pair; different hashes open a dispute. A window closes when every
-        pair of the brands named is confirmed and no dispute is open, recording each brand's net
-        position; the positions must sum to zero.
+        registered brand is named, every pair of them is confirmed and no dispute is open, recording
+        each brand's net position; the positions must sum to zero.
 """
 
 interface Registry:
     def is_brand(who: address) -> bool: view
+    def brand_count() -> uint256: view
 
 event StatementPosted:
     window: indexed(bytes32)
@@ -94,6 +95,7 @@ def close_window(window: bytes32, brands: DynArray[address, MAX_BRANDS], positio
     n: uint256 = len(brands)
     assert n >= 2, "a window settles two brands or more"
     assert len(positions) == n, "one position per brand"
+    assert n == staticcall self.registry.brand_count(), "every brand must be named"
     total: int256 = 0
     for i: uint256 in range(MAX_BRANDS):
         if i >= n:
