@@ -93,3 +93,67 @@ def close_cmd(
     finally:
         node.dispose()
     out.print(f"window {window.start.isoformat()} - {window.end.isoformat()} closed on chain: {positions}")
+
+
+def _owner_chain(rpc: str, key_file: Path | None, account: str | None):  # type: ignore[no-untyped-def]
+    """The chain and the owner account commands act from (a local key, or an unlocked account)."""
+    from web3 import Web3
+
+    from contracts.client import Chain
+
+    chain = Chain.connect(rpc)
+    if key_file is not None:
+        return chain, chain.use_key(key_file.read_text(encoding="ascii").strip())
+    if account is None or not Web3.is_address(account):
+        _fail("give --key-file, or --from with an account unlocked on the node", 2)
+    return chain, Web3.to_checksum_address(account)
+
+
+KeyFile = Annotated[Path | None, typer.Option("--key-file", help="Hex private key of the owner (signed locally).")]
+FromAccount = Annotated[str | None, typer.Option("--from", help="The owner's account, unlocked on the node.")]
+Rpc = Annotated[str, typer.Option("--rpc", help="The chain's JSON-RPC URL.")]
+
+
+@chain_app.command("deploy")
+@friendly
+def deploy_cmd(rpc: Rpc, key_file: KeyFile = None, account: FromAccount = None) -> None:
+    """Deploy the alliance's Registry (owned by the sender), Anchor and Settlement contracts; print the
+    addresses each node puts in its settings (chain_anchor_address, chain_settlement_address)."""
+    from contracts.client import Alliance, ChainRefused
+
+    try:
+        chain, owner = _owner_chain(rpc, key_file, account)
+        deployed = Alliance.deploy(chain, owner)
+    except ChainRefused as exc:
+        _fail(str(exc))
+        return
+    for name, address in deployed.addresses.items():
+        out.print(f"{name}\t{address}", highlight=False)
+
+
+@chain_app.command("register")
+@friendly
+def register_cmd(
+    rpc: Rpc,
+    registry: Annotated[str, typer.Option("--registry", help="Address of the alliance's Registry contract.")],
+    brand: Annotated[str, typer.Option("--brand", help="The brand node's chain account.")],
+    node_id: Annotated[str, typer.Option("--node-id", help="The brand's node id (its log origins' prefix).")],
+    key_file: KeyFile = None,
+    account: FromAccount = None,
+) -> None:
+    """Register a brand (owner only): its account may then anchor its own logs and settle."""
+    from web3 import Web3
+
+    from contracts.client import ChainRefused
+
+    for value, what in ((registry, "--registry"), (brand, "--brand")):
+        if not Web3.is_address(value):
+            _fail(f"{what} {value!r} is not an address", 2)
+    try:
+        chain, owner = _owner_chain(rpc, key_file, account)
+        contract = chain.contract("Registry", Web3.to_checksum_address(registry))
+        chain.send(contract.functions.add_brand(Web3.to_checksum_address(brand), node_id), owner)
+    except ChainRefused as exc:
+        _fail(f"the registry refused: {exc.reason}")
+        return
+    out.print(f"{node_id} registered as {Web3.to_checksum_address(brand)}")

@@ -67,3 +67,36 @@ def test_chain_verify_passes_then_reports_a_gap_over_json_rpc(tmp_path: Path) ->
         gap = CliRunner().invoke(app, args)
         assert gap.exit_code == 1
         assert "anchored size 9 GAP" in " ".join(gap.output.split())
+
+
+def test_deploy_then_register_a_brand_over_json_rpc(tmp_path: Path) -> None:
+    import pytest
+
+    from contracts.devchain import INSTALL_HINT, anvil
+
+    with anvil() as chain:
+        if chain is None:
+            pytest.skip(f"{INSTALL_HINT}: deploy and register are tested on anvil only")
+        owner, brand = chain.accounts[:2]
+        url = chain.w3.provider.endpoint_uri
+        deployed = CliRunner().invoke(app, ["chain", "deploy", "--rpc", url, "--from", owner])
+        assert deployed.exit_code == 0, deployed.output
+        addresses = dict(line.split() for line in deployed.output.strip().splitlines())
+        assert set(addresses) == {"registry", "anchor", "settlement"}
+        args = [
+            "chain",
+            "register",
+            "--rpc",
+            url,
+            "--registry",
+            addresses["registry"],
+            "--brand",
+            brand,
+            "--node-id",
+            "n.example",
+        ]
+        ok = CliRunner().invoke(app, [*args, "--from", owner])
+        assert ok.exit_code == 0, ok.output
+        refused = CliRunner().invoke(app, [*args, "--from", brand])
+        assert refused.exit_code == 1
+        assert "only the owner" in refused.output
