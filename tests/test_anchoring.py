@@ -95,3 +95,41 @@ def test_a_key_that_is_not_one_is_refused(setup) -> None:  # type: ignore[no-unt
     _, chain, *_ = setup
     with pytest.raises(ChainRefused, match="not a private key"):
         chain.use_key("0x1234")
+
+
+def test_a_serving_node_configured_with_a_chain_anchors_in_the_background(tmp_path: Path) -> None:
+    import time
+
+    from contracts.devchain import INSTALL_HINT, anvil
+    from node.app import _anchor_loop
+    from node.settings import load_settings, write_config
+
+    with anvil() as chain:
+        if chain is None:
+            pytest.skip(f"{INSTALL_HINT}: the background loop is tested on anvil only")
+        owner, account = chain.accounts[:2]
+        alliance = Alliance.deploy(chain, owner)
+        alliance.add_brand(account, "n.example", owner)
+        init_node(tmp_path / "n", "n.example")
+        settings = load_settings(tmp_path / "n").model_copy(
+            update={
+                "chain_rpc_url": chain.w3.provider.endpoint_uri,
+                "chain_anchor_address": alliance.anchor.address,
+                "chain_account": account,
+                "anchor_every_entries": 1,
+            }
+        )
+        write_config(settings)  # what an operator writes into node.toml
+        node = Node.open(tmp_path / "n")
+        try:
+            node.store.log("audit").append([b"a", b"b"])
+            loop = _anchor_loop(node)
+            assert loop is not None
+            loop.start()
+            deadline = time.monotonic() + 20
+            while alliance.anchored("n.example/audit")[0] < 2 and time.monotonic() < deadline:
+                time.sleep(0.1)
+            loop.stop()
+            assert alliance.anchored("n.example/audit") == (2, node.store.log("audit").root_at(2))
+        finally:
+            node.dispose()
