@@ -8,13 +8,13 @@ carries on; the root posted for a size is the log's own root at that size.
 from __future__ import annotations
 
 import logging
-import threading
 import time
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
 from contracts.anchoring import AnchorPolicy
 from contracts.client import Chain, ChainRefused
+from node.periodic import Periodic
 
 if TYPE_CHECKING:
     from node.identity import Node
@@ -54,31 +54,16 @@ class Anchorer:
         return done
 
 
-class AnchorLoop:
+class AnchorLoop(Periodic):
     """Runs :meth:`Anchorer.tick` every ``interval`` seconds in a thread (what ``serve`` starts)."""
 
     def __init__(self, anchorer: Anchorer, interval: float) -> None:
-        self.anchorer, self.interval = anchorer, interval
-        self._stop = threading.Event()
-        self._thread = threading.Thread(target=self._run, name="anchoring", daemon=True)
+        self.anchorer = anchorer
+        super().__init__("anchoring", interval, self._pass, log)
 
-    def start(self) -> None:
-        """Start the loop."""
-        self._thread.start()
-
-    def stop(self) -> None:
-        """Stop it and wait for the pass in progress."""
-        self._stop.set()
-        self._thread.join(timeout=30)
-
-    def _run(self) -> None:
-        while not self._stop.is_set():
-            try:
-                for origin, size in self.anchorer.tick():
-                    log.info("anchored %s at size %d", origin, size)
-            except Exception:  # a chain or database hiccup must not end anchoring
-                log.exception("anchoring pass failed")
-            self._stop.wait(self.interval)
+    def _pass(self) -> None:
+        for origin, size in self.anchorer.tick():
+            log.info("anchored %s at size %d", origin, size)
 
 
 def from_settings(node: Node) -> Anchorer | None:

@@ -30,6 +30,7 @@ from node import faults
 from node.exchange_protocol import Action, DestinationState, SourceEvent, SourceState
 from node.exchange_records import CommittedExchange, receipt_valid, sign_receipt
 from node.exchange_store import DestinationSide, Incoming, Outgoing, SourceSide
+from node.periodic import Periodic
 from node.quotes import Quote, QuoteError, accept_quote, make_quote, sign_quote
 from node.registry import Brand, UnknownBrandError
 from node.tiers import add_months
@@ -506,30 +507,14 @@ class ExchangeService:
         return report
 
 
-class RecoveryLoop:
+class RecoveryLoop(Periodic):
     """Runs :meth:`ExchangeService.recover` at start and then every ``interval`` seconds, in a thread."""
 
     def __init__(self, service: ExchangeService, interval: float) -> None:
         self.service = service
-        self.interval = interval
-        self._stop = threading.Event()
-        self._thread = threading.Thread(target=self._run, name="exchange-recovery", daemon=True)
+        super().__init__("exchange-recovery", interval, self._pass, log)
 
-    def start(self) -> None:
-        """Start the loop."""
-        self._thread.start()
-
-    def stop(self) -> None:
-        """Stop it and wait for the pass in progress."""
-        self._stop.set()
-        self._thread.join(timeout=30)
-
-    def _run(self) -> None:
-        while not self._stop.is_set():
-            try:
-                report = self.service.recover()
-                if report.resumed or report.logged:
-                    log.info("exchange recovery: %s", report)
-            except Exception:  # keep retrying: a database or peer hiccup must not end recovery
-                log.exception("exchange recovery pass failed")
-            self._stop.wait(self.interval)
+    def _pass(self) -> None:
+        report = self.service.recover()
+        if report.resumed or report.logged:
+            log.info("exchange recovery: %s", report)
