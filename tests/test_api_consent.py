@@ -7,30 +7,22 @@ import io
 from pathlib import Path
 
 import pytest
+from api_fixtures import open_api
 from compliance_fixtures import notice_data
-from fastapi.testclient import TestClient
 
 from compliance.audit import AuditEvent
 from compliance.receipts import verify_receipt
 from ledger import note
-from node.app import create_app
 from node.auth import Role
-from node.identity import Node, init_node
+from node.identity import Node
 from node.settings import VKEY_FILE
 
 
 @pytest.fixture
 def api(tmp_path: Path):  # type: ignore[no-untyped-def]
-    init_node(tmp_path / "n", "n.example")
-    node = Node.open(tmp_path / "n")
-    client = TestClient(create_app(node), raise_server_exceptions=False)
-    officer = {"Authorization": f"Bearer {node.staff_keys.issue('chen', Role.COMPLIANCE)}"}
-    operator = {"Authorization": f"Bearer {node.staff_keys.issue('olga', Role.OPERATOR)}"}
-    assert client.post("/v1/notices", json=notice_data(), headers=officer).status_code == 201
-    assert client.post("/v1/members", json={"member_ref": "M-1"}, headers=operator).status_code == 201
-    token = client.post("/v1/members/M-1/token", headers=operator).json()["token"]
-    yield client, node, {"Authorization": f"Bearer {token}"}, officer, tmp_path / "n"
-    node.dispose()
+    a = open_api(tmp_path / "n", ("M-1",))
+    yield a.client, a.node, a.members["M-1"], a.officer, tmp_path / "n"
+    a.node.dispose()
 
 
 def _audit_events(node: Node) -> list[AuditEvent]:

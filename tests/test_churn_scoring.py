@@ -7,37 +7,25 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-from compliance_fixtures import notice_data
-from fastapi.testclient import TestClient
+from api_fixtures import open_api
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from compliance.audit import AuditEvent
 from federation.features import FEATURES
 from federation.training import initial_weights
-from node.app import create_app
 from node.auth import Role
 from node.churn_scoring import NOT_PERSONALISED
 from node.federation_store import NodeModelShelf
-from node.identity import Node, init_node
+from node.identity import Node
 
 TODAY = datetime.now(UTC).date()
 
 
 @pytest.fixture
 def api(tmp_path: Path):  # type: ignore[no-untyped-def]
-    init_node(tmp_path / "n", "n.example")
-    node = Node.open(tmp_path / "n")
-    client = TestClient(create_app(node), raise_server_exceptions=False)
-    officer = {"Authorization": f"Bearer {node.staff_keys.issue('chen', Role.COMPLIANCE)}"}
-    operator = {"Authorization": f"Bearer {node.staff_keys.issue('olga', Role.OPERATOR)}"}
-    assert client.post("/v1/notices", json=notice_data(), headers=officer).status_code == 201
-    tokens = {}
-    for ref in ("M-in", "M-out"):
-        assert client.post("/v1/members", json={"member_ref": ref}, headers=operator).status_code == 201
-        tokens[ref] = {
-            "Authorization": f"Bearer {client.post(f'/v1/members/{ref}/token', headers=operator).json()['token']}"
-        }
+    a = open_api(tmp_path / "n", ("M-in", "M-out"))
+    client, node, tokens, operator = a.client, a.node, a.members, a.operator
     switch_on_personalization(node)
     grant = {"action": "grant", "purposes": ["personalization"]}
     assert client.post("/v1/me/consents", json=grant, headers=tokens["M-in"]).status_code == 200
@@ -53,7 +41,7 @@ def api(tmp_path: Path):  # type: ignore[no-untyped-def]
 def switch_on_personalization(node: Node) -> None:
     """An approved assessment for personalization and the switch on (PIPL Art. 55)."""
     from compliance.pia import Feature, example_assessment
-    from node.auth import Caller, Role, current_caller
+    from node.auth import Caller, current_caller
 
     assessment = example_assessment().model_copy(
         update={"features": ["personalization"], "purposes": ["personalization"]}
