@@ -70,12 +70,12 @@ from compliance.audit import AuditFilter
 from compliance.audit_bundle import verify_bundle
 from compliance.consent import ConsentAction
 from compliance.service import ConsentChange
-from node.auth import Role, issue_member_token
-from node.demo_consent import notice_for
-from node.identity import Node, init_node
-from node.local_servers import free_port, stop_process
-from node.progress import progress_bar
-from node.settings import VKEY_FILE
+from node.core.auth import Role, issue_member_token
+from node.core.processes import free_port, stop_process
+from node.core.progress import progress_bar
+from node.core.settings import VKEY_FILE
+from node.demo.consent import notice_for
+from node.runtime import Node, init_node
 
 REPO = Path(__file__).resolve().parent.parent
 DOCS = REPO / "docs" / "benchmarks.md"

@@ -41,12 +41,12 @@ from rich.console import Console
 from benchmarks.httpload import Endpoint, Report, fmt_ms, percentile, replace_section, run_load
 from compliance.consent import ConsentAction
 from compliance.service import ConsentChange
-from node.alliance import BrandSpec, create_alliance, enable_exchange
-from node.auth import Role, issue_member_token
-from node.identity import Node
-from node.linking import new_link_id
-from node.local_servers import ServerProcess, free_port
-from node.progress import progress_bar
+from node.core.auth import Role, issue_member_token
+from node.core.processes import ServerProcess, free_port
+from node.core.progress import progress_bar
+from node.demo.alliance import BrandSpec, create_alliance, enable_exchange
+from node.exchange.links import new_link_id
+from node.runtime import Node
 
 REPO = Path(__file__).resolve().parent.parent
 DOCS = REPO / "docs" / "benchmarks.md"
@@ -217,8 +217,8 @@ def measure(
 
 def verify(base: Path, air: BrandSpec, shop: BrandSpec, refs: list[str]) -> list[str]:
     """Every exchange confirmed, points conserved, both logs holding the same entries."""
-    from node.exchange_protocol import SourceState
-    from node.settings import load_settings
+    from node.core.settings import load_settings
+    from node.exchange.protocol import SourceState
 
     a, s = (Node(load_settings(base / k.key)) for k in (air, shop))
     try:
@@ -229,7 +229,7 @@ def verify(base: Path, air: BrandSpec, shop: BrandSpec, refs: list[str]) -> list
         received = sum(s.wallets.balance(s.consent.member_pseudonym(r), today) for r in refs)
         from sqlalchemy import func, select
 
-        from node.exchange_store import ExchangeOutRow
+        from node.exchange.store import ExchangeOutRow
 
         t = ExchangeOutRow.__table__
         with a.store.engine.connect() as conn:

@@ -38,8 +38,8 @@ from rich.table import Table
 
 from benchmarks.httpload import replace_section
 from federation.simulate import Bench, SimulationSettings
-from node import cdnow
-from node.cdnow_churn import churn_brands
+from node.demo import cdnow
+from node.demo.cdnow_churn import churn_brands
 
 DOCS = Path(__file__).resolve().parent.parent / "docs" / "benchmarks.md"
 PLOT = Path(__file__).resolve().parent.parent / "docs" / "federation-privacy-utility.png"
@@ -188,12 +188,12 @@ def _engine_seconds(purchases: list[cdnow.Purchase]) -> tuple[list[float], list[
     from compliance.consent import ConsentAction
     from compliance.service import ConsentChange
     from federation.server_app import RunSettings
-    from node.alliance import BrandSpec, create_alliance, enable_exchange
-    from node.cdnow_churn import CUTOFF, HORIZON_END
-    from node.churn_rows import ChurnWindow
-    from node.federation_run import federate_nodes, in_process, on_deployment_engine
-    from node.identity import Node
-    from node.local_servers import free_port
+    from node.core.processes import free_port
+    from node.demo.alliance import BrandSpec, create_alliance, enable_exchange
+    from node.demo.cdnow_churn import CUTOFF, HORIZON_END
+    from node.learning.rows import ChurnWindow
+    from node.learning.run import federate_nodes, in_process, on_deployment_engine
+    from node.runtime import Node
 
     with tempfile.TemporaryDirectory(prefix="bench-federation-") as tmp:
         base = Path(tmp)

@@ -53,7 +53,7 @@ from ledger.note import Signer
 from ledger.proof import verify_consistency, verify_inclusion
 from ledger.rfc6962 import leaf_hash
 from ledger.storage import INDEX_BITS, LedgerStore, Log, create_engine
-from node.progress import progress_bar
+from node.core.progress import progress_bar
 
 ENTRY_BYTES = 200
 SEED = 6962

@@ -8,9 +8,9 @@ from pathlib import Path
 from compliance_fixtures import notice_data
 from fastapi.testclient import TestClient
 
-from node.app import create_app
-from node.auth import Role
-from node.identity import Node, init_node
+from node.api.app import create_app
+from node.core.auth import Role
+from node.runtime import Node, init_node
 
 Headers = dict[str, str]
 

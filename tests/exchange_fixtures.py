@@ -10,13 +10,13 @@ from pathlib import Path
 import httpx
 
 from compliance.consent import ConsentAction
-from node.alliance import BrandSpec, create_alliance, enable_exchange
-from node.auth import issue_member_token
-from node.exchange_records import CommittedExchange
-from node.identity import Node
-from node.linking import new_link_id
-from node.local_servers import ServerProcess, free_port
-from node.settings import load_settings
+from node.core.auth import issue_member_token
+from node.core.processes import ServerProcess, free_port
+from node.core.settings import load_settings
+from node.demo.alliance import BrandSpec, create_alliance, enable_exchange
+from node.exchange.links import new_link_id
+from node.exchange.records import CommittedExchange
+from node.runtime import Node
 
 STARTING_POINTS = 10_000
 

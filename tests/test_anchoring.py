@@ -9,8 +9,8 @@ import pytest
 from contracts.anchoring import AnchorPolicy
 from contracts.client import Alliance, Chain
 from contracts.verify import check_against_chain
-from node.anchoring import Anchorer
-from node.identity import Node, init_node
+from node.chain.anchoring import Anchorer
+from node.runtime import Node, init_node
 
 
 @pytest.mark.parametrize(
@@ -69,7 +69,7 @@ def test_an_unregistered_account_anchors_nothing_and_does_not_crash(setup) -> No
 
 
 def test_anchoring_is_off_unless_the_settings_name_a_chain(setup) -> None:  # type: ignore[no-untyped-def]
-    from node.anchoring import from_settings
+    from node.chain.anchoring import from_settings
 
     node, *_ = setup
     assert from_settings(node) is None
@@ -101,8 +101,8 @@ def test_a_serving_node_configured_with_a_chain_anchors_in_the_background(tmp_pa
     import time
 
     from contracts.devchain import INSTALL_HINT, anvil
-    from node.app import _anchor_loop
-    from node.settings import load_settings, write_config
+    from node.api.app import _anchor_loop
+    from node.core.settings import load_settings, write_config
 
     with anvil() as chain:
         if chain is None:

@@ -14,10 +14,10 @@ from ledger.checkpoint import Checkpoint, open_checkpoint
 from ledger.cosignature import verify_cosignatures
 from ledger.proof import verify_consistency, verify_inclusion
 from ledger.witness import AddCheckpoint
-from node.app import create_app
-from node.auth import Role
-from node.identity import Node, add_peer, init_node
-from node.settings import VKEY_FILE, Peer
+from node.api.app import create_app
+from node.core.auth import Role
+from node.core.settings import VKEY_FILE, Peer
+from node.runtime import Node, add_peer, init_node
 
 
 @pytest.fixture

@@ -13,9 +13,9 @@ from compliance_fixtures import notice_data
 from compliance.audit import AuditEvent
 from compliance.receipts import verify_receipt
 from ledger import note
-from node.auth import Role
-from node.identity import Node
-from node.settings import VKEY_FILE
+from node.core.auth import Role
+from node.core.settings import VKEY_FILE
+from node.runtime import Node
 
 
 @pytest.fixture

@@ -9,8 +9,8 @@ import schemathesis
 from fastapi.testclient import TestClient
 from hypothesis import HealthCheck, given, settings
 
-from node.app import create_app
-from node.identity import Node, init_node
+from node.api.app import create_app
+from node.runtime import Node, init_node
 
 
 @pytest.fixture

@@ -25,9 +25,9 @@ from compliance.audit_bundle import FORMAT, BundleError, attestation_text, expor
 from ledger import note
 from ledger.checkpoint import Checkpoint
 from ledger.storage import LedgerStore, Log, create_engine
-from node.cli_audit import audit_app
-from node.identity import Node, init_node
-from node.settings import VKEY_FILE
+from node.cli.audit import audit_app
+from node.core.settings import VKEY_FILE
+from node.runtime import Node, init_node
 
 NODE = "a.example"
 A, B, C = "aa" * 16, "bb" * 16, "cc" * 16

@@ -9,7 +9,7 @@ import pytest
 
 from compliance.audit import Actor, AuditEvent, AuditTrail
 from compliance.audit_index import AuditIndex
-from node.identity import Node, init_node
+from node.runtime import Node, init_node
 
 A, B = "a" * 32, "b" * 32
 

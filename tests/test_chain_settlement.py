@@ -8,9 +8,9 @@ from decimal import Decimal
 import pytest
 
 from contracts.client import Alliance, Chain, ChainRefused
-from node.chain_settlement import ChainSettlement, window_id
-from node.settlement import Exchange, Window, reconcile, statement
-from node.settlement_service import PairStatements
+from node.chain.settlement import ChainSettlement, window_id
+from node.settlement.service import PairStatements
+from node.settlement.statements import Exchange, Window, reconcile, statement
 
 T0 = datetime(2026, 11, 1, tzinfo=UTC)
 W = Window(T0, T0 + timedelta(days=1))

@@ -7,9 +7,9 @@ from datetime import date
 import pytest
 
 from federation.features import FEATURES, features
-from node.churn_rows import ChurnWindow, history_from_journal
-from node.tiers import default_rules
-from node.wallet import Kind, Movement
+from node.learning.rows import ChurnWindow, history_from_journal
+from node.wallet.journal import Kind, Movement
+from node.wallet.tiers import default_rules
 
 CUT = date(2026, 6, 30)
 

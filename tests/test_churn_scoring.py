@@ -14,10 +14,10 @@ from hypothesis import strategies as st
 from compliance.audit import AuditEvent
 from federation.features import FEATURES
 from federation.training import initial_weights
-from node.auth import Role
-from node.churn_scoring import NOT_PERSONALISED
-from node.federation_store import NodeModelShelf
-from node.identity import Node
+from node.core.auth import Role
+from node.learning.scoring import NOT_PERSONALISED
+from node.learning.store import NodeModelShelf
+from node.runtime import Node
 
 TODAY = datetime.now(UTC).date()
 
@@ -41,7 +41,7 @@ def api(tmp_path: Path):  # type: ignore[no-untyped-def]
 def switch_on_personalization(node: Node) -> None:
     """An approved assessment for personalization and the switch on (PIPL Art. 55)."""
     from compliance.pia import Feature, example_assessment
-    from node.auth import Caller, current_caller
+    from node.core.auth import Caller, current_caller
 
     assessment = example_assessment().model_copy(
         update={"features": ["personalization"], "purposes": ["personalization"]}

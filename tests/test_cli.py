@@ -13,9 +13,9 @@ import httpx
 import pytest
 from typer.testing import CliRunner
 
-from node.cli import app
-from node.identity import Node
-from node.settings import CONFIG_FILE, KEY_FILE, VKEY_FILE, WITNESS_VKEY_FILE
+from node.cli.main import app
+from node.core.settings import CONFIG_FILE, KEY_FILE, VKEY_FILE, WITNESS_VKEY_FILE
+from node.runtime import Node
 
 runner = CliRunner()
 

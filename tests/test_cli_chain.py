@@ -6,8 +6,8 @@ from pathlib import Path
 
 from typer.testing import CliRunner
 
-from node.cli import app
-from node.identity import init_node
+from node.cli.main import app
+from node.runtime import init_node
 
 ANCHOR = "0x" + "11" * 20
 
@@ -35,7 +35,7 @@ def test_chain_verify_passes_then_reports_a_gap_over_json_rpc(tmp_path: Path) ->
 
     from contracts.client import Alliance
     from contracts.devchain import INSTALL_HINT, anvil
-    from node.identity import Node
+    from node.runtime import Node
 
     init_node(tmp_path / "n", "n.example")
     node = Node.open(tmp_path / "n")

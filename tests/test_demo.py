@@ -7,7 +7,7 @@ from pathlib import Path
 import pytest
 from rich.console import Console
 
-from node.demo import DemoError, run_demo
+from node.demo.main import DemoError, run_demo
 
 
 def test_demo_appends_every_cdnow_purchase_and_verifies_every_log(tmp_path: Path) -> None:

@@ -11,8 +11,8 @@ import pytest
 from exchange_fixtures import STARTING_POINTS, Pair, build_pair
 
 from ledger import note
-from node.exchange_records import CommittedExchange
-from node.peer_auth import sign_request
+from node.exchange.records import CommittedExchange
+from node.peers.signing import sign_request
 
 MEMBERS = [f"m{i}" for i in range(12)]
 HAND_CREDITED: set[str] = set()  # credits the peer-call tests forged with the source's key: no hold behind them
@@ -219,7 +219,7 @@ def test_reconciliation_through_the_peers_checkpoint_reports_credits_the_source_
 def test_settle_writes_agreed_statements_and_the_report_nets_them_to_zero(pair: Pair, tmp_path: Path):
     from typer.testing import CliRunner
 
-    from node.cli import app
+    from node.cli.main import app
 
     runner = CliRunner()
     source_dir, out = pair.base / "airline", tmp_path / "statements"
@@ -246,7 +246,7 @@ def test_settle_writes_agreed_statements_and_the_report_nets_them_to_zero(pair: 
 def test_a_statement_file_with_a_forged_signature_is_refused(pair: Pair, tmp_path: Path):
     from typer.testing import CliRunner
 
-    from node.cli import app
+    from node.cli.main import app
 
     runner = CliRunner()
     source_dir, out = pair.base / "airline", tmp_path / "statements"
@@ -278,7 +278,7 @@ def test_the_next_windows_report_carries_the_fractions_of_a_fen_from_the_last(pa
 
     from typer.testing import CliRunner
 
-    from node.cli import app
+    from node.cli.main import app
 
     runner = CliRunner()
     source_dir, registry = pair.base / "airline", str(pair.base / "airline" / "registry.toml")
@@ -305,7 +305,7 @@ def test_the_next_windows_report_carries_the_fractions_of_a_fen_from_the_last(pa
 def test_carrying_from_a_report_of_another_window_is_refused(pair: Pair, tmp_path: Path):
     from typer.testing import CliRunner
 
-    from node.cli import app
+    from node.cli.main import app
 
     runner = CliRunner()
     source_dir, out = pair.base / "airline", tmp_path / "statements"

@@ -17,8 +17,8 @@ import httpx
 import pytest
 from exchange_fixtures import STARTING_POINTS, Pair, build_pair
 
-from node.exchange_protocol import DestinationState, SourceState
-from node.exchange_records import CommittedExchange
+from node.exchange.protocol import DestinationState, SourceState
+from node.exchange.records import CommittedExchange
 
 pytestmark = pytest.mark.slow
 
@@ -176,7 +176,7 @@ def _check_consistent(pair: Pair) -> None:
 def _all_outgoing(pair: Pair):  # type: ignore[no-untyped-def]
     from sqlalchemy import select
 
-    from node.exchange_store import ExchangeOutRow, _outgoing
+    from node.exchange.store import ExchangeOutRow, _outgoing
 
     t = ExchangeOutRow.__table__
     with pair.node("airline").store.engine.connect() as conn:

@@ -7,7 +7,7 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from node.exchange_protocol import (
+from node.exchange.protocol import (
     Action,
     DestinationState,
     ProtocolError,

@@ -12,13 +12,13 @@ from sqlalchemy import text
 
 from ledger import note
 from ledger.storage import create_engine
-from node.exchange_protocol import DestinationState, ProtocolError, SourceEvent, SourceState
-from node.exchange_store import DestinationSide, SourceSide
-from node.quotes import make_quote
-from node.registry import Brand
-from node.schema import upgrade
-from node.wallet import WalletError
-from node.wallet_store import WalletStore
+from node.core.schema import upgrade
+from node.exchange.protocol import DestinationState, ProtocolError, SourceEvent, SourceState
+from node.exchange.quotes import make_quote
+from node.exchange.store import DestinationSide, SourceSide
+from node.peers.registry import Brand
+from node.wallet.journal import WalletError
+from node.wallet.store import WalletStore
 
 TODAY = date(2026, 11, 22)
 NOW = datetime(2026, 11, 22, 8, tzinfo=UTC)

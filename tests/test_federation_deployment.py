@@ -16,12 +16,12 @@ from typer.testing import CliRunner
 
 from compliance.consent import ConsentAction
 from compliance.service import ConsentChange
-from node.alliance import BrandSpec, create_alliance, enable_exchange
-from node.cli import app
-from node.federation_store import NodeModelShelf, NodePrivacyBook
-from node.flower_deploy import LocalFederation, make_supernode_key
-from node.identity import Node
-from node.local_servers import free_port
+from node.cli.main import app
+from node.core.processes import free_port
+from node.demo.alliance import BrandSpec, create_alliance, enable_exchange
+from node.learning.deploy import LocalFederation, make_supernode_key
+from node.learning.store import NodeModelShelf, NodePrivacyBook
+from node.runtime import Node
 
 pytestmark = pytest.mark.slow
 TODAY = datetime.now(UTC).date()

@@ -17,11 +17,11 @@ from compliance.service import ConsentChange
 from federation.client_app import make_client_app
 from federation.inprocess import InProcessGrid
 from federation.server_app import FederationReport, RunSettings, run_federation
-from node.alliance import create_alliance, enable_exchange
-from node.churn_rows import ChurnWindow
-from node.federation_site import ConsentGatedLoader, node_site
-from node.federation_store import NodeModelShelf, NodePrivacyBook
-from node.identity import Node
+from node.demo.alliance import create_alliance, enable_exchange
+from node.learning.rows import ChurnWindow
+from node.learning.site import ConsentGatedLoader, node_site
+from node.learning.store import NodeModelShelf, NodePrivacyBook
+from node.runtime import Node
 
 TODAY = datetime.now(UTC).date()
 WINDOW = ChurnWindow(TODAY - timedelta(days=180), TODAY)
@@ -190,7 +190,7 @@ def test_every_node_stores_each_rounds_global_model(nodes: dict[str, Node]) -> N
 def test_the_budget_command_sets_shows_and_audits_the_budget(nodes: dict[str, Node]) -> None:
     from typer.testing import CliRunner
 
-    from node.cli import app
+    from node.cli.main import app
 
     node = nodes["airline"]
     data_dir = str(node.settings.data_dir)
@@ -209,7 +209,7 @@ def test_the_budget_command_sets_shows_and_audits_the_budget(nodes: dict[str, No
 def test_federate_run_over_node_directories_then_status_lists_the_rounds(nodes: dict[str, Node]) -> None:
     from typer.testing import CliRunner
 
-    from node.cli import app
+    from node.cli.main import app
 
     dirs = [str(n.settings.data_dir) for n in nodes.values()]
     r = CliRunner().invoke(app, ["federate", "run", "--node", dirs[0], "--node", dirs[1], "--run", "cli-1",

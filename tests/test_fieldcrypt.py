@@ -10,8 +10,8 @@ from hypothesis import given
 from hypothesis import strategies as st
 
 from compliance.fieldcrypt import FieldCipher, FieldCryptError, load_key_file
-from node.identity import Node, init_node
-from node.settings import DATA_KEY_FILE
+from node.core.settings import DATA_KEY_FILE
+from node.runtime import Node, init_node
 
 CIPHER = FieldCipher.generate()
 

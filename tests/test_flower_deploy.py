@@ -8,8 +8,8 @@ import pytest
 from cryptography import x509
 from typer.testing import CliRunner
 
-from node.cli import app
-from node.flower_deploy import DeploymentError, make_tls, superlink_command, supernode_command
+from node.cli.main import app
+from node.learning.deploy import DeploymentError, make_tls, superlink_command, supernode_command
 
 
 def test_a_secure_superlink_serves_tls_admits_registered_nodes_and_installs_nothing(tmp_path: Path) -> None:

@@ -19,10 +19,10 @@ from ledger.errors import CheckpointError, NoteError, StorageUnavailableError
 from ledger.rfc6962 import EMPTY_ROOT
 from ledger.storage import CheckpointRecord, LedgerStore, create_engine
 from ledger.witness import AddCheckpoint, InconsistentCheckpoint, MemoryWitnessState, Witness
-from node.app import create_app
-from node.identity import Node, add_peer, init_node
-from node.settings import CONFIG_FILE, VKEY_FILE, NodeSettings, Peer
-from node.witnessing import LocalWitness, request_cosignatures
+from node.api.app import create_app
+from node.core.settings import CONFIG_FILE, VKEY_FILE, NodeSettings, Peer
+from node.peers.witnessing import LocalWitness, request_cosignatures
+from node.runtime import Node, add_peer, init_node
 
 
 @pytest.fixture

@@ -23,9 +23,9 @@ from compliance.incidents import (
     render_text,
     within_deadline,
 )
-from node.auth import Role
-from node.cli import app
-from node.identity import Node, init_node
+from node.cli.main import app
+from node.core.auth import Role
+from node.runtime import Node, init_node
 
 T0 = datetime(2026, 11, 22, 3, 0, tzinfo=UTC)
 

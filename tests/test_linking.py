@@ -10,8 +10,8 @@ from compliance_fixtures import notice_data
 
 from compliance.consent import ConsentAction
 from compliance.notices import parse_notice
-from node.identity import Node, init_node
-from node.linking import CODE_TTL, LinkError, code_hash, new_link_id
+from node.exchange.links import CODE_TTL, LinkError, code_hash, new_link_id
+from node.runtime import Node, init_node
 
 NOW = datetime(2026, 11, 22, 8, tzinfo=UTC)
 M = "a" * 32

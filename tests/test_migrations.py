@@ -12,7 +12,7 @@ from alembic.runtime.migration import MigrationContext
 from sqlalchemy import Engine, inspect, text
 
 from ledger.storage import create_engine
-from node.schema import current, head, include_object, target_metadata, upgrade
+from node.core.schema import current, head, include_object, target_metadata, upgrade
 
 
 def _node_tables(engine: Engine) -> set[str]:
@@ -54,7 +54,10 @@ def test_upgrading_twice_changes_nothing(empty_engine: Engine) -> None:
 
 def test_processes_migrating_one_database_at_once_all_succeed(tmp_path: Path) -> None:
     url = f"sqlite:///{tmp_path / 'node.db'}"
-    code = f"from ledger.storage import create_engine; from node.schema import upgrade; upgrade(create_engine({url!r}))"
+    code = (
+        "from ledger.storage import create_engine; from node.core.schema import upgrade; "
+        f"upgrade(create_engine({url!r}))"
+    )
     procs = [subprocess.Popen([sys.executable, "-c", code], stderr=subprocess.PIPE) for _ in range(3)]
     errors = [p.communicate(timeout=60)[1].decode() for p in procs]
     assert [p.returncode for p in procs] == [0, 0, 0], errors
@@ -67,7 +70,7 @@ def test_a_node_keeps_its_members_and_consents_in_postgresql(tmp_path: Path, pg_
 
     from compliance.consent import ConsentAction
     from compliance.notices import parse_notice
-    from node.identity import Node, init_node
+    from node.runtime import Node, init_node
 
     engine = create_engine(pg_database)
     with engine.begin() as conn:

@@ -20,9 +20,9 @@ from compliance.consent import ConsentAction
 from compliance.egress import NON_PI, EgressReason, Mechanism
 from compliance.notices import parse_notice
 from compliance.pia import Assessment, Feature
-from node.identity import Node, add_peer, init_node
-from node.outbound import EgressRefused
-from node.settings import VKEY_FILE, Peer
+from node.core.settings import VKEY_FILE, Peer
+from node.peers.outbound import EgressRefused
+from node.runtime import Node, add_peer, init_node
 
 ROOT = Path(__file__).parents[1]
 EXCHANGE = {"member": "identity.pseudonym", "points": "loyalty.transactions", "rate": NON_PI}
@@ -222,25 +222,25 @@ def test_only_the_egress_module_imports_an_http_client() -> None:
     # probes the port of the SuperLink it started itself on 127.0.0.1 (Flower's own traffic carries
     # weights and metrics, never rows, between processes it starts).
     assert sorted(set(offenders)) == [
-        "node/demo_client.py",
-        "node/flower_deploy.py",
-        "node/local_servers.py",
-        "node/outbound.py",
-        "node/witnessing.py",
+        "node/core/processes.py",
+        "node/demo/client.py",
+        "node/learning/deploy.py",
+        "node/peers/outbound.py",
+        "node/peers/witnessing.py",
     ]
 
 
 def test_local_servers_only_ever_talk_to_loopback() -> None:
-    source = (ROOT / "node" / "local_servers.py").read_text()
+    source = (ROOT / "node" / "core" / "processes.py").read_text()
     assert "host" not in source.replace('"--host", "127.0.0.1"', "")
     assert source.count("127.0.0.1") >= 3
-    client = (ROOT / "node" / "demo_client.py").read_text()
+    client = (ROOT / "node" / "demo" / "client.py").read_text()
     assert 'base_url=f"{LOOPBACK}:{port}"' in client
     assert 'LOOPBACK = "http://127.0.0.1"' in client
 
 
 def test_witnessing_calls_go_through_the_egress_function() -> None:
-    source = (ROOT / "node" / "witnessing.py").read_text()
+    source = (ROOT / "node" / "peers" / "witnessing.py").read_text()
     for call in ("httpx.post", "httpx.get", "httpx.Client", "httpx.request"):
         assert call not in source
     assert "self.outbound.post(" in source
@@ -258,7 +258,7 @@ def _free_port() -> int:
 def test_a_witness_request_over_http_passes_egress_and_is_cosigned(tmp_path: Path) -> None:
     from typer.testing import CliRunner
 
-    from node.cli import app
+    from node.cli.main import app
 
     a, b = tmp_path / "a", tmp_path / "b"
     init_node(a, "a.example")

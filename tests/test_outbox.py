@@ -12,8 +12,8 @@ from compliance import outbox
 from compliance.audit import AuditEvent
 from compliance.consent import ConsentAction
 from compliance.notices import parse_notice
-from node.auth import Caller, Role, current_caller
-from node.identity import Node, init_node
+from node.core.auth import Caller, Role, current_caller
+from node.runtime import Node, init_node
 
 
 class Crash(Exception):

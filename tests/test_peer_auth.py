@@ -10,7 +10,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from ledger import note
-from node.peer_auth import PeerAuthError, PeerVerifier, sign_request
+from node.peers.signing import PeerAuthError, PeerVerifier, sign_request
 
 AIR, SHOP = note.Signer.generate("air.example"), note.Signer.generate("shop.example")
 REGISTRY = {s.name: s.verifier() for s in (AIR, SHOP)}
@@ -89,7 +89,7 @@ def test_an_unsigned_request_is_refused() -> None:
 def test_a_signature_that_does_not_cover_the_digest_is_refused() -> None:
     from http_message_signatures import HTTPMessageSigner, algorithms
 
-    from node.peer_auth import _Keys
+    from node.peers.signing import _Keys
 
     request = httpx.Request("POST", URL, content=b"{}")
     HTTPMessageSigner(signature_algorithm=algorithms.ED25519, key_resolver=_Keys(signer=AIR)).sign(

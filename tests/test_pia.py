@@ -14,9 +14,9 @@ from compliance.audit import AuditEvent
 from compliance.egress import Mechanism
 from compliance.pia import Assessment, Feature, PiaRecord, PiaRefused, Status, check_feature
 from compliance.pia_report import PIPO_THRESHOLD, ReportFacts, document, to_html, to_markdown
-from node.auth import Role
-from node.cli import app
-from node.identity import Node, init_node
+from node.cli.main import app
+from node.core.auth import Role
+from node.runtime import Node, init_node
 
 EXAMPLE = Path(__file__).parents[1] / "compliance" / "data" / "pia_example.toml"
 T0 = datetime(2026, 11, 1, 8, 0, tzinfo=UTC)
@@ -300,7 +300,7 @@ def test_bad_input_gets_one_clear_line(tmp_path: Path, args: list[str]) -> None:
 def test_the_api_enforces_four_eyes_and_gates_the_switch(node: Node) -> None:
     from fastapi.testclient import TestClient
 
-    from node.app import create_app
+    from node.api.app import create_app
 
     client = TestClient(create_app(node), raise_server_exceptions=False)
 

@@ -13,9 +13,9 @@ from hypothesis import strategies as st
 
 from compliance.notices import parse_notice
 from compliance.prompts import PROMPT_LIMIT, WINDOW, decide
-from node.app import create_app
-from node.auth import Role
-from node.identity import Node, init_node
+from node.api.app import create_app
+from node.core.auth import Role
+from node.runtime import Node, init_node
 
 T0 = datetime(2026, 11, 1, tzinfo=UTC)
 

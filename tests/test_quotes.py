@@ -13,8 +13,8 @@ from hypothesis import strategies as st
 from pydantic import ValidationError
 
 from ledger import note
-from node.quotes import MAX_POINTS, Quote, QuoteError, accept_quote, make_quote, sign_quote
-from node.registry import Brand, Registry, UnknownBrandError, load_registry
+from node.exchange.quotes import MAX_POINTS, Quote, QuoteError, accept_quote, make_quote, sign_quote
+from node.peers.registry import Brand, Registry, UnknownBrandError, load_registry
 
 T0 = datetime(2026, 11, 22, 8, 0, tzinfo=UTC)
 SIGNERS = {n: note.Signer.generate(n) for n in ("air.example", "shop.example", "cafe.example")}

@@ -7,7 +7,7 @@ from pathlib import Path
 
 import typer
 
-from node.cli import app
+from node.cli.main import app
 
 ROOT = Path(__file__).resolve().parent.parent
 README = (ROOT / "README.md").read_text()

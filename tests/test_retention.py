@@ -12,7 +12,7 @@ from compliance.audit import AuditEvent
 from compliance.consent import ConsentAction
 from compliance.notices import parse_notice
 from compliance.rights_service import RequestRefused
-from node.identity import Node, init_node
+from node.runtime import Node, init_node
 
 LATER = datetime.now(UTC) + timedelta(days=4 * 366)  # time travel: four years on
 
@@ -102,8 +102,8 @@ def test_the_purge_never_touches_the_audit_log(node: Node) -> None:
 def test_the_cli_holds_purges_and_releases(tmp_path: Path) -> None:
     from typer.testing import CliRunner
 
-    from node.auth import Role
-    from node.cli import app
+    from node.cli.main import app
+    from node.core.auth import Role
 
     d = tmp_path / "n"
     init_node(d, "n.example")

@@ -16,7 +16,7 @@ from compliance.pseudonyms import MemberErasedError, pseudonym_of
 from compliance.rights import LifecycleError, RequestKind, Step, new_request, working_days_after
 from compliance.rights_service import RequestRefused
 from ledger.export import export_log, verify_export
-from node.identity import Node, init_node
+from node.runtime import Node, init_node
 
 FRIDAY = date(2026, 11, 20)
 

@@ -10,9 +10,9 @@ from fastapi.testclient import TestClient
 
 from compliance.notices import parse_notice
 from compliance.pia import Assessment
-from node.app import create_app
-from node.auth import Role
-from node.identity import Node, init_node
+from node.api.app import create_app
+from node.core.auth import Role
+from node.runtime import Node, init_node
 
 PUBLIC, OPERATOR, COMPLIANCE, MEMBER = "public", "operator", "compliance", "member"
 STAFF = {OPERATOR, COMPLIANCE}
@@ -94,7 +94,7 @@ def test_a_member_token_from_another_node_is_refused(world, tmp_path: Path) -> N
     client, _ = world
     init_node(tmp_path / "other", "n.example")  # same name, different key
     other = Node.open(tmp_path / "other")
-    from node.auth import issue_member_token
+    from node.core.auth import issue_member_token
 
     forged = issue_member_token(other.signer, "M-1")
     assert client.get("/v1/me/consents", headers={"Authorization": f"Bearer {forged}"}).status_code == 401
@@ -104,7 +104,7 @@ def test_a_member_token_from_another_node_is_refused(world, tmp_path: Path) -> N
 def test_an_expired_member_token_is_refused(world) -> None:  # type: ignore[no-untyped-def]
     client, _ = world
     node = client.app.state.node
-    from node.auth import issue_member_token
+    from node.core.auth import issue_member_token
 
     old = issue_member_token(node.signer, "M-1", ttl=60, now=1_000_000)
     assert client.get("/v1/me/consents", headers={"Authorization": f"Bearer {old}"}).status_code == 401

@@ -13,7 +13,7 @@ from hypothesis import given
 from hypothesis import strategies as st
 
 from ledger import note
-from node.settlement import (
+from node.settlement.statements import (
     Exchange,
     Window,
     bilateral_digest,

@@ -9,7 +9,7 @@ from hypothesis import given
 from hypothesis import strategies as st
 from pydantic import ValidationError
 
-from node.tiers import (
+from node.wallet.tiers import (
     Activity,
     ExpiryPolicy,
     PolicyChange,

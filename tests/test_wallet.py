@@ -12,10 +12,10 @@ from hypothesis import strategies as st
 from sqlalchemy import text
 
 from ledger.storage import create_engine
-from node import wallet
-from node.schema import upgrade
-from node.wallet import Kind, Lot, WalletError
-from node.wallet_store import WalletStore
+from node.core.schema import upgrade
+from node.wallet import journal as wallet
+from node.wallet.journal import Kind, Lot, WalletError
+from node.wallet.store import WalletStore
 
 D0 = date(2026, 1, 1)
 M = "a" * 32

@@ -1,0 +1,68 @@
+"""The node's FastAPI application."""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+
+from fastapi import FastAPI
+
+from node.api import problems
+from node.api.routes import audit, churn, exchange, health, logs, me, members, notices, peer, pia, requests, witness
+from node.runtime import Node
+
+
+def _anchor_loop(node: Node):  # type: ignore[no-untyped-def]
+    """The anchoring loop, when the node's settings name a chain (off otherwise)."""
+    if not node.settings.chain_rpc_url:
+        return None
+    from node.chain.anchoring import AnchorLoop, from_settings
+
+    anchorer = from_settings(node)
+    return AnchorLoop(anchorer, min(node.settings.anchor_every_seconds, 60.0)) if anchorer else None
+
+
+def create_app(node: Node, recovery: bool = False) -> FastAPI:
+    """Build the API of ``node`` (OpenAPI at ``/openapi.json``, docs at ``/docs``).
+
+    With ``recovery`` (what ``serve`` uses) unfinished exchanges are resumed at start-up and
+    retried every ``recovery_interval`` seconds while the app runs.
+    """
+
+    @asynccontextmanager
+    async def lifespan(_: FastAPI) -> AsyncIterator[None]:
+        from node.exchange.service import RecoveryLoop
+
+        loop = RecoveryLoop(node.exchanges, node.settings.recovery_interval) if recovery else None
+        anchoring = _anchor_loop(node) if recovery else None
+        for started in (loop, anchoring):
+            if started is not None:
+                started.start()
+        try:
+            yield
+        finally:
+            for started in (loop, anchoring):
+                if started is not None:
+                    started.stop()
+
+    app = FastAPI(
+        lifespan=lifespan,
+        title="Alliance node",
+        summary=f"Loyalty alliance node {node.settings.node_id}",
+        version="0.1.0",
+    )
+    app.state.node = node
+    problems.install(app)
+    app.include_router(health.router)
+    app.include_router(logs.router)
+    app.include_router(witness.router)
+    app.include_router(notices.router)
+    app.include_router(churn.router)
+    app.include_router(members.router)
+    app.include_router(me.router)
+    app.include_router(audit.router)
+    app.include_router(pia.router)
+    app.include_router(requests.router)
+    app.include_router(exchange.router)
+    app.include_router(peer.router)
+    return app

@@ -1,0 +1,1 @@
+"""One router per resource; each handler calls one service and shapes its answer."""

@@ -1,0 +1,88 @@
+"""Churn scores: the member's own (only with personalization consent) and the operators' at-risk list."""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime
+from typing import Annotated
+
+from fastapi import APIRouter, Query
+from pydantic import BaseModel
+
+from node.api.deps import Member, NodeDep, Operator
+from node.api.problems import Problem
+from node.learning.scoring import ChurnScoring, NoModelError
+
+router = APIRouter(tags=["churn"])
+NO_MODEL = {409: {"description": "no churn model yet (no federated round has finished)"}}
+
+
+class Factor(BaseModel):
+    """One feature's effect on the risk against an average member."""
+
+    feature: str
+    effect: float
+    direction: str
+
+
+class ModelVersion(BaseModel):
+    """The global model a score came from."""
+
+    run: str
+    round: int
+
+
+class ChurnRisk(BaseModel):
+    """A member's churn risk; without personalization consent, the same answer for everyone."""
+
+    personalised: bool
+    risk: float | None
+    band: str | None
+    factors: list[Factor]
+    model: ModelVersion | None = None
+    note: str | None = None
+
+
+class AtRiskMember(BaseModel):
+    """One member at risk, by pseudonym."""
+
+    member: str
+    personalised: bool
+    risk: float
+    band: str
+    factors: list[Factor]
+
+
+class AtRiskList(BaseModel):
+    """Members with personalization consent whose risk is at least the threshold, highest first."""
+
+    model: ModelVersion | None
+    scored: int
+    at_risk: int
+    members: list[AtRiskMember]
+
+
+def _today():  # type: ignore[no-untyped-def]
+    return datetime.now(UTC).date()
+
+
+@router.get("/v1/me/churn-risk", responses=NO_MODEL)
+def my_churn_risk(node: NodeDep, me: Member) -> ChurnRisk:
+    """My churn risk and its main factors, if I allowed personalization; otherwise the general answer."""
+    try:
+        return ChurnRisk(**ChurnScoring(node).for_member(me.id, _today()))
+    except NoModelError as exc:
+        raise Problem(409, str(exc)) from exc
+
+
+@router.get("/v1/members/at-risk", responses=NO_MODEL)
+def at_risk(
+    node: NodeDep,
+    _: Operator,
+    limit: Annotated[int, Query(ge=1, le=1000)] = 50,
+    min_risk: Annotated[float, Query(ge=0.0, le=1.0)] = 0.6,
+) -> AtRiskList:
+    """Members at risk of leaving, among those who allowed personalization (pseudonyms only)."""
+    try:
+        return AtRiskList(**ChurnScoring(node).at_risk(_today(), limit, min_risk))
+    except NoModelError as exc:
+        raise Problem(409, str(exc)) from exc

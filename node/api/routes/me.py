@@ -1,0 +1,104 @@
+"""A member's own consents and receipts; withdrawing is the same call, with the same token, as granting."""
+
+from __future__ import annotations
+
+from datetime import date, datetime
+from typing import Any, Literal
+
+from fastapi import APIRouter
+from pydantic import BaseModel, Field
+
+from compliance.consent import ConsentAction
+from compliance.rights import RightsRequest
+from node.api.deps import Member, NodeDep
+
+router = APIRouter(prefix="/v1/me", tags=["me"])
+
+
+class ConsentState(BaseModel):
+    """Whether one purpose may use the member's data now, and why."""
+
+    purpose: str
+    allowed: bool
+    reason: str
+
+
+class ConsentChange(BaseModel):
+    """Grant, withdraw or renew some purposes: one record each, never bundled."""
+
+    action: Literal["grant", "withdraw", "renew"]
+    purposes: list[str] = Field(min_length=1, max_length=50)
+
+
+class Receipt(BaseModel):
+    """A consent receipt: a signed note verifiable offline with the node's key."""
+
+    receipt: str
+
+
+@router.get("/consents")
+def consents(node: NodeDep, me: Member) -> list[ConsentState]:
+    """The current state of every optional purpose (nothing optional is on by default)."""
+    return [
+        ConsentState(purpose=code, allowed=d.allowed, reason=d.reason.value)
+        for code, d in node.consent.decisions(me.id).items()
+    ]
+
+
+@router.post("/consents")
+def change_consents(node: NodeDep, me: Member, change: ConsentChange) -> Receipt:
+    """Apply the change and return its signed receipt."""
+    return Receipt(receipt=node.consent.change(me.id, change.purposes, ConsentAction(change.action)))
+
+
+@router.get("/receipts")
+def receipts(node: NodeDep, me: Member) -> list[Receipt]:
+    """Every receipt issued to this member, oldest first."""
+    member = node.keyring.pseudonym(me.id, create=False)
+    return [Receipt(receipt=r) for r in node.consent.store.receipts(member)]
+
+
+class Correction(BaseModel):
+    """Fields the member corrects."""
+
+    birth_date: date | None = None
+
+
+class RequestState(BaseModel):
+    """A rights request and where it stands."""
+
+    id: str
+    kind: str
+    state: str
+    received_at: datetime
+    deadline: date
+
+
+def _state(req: RightsRequest) -> RequestState:
+    return RequestState(
+        id=req.dsr_id, kind=req.kind.value, state=str(req.state), received_at=req.received_at, deadline=req.deadline
+    )
+
+
+@router.get("/data")
+def my_data(node: NodeDep, me: Member) -> dict[str, Any]:
+    """Access and copy: everything this node holds about the member, as JSON (PIPL Art. 45)."""
+    return node.rights.access(me.id)
+
+
+@router.post("/corrections")
+def correct(node: NodeDep, me: Member, correction: Correction) -> RequestState:
+    """Correct the member's own data (PIPL Art. 46)."""
+    return _state(node.rights.correct(me.id, birth_date=correction.birth_date))
+
+
+@router.post("/erasure")
+def erase(node: NodeDep, me: Member) -> RequestState:
+    """Erase the member: data and pseudonym key deleted; logs stay verifiable but unlinkable (Art. 47)."""
+    return _state(node.rights.erase(me.id))
+
+
+@router.get("/requests")
+def my_requests(node: NodeDep, me: Member) -> list[RequestState]:
+    """The member's rights requests with their state and deadline."""
+    return [_state(r) for r in node.rights.requests(me.id)]

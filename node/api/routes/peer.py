@@ -1,0 +1,143 @@
+"""Calls from other brands' nodes: exchange credit and cancel, link-code claims.
+
+Every request must carry an HTTP message signature (RFC 9421) by a brand in the alliance
+registry; the dependency below checks it (digest, freshness, nonce) before any handler runs.
+"""
+
+from __future__ import annotations
+
+from datetime import datetime
+from typing import Annotated, Any
+
+from fastapi import APIRouter, Depends, Request
+from pydantic import BaseModel, Field
+
+from node.api.deps import NodeDep
+from node.api.problems import Problem
+from node.exchange.service import PeerAnswer
+from node.peers.signing import PeerVerifier
+
+router = APIRouter(prefix="/v1/peer", tags=["peer"])
+
+
+def _verifier(request: Request, node: NodeDep) -> PeerVerifier:
+    verifier = getattr(request.app.state, "peer_verifier", None)
+    if verifier is None:  # one per app: its nonce store is the replay window
+        verifier = PeerVerifier(lambda node_id: node.registry.brand(node_id).verifier)
+        request.app.state.peer_verifier = verifier
+    return verifier
+
+
+async def peer_caller(request: Request, node: NodeDep) -> str:
+    """The registry node id that signed this request (401 problem otherwise)."""
+    body = await request.body()
+    return _verifier(request, node).verify(request.method, str(request.url), request.headers.items(), body)
+
+
+PeerCaller = Annotated[str, Depends(peer_caller)]
+
+
+class CreditRequest(BaseModel):
+    """Credit the member behind ``link_id`` as the source's signed quote says."""
+
+    quote: dict[str, Any]
+    quote_sig: str = Field(max_length=200)
+    link_id: str = Field(min_length=1, max_length=64)
+
+
+class CancelRequest(BaseModel):
+    """Cancel an exchange unless it was already credited."""
+
+    exchange_id: str = Field(min_length=1, max_length=32)
+
+
+class Answer(BaseModel):
+    """The protocol's answer; a ``credited`` one carries the destination's signed receipt."""
+
+    exchange_id: str
+    outcome: str
+    reason: str | None = None
+    destination_sig: str | None = None
+
+
+def _answer(a: PeerAnswer) -> Answer:
+    return Answer(**a.to_json())
+
+
+@router.post("/exchanges/credit")
+def credit(node: NodeDep, caller: PeerCaller, body: CreditRequest) -> Answer:
+    """Credit once per exchange id, or refuse for good (a tombstone)."""
+    return _answer(node.exchanges.on_credit(caller, body.quote, body.quote_sig, body.link_id))
+
+
+@router.post("/exchanges/cancel")
+def cancel(node: NodeDep, caller: PeerCaller, body: CancelRequest) -> Answer:
+    """A credit already made stands; otherwise leave a tombstone."""
+    return _answer(node.exchanges.on_cancel(caller, body.exchange_id))
+
+
+class ClaimRequest(BaseModel):
+    """A link code the member typed at the calling brand, and the link id that brand proposes."""
+
+    code: str = Field(min_length=4, max_length=40)
+    link_id: str = Field(min_length=16, max_length=64, pattern=r"^[0-9a-f]+$")
+
+
+class ClaimAnswer(BaseModel):
+    """The link id both nodes now hold (an existing link's id if the member was linked already)."""
+
+    link_id: str
+
+
+@router.post("/links/claim")
+def claim(node: NodeDep, caller: PeerCaller, body: ClaimRequest) -> ClaimAnswer:
+    """Use a link code issued here for the calling brand and record the pairwise link."""
+    return ClaimAnswer(link_id=node.exchanges.on_claim(caller, body.code, body.link_id))
+
+
+class StatementRequest(BaseModel):
+    """The caller's signed settlement statement for a window."""
+
+    window_start: datetime
+    window_end: datetime
+    statement: dict[str, Any]
+    signature: str = Field(max_length=200)
+
+
+class StatementAnswer(BaseModel):
+    """This node's signed statement for the same pair and window, and how the two compare."""
+
+    statement: dict[str, Any]
+    signature: str
+    agreed: bool
+    only_yours: list[str]
+    only_mine: list[str]
+    amount_differs: list[str]
+
+
+@router.post("/settlement/statement")
+def settlement_statement(node: NodeDep, caller: PeerCaller, body: StatementRequest) -> StatementAnswer:
+    """Swap settlement statements: answer the caller's with ours for the same window."""
+    from node.settlement.service import statement_to_json
+    from node.settlement.statements import Window
+
+    if body.window_end <= body.window_start:
+        raise Problem(422, "a settlement window ends after it starts")
+    pair = node.settlement.on_statement(
+        caller, Window(body.window_start, body.window_end), body.statement, body.signature
+    )
+    r = pair.reconciliation
+    return StatementAnswer(
+        statement=statement_to_json(pair.mine),
+        signature=pair.my_sig,
+        agreed=r.agreed,
+        only_yours=list(r.only_theirs),
+        only_mine=list(r.only_mine),
+        amount_differs=list(r.amount_differs),
+    )
+
+
+@router.post("/exchanges/records")
+def exchange_records(node: NodeDep, caller: PeerCaller) -> dict[str, Any]:
+    """The caller's exchanges on this node's exchange log, with inclusion proofs and the signed checkpoint."""
+    return node.settlement.records_for(caller)

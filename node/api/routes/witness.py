@@ -1,0 +1,56 @@
+"""The C2SP tlog-witness ``add-checkpoint`` endpoint: this node cosigns its peers' checkpoints."""
+
+from __future__ import annotations
+
+from fastapi import APIRouter, Request
+from fastapi.responses import PlainTextResponse, Response
+from starlette.concurrency import run_in_threadpool
+
+from ledger.witness import AddCheckpoint, SizeConflict, SplitView, WitnessError
+from node.api.deps import NodeDep
+from node.api.problems import Problem
+
+router = APIRouter(prefix="/v1/witness", tags=["witness"])
+MAX_BODY = 64 * 1024
+
+
+@router.post(
+    "/add-checkpoint",
+    response_class=PlainTextResponse,
+    openapi_extra={"requestBody": {"required": True, "content": {"text/plain": {"schema": {"type": "string"}}}}},
+    responses={409: {"content": {"text/x.tlog.size": {}}, "description": "old size mismatch: our latest size"}},
+)
+async def add_checkpoint(request: Request, node: NodeDep) -> Response:
+    """Cosign a peer's checkpoint if it is consistent with the last one cosigned (C2SP tlog-witness).
+
+    Statuses follow the spec: 400 malformed, 403 bad signature, 404 unknown log, 409 old size
+    mismatch (body: our size, ``text/x.tlog.size``) or split view at equal size, 422 inconsistent.
+    """
+    body = await _read_capped(request)
+    try:
+        text = body.decode("utf-8")
+    except UnicodeDecodeError as exc:
+        raise Problem(400, "request body is not UTF-8") from exc
+    try:
+        # the witness waits on the database: keep it off the event loop so /health stays live
+        line = await run_in_threadpool(node.witness.add_checkpoint, AddCheckpoint.parse(text))
+    except SplitView as exc:
+        raise Problem(409, str(exc)) from exc
+    except SizeConflict as exc:
+        return Response(f"{exc.latest_size}\n", status_code=409, media_type="text/x.tlog.size")
+    except WitnessError as exc:
+        raise Problem(exc.status, str(exc)) from exc
+    return PlainTextResponse(line)
+
+
+async def _read_capped(request: Request) -> bytes:
+    """The request body, refusing (413) as soon as it grows past ``MAX_BODY``."""
+    declared = request.headers.get("content-length", "")
+    if declared.isdigit() and int(declared) > MAX_BODY:
+        raise Problem(413, f"request body is larger than {MAX_BODY} bytes")
+    body = bytearray()
+    async for chunk in request.stream():
+        body += chunk
+        if len(body) > MAX_BODY:
+            raise Problem(413, f"request body is larger than {MAX_BODY} bytes")
+    return bytes(body)

@@ -1,0 +1,214 @@
+"""``alliance-node exchange``, ``settle``, ``settlement`` and ``liability``: the money path's commands."""
+
+from __future__ import annotations
+
+from datetime import UTC, date, datetime
+from decimal import Decimal
+from pathlib import Path
+from typing import Annotated
+
+import typer
+from rich.table import Table
+
+exchange_app = typer.Typer(no_args_is_help=True, help="Points exchange: recovery and log reconciliation with peers.")
+settlement_app = typer.Typer(no_args_is_help=True, help="Settlement between brands: statements and net positions.")
+
+import node.cli.main as cli  # noqa: E402  (after the apps: node.cli imports them while it loads)
+
+_HERE = Path(".")
+
+
+def _when(value: str) -> datetime:
+    """An ISO date or date-time, UTC unless it says otherwise."""
+    try:
+        parsed = datetime.fromisoformat(value)
+    except ValueError as exc:
+        raise ValueError(f"{value!r} is not an ISO date or date-time (e.g. 2026-11-01 or 2026-11-01T00:00)") from exc
+    return parsed if parsed.tzinfo else parsed.replace(tzinfo=UTC)
+
+
+@exchange_app.command("recover")
+@cli.friendly
+def exchange_recover(data_dir: cli.DataDir = _HERE) -> None:
+    """Resume unfinished exchanges and log committed ones now (``serve`` also does this on its own)."""
+    node = cli._open(data_dir)
+    report = node.exchanges.recover()
+    cli.out.print(
+        f"resumed {report.resumed} exchange(s), logged {report.logged}, still pending {report.still_pending}"
+    )
+    if report.still_pending:
+        raise typer.Exit(1)
+
+
+@exchange_app.command("reconcile")
+@cli.friendly
+def exchange_reconcile(
+    peer: Annotated[str, typer.Argument(help="The other brand's node id.")], data_dir: cli.DataDir = _HERE
+) -> None:
+    """Compare this node's exchange log with a peer's, checked through the peer's signed checkpoint.
+
+    Exits 1 and lists the exchanges if either log lacks one, or if their entries differ.
+    """
+    from node.settlement.service import SettlementError
+
+    node = cli._open(data_dir)
+    try:
+        result = node.settlement.reconcile_with(peer)
+    except SettlementError as exc:
+        cli._fail(str(exc))
+        return
+    if result.agreed:
+        cli.out.print(f"{peer}: {result.common} exchange(s), both logs agree")
+        return
+    table = Table("mismatch", "exchange id", title=f"exchange logs of {node.settings.node_id} and {peer}")
+    for label, ids in (("only here", result.only_mine), ("only there", result.only_theirs), ("differ", result.differs)):
+        for exchange_id in ids:
+            table.add_row(label, exchange_id)
+    cli.out.print(table)
+    raise typer.Exit(1)
+
+
+@cli.app.command("settle")
+@cli.friendly
+def settle(
+    start: Annotated[str, typer.Option(help="Window start (ISO date or date-time, UTC by default).")],
+    end: Annotated[str, typer.Option(help="Window end, exclusive.")],
+    out_dir: Annotated[Path, typer.Option("--out", help="Where to write one signed file per pair.")] = Path(
+        "settlement"
+    ),
+    data_dir: cli.DataDir = _HERE,
+) -> None:
+    """Swap signed settlement statements with every other brand for a window and write them.
+
+    Each file holds both brands' signed statements and whether they agree; ``settlement report``
+    nets the agreed ones. Exits 1 if any pair disputes or cannot be reached.
+    """
+    from contracts.client import ChainRefused
+    from node.chain.settlement import ChainSettlement
+    from node.settlement.service import SettlementError
+    from node.settlement.statements import Window
+
+    node = cli._open(data_dir)
+    window = Window(_when(start), _when(end))
+    out_dir.mkdir(parents=True, exist_ok=True)
+    me = node.settings.node_id
+    on_chain = ChainSettlement.from_settings(node)
+    table = Table("counterpart", "exchanges", "agreed", "file", title=f"settlement statements of {me}")
+    if on_chain is not None:
+        table.add_column("on chain")
+    failed = False
+    for brand in node.registry.brands:
+        if brand.node_id == me:
+            continue
+        try:
+            pair = node.settlement.swap_statements(brand.node_id, window)
+        except SettlementError as exc:
+            table.add_row(brand.node_id, "-", "[red]unreachable[/red]", str(exc)[:60])
+            failed = True
+            continue
+        a, b = sorted((me, brand.node_id))
+        path = out_dir / f"{window.start:%Y%m%dT%H%M}_{a}__{b}.json"
+        import json
+
+        path.write_text(json.dumps(pair.to_json(), indent=2, sort_keys=True) + "\n")
+        agreed = pair.reconciliation.agreed
+        failed |= not agreed
+        cells = [brand.node_id, str(len(pair.mine.lines)), "yes" if agreed else "[red]DISPUTE[/red]", str(path)]
+        if on_chain is not None:
+            try:
+                cells.append(on_chain.post(pair))  # our statement's hash; "confirmed" once both sides posted
+            except (ChainRefused, LookupError) as exc:
+                cells.append(f"[red]refused: {exc}[/red]")
+                failed = True
+        table.add_row(*cells)
+    cli.out.print(table)
+    if failed:
+        raise typer.Exit(1)
+
+
+@settlement_app.command("report")
+@cli.friendly
+def settlement_report(
+    files: Annotated[list[Path], typer.Argument(help="Pair files written by `settle` (any brand's).")],
+    registry_file: Annotated[Path, typer.Option("--registry", help="The alliance registry.")] = Path(
+        "registry.toml"
+    ),
+    fmt: Annotated[str, typer.Option("--format", help="table, csv or json.")] = "table",
+    carry_from: Annotated[
+        Path | None,
+        typer.Option("--carry-from", help="The previous window's JSON report: its fractions of a fen carry on."),
+    ] = None,
+) -> None:
+    """Check every statement's signature against the registry, net the agreed pairs, print the payments.
+
+    Positions sum to zero; the payments are the fewest that settle them. Each pair pays whole fen;
+    the fraction is carried into the next window, whose report takes it with ``--carry-from``
+    (keep the ``--format json`` report of every window). Disputed pairs are left out and listed;
+    the command then exits 1.
+    """
+    from node.peers.registry import load_registry
+    from node.settlement.service import SettlementError, net_from_files
+    from node.settlement.statements import settlement_csv, settlement_json
+
+    if fmt not in ("table", "csv", "json"):
+        raise ValueError("--format is table, csv or json")
+    try:
+        previous = carry_from.read_text() if carry_from is not None else None
+        result, disputes = net_from_files(files, load_registry(registry_file), previous)
+    except OSError as exc:
+        cli._fail(f"cannot read {exc.filename}: {exc.strerror}")
+        return
+    except SettlementError as exc:
+        cli._fail(str(exc))
+        return
+    if fmt == "csv":
+        typer.echo(settlement_csv(result), nl=False)
+    elif fmt == "json":
+        typer.echo(settlement_json(result), nl=False)
+    else:
+        print_settlement(result)
+    for d in disputes:
+        cli.err.print(f"[red]dispute:[/red] {d} (left out of the netting)")
+    if disputes:
+        raise typer.Exit(1)
+
+
+def print_settlement(result: object) -> None:
+    """The net positions and payments as tables."""
+    from node.settlement.statements import Settlement
+
+    assert isinstance(result, Settlement)
+    positions = Table("brand", "net position (fen)", title="net positions (receivable +, payable -)")
+    for brand, fen in sorted(result.positions.items()):
+        positions.add_row(brand, f"{fen:,}")
+    cli.out.print(positions)
+    payments = Table("payer", "payee", "amount (fen)", title="payments that settle the window")
+    for p in result.payments:
+        payments.add_row(p.payer, p.payee, f"{p.amount:,}")
+    cli.out.print(payments)
+
+
+@cli.app.command("liability")
+@cli.friendly
+def liability_command(
+    data_dir: cli.DataDir = _HERE,
+    on: Annotated[str | None, typer.Option("--on", help="The day to value (default: today).")] = None,
+) -> None:
+    """The brand's outstanding points and their value, and breakage (points that expired unused)."""
+    node = cli._open(data_dir)
+    day = date.fromisoformat(on) if on else datetime.now(UTC).date()
+    print_liability([node.settlement.liability(day)])
+
+
+def print_liability(rows: list[object]) -> None:
+    """Each brand's liability as a table."""
+    table = Table("brand", "outstanding points", "liability (CNY)", "expired points", "breakage (CNY)")
+    for r in rows:
+        table.add_row(
+            r.brand,  # type: ignore[attr-defined]
+            f"{r.outstanding_points:,}",  # type: ignore[attr-defined]
+            f"{r.liability_fen / Decimal(100):,.2f}",  # type: ignore[attr-defined]
+            f"{r.expired_points:,}",  # type: ignore[attr-defined]
+            f"{r.breakage_fen / Decimal(100):,.2f}",  # type: ignore[attr-defined]
+        )
+    cli.out.print(table)

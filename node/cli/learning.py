@@ -1,0 +1,434 @@
+"""``alliance-node federate``: federated learning commands (torch and Flower load only here)."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from typing import Annotated
+
+import typer
+from rich.table import Table as RichTable
+
+from node.cli.main import DataDir, _fail, _open, err, friendly, out
+from node.core.progress import progress_bar
+
+federate_app = typer.Typer(no_args_is_help=True, help="Federated learning: the joint churn model.")
+
+
+@federate_app.command("simulate")
+@friendly
+def simulate_cmd(
+    csv: Annotated[
+        list[Path], typer.Option("--csv", help="One brand's CSV export (header row); give it once per brand.")
+    ],
+    label: Annotated[str, typer.Option("--label", help="The 0/1 column to predict (true/false, yes/no also read).")],
+    epsilon: Annotated[float, typer.Option("--epsilon", help="Each brand's DP budget for the run.")] = 3.0,
+    rounds: Annotated[int, typer.Option("--rounds", help="Federated rounds.")] = 5,
+    name: Annotated[
+        list[str] | None, typer.Option("--name", help="Brand names, in --csv order (default: file names).")
+    ] = None,
+    schema: Annotated[
+        Path | None, typer.Option("--schema", help="Shared schema JSON; default: inferred from the union of the files.")
+    ] = None,
+    ignore: Annotated[
+        list[str] | None, typer.Option("--ignore", help="A column not to learn from (ids); repeatable.")
+    ] = None,
+    epochs: Annotated[int, typer.Option("--epochs", help="Local epochs per round.")] = 1,
+    batch_size: Annotated[int, typer.Option("--batch-size", help="Expected DP-SGD batch (Poisson sampling).")] = 64,
+    lr: Annotated[float, typer.Option("--lr", help="Learning rate.")] = 0.1,
+    test_fraction: Annotated[
+        float, typer.Option("--test-fraction", help="Held-out share of each brand's rows.")
+    ] = 0.25,
+    seed: Annotated[int, typer.Option("--seed", help="Seed for splits, initial weights and sampling.")] = 0,
+    as_json: Annotated[bool, typer.Option("--json", help="Print the result as JSON.")] = False,
+) -> None:
+    """Federate a model over brands' CSV exports and compare it with each brand alone and with pooling.
+
+    Every brand's held-out rows judge four models: the brand alone (no DP), federated with Opacus
+    DP-SGD at --epsilon, federated without DP, and all rows pooled without DP (the upper bound).
+    Without --schema, columns and categories come from the union of the files: a simulation
+    shortcut, since a real alliance agrees on a schema without pooling anything.
+    """
+    from federation.simulate import Brand, SimulationSettings, simulate
+    from federation.tabular import Schema, Table, TableError, encode, infer_schema
+
+    if len(csv) < 2:
+        _fail("give --csv at least twice: federation needs two brands", 2)
+    names = list(name or [])
+    if names and len(names) != len(csv):
+        _fail(f"{len(names)} --name for {len(csv)} --csv: give one name per file, or none", 2)
+    if epsilon <= 0 or rounds < 1 or epochs < 1 or batch_size < 1 or lr <= 0:
+        _fail("--epsilon and --lr are positive; --rounds, --epochs and --batch-size at least 1", 2)
+    try:
+        tables = [Table.read(p, names[i] if names else None) for i, p in enumerate(csv)]
+        if len({t.name for t in tables}) != len(tables):
+            _fail("two brands have the same name: pass --name for each --csv", 2)
+        agreed = Schema.read(schema) if schema else infer_schema(tables, label, ignore or ())
+        if agreed.label != label:
+            _fail(f"the schema's label is {agreed.label!r}, not {label!r}", 2)
+        brands = [Brand(t.name, *encode(t, agreed)) for t in tables]
+    except TableError as exc:
+        _fail(str(exc), 2)
+        return
+    settings = SimulationSettings(
+        epsilon=epsilon,
+        rounds=rounds,
+        epochs=epochs,
+        batch_size=batch_size,
+        lr=lr,
+        test_fraction=test_fraction,
+        seed=seed,
+    )
+    with progress_bar(err, transient=True) as bar:
+        task = bar.add_task("training", total=len(brands) + 1 + 2 * rounds)
+
+        def step(message: str) -> None:
+            bar.update(task, description=message, advance=1)
+
+        result = simulate(brands, settings, step)
+    if as_json:
+        out.print_json(json.dumps(result.to_json()))
+        return
+    _print_table(result.to_json())
+
+
+def _print_table(data: dict[str, object]) -> None:
+    table = RichTable(title=f"Held-out AUC per brand (epsilon {data['epsilon_target']}, {data['rounds']} rounds)")
+    for col in ("brand", "rows", "alone", "federated (DP)", "federated (no DP)", "pooled", "epsilon", "contribution"):
+        table.add_column(col, justify="left" if col == "brand" else "right")
+    for b in data["brands"]:  # type: ignore[attr-defined]
+        table.add_row(
+            b["name"],
+            f"{b['rows']:,}",
+            _f(b["auc_local"]),
+            _f(b["auc_federated"]),
+            _f(b["auc_federated_nodp"]),
+            _f(b["auc_centralized"]),
+            _f(b["epsilon"], 2),
+            _f(b["contribution"], 4),
+        )
+    table.add_row(
+        "mean",
+        "",
+        _f(data["auc_local_mean"]),
+        _f(data["auc_federated_mean"]),
+        _f(data["auc_federated_nodp_mean"]),
+        _f(data["auc_centralized"]),
+        "",
+        "",
+        style="bold",
+    )
+    out.print(table)
+
+
+def _f(v: object, digits: int = 3, sign: bool = False) -> str:
+    if v is None or (isinstance(v, float) and v != v):
+        return "-"
+    return f"{v:+.{digits}f}" if sign else f"{v:.{digits}f}"
+
+
+NodesOpt = Annotated[
+    list[Path], typer.Option("--node", help="A node's data directory on this machine; repeat per brand.")
+]
+RunOpt = Annotated[
+    str, typer.Option("--run", help="Run name (the privacy record and model versions are kept under it).")
+]
+EpsilonOpt = Annotated[float, typer.Option("--epsilon", help="The run's epsilon at each brand (within its budget).")]
+RoundsOpt = Annotated[int, typer.Option("--rounds", help="Federated rounds.")]
+CutoffOpt = Annotated[str | None, typer.Option("--cutoff", help="Features up to this day (ISO); default 180 days ago.")]
+HorizonOpt = Annotated[
+    str | None,
+    typer.Option("--horizon-end", help="Churned = no purchase after the cutoff up to this day; default today."),
+]
+JsonOpt = Annotated[bool, typer.Option("--json", help="Print the result as JSON.")]
+
+
+def _run_over_nodes(
+    node: list[Path],
+    run: str,
+    epsilon: float,
+    rounds: int,
+    cutoff: str | None,
+    horizon_end: str | None,
+    as_json: bool,
+    runner: object = None,
+    label: str = "federated rounds",
+    extra: dict[str, str] | None = None,
+) -> None:
+    """The body both `federate run` and `federation run` share: window, nodes, progress, report."""
+    from dataclasses import asdict
+    from datetime import UTC, date, datetime, timedelta
+
+    from federation.server_app import RunSettings
+    from node.learning.rows import ChurnWindow
+    from node.learning.run import federate_nodes, in_process, print_outcomes
+
+    if len(node) < 2:
+        _fail("give --node at least twice: federation needs two brands", 2)
+    try:
+        end = date.fromisoformat(horizon_end) if horizon_end else datetime.now(UTC).date()
+        window = ChurnWindow(date.fromisoformat(cutoff) if cutoff else end - timedelta(days=180), end)
+    except ValueError as exc:
+        _fail(f"--cutoff/--horizon-end: {exc}", 2)
+        return
+    nodes = {str(i): _open(d) for i, d in enumerate(node)}
+    try:
+        with progress_bar(err, transient=True) as bar:
+            task = bar.add_task(label, total=rounds)
+            result = federate_nodes(
+                nodes,
+                window,
+                RunSettings(run=run, rounds=rounds, epsilon=epsilon),
+                lambda r: bar.update(
+                    task, advance=1, description=f"round {r.round}/{rounds}, mean AUC {r.auc_mean:.3f}"
+                ),
+                runner=runner or in_process,  # type: ignore[arg-type]
+            )
+    finally:
+        for n in nodes.values():
+            n.dispose()
+    if as_json:
+        data = {
+            **(extra or {}),
+            "report": result.report.to_json(),
+            "brands": [asdict(b) | {"epsilon_remaining": b.epsilon_remaining} for b in result.brands],
+        }
+        out.print_json(json.dumps(data, default=str).replace("NaN", "null"))
+        return
+    print_outcomes(result, out)
+    for key, value in (extra or {}).items():
+        out.print(f"{key.replace('_', ' ')}: {value}", highlight=False)
+
+
+@federate_app.command("run")
+@friendly
+def run_cmd(
+    node: NodesOpt,
+    run: RunOpt,
+    epsilon: EpsilonOpt = 3.0,
+    rounds: RoundsOpt = 5,
+    cutoff: CutoffOpt = None,
+    horizon_end: HorizonOpt = None,
+    as_json: JsonOpt = False,
+) -> None:
+    """Train the joint churn model across nodes on this machine, in one process (no Deployment Engine).
+
+    Each node takes part through its consent-gated loader: only members with joint_modeling consent,
+    adults, not erased. Each round's manifest and epsilon go to the node's audit log; a node whose
+    budget the round would pass refuses it. The global model of every round is stored in each node.
+    """
+    _run_over_nodes(node, run, epsilon, rounds, cutoff, horizon_end, as_json)
+
+
+@federate_app.command("budget")
+@friendly
+def budget_cmd(
+    data_dir: DataDir,
+    epsilon: Annotated[
+        float | None, typer.Option("--epsilon", help="Set the total joint_modeling budget (audited).")
+    ] = None,
+) -> None:
+    """Show (or set) the brand's total privacy budget for joint_modeling, with what is spent of it."""
+    from node.learning.store import NodePrivacyBook
+
+    n = _open(data_dir)
+    try:
+        book = NodePrivacyBook(n.store.engine)
+        if epsilon is not None:
+            before = book.budget()
+            book.set_budget(epsilon)
+            n.audit(
+                "config.change",
+                purpose_code="joint_modeling",
+                details={"setting": "privacy_budget_epsilon", "old": before, "new": float(epsilon)},
+            )
+        spent = _spent_total(book)
+        out.print(
+            f"joint_modeling budget: epsilon {book.budget():g}; spent {spent:.3f}; "
+            f"remaining {max(0.0, book.budget() - spent):.3f}",
+            highlight=False,
+        )
+    finally:
+        n.dispose()
+
+
+@federate_app.command("status")
+@friendly
+def status_cmd(data_dir: DataDir) -> None:
+    """The node's federated rounds (epsilon, delta, manifest) and the global model versions it holds."""
+    from node.learning.store import NodeModelShelf, NodePrivacyBook
+
+    n = _open(data_dir)
+    try:
+        book = NodePrivacyBook(n.store.engine)
+        rounds = RichTable(title="Trained rounds (joint_modeling)")
+        for col in ("run", "round", "epsilon (cumulative)", "delta", "members", "members sha256", "at"):
+            rounds.add_column(col)
+        for r in book.rounds():
+            rounds.add_row(
+                str(r["run"]),
+                str(r["round"]),
+                f"{r['epsilon']:.3f}",
+                f"{r['delta']:g}",
+                f"{r['members']:,}",
+                str(r["members_sha256"])[:16] + "…",
+                str(r["at"])[:19],
+            )
+        out.print(rounds)
+        models = RichTable(title="Global models held")
+        for col in ("run", "round", "sha256", "at"):
+            models.add_column(col)
+        for v in NodeModelShelf(n.store.engine).versions():
+            models.add_row(str(v["run"]), str(v["round"]), str(v["sha256"])[:16] + "…", str(v["at"])[:19])
+        out.print(models)
+        spent = _spent_total(book)
+        out.print(f"budget {book.budget():g}, spent {spent:.3f}, remaining {max(0.0, book.budget() - spent):.3f}")
+    finally:
+        n.dispose()
+
+
+def _spent_total(book: object) -> float:
+    from federation.privacy import epsilon_of
+    from node.learning.store import NodePrivacyBook
+
+    assert isinstance(book, NodePrivacyBook)
+    rounds = book.rounds()
+    delta = float(rounds[-1]["delta"]) if rounds else 1e-5
+    return epsilon_of(book.spent_before(""), delta)
+
+
+federation_app = typer.Typer(
+    no_args_is_help=True, help="Flower's Deployment Engine: a SuperLink and one SuperNode per node."
+)
+
+
+@federation_app.command("run")
+@friendly
+def deployment_run_cmd(
+    node: NodesOpt,
+    run: RunOpt,
+    epsilon: EpsilonOpt = 3.0,
+    rounds: RoundsOpt = 5,
+    cutoff: CutoffOpt = None,
+    horizon_end: HorizonOpt = None,
+    secure: Annotated[
+        bool, typer.Option("--secure/--insecure", help="TLS and SuperNode authentication (default) or plain.")
+    ] = True,
+    work_dir: Annotated[
+        Path | None, typer.Option("--work-dir", help="Where the SuperLink's state, keys, certificates and logs go.")
+    ] = None,
+    as_json: JsonOpt = False,
+) -> None:
+    """Run the joint churn model on Flower's Deployment Engine across nodes on this machine.
+
+    Starts a SuperLink (runtime dependency installation disabled, FLWR_HOME in the work directory,
+    free ports on 127.0.0.1) and one SuperNode per node, with TLS from a CA made for the run and each
+    SuperNode's EC key registered with the SuperLink (--secure, the default); streams each round;
+    stops every process at the end, also on failure or Ctrl-C. The commands it ran are in
+    WORK_DIR/commands.log, the processes' output in WORK_DIR/logs/.
+    """
+    import tempfile
+
+    from node.learning.deploy import DeploymentError
+    from node.learning.run import on_deployment_engine
+
+    work = work_dir or Path(tempfile.mkdtemp(prefix="alliance-flower-"))
+    work.mkdir(parents=True, exist_ok=True)
+    try:
+        _run_over_nodes(
+            node,
+            run,
+            epsilon,
+            rounds,
+            cutoff,
+            horizon_end,
+            as_json,
+            on_deployment_engine(work, secure=secure),
+            "starting the SuperLink and SuperNodes, then federated rounds",
+            {"work_dir": str(work)},
+        )
+    except DeploymentError as exc:
+        _fail(f"{exc} (work directory {work})")
+
+
+@federation_app.command("keygen")
+@friendly
+def keygen_cmd(
+    name: Annotated[str, typer.Option("--name", help="The SuperNode's name (e.g. the brand).")],
+    out_dir: Annotated[Path, typer.Option("--out", help="Directory for NAME (private) and NAME.pub.")] = Path("."),
+) -> None:
+    """Make a SuperNode's EC P-384 key pair (OpenSSH format) for node authentication.
+
+    Send NAME.pub to the SuperLink's operator, who registers it with
+    `flwr supernode register NAME.pub <connection> --name NAME`; keep NAME on the brand's host.
+    """
+    from node.learning.deploy import make_supernode_key
+
+    private, public = make_supernode_key(out_dir, name)
+    out.print(f"private key {private} (keep it here), public key {public} (send it to the SuperLink operator)")
+
+
+@federation_app.command("superlink")
+@friendly
+def superlink_cmd(
+    work_dir: Annotated[Path, typer.Option("--work-dir", help="The SuperLink's state, certificates and FLWR_HOME.")],
+    host: Annotated[str, typer.Option("--host", help="Address to listen on.")] = "127.0.0.1",
+    port: Annotated[int, typer.Option("--port", help="Port for Fleet, Control and Runtime APIs.")] = 9092,
+    secure: Annotated[
+        bool, typer.Option("--secure/--insecure", help="TLS and SuperNode auth (default) or plain.")
+    ] = True,
+) -> None:
+    """Run a SuperLink in the foreground for a multi-host alliance, with the alliance's flags.
+
+    With --secure (the default) a CA and a server certificate are made in WORK_DIR/tls on first
+    use (for the host name given and 127.0.0.1): give WORK_DIR/tls/ca.crt to every brand, register
+    each brand's public key (`alliance-node federation keygen` on their side) with
+    `FLWR_HOME=WORK_DIR/flwr-home flwr supernode register KEY.pub alliance --name BRAND`.
+    Runtime dependency installation is always disabled.
+    """
+    import os
+
+    from node.learning.deploy import Tls, flower_env, make_tls, superlink_command
+
+    work_dir.mkdir(parents=True, exist_ok=True)
+    tls = None
+    if secure:
+        tls = Tls(work_dir / "tls" / "ca.crt", work_dir / "tls" / "server.pem", work_dir / "tls" / "server.key")
+        if not tls.ca.exists():
+            tls = make_tls(work_dir / "tls", extra_names=[host])
+    home = work_dir / "flwr-home"
+    home.mkdir(exist_ok=True)
+    address = f"{'127.0.0.1' if host in ('0.0.0.0', '::') else host}:{port}"
+    conn = [f'address = "{address}"', f'root-certificates = "{tls.ca}"' if tls else "insecure = true"]
+    (home / "config.toml").write_text("[superlink.alliance]\n" + "\n".join(conn) + "\n", encoding="utf-8")
+    args = superlink_command(work_dir / "superlink.db", host, port, tls)
+    err.print(" ".join(args), highlight=False)
+    os.execvpe(args[0], args, flower_env(home))
+
+
+@federation_app.command("supernode")
+@friendly
+def supernode_cmd(
+    data_dir: DataDir,
+    superlink: Annotated[str, typer.Option("--superlink", help="The SuperLink's HOST:PORT.")],
+    ca: Annotated[Path | None, typer.Option("--ca", help="The alliance CA certificate (TLS).")] = None,
+    key: Annotated[
+        Path | None, typer.Option("--key", help="This SuperNode's private key (from `federation keygen`).")
+    ] = None,
+    port: Annotated[int, typer.Option("--port", help="Local port for the ClientApp API.")] = 9094,
+) -> None:
+    """Run this node's SuperNode in the foreground: the ClientApp reaches the node's data only through
+    its consent-gated loader. Give --ca and --key for TLS and node authentication; without both the
+    SuperNode runs insecure (for a SuperLink started with --insecure)."""
+    import os
+
+    from node.learning.deploy import flower_env, supernode_command
+
+    if (ca is None) != (key is None):
+        _fail("give both --ca and --key (TLS and node authentication), or neither", 2)
+    for f in (ca, key):
+        if f is not None and not f.exists():
+            _fail(f"{f}: no such file", 2)
+    args = supernode_command(data_dir, superlink, port, ca, key)
+    err.print(" ".join(args), highlight=False)
+    os.execvpe(args[0], args, flower_env(data_dir / "flwr-home"))

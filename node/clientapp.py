@@ -1,0 +1,45 @@
+"""The ClientApp a SuperNode runs on the Deployment Engine: each brand's node behind its loader.
+
+Flower starts a fresh process for every message, which imports this module: the node's data
+directory comes from the SuperNode's ``--node-config "data-dir='…'"`` and the churn window from the
+run config (``cutoff`` and ``horizon-end``, ISO days; default the last 180 days). The app itself is
+the same :func:`federation.client_app.make_client_app` the in-process Grid drives.
+"""
+
+from __future__ import annotations
+
+from datetime import UTC, date, datetime, timedelta
+from pathlib import Path
+
+from flwr.app import Context
+
+from federation.client_app import make_client_app
+from federation.site import Site
+from node.learning.rows import ChurnWindow
+from node.learning.site import node_site
+from node.runtime import Node
+
+_sites: dict[tuple[str, str, str], Site] = {}
+
+
+def window_of(run_config: dict[str, bool | float | int | str]) -> ChurnWindow:
+    """The churn window a run asks for."""
+    end_text, cut_text = str(run_config.get("horizon-end", "")), str(run_config.get("cutoff", ""))
+    end = date.fromisoformat(end_text) if end_text else datetime.now(UTC).date()
+    cutoff = date.fromisoformat(cut_text) if cut_text else end - timedelta(days=180)
+    return ChurnWindow(cutoff, end)
+
+
+def site_of(context: Context) -> Site:
+    """This SuperNode's brand, opened once per process."""
+    data_dir = str(context.node_config.get("data-dir", ""))
+    if not data_dir:
+        raise ValueError("the SuperNode needs --node-config \"data-dir='<the node's data directory>'\"")
+    window = window_of(context.run_config)
+    key = (data_dir, window.cutoff.isoformat(), window.horizon_end.isoformat())
+    if key not in _sites:
+        _sites[key] = node_site(Node.open(Path(data_dir)), window)[0]
+    return _sites[key]
+
+
+app = make_client_app(site_of)

@@ -1,0 +1,212 @@
+"""The demo's compliance phase: a notice per brand, members onboarded, a realistic consent mix,
+one rights request of each kind, a refused provision, and audit bundles verified offline."""
+
+from __future__ import annotations
+
+import hashlib
+import io
+from collections import Counter
+from datetime import UTC, date, datetime
+
+from compliance.audit_bundle import verify_bundle
+from compliance.consent import ConsentAction
+from compliance.notices import Notice, parse_notice
+from compliance.service import ConsentChange, ConsentDenied
+from node.runtime import Node
+
+# Share of members who opt in to each optional purpose (the rest decline: no record, nothing on).
+CONSENT_MIX: dict[str, int] = {"joint_modeling": 60, "personalization": 45, "marketing": 20, "points_exchange:": 35}
+WITHDRAW_MODELING = 3  # percent of members who later withdraw joint_modeling
+BATCH = 1000
+
+
+def _roll(member_ref: str, purpose: str) -> int:
+    """A stable pseudo-random percentile for this member and purpose."""
+    return int.from_bytes(hashlib.sha256(f"{member_ref}|{purpose}".encode()).digest()[:4], "big") % 100
+
+
+def notice_for(node: Node, partners: list[str]) -> Notice:
+    """The brand's first privacy notice, with every PIPL Art. 17 field."""
+    name = node.settings.display_name or node.settings.node_id
+    contact = f"privacy@{node.settings.node_id}"
+
+    def terms(description: str, categories: list[str], methods: list[str], retention: str, at_expiry: str) -> dict:
+        return {
+            "description": description,
+            "pi_categories": categories,
+            "methods": methods,
+            "retention": retention,
+            "at_expiry": at_expiry,
+        }
+
+    return parse_notice(
+        {
+            "version": 1,
+            "language": "zh-CN",
+            "published_at": datetime.now(UTC).isoformat(),
+            "handler": {"name": name, "contact": contact},
+            "purposes": {
+                "loyalty.core": terms(
+                    "Run the loyalty programme",
+                    ["identity.pseudonym", "loyalty.balance", "loyalty.transactions", "purchase.history"],
+                    ["storage", "computation"],
+                    "while the account is open, then 3 years",
+                    "deleted or anonymised",
+                ),
+                "points_exchange:": terms(
+                    "Move points to a partner brand you name",
+                    ["identity.pseudonym", "loyalty.transactions"],
+                    ["provision"],
+                    "3 years",
+                    "deleted",
+                ),
+                "joint_modeling": terms(
+                    "Alliance churn models by federated learning with differential privacy",
+                    ["identity.pseudonym", "purchase.history"],
+                    ["fl_training"],
+                    "1 year",
+                    "excluded from training",
+                ),
+                "personalization": terms(
+                    "Offers chosen for you", ["purchase.history", "derived.scores"], ["adm"], "1 year", "tags deleted"
+                ),
+                "marketing": terms(
+                    "Messages about offers", ["contact.basic"], ["contact"], "until withdrawn", "deleted"
+                ),
+            },
+            "rights": {
+                "access": "GET /v1/me/data",
+                "get_copy": "GET /v1/me/data",
+                "transfer": contact,
+                "correct": "POST /v1/me/corrections",
+                "delete": "POST /v1/me/erasure",
+                "restrict": "POST /v1/me/consents (withdraw)",
+                "close_account": "POST /v1/me/erasure",
+                "withdraw_consent": "POST /v1/me/consents (withdraw)",
+                "complaint": contact,
+            },
+            "pi_collected": [
+                "identity.pseudonym",
+                "contact.basic",
+                "loyalty.balance",
+                "loyalty.transactions",
+                "purchase.history",
+                "derived.scores",
+            ],
+            "pi_shared": [
+                {
+                    "name": p,
+                    "contact": f"privacy@{p}",
+                    "purpose": "points exchange",
+                    "method": "provision",
+                    "pi_categories": ["identity.pseudonym", "loyalty.transactions"],
+                }
+                for p in partners
+            ],
+        }
+    )
+
+
+def onboard(node: Node, member_refs: list[str], partners: list[str]) -> tuple[dict[str, str], Counter[str]]:
+    """Publish the notice, register the members, apply the consent mix; return pseudonyms and counts."""
+    node.consent.publish_notice(notice_for(node, partners))
+    pseudonyms: dict[str, str] = {}
+    for i in range(0, len(member_refs), BATCH):
+        pseudonyms |= node.consent.register_members([(m, None, None) for m in member_refs[i : i + BATCH]])
+    counts: Counter[str] = Counter()
+    changes = []
+    for m in member_refs:
+        chosen = []
+        for purpose, share in CONSENT_MIX.items():
+            targets = [f"points_exchange:{p}" for p in partners] if purpose == "points_exchange:" else [purpose]
+            chosen += [t for t in targets if _roll(m, t) < share]
+        counts.update(chosen)
+        if chosen:
+            changes.append(ConsentChange(m, tuple(chosen), ConsentAction.GRANT, collection_method="demo-app"))
+    withdrawals = [
+        ConsentChange(m, ("joint_modeling",), ConsentAction.WITHDRAW, collection_method="demo-app")
+        for m in member_refs
+        if _roll(m, "joint_modeling") < CONSENT_MIX["joint_modeling"] and _roll(m, "withdraw") < WITHDRAW_MODELING
+    ]
+    counts["joint_modeling (withdrawn later)"] = len(withdrawals)
+    for batch in (changes, withdrawals):
+        for i in range(0, len(batch), BATCH):
+            node.consent.change_many(batch[i : i + BATCH])
+    return pseudonyms, counts
+
+
+def rights_drill(node: Node, member_refs: list[str], stranger_brand: str) -> dict[str, str]:
+    """One request of each kind, and a provision the member never consented to."""
+    access_ref, correct_ref, erase_ref = member_refs[:3]
+    data = node.rights.access(access_ref)
+    node.rights.correct(correct_ref, birth_date=date(1980, 6, 1))
+    node.rights.erase(erase_ref)
+    outcome = {
+        "access": f"{access_ref}: {len(data['consent_history'])} consent records, "
+        f"{len(data['audit_events'])} audit events",
+        "correction": f"{correct_ref}: birth date corrected",
+        "erasure": f"{erase_ref}: record and pseudonym key deleted",
+    }
+    try:
+        node.consent.check(correct_ref, "points_exchange:", recipient=stranger_brand)
+        outcome["gate"] = "allowed (unexpected)"
+    except ConsentDenied as exc:
+        outcome["gate"] = f"provision to {stranger_brand} refused: {exc.reason.value}"
+    return outcome
+
+
+def verify_audit_bundle(node: Node, action_family: str = "consent.") -> tuple[int, int]:
+    """Export one filtered audit bundle and verify it offline; return (events, tree size)."""
+    from compliance.audit import AuditFilter
+
+    buf = io.BytesIO()
+    node.export_audit(AuditFilter(action=action_family), buf)
+    buf.seek(0)
+    verified = verify_bundle(buf, node.signer.verifier())
+    return verified.count, verified.tree_size
+
+
+def assessment_drill(node: Node, partner: str, member_refs: list[str]) -> dict[str, str]:
+    """Exchange stays off until an impact assessment is approved by a second officer; then egress decides.
+
+    Returns what happened at each step, for the demo's output.
+    """
+    from compliance.pia import Feature, PiaRefused, example_assessment
+    from node.core.auth import Caller, Role, current_caller
+    from node.peers.outbound import EgressRefused
+
+    steps: dict[str, str] = {}
+    token = current_caller.set(Caller(Role.COMPLIANCE, "ann"))  # audited under the officers' own names
+    try:
+        try:
+            node.pia.enable(Feature.POINTS_EXCHANGE, "pia-none", "olga")
+            steps["without assessment"] = "exchange switched on (unexpected)"
+        except PiaRefused as exc:
+            steps["without assessment"] = f"switching exchange on refused: {exc.reason}"
+        record = node.pia.submit(example_assessment(), "ann")
+        try:
+            node.pia.approve(record.pia_id, "ann")
+        except PiaRefused as exc:
+            steps["self-approval"] = f"refused: {exc.reason}"
+        current_caller.set(Caller(Role.COMPLIANCE, "bo"))
+        approved = node.pia.approve(record.pia_id, "bo")
+        current_caller.set(Caller(Role.OPERATOR, "olga"))
+        for feature in (Feature.POINTS_EXCHANGE, Feature.JOINT_MODELING):
+            node.pia.enable(feature, record.pia_id, "olga")
+        steps["assessment"] = f"{record.pia_id} approved by bo, expires {approved.expires_at:%Y-%m-%d}; exchange on"
+    finally:
+        current_caller.reset(token)
+    fields = {"member": "identity.pseudonym", "points": "loyalty.transactions"}
+    consenting = [
+        m for m in member_refs[3:] if _roll(m, f"points_exchange:{partner}") < CONSENT_MIX["points_exchange:"]
+    ]
+    declining = [
+        m for m in member_refs[3:] if _roll(m, f"points_exchange:{partner}") >= CONSENT_MIX["points_exchange:"]
+    ]
+    for label, member in (("consenting member", consenting[0]), ("declining member", declining[0])):
+        try:
+            permit = node.outbound.authorize(partner, fields, set(fields), purpose="points_exchange", members=[member])
+            steps[f"egress, {label}"] = f"provision to {partner} allowed: {permit.decision.reason.value}"
+        except EgressRefused as exc:
+            steps[f"egress, {label}"] = f"provision to {partner} refused: {exc.decision.reason.value}"
+    return steps

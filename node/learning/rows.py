@@ -1,0 +1,61 @@
+"""A member's wallet journal as a churn history (pure): what the federated model learns from.
+
+The node records purchases as earns: the day and the points, which at the brand's rate give the
+amount spent (to the yuan). Redemptions, exchanges and the tier come from the same journal, so a
+training row needs nothing the wallet does not already hold.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass
+from datetime import date
+
+from federation.features import MemberHistory, Purchase
+from node.wallet.journal import Kind, Movement
+from node.wallet.loyalty import FEN_PER_YUAN
+from node.wallet.tiers import TierRules, summarise, tier_for
+
+EXCHANGE_REASONS = frozenset({"exchange_in", "exchange_out"})
+
+
+@dataclass(frozen=True)
+class ChurnWindow:
+    """Features from everything up to ``cutoff``; churned = no purchase in (cutoff, horizon_end]."""
+
+    cutoff: date
+    horizon_end: date
+
+    def __post_init__(self) -> None:
+        if self.horizon_end <= self.cutoff:
+            raise ValueError("the label window ends after the cutoff")
+
+
+def history_from_journal(
+    member: str, movements: Sequence[Movement], cutoff: date, points_per_yuan: int, rules: TierRules
+) -> MemberHistory:
+    """The member's history; wallet figures (balance, redemptions, exchanges, tier) as at ``cutoff``.
+
+    Purchases after the cutoff are kept, since they decide the label; the feature builder never
+    looks past the cutoff.
+    """
+    rate = max(points_per_yuan, 1)
+    purchases = tuple(
+        Purchase(m.day, m.points * FEN_PER_YUAN // rate)
+        for m in movements
+        if m.kind is Kind.EARN and m.reason == "purchase"
+    )
+    upto = [m for m in movements if m.day <= cutoff]
+    earned = sum(m.points for m in upto if m.points > 0)
+    redeemed = -sum(m.points for m in upto if m.kind is Kind.REDEEM)
+    spend = [(p.day, p.amount_fen) for p in purchases if p.day <= cutoff]
+    tier = tier_for(rules, summarise(spend, cutoff, rules.window_days)).rank
+    return MemberHistory(
+        member=member,
+        purchases=purchases,
+        points_earned=earned,
+        points_redeemed=redeemed,
+        points_balance=sum(m.points for m in upto),
+        exchanges=sum(1 for m in upto if m.reason in EXCHANGE_REASONS),
+        tier=tier,
+    )

@@ -1,0 +1,297 @@
+"""The one way out of a node: every outbound call passes :meth:`Outbound.authorize` before it is sent.
+
+It resolves the destination in the peer registry, declares each payload field as personal
+information (a PI category) or not, and applies :class:`compliance.egress.EgressPolicy`:
+region allowlist, the consent gate for the purpose and the recipient brand, and for another
+country the separate cross-border consent, the approved impact assessment, and a recorded
+transfer mechanism strong enough for this year's distinct-individual count. Refusals and
+transfers of personal information are audited. ``tests/test_outbound.py`` checks that no other
+module of ours imports an HTTP client.
+"""
+
+from __future__ import annotations
+
+import threading
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, field
+from datetime import date
+from typing import TYPE_CHECKING, Any
+
+import httpx
+
+from compliance.egress import NON_PI, Destination, EgressDecision, EgressPolicy, EgressReason, Mechanism
+from compliance.pia import Feature, PiaRefused
+from compliance.purposes import catalogue
+from compliance.service import ConsentDenied
+from node.peers.signing import sign_request
+
+if TYPE_CHECKING:
+    from node.runtime import Node
+
+#: Purpose families whose provision to another node needs a feature switched on under an assessment.
+PURPOSE_FEATURES: dict[str, Feature] = {
+    "points_exchange": Feature.POINTS_EXCHANGE,
+    "joint_modeling": Feature.JOINT_MODELING,
+    "personalization": Feature.PERSONALIZATION,
+}
+
+
+#: What the first call on a keep-alive connection the peer has since closed fails with.
+STALE_CONNECTION = (httpx.RemoteProtocolError, httpx.ReadError, httpx.WriteError, httpx.ConnectError)
+
+
+class EgressRefused(Exception):
+    """The egress check refused this call; nothing was sent."""
+
+    def __init__(self, decision: EgressDecision, message: str) -> None:
+        super().__init__(message)
+        self.decision = decision
+
+
+@dataclass(frozen=True)
+class Permit:
+    """What :meth:`Outbound.authorize` allowed: where to send, and the decision to cite."""
+
+    url: str | None  # None: a peer we only witness, with nowhere to send to
+    decision: EgressDecision
+    mechanism: tuple[Mechanism, str] | None = None
+
+
+@dataclass
+class Outbound:
+    """This node's egress point."""
+
+    node: Node
+    timeout: float = 10.0
+    _client: httpx.Client | None = field(default=None, repr=False)
+    _lock: threading.Lock = field(default_factory=threading.Lock, repr=False)
+
+    @property
+    def client(self) -> httpx.Client:
+        """One pooled client per node: peer calls reuse their connections."""
+        with self._lock:
+            if self._client is None:
+                self._client = httpx.Client(timeout=self.timeout, limits=httpx.Limits(max_keepalive_connections=32))
+            return self._client
+
+    def close(self) -> None:
+        """Close the pooled connections."""
+        with self._lock:
+            if self._client is not None:
+                self._client.close()
+                self._client = None
+
+    @property
+    def policy(self) -> EgressPolicy:
+        """The node's localisation policy, from its settings."""
+        s = self.node.settings
+        return EgressPolicy(home_region=s.region, allowed_regions=frozenset(s.allowed_regions))
+
+    def destination(self, peer_id: str) -> tuple[Destination, str | None] | None:
+        """A configured peer's or, failing that, an alliance brand's region and URL; or None."""
+        for peer in self.node.settings.peers:
+            if peer.node_id == peer_id:
+                return Destination(peer.node_id, peer.region), peer.url
+        if self.node.settings.registry_path.exists():
+            from node.peers.registry import UnknownBrandError
+
+            try:
+                brand = self.node.registry.brand(peer_id)
+            except UnknownBrandError:
+                return None
+            return Destination(brand.node_id, brand.region), brand.url
+        return None
+
+    def authorize(
+        self,
+        peer_id: str,
+        fields: Mapping[str, str],
+        payload_fields: set[str],
+        *,
+        purpose: str | None = None,
+        members: Sequence[str] = (),
+        today: date | None = None,
+    ) -> Permit:
+        """Decide one call, or raise :class:`EgressRefused` (audited).
+
+        ``fields`` declares every field this kind of message may carry, mapped to its PI
+        category or ``non_pi``; ``members`` are the brand references of the people the
+        payload is about; ``purpose`` is why their data goes (the recipient is ``peer_id``).
+        """
+        today = today or date.today()
+        found = self.destination(peer_id)
+        dest = found[0] if found else None
+        pi_cats = sorted({fields[f] for f in payload_fields if f in fields and fields[f] != NON_PI})
+        abroad = dest is not None and dest.region != self.policy.home_region
+        pseudonyms: list[str] = []
+        purpose_ok = cross_ok = True
+        sensitive = False
+        mechanism: tuple[Mechanism, str] | None = None
+        needed = Mechanism.NONE
+        if pi_cats and dest is not None:
+            if not purpose or not members:
+                raise ValueError("personal information leaves only for a purpose and named members")
+            outside = sorted(set(pi_cats) - set(_purpose_categories(purpose, peer_id)))
+            if outside:
+                # minimisation (PIPL Art. 6): a purpose carries only the categories it declares
+                refused = EgressDecision(False, EgressReason.CATEGORY_OUTSIDE_PURPOSE, abroad, tuple(outside))
+                self._audit_refusal(peer_id, purpose, [], pi_cats, refused, needed)
+                raise EgressRefused(refused, f"{purpose!r} does not cover {', '.join(outside)}")
+            pseudonyms = [self.node.consent.member_pseudonym(m) for m in members]
+            purpose_ok = self._consented(members, purpose, peer_id) and self._feature_on(purpose)
+            if abroad:
+                cross_ok = self._consented(members, f"cross_border:{dest.region}", None) and self._on(
+                    Feature.CROSS_BORDER
+                )
+                sensitive = any(catalogue().categories[c].sensitive for c in pi_cats if c in catalogue().categories)
+                counter = self.node.xborder
+                new = counter.new_among(set(pseudonyms), sensitive, today.year)
+                needed = counter.required(today.year, *((0, new) if sensitive else (new, 0)))
+                mechanism = self.node.mechanisms.in_force(dest.region, today)
+        decision = self.policy.check(
+            dest,
+            fields,
+            payload_fields,
+            purpose_consented=purpose_ok,
+            cross_border_consented=cross_ok,
+            mechanism=mechanism[0] if mechanism else None,
+            needed=needed,
+        )
+        if not decision.allowed:
+            self._audit_refusal(peer_id, purpose, pseudonyms, pi_cats, decision, needed)
+            raise EgressRefused(decision, f"call to {peer_id!r} refused: {decision.reason.value}")
+        assert found is not None
+        if pi_cats:
+            if abroad:
+                # counted before sending: a crash after this over-counts, which errs on the safe side
+                self.node.xborder.add(set(pseudonyms), sensitive, today)
+            self._audit_transfer(peer_id, purpose, pseudonyms, pi_cats, decision, mechanism)
+        return Permit(found[1], decision, mechanism)
+
+    def post(
+        self,
+        peer_id: str,
+        path: str,
+        *,
+        content: bytes | str | None = None,
+        json: Any = None,
+        fields: Mapping[str, str],
+        payload_fields: set[str] | None = None,
+        purpose: str | None = None,
+        members: Sequence[str] = (),
+        headers: Mapping[str, str] | None = None,
+        idempotent: bool = False,
+    ) -> httpx.Response:
+        """Authorize, then POST to the peer. ``payload_fields`` defaults to a JSON body's top-level keys.
+
+        An ``idempotent`` call (the peer answers a repeat as it answered the first) is sent once
+        more, freshly signed, when the pooled connection turns out to be dead: a peer that
+        restarted closes its keep-alive connections, and the first call on one fails before the
+        peer has read it.
+        """
+        if payload_fields is None:
+            payload_fields = set(json) if isinstance(json, dict) else set(fields)
+        found = self.destination(peer_id)
+        if found is not None and found[1] is None:  # before authorize, which counts and audits the transfer
+            raise httpx.InvalidURL(f"peer {peer_id!r} has no URL configured: `alliance-node peers add --url`")
+        permit = self.authorize(peer_id, fields, payload_fields, purpose=purpose, members=members)
+        assert permit.url is not None
+        url = f"{permit.url.rstrip('/')}{path}"
+
+        def send() -> httpx.Response:
+            request = self.client.build_request("POST", url, content=content, json=json, headers=headers)
+            # every peer call is signed (RFC 9421) with the node's key, with a fresh nonce each time
+            return self.client.send(sign_request(request, self.node.signer))
+
+        try:
+            return send()
+        except STALE_CONNECTION:
+            if not idempotent:
+                raise
+            return send()
+
+    # --- checks --------------------------------------------------------------------------
+
+    def _consented(self, members: Sequence[str], purpose: str, recipient: str | None) -> bool:
+        try:
+            for m in members:
+                self.node.consent.check(m, purpose, recipient=recipient, accessor="egress")
+        except ConsentDenied:
+            return False  # the gate audited the denial
+        return True
+
+    def _feature_on(self, purpose: str) -> bool:
+        feature = PURPOSE_FEATURES.get(purpose.split(":", 1)[0])
+        return feature is None or self._on(feature)
+
+    def _on(self, feature: Feature) -> bool:
+        try:
+            self.node.pia.require(feature)
+        except PiaRefused:
+            return False  # the feature gate audited the denial
+        return True
+
+    # --- audit ---------------------------------------------------------------------------
+
+    def _audit_refusal(
+        self,
+        peer_id: str,
+        purpose: str | None,
+        pseudonyms: list[str],
+        pi_cats: list[str],
+        decision: EgressDecision,
+        needed: Mechanism,
+    ) -> None:
+        from compliance.audit import Recipient
+
+        _audit_chunks(
+            self.node,
+            "xborder.block" if decision.cross_border else "pi.provide.denied",
+            pseudonyms,
+            purpose_code=purpose,
+            pi_categories=pi_cats,
+            recipient=Recipient(id=peer_id),
+            outcome="denied",
+            reason_code=decision.reason.value,
+            details={"needed_mechanism": needed.value, "fields": ",".join(decision.pi_fields)[:500] or None},
+        )
+
+    def _audit_transfer(
+        self,
+        peer_id: str,
+        purpose: str | None,
+        pseudonyms: list[str],
+        pi_cats: list[str],
+        decision: EgressDecision,
+        mechanism: tuple[Mechanism, str] | None,
+    ) -> None:
+        from compliance.audit import Recipient
+
+        _audit_chunks(
+            self.node,
+            "xborder.transfer" if decision.cross_border else "pi.provide",
+            pseudonyms,
+            purpose_code=purpose,
+            pi_categories=pi_cats,
+            recipient=Recipient(id=peer_id, role="independent"),
+            details={
+                "mechanism": mechanism[0].value if mechanism else Mechanism.NONE.value,
+                "mechanism_ref": mechanism[1] if mechanism else None,
+                "reason": decision.reason.value,
+            },
+        )
+
+
+def _purpose_categories(purpose: str, recipient: str) -> tuple[str, ...]:
+    family = purpose.rstrip(":") + ":"
+    code = f"{family}{recipient}" if family in catalogue().families else purpose
+    return catalogue().purpose(code).pi_categories
+
+
+def _audit_chunks(node: Node, action: str, pseudonyms: list[str], **fields: Any) -> None:
+    # an event names at most 1000 subjects; a larger call is several events in one atomic batch
+    chunks = [pseudonyms[i : i + 1000] for i in range(0, len(pseudonyms), 1000)] or [[]]
+    node.audit_many([(action, {"subject_pseudo_ids": c, "subject_count": len(pseudonyms), **fields}) for c in chunks])
+
+
+__all__ = ["EgressReason", "EgressRefused", "Outbound", "Permit"]

@@ -1,1 +1,0 @@
-"""Thin HTTP routers: each parses, calls the library, and shapes the answer."""

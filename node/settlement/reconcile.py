@@ -1,0 +1,81 @@
+"""Comparing two nodes' exchange logs, and reading settlement facts from a log (pure).
+
+Each committed exchange is one entry, the same bytes on both nodes (:mod:`node.exchange_records`).
+For a pair of brands, each side's log must therefore hold exactly the same set of entries
+between them: anything else is a mismatch worth an operator's attention (an exchange one side
+never logged, or one whose bytes differ).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable
+from dataclasses import dataclass
+
+from node.exchange.records import CommittedExchange, RecordError
+from node.settlement.statements import Exchange
+
+
+def between(entries: Iterable[bytes], a: str, b: str) -> dict[str, bytes]:
+    """The exchange entries between brands ``a`` and ``b`` (either direction), by exchange id."""
+    out: dict[str, bytes] = {}
+    for data in entries:
+        try:
+            q = CommittedExchange.from_entry(data).quote
+        except RecordError:
+            continue
+        if {q.source, q.destination} == {a, b}:
+            out[q.quote_id] = data
+    return out
+
+
+@dataclass(frozen=True)
+class Mismatch:
+    """How two logs differ on a pair's exchanges."""
+
+    only_mine: tuple[str, ...]
+    only_theirs: tuple[str, ...]
+    differs: tuple[str, ...]
+    common: int
+
+    @property
+    def agreed(self) -> bool:
+        """Both logs hold the same entries."""
+        return not (self.only_mine or self.only_theirs or self.differs)
+
+
+def compare(mine: dict[str, bytes], theirs: dict[str, bytes]) -> Mismatch:
+    """Compare a pair's entries as each node logged them."""
+    return Mismatch(
+        tuple(sorted(set(mine) - set(theirs))),
+        tuple(sorted(set(theirs) - set(mine))),
+        tuple(sorted(x for x in set(mine) & set(theirs) if mine[x] != theirs[x])),
+        len(set(mine) & set(theirs)),
+    )
+
+
+def settled_exchanges(entries: Iterable[bytes]) -> list[Exchange]:
+    """The committed exchanges of a log, for settlement.
+
+    An exchange belongs to the window of its quote's issue time: both nodes read it from the
+    same signed bytes, so they always put it in the same window.
+    """
+    out = []
+    for data in entries:
+        try:
+            q = CommittedExchange.from_entry(data).quote
+        except RecordError:
+            continue
+        out.append(
+            Exchange(
+                q.quote_id,
+                q.source,
+                q.destination,
+                q.points_given,
+                q.points_received,
+                q.credited_fen,
+                q.fee_fen,
+                q.remainder_fen,
+                q.issued_at,
+            )
+        )
+    return out

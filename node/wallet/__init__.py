@@ -1,0 +1,6 @@
+"""Members' points at this brand: the append-only journal, tiers and earning.
+
+``journal`` is the pure logic (lots, oldest-expiring first, expiry, balance derived); ``store``
+keeps it in the database, each movement under the member's account lock; ``tiers`` are the
+status rules; ``loyalty`` earns points on purchases and shows a member their wallet.
+"""

@@ -1,0 +1,64 @@
+"""Members' programme at one brand: points earned on purchases, the wallet they see, their tier."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from datetime import date
+from typing import TYPE_CHECKING
+
+from node.wallet.journal import Entry, Kind, WalletError
+from node.wallet.tiers import TierRules, add_months, default_rules, summarise, tier_for
+
+if TYPE_CHECKING:
+    from node.runtime import Node
+
+FEN_PER_YUAN = 100
+
+
+def points_for(amount_fen: int, points_per_yuan: int) -> int:
+    """Points a purchase earns: whole yuan spent times the brand's rate, rounded down (pure)."""
+    if isinstance(amount_fen, bool) or not isinstance(amount_fen, int) or amount_fen <= 0:
+        raise WalletError("bad_amount", "a purchase amount is a positive whole number of fen")
+    return amount_fen * points_per_yuan // FEN_PER_YUAN
+
+
+@dataclass(frozen=True)
+class WalletView:
+    """What a member (or an operator) sees of a wallet."""
+
+    balance: int
+    tier: str
+    lots: list[dict[str, object]]
+    entries: int
+
+
+@dataclass
+class Loyalty:
+    """Earning and the wallet view for one node."""
+
+    node: Node
+    rules: TierRules | None = None
+
+    def earn_purchase(self, member_ref: str, purchase_id: str, amount_fen: int, day: date) -> Entry:
+        """Credit a purchase's points (idempotent on ``purchase_id``); the lot expires by the brand's policy."""
+        points = points_for(amount_fen, self.node.settings.points_per_yuan)
+        if points < 1:
+            raise WalletError("too_small", "this purchase earns no points")
+        member = self.node.consent.member_pseudonym(member_ref)
+        expires = add_months(day, self.node.settings.points_expiry_months)
+        return self.node.wallets.earn(member, points, "purchase", day, expires, ref=f"purchase:{purchase_id}")
+
+    def view(self, member_ref: str, today: date) -> WalletView:
+        """Balance today, tier over the rules' window, and the lots still holding points."""
+        member = self.node.consent.member_pseudonym(member_ref)
+        journal = self.node.wallets.journal(member)
+        rate = self.node.settings.points_per_yuan
+        purchases = [
+            (e.lot.earned_on, e.points * FEN_PER_YUAN // max(rate, 1))
+            for e in journal
+            if e.kind is Kind.EARN and e.reason == "purchase" and e.lot is not None
+        ]
+        rules = self.rules or default_rules()
+        tier = tier_for(rules, summarise(purchases, today, rules.window_days))
+        lots = self.node.wallets.export_member(member)["lots"]
+        return WalletView(self.node.wallets.balance(member, today), tier.name, lots, len(journal))  # type: ignore[arg-type]
