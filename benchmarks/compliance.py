@@ -19,8 +19,8 @@ clients) are read around each phase. This machine is shared and noisy: compare t
 /health, not absolute rates across runs.
 
 Part 2, audit bundles. `--events` audit events (pseudonymous subjects, a mix of consent, gate and
-read actions) are appended to a fresh node's audit log with `Node.audit_many` in batches of 1,000;
-then `Node.export_audit` writes the bundle of (a) every event, (b) one action (`consent.withdraw`,
+read actions) are appended to a fresh node's audit log with `node.audit.many` in batches of 1,000;
+then `node.audit.export` writes the bundle of (a) every event, (b) one action (`consent.withdraw`,
 about 10 %), (c) one member's events, and `verify_bundle` checks each in process; each export and
 check is repeated `--reps` times (3; the median is shown). The full bundle is also checked by
 `python -m node audit verify BUNDLE --vkey node.vkey` in a subprocess, which must exit 0 and print
@@ -71,11 +71,12 @@ from compliance.audit_bundle import verify_bundle
 from compliance.consent import ConsentAction
 from compliance.service import ConsentChange
 from node.core.auth import Role, issue_member_token
+from node.core.datadir import init_node
 from node.core.processes import free_port, stop_process
 from node.core.progress import progress_bar
 from node.core.settings import VKEY_FILE
 from node.demo.consent import notice_for
-from node.runtime import Node, init_node
+from node.runtime import Node
 
 REPO = Path(__file__).resolve().parent.parent
 DOCS = REPO / "docs" / "benchmarks.md"
@@ -364,7 +365,7 @@ def check_http_effects(fx: ApiFixture, want: int) -> None:
 
 
 def make_events(count: int, seed: int = SEED) -> tuple[list[tuple[str, dict[str, Any]]], str]:
-    """``count`` deterministic audit events for ``Node.audit_many``, and one member's pseudonym."""
+    """``count`` deterministic audit events for ``node.audit.many``, and one member's pseudonym."""
     rng = random.Random(seed)
     members = [f"{rng.getrandbits(128):032x}" for _ in range(max(10, count // 10))]  # ~10 events each
     actions = [a for a, _ in ACTION_MIX]
@@ -452,7 +453,7 @@ def export_and_verify(node: Node, label: str, flt: AuditFilter, path: Path, reps
             gc.collect()
             t0 = time.perf_counter()
             with open(path, "wb") as f:
-                manifest = node.export_audit(flt, f, progress=functools.partial(bar.advance, task))
+                manifest = node.audit.export(flt, f, progress=functools.partial(bar.advance, task))
             times["export"].append(time.perf_counter() - t0)
             task = bar.add_task(f"verify {label} ({rep + 1}/{reps})", total=manifest.count)
             gc.collect()
@@ -505,7 +506,7 @@ def bench_audit(data_dir: Path, n_events: int, reps: int, with_cli: bool) -> Rep
             gc.collect()
             t0 = time.perf_counter()
             for i in range(0, n_events, AUDIT_BATCH):
-                node.audit_many(events[i : i + AUDIT_BATCH])
+                node.audit.many(events[i : i + AUDIT_BATCH])
                 bar.advance(task, min(AUDIT_BATCH, n_events - i))
             append_s = time.perf_counter() - t0
         if log.size != before + n_events:
@@ -539,7 +540,7 @@ def bench_audit(data_dir: Path, n_events: int, reps: int, with_cli: bool) -> Rep
     )
     report.rows.append(
         [
-            f"append (Node.audit_many, batches of {AUDIT_BATCH:,})",
+            f"append (node.audit.many, batches of {AUDIT_BATCH:,})",
             f"{n_events:,}",
             "—",
             f"{append_s:.2f}",
@@ -552,7 +553,7 @@ def bench_audit(data_dir: Path, n_events: int, reps: int, with_cli: bool) -> Rep
         mb = f"{run.size_bytes / 1e6:.2f}"
         report.rows.append(
             [
-                f"export {run.label} (Node.export_audit: scan, proofs, sign)",
+                f"export {run.label} (node.audit.export: scan, proofs, sign)",
                 f"{run.tree_size:,}",
                 f"{run.count:,}",
                 f"{run.export_s:.2f}",

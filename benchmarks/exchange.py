@@ -77,7 +77,7 @@ def prepare(base: Path) -> tuple[BrandSpec, BrandSpec, str, list[str], list[str]
         for spec, other in ((air, shop), (shop, air)):
             node = nodes[spec.key]
             member = node.consent.member_pseudonym(r)
-            node.links.link(member, other.node_id, link_id, member_ref_sealed=node.exchanges.seal_ref(r))
+            node.links.link(member, other.node_id, link_id, member_ref=r)
         member = nodes["airline"].consent.member_pseudonym(r)
         nodes["airline"].wallets.earn(member, POINTS_EACH, "promotion", today, today + timedelta(days=700))
     operator = nodes["airline"].staff_keys.issue("bench", Role.OPERATOR)
@@ -222,7 +222,7 @@ def verify(base: Path, air: BrandSpec, shop: BrandSpec, refs: list[str]) -> list
 
     a, s = (Node(load_settings(base / k.key)) for k in (air, shop))
     try:
-        unfinished = a.exchanges.source.unfinished()
+        unfinished = a.outgoing.unfinished()
         entries_a = {e.data for e in a.store.log("exchange").entries()}
         entries_s = {e.data for e in s.store.log("exchange").entries()}
         today = datetime.now(UTC).date()

@@ -26,12 +26,12 @@ def _member_json(record: MemberRecord) -> dict[str, Any]:
 
 
 class RequestRefused(Exception):
-    """A request refused with a reason code (HTTP 409 or 403 depending on the reason)."""
+    """A rights request refused, and why (``reason``, e.g. ``legal_hold``); the request records it too."""
 
-    def __init__(self, request: RightsRequest, reason_code: str, message: str) -> None:
+    def __init__(self, request: RightsRequest, reason: str, message: str) -> None:
         super().__init__(message)
         self.request = request
-        self.reason_code = reason_code
+        self.reason = reason
 
 
 class DataSource(Protocol):

@@ -35,6 +35,10 @@ class StorageError(LedgerError):
     """The log store cannot do what was asked (unknown log, concurrent writer, bad range)."""
 
 
+class UnknownLogError(StorageError):
+    """The store holds no log of that name."""
+
+
 class StorageUnavailableError(StorageError):
     """The database is locked by another writer for too long, or cannot be reached; retry later."""
 

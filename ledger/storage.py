@@ -34,7 +34,7 @@ from sqlmodel import Field, SQLModel
 from ledger import checkpoint as checkpoint_mod
 from ledger import note
 from ledger.compact import CompactRange, NodeId, perfect_nodes
-from ledger.errors import StorageError, StorageUnavailableError, TreeSizeError
+from ledger.errors import StorageError, StorageUnavailableError, TreeSizeError, UnknownLogError
 from ledger.proof import consistency_ranges, inclusion_ranges, resolve
 from ledger.rfc6962 import EMPTY_ROOT, HASH_SIZE, leaf_hash
 from ledger.witness import TreeHead
@@ -336,14 +336,14 @@ class LedgerStore:
         return log
 
     def log(self, name: str) -> Log:
-        """Return the existing log ``name`` or raise :class:`StorageError`."""
+        """Return the existing log ``name`` or raise :class:`UnknownLogError`."""
         with self._lock:
             if name in self._logs:
                 return self._logs[name]
         with self.engine.connect() as conn:
             row = conn.execute(select(_log_t.c.id, _log_t.c.origin).where(_log_t.c.name == name)).first()
         if row is None:
-            raise StorageError(f"no log named {name!r}")
+            raise UnknownLogError(f"no log named {name!r}")
         with self._lock:
             return self._logs.setdefault(name, Log(self, row.id, name, row.origin))
 

@@ -16,7 +16,6 @@ from flwr.app import Context
 from federation.client_app import make_client_app
 from federation.site import Site
 from node.learning.rows import ChurnWindow
-from node.learning.site import node_site
 from node.runtime import Node
 
 _sites: dict[tuple[str, str, str], Site] = {}
@@ -38,7 +37,7 @@ def site_of(context: Context) -> Site:
     window = window_of(context.run_config)
     key = (data_dir, window.cutoff.isoformat(), window.horizon_end.isoformat())
     if key not in _sites:
-        _sites[key] = node_site(Node.open(Path(data_dir)), window)[0]
+        _sites[key] = Node.open(Path(data_dir)).learning_site(window)[0]
     return _sites[key]
 
 

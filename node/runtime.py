@@ -1,16 +1,19 @@
-"""A node's data directory: creating it (key, verifier keys, config, database) and opening it."""
+"""The composition root: a :class:`Node` opens a data directory and wires the node's parts together.
+
+It builds each store and service once, on first use, and hands every service its collaborators
+in its constructor; no service holds the Node. Only the entry points import this module: the API
+(:mod:`node.api`), the CLI (:mod:`node.cli`), the demo (:mod:`node.demo`) and the ClientApp
+module a SuperNode loads (:mod:`node.clientapp`).
+"""
 
 from __future__ import annotations
 
-import os
-from collections.abc import Callable
 from dataclasses import dataclass
 from functools import cached_property
 from pathlib import Path
-from typing import TYPE_CHECKING, Any, BinaryIO
 
 from compliance.egress import CrossBorderCounter, MechanismRegistry
-from compliance.fieldcrypt import FieldCipher, create_key_file, load_key_file
+from compliance.fieldcrypt import FieldCipher, load_key_file
 from compliance.pia_service import PiaService
 from compliance.prompts import PromptCounter
 from compliance.pseudonyms import Keyring
@@ -18,77 +21,35 @@ from compliance.retention import Retention
 from compliance.rights_service import RightsService
 from compliance.service import ConsentService
 from compliance.store import ComplianceStore
+from federation.site import Site
 from ledger import note
-from ledger.storage import LedgerStore, create_engine
+from ledger.storage import LedgerStore
 from ledger.witness import Witness
-from node.core.auth import Caller, Role, StaffKeys, current_caller
-from node.core.settings import (
-    DATA_KEY_FILE,
-    DEFAULT_LOGS,
-    VKEY_FILE,
-    WITNESS_VKEY_FILE,
-    NodeSettings,
-    Peer,
-    load_settings,
-    write_config,
-)
-
-if TYPE_CHECKING:
-    from compliance.audit import AuditFilter
-    from node.exchange.links import LinkStore
-    from node.exchange.service import ExchangeService
-    from node.peers.outbound import Outbound
-    from node.peers.registry import Registry
-    from node.settlement.service import SettlementService
-    from node.wallet.loyalty import Loyalty
-    from node.wallet.store import WalletStore
-
-
-class NodeExistsError(FileExistsError):
-    """``init`` found an existing key and refuses to overwrite it."""
-
-
-def _write_private(path: Path, text: str) -> None:
-    fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
-    with os.fdopen(fd, "w") as f:
-        f.write(text)
-
-
-def init_node(data_dir: Path, node_id: str, **fields: object) -> NodeSettings:
-    """Create a node in ``data_dir``: Ed25519 key, ``node.vkey``, ``witness.vkey``, config, database.
-
-    Refuses (``NodeExistsError``) if a key is already there: a node's key is its identity.
-    """
-    data_dir.mkdir(parents=True, exist_ok=True)
-    settings = NodeSettings(data_dir=data_dir, node_id=node_id, **fields)  # type: ignore[arg-type]
-    if settings.key_path.exists():
-        raise NodeExistsError(f"{settings.key_path} already exists: refusing to overwrite this node's key")
-    signer = note.Signer.generate(node_id)
-    _write_private(settings.key_path, signer.to_skey() + "\n")
-    (data_dir / VKEY_FILE).write_text(signer.verifier().to_vkey() + "\n")
-    (data_dir / WITNESS_VKEY_FILE).write_text(signer.verifier(note.ALG_COSIGNATURE_V1).to_vkey() + "\n")
-    create_key_file(data_dir / DATA_KEY_FILE)
-    write_config(settings)
-    node = Node(settings)
-    node.create_schemas()
-    for name in DEFAULT_LOGS:
-        node.store.ensure_log(name, settings.origin(name))
-    node.dispose()
-    return settings
-
-
-def add_peer(data_dir: Path, peer: Peer) -> NodeSettings:
-    """Trust ``peer``'s key (replacing an older entry with the same node id) and save the config."""
-    settings = load_settings(data_dir)
-    note.Verifier.from_vkey(peer.vkey)  # refuse a malformed key before saving it
-    settings.peers = [p for p in settings.peers if p.node_id != peer.node_id] + [peer]
-    write_config(settings)
-    return settings
+from node.core.audit import NodeAudit
+from node.core.auth import StaffKeys
+from node.core.datadir import create_schemas, ensure_default_logs, load_signer, open_store
+from node.core.settings import DATA_KEY_FILE, NodeSettings, load_settings
+from node.exchange.destination import ExchangeDestination
+from node.exchange.exchange_log import ExchangeLog
+from node.exchange.linking import Linking, unlink_on_withdrawal
+from node.exchange.links import LinkStore
+from node.exchange.recovery import Recovery
+from node.exchange.source import ExchangeSource
+from node.exchange.store import DestinationSide, SourceSide
+from node.learning.rows import ChurnWindow
+from node.learning.scoring import ChurnScoring
+from node.learning.site import ConsentGatedLoader, node_site
+from node.learning.store import NodeModelShelf
+from node.peers.outbound import Outbound
+from node.peers.registry import RegistryFile
+from node.settlement.service import SettlementService
+from node.wallet.loyalty import Loyalty
+from node.wallet.store import WalletStore
 
 
 @dataclass
 class Node:
-    """An open node: settings, signing key, ledger store and witness."""
+    """An open node: its settings, and every store and service built from them."""
 
     settings: NodeSettings
 
@@ -102,50 +63,23 @@ class Node:
         """
         node = cls(load_settings(data_dir, **overrides))
         node.cipher  # noqa: B018  fail now, with a clear message, if data.key is missing
-        node.create_schemas()
+        create_schemas(node.store)
         if recover:
-            node.recover_audit_outbox()
-        for name in DEFAULT_LOGS:
-            node.store.ensure_log(name, node.settings.origin(name))
+            node.audit.recover_outbox()
+        ensure_default_logs(node.store, node.settings)
         return node
+
+    # --- identity and storage ------------------------------------------------------------------
 
     @cached_property
     def signer(self) -> note.Signer:
         """The node's Ed25519 signer, read from its key file."""
-        path = self.settings.key_path
-        if not path.exists():
-            raise FileNotFoundError(f"{path} does not exist: run `alliance-node init`")
-        signer = note.Signer.from_skey(path.read_text())
-        if signer.name != self.settings.node_id:
-            raise ValueError(f"key {path} belongs to {signer.name!r}, not node {self.settings.node_id!r}")
-        return signer
+        return load_signer(self.settings)
 
     @cached_property
     def store(self) -> LedgerStore:
         """The node's ledger store on its database."""
-        engine = create_engine(
-            self.settings.db_url,
-            sqlite_synchronous=self.settings.sqlite_synchronous,
-            sqlite_busy_timeout=self.settings.sqlite_busy_timeout,
-        )
-        return LedgerStore(engine)
-
-    def peer_verifiers(self) -> dict[str, note.Verifier]:
-        """The checkpoint keys of every configured peer, by node id."""
-        return {p.node_id: note.Verifier.from_vkey(p.vkey) for p in self.settings.peers}
-
-    def trusted_log_keys(self, origin: str) -> list[note.Verifier]:
-        """Keys trusted for ``origin``: a peer's key signs its logs, ``<peer node id>/<log name>``."""
-        node_id, _, log_name = origin.partition("/")
-        if not log_name or "/" in log_name:
-            return []
-        key = self.peer_verifiers().get(node_id)
-        return [key] if key else []
-
-    @cached_property
-    def keyring(self) -> Keyring:
-        """Members' pseudonym keys (crypto-shredding deletes them)."""
-        return Keyring(self.store.engine, self.settings.node_id, self.cipher)
+        return open_store(self.settings)
 
     @cached_property
     def cipher(self) -> FieldCipher:
@@ -153,9 +87,44 @@ class Node:
         return load_key_file(self.settings.data_dir / DATA_KEY_FILE)
 
     @cached_property
+    def keyring(self) -> Keyring:
+        """Members' pseudonym keys (crypto-shredding deletes them)."""
+        return Keyring(self.store.engine, self.settings.node_id, self.cipher)
+
+    @cached_property
+    def registry(self) -> RegistryFile:
+        """The alliance registry (``registry.toml``), read at its first use."""
+        return RegistryFile(self.settings.registry_path)
+
+    @cached_property
+    def audit(self) -> NodeAudit:
+        """The audit trail: ``node.audit(action, **fields)`` appends an event naming who acted."""
+        return NodeAudit(
+            self.store.log("audit"),
+            self.settings.node_id,
+            self.signer,
+            lambda member_ref: self.keyring.pseudonym(member_ref, create=False),
+        )
+
+    @cached_property
     def staff_keys(self) -> StaffKeys:
         """Staff API keys, stored hashed."""
         return StaffKeys(self.store.engine)
+
+    @cached_property
+    def witness(self) -> Witness:
+        """This node acting as a witness of its peers' logs."""
+        return Witness(self.signer, self.trusted_log_keys, self.store.witness_state())
+
+    def trusted_log_keys(self, origin: str) -> list[note.Verifier]:
+        """Keys trusted for ``origin``: a peer's key signs its logs, ``<peer node id>/<log name>``."""
+        node_id, _, log_name = origin.partition("/")
+        if not log_name or "/" in log_name:
+            return []
+        peer = next((p for p in self.settings.peers if p.node_id == node_id), None)
+        return [note.Verifier.from_vkey(peer.vkey)] if peer else []
+
+    # --- compliance ------------------------------------------------------------------------------
 
     @cached_property
     def consent(self) -> ConsentService:
@@ -165,30 +134,21 @@ class Node:
             self.keyring,
             self.signer,
             self.audit,
-            audit_batch=self.audit_many,
-            current_actor=self.current_actor,
-            after_change=self._after_consent_change,
+            audit_batch=self.audit.many,
+            current_actor=self.audit.current_actor,
+            after_change=unlink_on_withdrawal(self.links),
         )
-
-    def _after_consent_change(self, records: list[Any]) -> None:
-        # withdrawing points_exchange:<brand> ends the member's link with that brand (issue 4)
-        from compliance.consent import ConsentAction
-
-        for r in records:
-            if r.action is ConsentAction.WITHDRAW and r.purpose_code.startswith("points_exchange:"):
-                self.links.unlink(r.member, r.purpose_code.split(":", 1)[1])
-
-    @cached_property
-    def links(self) -> LinkStore:
-        """Pairwise links of members with partner brands."""
-        from node.exchange.links import LinkStore
-
-        return LinkStore(self.store.engine)
 
     @cached_property
     def pia(self) -> PiaService:
         """Impact assessments and the feature switches they gate."""
         return PiaService(self.store.engine, self.audit)
+
+    @cached_property
+    def rights(self) -> RightsService:
+        """Rights requests: access, correction, erasure (reaching the wallets and links too)."""
+        held = self.retention.held
+        return RightsService(self.consent, self.audit.about, lambda p: p in held(), sources=(self.wallets, self.links))
 
     @cached_property
     def retention(self) -> Retention:
@@ -210,137 +170,127 @@ class Node:
         """Cross-border transfer mechanisms in force, per country."""
         return MechanismRegistry(self.store.engine)
 
+    # --- peers ----------------------------------------------------------------------------------
+
     @cached_property
     def outbound(self) -> Outbound:
         """The node's only way out: every outbound call is authorised here first."""
-        from node.peers.outbound import Outbound
-
-        return Outbound(self)
-
-    @cached_property
-    def rights(self) -> RightsService:
-        """Rights requests: access, correction, erasure."""
-        held = self.retention.held
-        return RightsService(
-            self.consent, self.audit_events_about, lambda p: p in held(), sources=(self.wallets, self.links)
+        return Outbound(
+            self.settings, self.registry, self.signer, self.consent, self.pia, self.xborder, self.mechanisms, self.audit
         )
 
-    @cached_property
-    def registry(self) -> Registry:
-        """The alliance registry (``registry.toml``): every brand's node, key, URL and point value."""
-        from node.peers.registry import load_registry
-
-        return load_registry(self.settings.registry_path)
-
-    @cached_property
-    def exchanges(self) -> ExchangeService:
-        """Points exchange with other brands: quotes, both sides of the protocol, recovery."""
-        from node.exchange.service import ExchangeService
-
-        return ExchangeService(self)
-
-    @cached_property
-    def loyalty(self) -> Loyalty:
-        """Earning on purchases, wallet views and tiers."""
-        from node.wallet.loyalty import Loyalty
-
-        return Loyalty(self)
-
-    @cached_property
-    def settlement(self) -> SettlementService:
-        """Settlement statements, log reconciliation with peers, liability."""
-        from node.settlement.service import SettlementService
-
-        return SettlementService(self)
+    # --- wallets and exchange --------------------------------------------------------------------
 
     @cached_property
     def wallets(self) -> WalletStore:
         """Members' points wallets (keyed by pseudonym)."""
-        from node.wallet.store import WalletStore
-
         return WalletStore(self.store.engine)
 
-    def audit_events_about(self, pseudonym: str) -> list[dict[str, Any]]:
-        """Every audit event naming ``pseudonym`` as subject or actor (through the pseudonym index)."""
-        from compliance.audit_index import AuditIndex
-
-        index = AuditIndex(self.store.engine, self.store.log("audit"))
-        return [{"index": i, **e.model_dump(mode="json")} for i, e in index.about(pseudonym)]
-
-    def audit(self, action: str, **fields: Any) -> int:
-        """Append one audit event to the ``audit`` log; the actor is whoever this request acts for."""
-        return self.audit_many([(action, fields)])
-
-    def current_actor(self) -> dict[str, str]:
-        """Who the current request acts for, as an audit event's ``actor``."""
-        caller = current_caller.get()
-        if caller is None:
-            return {"type": "service", "id": self.settings.node_id, "role": "node"}
-        kind = "member" if caller.role is Role.MEMBER else "staff"
-        return {"type": kind, "id": self._actor_id(caller), "role": caller.role.value}
-
-    def audit_many(self, events: list[tuple[str, dict[str, Any]]]) -> int:
-        """Append several audit events in one atomic batch; return the first one's index.
-
-        The actor is whoever the current request acts for, unless an event names its own (an
-        event staged in the outbox keeps the actor of the request that staged it).
-        """
-        from compliance.audit import AuditEvent, AuditTrail
-
-        actor = self.current_actor()
-        batch = [AuditEvent(node_id=self.settings.node_id, action=a, **({"actor": actor} | f)) for a, f in events]
-        return AuditTrail(self.store.log("audit"), self.settings.node_id).record_many(batch)
-
-    def recover_audit_outbox(self) -> int:
-        """Append staged audit events a crash left behind (each exactly once); return how many."""
-        from compliance import outbox
-        from compliance.audit import AuditTrail
-        from compliance.audit_index import AuditIndex
-
-        def logged(staged: list[dict[str, Any]]) -> set[str]:
-            wanted = {f["event_id"] for f in staged}
-            if all(f.get("subject_pseudo_ids") for f in staged):  # the index finds them by subject
-                index = AuditIndex(self.store.engine, self.store.log("audit"))
-                subjects = {p for f in staged for p in f["subject_pseudo_ids"]}
-                return {e.event_id for p in subjects for _, e in index.about(p)} & wanted
-            trail = AuditTrail(self.store.log("audit"), self.settings.node_id)
-            return {e.event_id for _, e in trail.events() if e.event_id in wanted}
-
-        return outbox.recover(self.store.engine, logged, self.audit_many)
-
-    def export_audit(self, flt: AuditFilter, out: BinaryIO, progress: Callable[[int], None] | None = None) -> Any:
-        """Write an audit bundle for ``flt`` and record the export itself in the audit trail.
-
-        The caller keeps the bundle only if this returns: the export is audited first.
-        """
-        from compliance.audit_bundle import export_bundle
-
-        manifest = export_bundle(self.store.log("audit"), self.signer, flt, out, progress=progress)
-        details: dict[str, str | int | None] = {f"filter.{k}": v for k, v in flt.to_dict().items()}
-        details |= {"count": manifest.count, "tree_size": manifest.tree_size, "events_sha256": manifest.events_sha256}
-        self.audit(
-            "audit.export",
-            subject_pseudo_ids=[flt.subject] if flt.subject else [],
-            record_count=manifest.count,
-            details=details,
-        )
-        return manifest
-
-    def _actor_id(self, caller: Caller) -> str:
-        # members appear in the audit trail as pseudonyms, never by their brand reference
-        return self.keyring.pseudonym(caller.id, create=False) if caller.role is Role.MEMBER else caller.id
-
-    def create_schemas(self) -> None:
-        """Create the ledger's tables and migrate the node's to the newest revision (safe from several processes)."""
-        from node.core.schema import upgrade
-
-        self.store.create_schema()
-        upgrade(self.store.engine)
+    @cached_property
+    def loyalty(self) -> Loyalty:
+        """Earning on purchases, wallet views and tiers."""
+        s = self.settings
+        return Loyalty(self.consent, self.wallets, s.points_per_yuan, s.points_expiry_months)
 
     @cached_property
-    def witness(self) -> Witness:
-        """This node acting as a witness of its peers' logs."""
-        return Witness(self.signer, self.trusted_log_keys, self.store.witness_state())
+    def links(self) -> LinkStore:
+        """Link codes and pairwise links of members with partner brands."""
+        return LinkStore(self.store.engine, self.cipher)
+
+    @cached_property
+    def linking(self) -> Linking:
+        """Linking a member's accounts across brands over signed calls."""
+        return Linking(self.registry, self.consent, self.links, self.outbound, self.audit)
+
+    @cached_property
+    def exchange_log(self) -> ExchangeLog:
+        """Committed exchanges on the ``exchange`` log, as source or destination."""
+        return ExchangeLog(self.store.log("exchange"), self.signer, self.outgoing, self.incoming)
+
+    @cached_property
+    def outgoing(self) -> SourceSide:
+        """The records of exchanges leaving this node."""
+        return SourceSide(self.wallets)
+
+    @cached_property
+    def incoming(self) -> DestinationSide:
+        """The records of exchanges arriving at this node."""
+        return DestinationSide(self.wallets)
+
+    @cached_property
+    def exchange_source(self) -> ExchangeSource:
+        """Members' exchanges to other brands: quotes, the hold, driving each to its end."""
+        return ExchangeSource(
+            self.settings.node_id,
+            self.registry,
+            self.signer,
+            self.consent,
+            self.pia,
+            self.links,
+            self.outgoing,
+            self.outbound,
+            self.exchange_log,
+        )
+
+    @cached_property
+    def exchange_destination(self) -> ExchangeDestination:
+        """Answers to other brands' credit and cancel calls."""
+        return ExchangeDestination(
+            self.settings.node_id,
+            self.registry,
+            self.signer,
+            self.consent,
+            self.pia,
+            self.links,
+            self.incoming,
+            self.exchange_log,
+            self.audit,
+            self.settings.points_expiry_months,
+        )
+
+    @cached_property
+    def exchange_recovery(self) -> Recovery:
+        """Finishing what a crash or an unreachable peer left open."""
+        return Recovery(self.exchange_source, self.outgoing, self.incoming, self.exchange_log)
+
+    @cached_property
+    def settlement(self) -> SettlementService:
+        """Settlement statements, log reconciliation with peers, liability."""
+        return SettlementService(
+            self.settings.node_id,
+            self.signer,
+            self.registry,
+            self.store.log("exchange"),
+            self.outbound,
+            self.wallets,
+        )
+
+    # --- learning --------------------------------------------------------------------------------
+
+    @cached_property
+    def churn_scoring(self) -> ChurnScoring:
+        """Churn scores from the newest global model, behind the personalization gate."""
+        return ChurnScoring(
+            self.consent,
+            self.pia,
+            self.wallets,
+            NodeModelShelf(self.store.engine),
+            self.audit,
+            self.settings.points_per_yuan,
+        )
+
+    def learning_site(self, window: ChurnWindow) -> tuple[Site, ConsentGatedLoader]:
+        """This node as a federated site for ``window``, behind its consent-gated loader."""
+        return node_site(
+            self.settings.node_id,
+            self.store.engine,
+            self.consent,
+            self.wallets,
+            self.pia,
+            self.audit,
+            self.settings.points_per_yuan,
+            window,
+        )
 
     def dispose(self) -> None:
         """Close the database connections and the outbound HTTP client."""

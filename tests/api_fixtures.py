@@ -10,7 +10,8 @@ from fastapi.testclient import TestClient
 
 from node.api.app import create_app
 from node.core.auth import Role
-from node.runtime import Node, init_node
+from node.core.datadir import init_node
+from node.runtime import Node
 
 Headers = dict[str, str]
 

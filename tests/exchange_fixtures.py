@@ -122,8 +122,7 @@ def link_directly(base: Path, source: BrandSpec, destination: BrandSpec, members
         link_id = new_link_id()
         for spec, other in ((source, destination), (destination, source)):
             node = nodes[spec.key]
-            sealed = node.exchanges.seal_ref(m)
-            node.links.link(node.consent.member_pseudonym(m), other.node_id, link_id, member_ref_sealed=sealed)
+            node.links.link(node.consent.member_pseudonym(m), other.node_id, link_id, member_ref=m)
     for node in nodes.values():
         node.dispose()
 

@@ -10,7 +10,8 @@ from contracts.anchoring import AnchorPolicy
 from contracts.client import Alliance, Chain
 from contracts.verify import check_against_chain
 from node.chain.anchoring import Anchorer
-from node.runtime import Node, init_node
+from node.core.datadir import init_node
+from node.runtime import Node
 
 
 @pytest.mark.parametrize(
@@ -49,7 +50,7 @@ def setup(tmp_path: Path):  # type: ignore[no-untyped-def]
 
 def test_a_node_anchors_each_log_once_until_it_is_due_again(setup) -> None:  # type: ignore[no-untyped-def]
     node, chain, alliance, account, _ = setup
-    anchorer = Anchorer(node, chain, alliance.anchor, account, AnchorPolicy(every_entries=10, every_seconds=3600))
+    anchorer = Anchorer(node.store, chain, alliance.anchor, account, AnchorPolicy(every_entries=10, every_seconds=3600))
     first = dict(anchorer.tick())
     assert first["n.example/audit"] == node.store.log("audit").size
     assert anchorer.tick() == []  # nothing new
@@ -64,7 +65,7 @@ def test_a_node_anchors_each_log_once_until_it_is_due_again(setup) -> None:  # t
 
 def test_an_unregistered_account_anchors_nothing_and_does_not_crash(setup) -> None:  # type: ignore[no-untyped-def]
     node, chain, alliance, _, stranger = setup
-    assert Anchorer(node, chain, alliance.anchor, stranger).tick() == []
+    assert Anchorer(node.store, chain, alliance.anchor, stranger).tick() == []
     assert alliance.anchors("n.example/audit") == []
 
 
@@ -72,7 +73,7 @@ def test_anchoring_is_off_unless_the_settings_name_a_chain(setup) -> None:  # ty
     from node.chain.anchoring import from_settings
 
     node, *_ = setup
-    assert from_settings(node) is None
+    assert from_settings(node.settings, node.store) is None
 
 
 def test_a_node_can_sign_locally_with_its_own_key_instead_of_an_unlocked_account(setup) -> None:  # type: ignore[no-untyped-def]
@@ -86,7 +87,7 @@ def test_a_node_can_sign_locally_with_its_own_key_instead_of_an_unlocked_account
     assert address == key.address
     alliance.remove_brand(chain.accounts[1], funder)
     alliance.add_brand(address, "n.example", funder)
-    assert dict(Anchorer(node, chain, alliance.anchor, address).tick())["n.example/audit"] == 5
+    assert dict(Anchorer(node.store, chain, alliance.anchor, address).tick())["n.example/audit"] == 5
 
 
 def test_a_key_that_is_not_one_is_refused(setup) -> None:  # type: ignore[no-untyped-def]

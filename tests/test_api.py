@@ -16,8 +16,9 @@ from ledger.proof import verify_consistency, verify_inclusion
 from ledger.witness import AddCheckpoint
 from node.api.app import create_app
 from node.core.auth import Role
+from node.core.datadir import add_peer, init_node
 from node.core.settings import VKEY_FILE, Peer
-from node.runtime import Node, add_peer, init_node
+from node.runtime import Node
 
 
 @pytest.fixture

@@ -10,7 +10,8 @@ from fastapi.testclient import TestClient
 from hypothesis import HealthCheck, given, settings
 
 from node.api.app import create_app
-from node.runtime import Node, init_node
+from node.core.datadir import init_node
+from node.runtime import Node
 
 
 @pytest.fixture

@@ -26,8 +26,9 @@ from ledger import note
 from ledger.checkpoint import Checkpoint
 from ledger.storage import LedgerStore, Log, create_engine
 from node.cli.audit import audit_app
+from node.core.datadir import init_node
 from node.core.settings import VKEY_FILE
-from node.runtime import Node, init_node
+from node.runtime import Node
 
 NODE = "a.example"
 A, B, C = "aa" * 16, "bb" * 16, "cc" * 16

@@ -9,7 +9,8 @@ import pytest
 
 from compliance.audit import Actor, AuditEvent, AuditTrail
 from compliance.audit_index import AuditIndex
-from node.runtime import Node, init_node
+from node.core.datadir import init_node
+from node.runtime import Node
 
 A, B = "a" * 32, "b" * 32
 

@@ -7,7 +7,7 @@ from pathlib import Path
 from typer.testing import CliRunner
 
 from node.cli.main import app
-from node.runtime import init_node
+from node.core.datadir import init_node
 
 ANCHOR = "0x" + "11" * 20
 

@@ -112,7 +112,7 @@ def test_a_destination_member_who_withdrew_gets_nothing_and_the_source_refunds(p
     r = exchange(pair, "m5", {"to": pair.destination.node_id, "points": 10})
     assert r.json()["state"] == "cancelled"
     assert pair.balance("airline", "m5") == STARTING_POINTS
-    assert pair.node("shop").exchanges.destination.get(r.json()["exchange_id"]).state.value == "tombstoned"
+    assert pair.node("shop").incoming.get(r.json()["exchange_id"]).state.value == "tombstoned"
 
 
 def _credit_request(pair: Pair, signer: note.Signer, body: bytes) -> httpx.Request:
@@ -122,7 +122,7 @@ def _credit_request(pair: Pair, signer: note.Signer, body: bytes) -> httpx.Reque
 
 def _genuine_body(pair: Pair, member: str = "m6") -> bytes:
     node = pair.node("airline")
-    quote, sig = node.exchanges.quote(member, pair.destination.node_id, 10)
+    quote, sig = node.exchange_source.quote(member, pair.destination.node_id, 10)
     HAND_CREDITED.add(quote.quote_id)
     link_id = node.links.link_of(node.consent.member_pseudonym(member), pair.destination.node_id)
     return json.dumps({"quote": quote.to_json(), "quote_sig": sig, "link_id": link_id}).encode()

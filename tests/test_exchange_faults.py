@@ -66,8 +66,8 @@ def _fault_file(pair: Pair, key: str):  # type: ignore[no-untyped-def]
 
 
 def _settled(pair: Pair) -> bool:
-    src, dst = pair.node("airline").exchanges, pair.node("shop").exchanges
-    return not (src.source.unfinished() or src.source.unlogged() or dst.destination.unlogged())
+    src, dst = pair.node("airline"), pair.node("shop")
+    return not (src.outgoing.unfinished() or src.outgoing.unlogged() or dst.incoming.unlogged())
 
 
 def _run(pair: Pair, seed: int, kills: dict[str, int]) -> None:
@@ -141,7 +141,7 @@ def _check_consistent(pair: Pair) -> None:
     assert not [o for o in outgoing.values() if o.state not in (SourceState.CONFIRMED, SourceState.CANCELLED)]
     confirmed = {i for i, o in outgoing.items() if o.state is SourceState.CONFIRMED}
     for exchange_id, out in outgoing.items():
-        incoming = dst.exchanges.destination.get(exchange_id)
+        incoming = dst.incoming.get(exchange_id)
         if out.state is SourceState.CONFIRMED:
             assert incoming is not None, exchange_id
             assert incoming.state is DestinationState.CREDITED, exchange_id

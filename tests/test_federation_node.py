@@ -19,7 +19,7 @@ from federation.inprocess import InProcessGrid
 from federation.server_app import FederationReport, RunSettings, run_federation
 from node.demo.alliance import create_alliance, enable_exchange
 from node.learning.rows import ChurnWindow
-from node.learning.site import ConsentGatedLoader, node_site
+from node.learning.site import ConsentGatedLoader
 from node.learning.store import NodeModelShelf, NodePrivacyBook
 from node.runtime import Node
 
@@ -79,7 +79,7 @@ def federate(
 ) -> tuple[FederationReport, dict[str, ConsentGatedLoader]]:
     sites, loaders = {}, {}
     for key, node in nodes.items():
-        sites[key], loaders[key] = node_site(node, WINDOW)
+        sites[key], loaders[key] = node.learning_site(WINDOW)
     app = make_client_app(lambda ctx: sites[str(ctx.node_config["brand"])])
     grid = InProcessGrid(app, [{"brand": k} for k in sites])
 

@@ -10,8 +10,9 @@ from hypothesis import given
 from hypothesis import strategies as st
 
 from compliance.fieldcrypt import FieldCipher, FieldCryptError, load_key_file
+from node.core.datadir import init_node
 from node.core.settings import DATA_KEY_FILE
-from node.runtime import Node, init_node
+from node.runtime import Node
 
 CIPHER = FieldCipher.generate()
 

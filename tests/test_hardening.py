@@ -20,9 +20,10 @@ from ledger.rfc6962 import EMPTY_ROOT
 from ledger.storage import CheckpointRecord, LedgerStore, create_engine
 from ledger.witness import AddCheckpoint, InconsistentCheckpoint, MemoryWitnessState, Witness
 from node.api.app import create_app
+from node.core.datadir import add_peer, init_node
 from node.core.settings import CONFIG_FILE, VKEY_FILE, NodeSettings, Peer
 from node.peers.witnessing import LocalWitness, request_cosignatures
-from node.runtime import Node, add_peer, init_node
+from node.runtime import Node
 
 
 @pytest.fixture

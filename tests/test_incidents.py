@@ -25,7 +25,8 @@ from compliance.incidents import (
 )
 from node.cli.main import app
 from node.core.auth import Role
-from node.runtime import Node, init_node
+from node.core.datadir import init_node
+from node.runtime import Node
 
 T0 = datetime(2026, 11, 22, 3, 0, tzinfo=UTC)
 

@@ -10,8 +10,9 @@ from compliance_fixtures import notice_data
 
 from compliance.consent import ConsentAction
 from compliance.notices import parse_notice
+from node.core.datadir import init_node
 from node.exchange.links import CODE_TTL, LinkError, code_hash, new_link_id
-from node.runtime import Node, init_node
+from node.runtime import Node
 
 NOW = datetime(2026, 11, 22, 8, tzinfo=UTC)
 M = "a" * 32
@@ -87,12 +88,12 @@ def test_erasure_ends_the_links_and_drops_the_member_reference_kept_with_them(no
     node.consent.register_member("M-1")
     member = node.keyring.pseudonym("M-1", create=False)
     node.consent.change("M-1", ["points_exchange:shop.example"], ConsentAction.GRANT)
-    link, sealed = new_link_id(), node.exchanges.seal_ref("M-1")
-    node.links.link(member, "shop.example", link, NOW, member_ref_sealed=sealed)
-    code = node.links.issue_code(member, "cafe.example", NOW, member_ref_sealed=sealed)
+    link = new_link_id()
+    node.links.link(member, "shop.example", link, NOW, member_ref="M-1")
+    code = node.links.issue_code(member, "cafe.example", NOW, member_ref="M-1")
     node.rights.erase("M-1")
     assert node.links.member_of("shop.example", link) is None  # a late credit is refused: not_linked
-    assert node.links.sealed_ref(link) is None
+    assert node.links.member_ref(link) is None
     with pytest.raises(LinkError) as info:
         node.links.claim(code, "cafe.example", NOW)
     assert info.value.reason == "unknown_code"
@@ -103,6 +104,6 @@ def test_an_access_request_lists_the_members_links(node: Node) -> None:
     node.consent.register_member("M-1")
     member = node.keyring.pseudonym("M-1", create=False)
     link = new_link_id()
-    node.links.link(member, "shop.example", link, NOW, member_ref_sealed=node.exchanges.seal_ref("M-1"))
+    node.links.link(member, "shop.example", link, NOW, member_ref="M-1")
     [row] = node.rights.access("M-1")["links"]
     assert row == {"brand": "shop.example", "link_id": link, "linked_at": NOW.isoformat(), "unlinked_at": None}

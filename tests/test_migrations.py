@@ -70,7 +70,8 @@ def test_a_node_keeps_its_members_and_consents_in_postgresql(tmp_path: Path, pg_
 
     from compliance.consent import ConsentAction
     from compliance.notices import parse_notice
-    from node.runtime import Node, init_node
+    from node.core.datadir import init_node
+    from node.runtime import Node
 
     engine = create_engine(pg_database)
     with engine.begin() as conn:

@@ -20,9 +20,10 @@ from compliance.consent import ConsentAction
 from compliance.egress import NON_PI, EgressReason, Mechanism
 from compliance.notices import parse_notice
 from compliance.pia import Assessment, Feature
+from node.core.datadir import add_peer, init_node
 from node.core.settings import VKEY_FILE, Peer
 from node.peers.outbound import EgressRefused
-from node.runtime import Node, add_peer, init_node
+from node.runtime import Node
 
 ROOT = Path(__file__).parents[1]
 EXCHANGE = {"member": "identity.pseudonym", "points": "loyalty.transactions", "rate": NON_PI}

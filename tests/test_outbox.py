@@ -13,7 +13,8 @@ from compliance.audit import AuditEvent
 from compliance.consent import ConsentAction
 from compliance.notices import parse_notice
 from node.core.auth import Caller, Role, current_caller
-from node.runtime import Node, init_node
+from node.core.datadir import init_node
+from node.runtime import Node
 
 
 class Crash(Exception):
@@ -39,7 +40,7 @@ def test_a_crash_before_the_audit_append_is_repaired_on_the_next_open(
 ) -> None:
     node = Node.open(data_dir)
     token = current_caller.set(Caller(Role.MEMBER, "M-1"))
-    monkeypatch.setattr(node, "audit_many", lambda events: (_ for _ in ()).throw(Crash()))
+    monkeypatch.setattr(node.audit, "many", lambda events: (_ for _ in ()).throw(Crash()))
     with pytest.raises(Crash):
         node.consent.change("M-1", ["marketing"], ConsentAction.GRANT)
     current_caller.reset(token)
@@ -72,7 +73,7 @@ def test_a_crash_after_the_append_does_not_duplicate_the_event(data_dir: Path, m
 def test_recovery_after_a_clean_run_appends_nothing(data_dir: Path) -> None:
     node = Node.open(data_dir)
     node.consent.change("M-1", ["marketing"], ConsentAction.GRANT)
-    assert node.recover_audit_outbox() == 0
+    assert node.audit.recover_outbox() == 0
     assert len(_events(node, "consent.grant")) == 1
     assert outbox.pending(node.store.engine) == []
     node.dispose()
@@ -92,7 +93,7 @@ def test_a_rights_request_step_is_audited_exactly_once_across_a_crash(
     data_dir: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     node = Node.open(data_dir)
-    real = node.audit_many
+    real = node.audit.many
     calls = {"n": 0}
 
     def crash_on_third(events):  # type: ignore[no-untyped-def]
@@ -101,7 +102,7 @@ def test_a_rights_request_step_is_audited_exactly_once_across_a_crash(
             raise Crash
         return real(events)
 
-    monkeypatch.setattr(node, "audit_many", crash_on_third)
+    monkeypatch.setattr(node.audit, "many", crash_on_third)
     with pytest.raises(Crash):
         node.rights.access("M-1")
     node.dispose()

@@ -16,7 +16,8 @@ from compliance.pia import Assessment, Feature, PiaRecord, PiaRefused, Status, c
 from compliance.pia_report import PIPO_THRESHOLD, ReportFacts, document, to_html, to_markdown
 from node.cli.main import app
 from node.core.auth import Role
-from node.runtime import Node, init_node
+from node.core.datadir import init_node
+from node.runtime import Node
 
 EXAMPLE = Path(__file__).parents[1] / "compliance" / "data" / "pia_example.toml"
 T0 = datetime(2026, 11, 1, 8, 0, tzinfo=UTC)

@@ -15,7 +15,8 @@ from compliance.notices import parse_notice
 from compliance.prompts import PROMPT_LIMIT, WINDOW, decide
 from node.api.app import create_app
 from node.core.auth import Role
-from node.runtime import Node, init_node
+from node.core.datadir import init_node
+from node.runtime import Node
 
 T0 = datetime(2026, 11, 1, tzinfo=UTC)
 

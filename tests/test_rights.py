@@ -16,7 +16,8 @@ from compliance.pseudonyms import MemberErasedError, pseudonym_of
 from compliance.rights import LifecycleError, RequestKind, Step, new_request, working_days_after
 from compliance.rights_service import RequestRefused
 from ledger.export import export_log, verify_export
-from node.runtime import Node, init_node
+from node.core.datadir import init_node
+from node.runtime import Node
 
 FRIDAY = date(2026, 11, 20)
 
@@ -75,7 +76,7 @@ def test_every_request_step_is_recorded_and_audited(node: Node) -> None:
     node.rights.access("M-1")
     [req] = node.rights.requests("M-1")
     assert [s.step for s in req.steps] == [Step.RECEIVED, Step.VERIFIED, Step.COMPLETED]
-    actions = [e["action"] for e in node.audit_events_about(node.keyring.pseudonym("M-1", create=False))]
+    actions = [e["action"] for e in node.audit.about(node.keyring.pseudonym("M-1", create=False))]
     assert actions[-3:] == ["dsr.received", "dsr.verified", "dsr.completed"]
 
 
@@ -83,12 +84,12 @@ def test_correction_changes_the_record_and_is_logged(node: Node) -> None:
     node.rights.correct("M-1", birth_date=date(1991, 2, 3))
     assert node.consent.store.member("M-1").birth_date == date(1991, 2, 3)
     pseudonym = node.keyring.pseudonym("M-1", create=False)
-    assert "pi.update" in [e["action"] for e in node.audit_events_about(pseudonym)]
+    assert "pi.update" in [e["action"] for e in node.audit.about(pseudonym)]
 
 
 def test_erasure_shreds_the_member_and_leaves_the_ledger_verifiable_but_unlinkable(node: Node) -> None:
     pseudonym = node.keyring.pseudonym("M-1", create=False)
-    assert node.audit_events_about(pseudonym)  # the audit log names this pseudonym
+    assert node.audit.about(pseudonym)  # the audit log names this pseudonym
     node.rights.erase("M-1")
     assert node.consent.store.member("M-1") is None
     with pytest.raises(MemberErasedError):
@@ -107,7 +108,7 @@ def test_erasure_under_legal_hold_is_refused_with_a_reason_and_audited(node: Nod
     node.consent.store.set_legal_hold("M-1", True)
     with pytest.raises(RequestRefused) as refused:
         node.rights.erase("M-1")
-    assert refused.value.reason_code == "legal_hold"
+    assert refused.value.reason == "legal_hold"
     assert "complaints" in str(refused.value)
     [req] = node.rights.requests("M-1")
     assert req.state is Step.REFUSED

@@ -12,7 +12,8 @@ from compliance.notices import parse_notice
 from compliance.pia import Assessment
 from node.api.app import create_app
 from node.core.auth import Role
-from node.runtime import Node, init_node
+from node.core.datadir import init_node
+from node.runtime import Node
 
 PUBLIC, OPERATOR, COMPLIANCE, MEMBER = "public", "operator", "compliance", "member"
 STAFF = {OPERATOR, COMPLIANCE}

@@ -9,16 +9,16 @@ from fastapi import FastAPI
 
 from node.api import problems
 from node.api.routes import audit, churn, exchange, health, logs, me, members, notices, peer, pia, requests, witness
+from node.chain.anchoring import AnchorLoop, from_settings
+from node.exchange.recovery import RecoveryLoop
 from node.runtime import Node
 
 
-def _anchor_loop(node: Node):  # type: ignore[no-untyped-def]
+def _anchor_loop(node: Node) -> AnchorLoop | None:
     """The anchoring loop, when the node's settings name a chain (off otherwise)."""
     if not node.settings.chain_rpc_url:
         return None
-    from node.chain.anchoring import AnchorLoop, from_settings
-
-    anchorer = from_settings(node)
+    anchorer = from_settings(node.settings, node.store)
     return AnchorLoop(anchorer, min(node.settings.anchor_every_seconds, 60.0)) if anchorer else None
 
 
@@ -31,9 +31,7 @@ def create_app(node: Node, recovery: bool = False) -> FastAPI:
 
     @asynccontextmanager
     async def lifespan(_: FastAPI) -> AsyncIterator[None]:
-        from node.exchange.service import RecoveryLoop
-
-        loop = RecoveryLoop(node.exchanges, node.settings.recovery_interval) if recovery else None
+        loop = RecoveryLoop(node.exchange_recovery, node.settings.recovery_interval) if recovery else None
         anchoring = _anchor_loop(node) if recovery else None
         for started in (loop, anchoring):
             if started is not None:

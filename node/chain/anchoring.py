@@ -10,14 +10,14 @@ from __future__ import annotations
 import logging
 import time
 from dataclasses import dataclass, field
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 from contracts.anchoring import AnchorPolicy
 from contracts.client import Chain, ChainRefused
+from ledger.storage import LedgerStore
+from node.chain.config import node_chain
 from node.core.periodic import Periodic
-
-if TYPE_CHECKING:
-    from node.runtime import Node
+from node.core.settings import NodeSettings
 
 log = logging.getLogger("alliance.anchoring")
 
@@ -26,7 +26,7 @@ log = logging.getLogger("alliance.anchoring")
 class Anchorer:
     """Anchors each of the node's logs that :class:`AnchorPolicy` says is due."""
 
-    node: Node
+    store: LedgerStore
     chain: Chain
     anchor: Any  # the Anchor contract handle
     account: str
@@ -36,8 +36,8 @@ class Anchorer:
     def tick(self) -> list[tuple[str, int]]:
         """One pass over the logs; the (origin, size) pairs anchored."""
         done = []
-        for name in self.node.store.log_names():
-            lg = self.node.store.log(name)
+        for name in self.store.log_names():
+            lg = self.store.log(name)
             size = lg.size
             key = self.chain.w3.keccak(text=lg.origin)
             anchored = int(self.anchor.functions.size_of(key).call())
@@ -66,14 +66,12 @@ class AnchorLoop(Periodic):
             log.info("anchored %s at size %d", origin, size)
 
 
-def from_settings(node: Node) -> Anchorer | None:
+def from_settings(settings: NodeSettings, store: LedgerStore) -> Anchorer | None:
     """The node's anchorer when its settings name a chain and the Anchor contract, else None (off)."""
-    from node.chain.config import node_chain
-
-    s = node.settings
-    connected = node_chain(node) if s.chain_anchor_address else None
+    s = settings
+    connected = node_chain(s) if s.chain_anchor_address else None
     if connected is None:
         return None
     chain, account = connected
     anchor = chain.contract("Anchor", chain.w3.to_checksum_address(s.chain_anchor_address))
-    return Anchorer(node, chain, anchor, account, AnchorPolicy(s.anchor_every_entries, s.anchor_every_seconds))
+    return Anchorer(store, chain, anchor, account, AnchorPolicy(s.anchor_every_entries, s.anchor_every_seconds))

@@ -2,20 +2,16 @@
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING
-
 from web3 import Web3
 
 from contracts.client import Chain, ChainRefused
-
-if TYPE_CHECKING:
-    from node.runtime import Node
+from node.core.settings import NodeSettings
 
 
-def node_chain(node: Node) -> tuple[Chain, str] | None:
+def node_chain(settings: NodeSettings) -> tuple[Chain, str] | None:
     """Connect to ``chain_rpc_url``; act from the key in ``chain_key_file`` (signed locally) or else
     from ``chain_account`` (unlocked on that node). None when no chain is configured."""
-    s = node.settings
+    s = settings
     if not s.chain_rpc_url:
         return None
     chain = Chain.connect(s.chain_rpc_url)

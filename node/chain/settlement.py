@@ -8,16 +8,15 @@ names, so the node needs no address book of its own.
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 from web3 import Web3
 
 from contracts.client import Chain
+from node.chain.config import node_chain
+from node.core.settings import NodeSettings
+from node.settlement.service import PairStatements
 from node.settlement.statements import Window, bilateral_digest
-
-if TYPE_CHECKING:
-    from node.runtime import Node
-    from node.settlement.service import PairStatements
 
 
 def window_id(window: Window) -> bytes:
@@ -35,12 +34,10 @@ class ChainSettlement:
     account: str
 
     @classmethod
-    def from_settings(cls, node: Node) -> ChainSettlement | None:
+    def from_settings(cls, settings: NodeSettings) -> ChainSettlement | None:
         """The node's handle when its settings name a chain and a settlement contract, else None."""
-        from node.chain.config import node_chain
-
-        s = node.settings
-        connected = node_chain(node) if s.chain_settlement_address else None
+        s = settings
+        connected = node_chain(s) if s.chain_settlement_address else None
         if connected is None:
             return None
         chain, account = connected

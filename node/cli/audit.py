@@ -1,20 +1,15 @@
-"""``alliance-node audit``: filtered, signed exports of the audit trail and their offline verification.
-
-Wired into :mod:`node.cli` with ``app.add_typer(audit_app, name="audit")``. The helpers of
-:mod:`node.cli` are looked up when a command runs, not when this module loads, so ``node.cli``
-may import this module from anywhere in its import block.
-"""
+"""``alliance-node audit``: filtered, signed exports of the audit trail and their offline verification."""
 
 from __future__ import annotations
 
-import functools
-from collections.abc import Callable
 from datetime import datetime
 from pathlib import Path
-from typing import TYPE_CHECKING, Annotated, TypeVar
+from typing import TYPE_CHECKING, Annotated
 
 import typer
 from rich.markup import escape
+
+from node.cli.common import HERE, DataDir, err, friendly, open_node, out, progress, read_vkey
 
 if TYPE_CHECKING:
     from compliance.audit import AuditFilter
@@ -23,22 +18,6 @@ audit_app = typer.Typer(
     no_args_is_help=True,
     help="The audit trail: filtered exports for compliance officers, verifiable offline with node.vkey.",
 )
-
-# After audit_app: node.cli imports audit_app from this module while it loads (and vice versa).
-import node.cli.main as cli  # noqa: E402
-
-F = TypeVar("F", bound=Callable[..., object])
-_HERE = Path(".")
-
-
-def _friendly(fn: F) -> F:
-    """:func:`node.cli.friendly`, applied when the command runs (node.cli may still be loading now)."""
-
-    @functools.wraps(fn)
-    def wrapper(*args: object, **kwargs: object) -> object:
-        return cli.friendly(fn)(*args, **kwargs)
-
-    return wrapper  # type: ignore[return-value]
 
 
 def _when(value: str | None, option: str) -> datetime | None:
@@ -69,10 +48,10 @@ def _filter(**criteria: object) -> AuditFilter:
 
 
 @audit_app.command("export")
-@_friendly
+@friendly
 def audit_export(
     out_file: Annotated[Path, typer.Option("--out", help="Where to write the bundle (JSON Lines).")],
-    data_dir: cli.DataDir = _HERE,
+    data_dir: DataDir = HERE,
     from_ts: Annotated[
         str | None, typer.Option("--from", help="Events at or after this ISO 8601 time (with a zone).")
     ] = None,
@@ -93,7 +72,7 @@ def audit_export(
     from node.core.auth import Caller, Role, current_caller
 
     when_from, when_to = _when(from_ts, "--from"), _when(to_ts, "--to")
-    node = cli._open(data_dir)
+    node = open_node(data_dir)
     subject = None
     if member is not None:
         try:
@@ -110,19 +89,19 @@ def audit_export(
     tmp = out_file.with_name(out_file.name + ".partial")
     token = current_caller.set(Caller(Role.OPERATOR, "cli"))  # the export is audited as the CLI operator's
     try:
-        with cli._progress("exporting audit", log.size) as advance, open(tmp, "wb") as f:
-            manifest = node.export_audit(flt, f, progress=advance)
+        with progress("exporting audit", log.size) as advance, open(tmp, "wb") as f:
+            manifest = node.audit.export(flt, f, progress=advance)
     except BaseException:
         tmp.unlink(missing_ok=True)  # no bundle leaves the node unless its export is in the audit trail
         raise
     finally:
         current_caller.reset(token)
     tmp.replace(out_file)
-    cli.err.print(f"exported {manifest.count} of {manifest.tree_size} audit events to {out_file}", highlight=False)
+    err.print(f"exported {manifest.count} of {manifest.tree_size} audit events to {out_file}", highlight=False)
 
 
 @audit_app.command("verify")
-@_friendly
+@friendly
 def audit_verify(
     file: Annotated[Path, typer.Argument(help="A bundle written by `audit export`.")],
     vkey: Annotated[str, typer.Option("--vkey", help="The node's verifier key, or a file holding it (node.vkey).")],
@@ -130,12 +109,12 @@ def audit_verify(
     """Verify a bundle offline; print `OK <events> <tree size> <root hex>` or name the first bad event."""
     from compliance.audit_bundle import BundleError, verify_bundle
 
-    verifier = cli._read_vkey(vkey)
+    verifier = read_vkey(vkey)
     try:
         with open(file, "rb") as f:
             v = verify_bundle(f, verifier)
     except BundleError as exc:
         where = f" (first bad event: {exc.index})" if exc.index is not None else ""
-        cli.err.print(f"[red]error:[/red] FAIL {escape(str(exc))}{where}", highlight=False, soft_wrap=True)
+        err.print(f"[red]error:[/red] FAIL {escape(str(exc))}{where}", highlight=False, soft_wrap=True)
         raise typer.Exit(1) from exc
-    cli.out.print(f"OK {v.count} {v.tree_size} {v.root_hash.hex()}", highlight=False, soft_wrap=True)
+    out.print(f"OK {v.count} {v.tree_size} {v.root_hash.hex()}", highlight=False, soft_wrap=True)

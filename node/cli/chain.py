@@ -7,7 +7,7 @@ from typing import Annotated
 
 import typer
 
-from node.cli.main import DataDir, _fail, _open, friendly, out
+from node.cli.common import DataDir, fail, friendly, open_node, out
 
 chain_app = typer.Typer(no_args_is_help=True, help="Anchoring on an EVM chain (optional per alliance).")
 
@@ -30,14 +30,14 @@ def verify_cmd(
     from contracts.verify import check_against_chain
 
     if not Web3.is_address(anchor):
-        _fail(f"--anchor {anchor!r} is not an address", 2)
+        fail(f"--anchor {anchor!r} is not an address", 2)
     try:
         chain = Chain.connect(rpc)
     except ChainRefused as exc:
-        _fail(str(exc), 2)
+        fail(str(exc), 2)
         return
     contract = chain.contract("Anchor", Web3.to_checksum_address(anchor))
-    node = _open(data_dir)
+    node = open_node(data_dir)
     bad = 0
     try:
         for name in node.store.log_names():
@@ -78,18 +78,18 @@ def close_cmd(
         window = Window(datetime.fromisoformat(body["window"]["start"]), datetime.fromisoformat(body["window"]["end"]))
         positions = {str(k): int(v) for k, v in body["positions_fen"].items()}
     except (KeyError, TypeError, ValueError) as exc:
-        _fail(f"{report}: not a settlement report with a window ({exc})", 2)
+        fail(f"{report}: not a settlement report with a window ({exc})", 2)
         return
-    node = _open(data_dir)
+    node = open_node(data_dir)
     try:
-        chain = ChainSettlement.from_settings(node)
+        chain = ChainSettlement.from_settings(node.settings)
         if chain is None:
-            _fail("no chain configured: set chain_rpc_url, chain_settlement_address and chain_account", 2)
+            fail("no chain configured: set chain_rpc_url, chain_settlement_address and chain_account", 2)
             return
         try:
             chain.close(window, positions)
         except ChainRefused as exc:
-            _fail(f"the settlement contract refused: {exc.reason}")
+            fail(f"the settlement contract refused: {exc.reason}")
     finally:
         node.dispose()
     out.print(f"window {window.start.isoformat()} - {window.end.isoformat()} closed on chain: {positions}")
@@ -105,7 +105,7 @@ def _owner_chain(rpc: str, key_file: Path | None, account: str | None):  # type:
     if key_file is not None:
         return chain, chain.use_key(key_file.read_text(encoding="ascii").strip())
     if account is None or not Web3.is_address(account):
-        _fail("give --key-file, or --from with an account unlocked on the node", 2)
+        fail("give --key-file, or --from with an account unlocked on the node", 2)
     return chain, Web3.to_checksum_address(account)
 
 
@@ -125,7 +125,7 @@ def deploy_cmd(rpc: Rpc, key_file: KeyFile = None, account: FromAccount = None) 
         chain, owner = _owner_chain(rpc, key_file, account)
         deployed = Alliance.deploy(chain, owner)
     except ChainRefused as exc:
-        _fail(str(exc))
+        fail(str(exc))
         return
     for name, address in deployed.addresses.items():
         out.print(f"{name}\t{address}", highlight=False)
@@ -148,12 +148,12 @@ def register_cmd(
 
     for value, what in ((registry, "--registry"), (brand, "--brand")):
         if not Web3.is_address(value):
-            _fail(f"{what} {value!r} is not an address", 2)
+            fail(f"{what} {value!r} is not an address", 2)
     try:
         chain, owner = _owner_chain(rpc, key_file, account)
         contract = chain.contract("Registry", Web3.to_checksum_address(registry))
         chain.send(contract.functions.add_brand(Web3.to_checksum_address(brand), node_id), owner)
     except ChainRefused as exc:
-        _fail(f"the registry refused: {exc.reason}")
+        fail(f"the registry refused: {exc.reason}")
         return
     out.print(f"{node_id} registered as {Web3.to_checksum_address(brand)}")

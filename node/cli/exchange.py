@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 from datetime import UTC, date, datetime
 from decimal import Decimal
 from pathlib import Path
@@ -10,12 +11,10 @@ from typing import Annotated
 import typer
 from rich.table import Table
 
+from node.cli.common import HERE, DataDir, err, fail, friendly, open_node, out
+
 exchange_app = typer.Typer(no_args_is_help=True, help="Points exchange: recovery and log reconciliation with peers.")
 settlement_app = typer.Typer(no_args_is_help=True, help="Settlement between brands: statements and net positions.")
-
-import node.cli.main as cli  # noqa: E402  (after the apps: node.cli imports them while it loads)
-
-_HERE = Path(".")
 
 
 def _when(value: str) -> datetime:
@@ -28,55 +27,52 @@ def _when(value: str) -> datetime:
 
 
 @exchange_app.command("recover")
-@cli.friendly
-def exchange_recover(data_dir: cli.DataDir = _HERE) -> None:
+@friendly
+def exchange_recover(data_dir: DataDir = HERE) -> None:
     """Resume unfinished exchanges and log committed ones now (``serve`` also does this on its own)."""
-    node = cli._open(data_dir)
-    report = node.exchanges.recover()
-    cli.out.print(
-        f"resumed {report.resumed} exchange(s), logged {report.logged}, still pending {report.still_pending}"
-    )
+    node = open_node(data_dir)
+    report = node.exchange_recovery.recover()
+    out.print(f"resumed {report.resumed} exchange(s), logged {report.logged}, still pending {report.still_pending}")
     if report.still_pending:
         raise typer.Exit(1)
 
 
 @exchange_app.command("reconcile")
-@cli.friendly
+@friendly
 def exchange_reconcile(
-    peer: Annotated[str, typer.Argument(help="The other brand's node id.")], data_dir: cli.DataDir = _HERE
+    peer: Annotated[str, typer.Argument(help="The other brand's node id.")], data_dir: DataDir = HERE
 ) -> None:
     """Compare this node's exchange log with a peer's, checked through the peer's signed checkpoint.
 
     Exits 1 and lists the exchanges if either log lacks one, or if their entries differ.
     """
-    from node.settlement.service import SettlementError
+    from node.settlement.statements import SettlementError
 
-    node = cli._open(data_dir)
+    node = open_node(data_dir)
     try:
         result = node.settlement.reconcile_with(peer)
     except SettlementError as exc:
-        cli._fail(str(exc))
+        fail(str(exc))
         return
     if result.agreed:
-        cli.out.print(f"{peer}: {result.common} exchange(s), both logs agree")
+        out.print(f"{peer}: {result.common} exchange(s), both logs agree")
         return
     table = Table("mismatch", "exchange id", title=f"exchange logs of {node.settings.node_id} and {peer}")
     for label, ids in (("only here", result.only_mine), ("only there", result.only_theirs), ("differ", result.differs)):
         for exchange_id in ids:
             table.add_row(label, exchange_id)
-    cli.out.print(table)
+    out.print(table)
     raise typer.Exit(1)
 
 
-@cli.app.command("settle")
-@cli.friendly
+@friendly
 def settle(
     start: Annotated[str, typer.Option(help="Window start (ISO date or date-time, UTC by default).")],
     end: Annotated[str, typer.Option(help="Window end, exclusive.")],
     out_dir: Annotated[Path, typer.Option("--out", help="Where to write one signed file per pair.")] = Path(
         "settlement"
     ),
-    data_dir: cli.DataDir = _HERE,
+    data_dir: DataDir = HERE,
 ) -> None:
     """Swap signed settlement statements with every other brand for a window and write them.
 
@@ -85,14 +81,13 @@ def settle(
     """
     from contracts.client import ChainRefused
     from node.chain.settlement import ChainSettlement
-    from node.settlement.service import SettlementError
-    from node.settlement.statements import Window
+    from node.settlement.statements import SettlementError, Window
 
-    node = cli._open(data_dir)
+    node = open_node(data_dir)
     window = Window(_when(start), _when(end))
     out_dir.mkdir(parents=True, exist_ok=True)
     me = node.settings.node_id
-    on_chain = ChainSettlement.from_settings(node)
+    on_chain = ChainSettlement.from_settings(node.settings)
     table = Table("counterpart", "exchanges", "agreed", "file", title=f"settlement statements of {me}")
     if on_chain is not None:
         table.add_column("on chain")
@@ -108,8 +103,6 @@ def settle(
             continue
         a, b = sorted((me, brand.node_id))
         path = out_dir / f"{window.start:%Y%m%dT%H%M}_{a}__{b}.json"
-        import json
-
         path.write_text(json.dumps(pair.to_json(), indent=2, sort_keys=True) + "\n")
         agreed = pair.reconciliation.agreed
         failed |= not agreed
@@ -121,18 +114,16 @@ def settle(
                 cells.append(f"[red]refused: {exc}[/red]")
                 failed = True
         table.add_row(*cells)
-    cli.out.print(table)
+    out.print(table)
     if failed:
         raise typer.Exit(1)
 
 
 @settlement_app.command("report")
-@cli.friendly
+@friendly
 def settlement_report(
     files: Annotated[list[Path], typer.Argument(help="Pair files written by `settle` (any brand's).")],
-    registry_file: Annotated[Path, typer.Option("--registry", help="The alliance registry.")] = Path(
-        "registry.toml"
-    ),
+    registry_file: Annotated[Path, typer.Option("--registry", help="The alliance registry.")] = Path("registry.toml"),
     fmt: Annotated[str, typer.Option("--format", help="table, csv or json.")] = "table",
     carry_from: Annotated[
         Path | None,
@@ -147,8 +138,8 @@ def settlement_report(
     the command then exits 1.
     """
     from node.peers.registry import load_registry
-    from node.settlement.service import SettlementError, net_from_files
-    from node.settlement.statements import settlement_csv, settlement_json
+    from node.settlement.report import net_from_files
+    from node.settlement.statements import SettlementError, settlement_csv, settlement_json
 
     if fmt not in ("table", "csv", "json"):
         raise ValueError("--format is table, csv or json")
@@ -156,10 +147,10 @@ def settlement_report(
         previous = carry_from.read_text() if carry_from is not None else None
         result, disputes = net_from_files(files, load_registry(registry_file), previous)
     except OSError as exc:
-        cli._fail(f"cannot read {exc.filename}: {exc.strerror}")
+        fail(f"cannot read {exc.filename}: {exc.strerror}")
         return
     except SettlementError as exc:
-        cli._fail(str(exc))
+        fail(str(exc))
         return
     if fmt == "csv":
         typer.echo(settlement_csv(result), nl=False)
@@ -168,7 +159,7 @@ def settlement_report(
     else:
         print_settlement(result)
     for d in disputes:
-        cli.err.print(f"[red]dispute:[/red] {d} (left out of the netting)")
+        err.print(f"[red]dispute:[/red] {d} (left out of the netting)")
     if disputes:
         raise typer.Exit(1)
 
@@ -181,21 +172,20 @@ def print_settlement(result: object) -> None:
     positions = Table("brand", "net position (fen)", title="net positions (receivable +, payable -)")
     for brand, fen in sorted(result.positions.items()):
         positions.add_row(brand, f"{fen:,}")
-    cli.out.print(positions)
+    out.print(positions)
     payments = Table("payer", "payee", "amount (fen)", title="payments that settle the window")
     for p in result.payments:
         payments.add_row(p.payer, p.payee, f"{p.amount:,}")
-    cli.out.print(payments)
+    out.print(payments)
 
 
-@cli.app.command("liability")
-@cli.friendly
+@friendly
 def liability_command(
-    data_dir: cli.DataDir = _HERE,
+    data_dir: DataDir = HERE,
     on: Annotated[str | None, typer.Option("--on", help="The day to value (default: today).")] = None,
 ) -> None:
     """The brand's outstanding points and their value, and breakage (points that expired unused)."""
-    node = cli._open(data_dir)
+    node = open_node(data_dir)
     day = date.fromisoformat(on) if on else datetime.now(UTC).date()
     print_liability([node.settlement.liability(day)])
 
@@ -211,4 +201,4 @@ def print_liability(rows: list[object]) -> None:
             f"{r.expired_points:,}",  # type: ignore[attr-defined]
             f"{r.breakage_fen / Decimal(100):,.2f}",  # type: ignore[attr-defined]
         )
-    cli.out.print(table)
+    out.print(table)

@@ -9,10 +9,14 @@ from typing import Annotated
 import typer
 from rich.table import Table as RichTable
 
-from node.cli.main import DataDir, _fail, _open, err, friendly, out
+from node.cli.common import DataDir, err, fail, friendly, open_node, out
 from node.core.progress import progress_bar
 
-federate_app = typer.Typer(no_args_is_help=True, help="Federated learning: the joint churn model.")
+federate_app = typer.Typer(
+    no_args_is_help=True,
+    help="Federated learning in one process: simulate over CSV exports, run over local nodes, and each node's "
+    "privacy budget and rounds (`federation` runs the same apps on Flower's Deployment Engine).",
+)
 
 
 @federate_app.command("simulate")
@@ -53,22 +57,22 @@ def simulate_cmd(
     from federation.tabular import Schema, Table, TableError, encode, infer_schema
 
     if len(csv) < 2:
-        _fail("give --csv at least twice: federation needs two brands", 2)
+        fail("give --csv at least twice: federation needs two brands", 2)
     names = list(name or [])
     if names and len(names) != len(csv):
-        _fail(f"{len(names)} --name for {len(csv)} --csv: give one name per file, or none", 2)
+        fail(f"{len(names)} --name for {len(csv)} --csv: give one name per file, or none", 2)
     if epsilon <= 0 or rounds < 1 or epochs < 1 or batch_size < 1 or lr <= 0:
-        _fail("--epsilon and --lr are positive; --rounds, --epochs and --batch-size at least 1", 2)
+        fail("--epsilon and --lr are positive; --rounds, --epochs and --batch-size at least 1", 2)
     try:
         tables = [Table.read(p, names[i] if names else None) for i, p in enumerate(csv)]
         if len({t.name for t in tables}) != len(tables):
-            _fail("two brands have the same name: pass --name for each --csv", 2)
+            fail("two brands have the same name: pass --name for each --csv", 2)
         agreed = Schema.read(schema) if schema else infer_schema(tables, label, ignore or ())
         if agreed.label != label:
-            _fail(f"the schema's label is {agreed.label!r}, not {label!r}", 2)
+            fail(f"the schema's label is {agreed.label!r}, not {label!r}", 2)
         brands = [Brand(t.name, *encode(t, agreed)) for t in tables]
     except TableError as exc:
-        _fail(str(exc), 2)
+        fail(str(exc), 2)
         return
     settings = SimulationSettings(
         epsilon=epsilon,
@@ -143,7 +147,7 @@ HorizonOpt = Annotated[
 JsonOpt = Annotated[bool, typer.Option("--json", help="Print the result as JSON.")]
 
 
-def _run_over_nodes(
+def run_over_nodes(
     node: list[Path],
     run: str,
     epsilon: float,
@@ -164,14 +168,14 @@ def _run_over_nodes(
     from node.learning.run import federate_nodes, in_process, print_outcomes
 
     if len(node) < 2:
-        _fail("give --node at least twice: federation needs two brands", 2)
+        fail("give --node at least twice: federation needs two brands", 2)
     try:
         end = date.fromisoformat(horizon_end) if horizon_end else datetime.now(UTC).date()
         window = ChurnWindow(date.fromisoformat(cutoff) if cutoff else end - timedelta(days=180), end)
     except ValueError as exc:
-        _fail(f"--cutoff/--horizon-end: {exc}", 2)
+        fail(f"--cutoff/--horizon-end: {exc}", 2)
         return
-    nodes = {str(i): _open(d) for i, d in enumerate(node)}
+    nodes = {str(i): open_node(d) for i, d in enumerate(node)}
     try:
         with progress_bar(err, transient=True) as bar:
             task = bar.add_task(label, total=rounds)
@@ -217,7 +221,7 @@ def run_cmd(
     adults, not erased. Each round's manifest and epsilon go to the node's audit log; a node whose
     budget the round would pass refuses it. The global model of every round is stored in each node.
     """
-    _run_over_nodes(node, run, epsilon, rounds, cutoff, horizon_end, as_json)
+    run_over_nodes(node, run, epsilon, rounds, cutoff, horizon_end, as_json)
 
 
 @federate_app.command("budget")
@@ -231,7 +235,7 @@ def budget_cmd(
     """Show (or set) the brand's total privacy budget for joint_modeling, with what is spent of it."""
     from node.learning.store import NodePrivacyBook
 
-    n = _open(data_dir)
+    n = open_node(data_dir)
     try:
         book = NodePrivacyBook(n.store.engine)
         if epsilon is not None:
@@ -258,7 +262,7 @@ def status_cmd(data_dir: DataDir) -> None:
     """The node's federated rounds (epsilon, delta, manifest) and the global model versions it holds."""
     from node.learning.store import NodeModelShelf, NodePrivacyBook
 
-    n = _open(data_dir)
+    n = open_node(data_dir)
     try:
         book = NodePrivacyBook(n.store.engine)
         rounds = RichTable(title="Trained rounds (joint_modeling)")
@@ -295,140 +299,3 @@ def _spent_total(book: object) -> float:
     rounds = book.rounds()
     delta = float(rounds[-1]["delta"]) if rounds else 1e-5
     return epsilon_of(book.spent_before(""), delta)
-
-
-federation_app = typer.Typer(
-    no_args_is_help=True, help="Flower's Deployment Engine: a SuperLink and one SuperNode per node."
-)
-
-
-@federation_app.command("run")
-@friendly
-def deployment_run_cmd(
-    node: NodesOpt,
-    run: RunOpt,
-    epsilon: EpsilonOpt = 3.0,
-    rounds: RoundsOpt = 5,
-    cutoff: CutoffOpt = None,
-    horizon_end: HorizonOpt = None,
-    secure: Annotated[
-        bool, typer.Option("--secure/--insecure", help="TLS and SuperNode authentication (default) or plain.")
-    ] = True,
-    work_dir: Annotated[
-        Path | None, typer.Option("--work-dir", help="Where the SuperLink's state, keys, certificates and logs go.")
-    ] = None,
-    as_json: JsonOpt = False,
-) -> None:
-    """Run the joint churn model on Flower's Deployment Engine across nodes on this machine.
-
-    Starts a SuperLink (runtime dependency installation disabled, FLWR_HOME in the work directory,
-    free ports on 127.0.0.1) and one SuperNode per node, with TLS from a CA made for the run and each
-    SuperNode's EC key registered with the SuperLink (--secure, the default); streams each round;
-    stops every process at the end, also on failure or Ctrl-C. The commands it ran are in
-    WORK_DIR/commands.log, the processes' output in WORK_DIR/logs/.
-    """
-    import tempfile
-
-    from node.learning.deploy import DeploymentError
-    from node.learning.run import on_deployment_engine
-
-    work = work_dir or Path(tempfile.mkdtemp(prefix="alliance-flower-"))
-    work.mkdir(parents=True, exist_ok=True)
-    try:
-        _run_over_nodes(
-            node,
-            run,
-            epsilon,
-            rounds,
-            cutoff,
-            horizon_end,
-            as_json,
-            on_deployment_engine(work, secure=secure),
-            "starting the SuperLink and SuperNodes, then federated rounds",
-            {"work_dir": str(work)},
-        )
-    except DeploymentError as exc:
-        _fail(f"{exc} (work directory {work})")
-
-
-@federation_app.command("keygen")
-@friendly
-def keygen_cmd(
-    name: Annotated[str, typer.Option("--name", help="The SuperNode's name (e.g. the brand).")],
-    out_dir: Annotated[Path, typer.Option("--out", help="Directory for NAME (private) and NAME.pub.")] = Path("."),
-) -> None:
-    """Make a SuperNode's EC P-384 key pair (OpenSSH format) for node authentication.
-
-    Send NAME.pub to the SuperLink's operator, who registers it with
-    `flwr supernode register NAME.pub <connection> --name NAME`; keep NAME on the brand's host.
-    """
-    from node.learning.deploy import make_supernode_key
-
-    private, public = make_supernode_key(out_dir, name)
-    out.print(f"private key {private} (keep it here), public key {public} (send it to the SuperLink operator)")
-
-
-@federation_app.command("superlink")
-@friendly
-def superlink_cmd(
-    work_dir: Annotated[Path, typer.Option("--work-dir", help="The SuperLink's state, certificates and FLWR_HOME.")],
-    host: Annotated[str, typer.Option("--host", help="Address to listen on.")] = "127.0.0.1",
-    port: Annotated[int, typer.Option("--port", help="Port for Fleet, Control and Runtime APIs.")] = 9092,
-    secure: Annotated[
-        bool, typer.Option("--secure/--insecure", help="TLS and SuperNode auth (default) or plain.")
-    ] = True,
-) -> None:
-    """Run a SuperLink in the foreground for a multi-host alliance, with the alliance's flags.
-
-    With --secure (the default) a CA and a server certificate are made in WORK_DIR/tls on first
-    use (for the host name given and 127.0.0.1): give WORK_DIR/tls/ca.crt to every brand, register
-    each brand's public key (`alliance-node federation keygen` on their side) with
-    `FLWR_HOME=WORK_DIR/flwr-home flwr supernode register KEY.pub alliance --name BRAND`.
-    Runtime dependency installation is always disabled.
-    """
-    import os
-
-    from node.learning.deploy import Tls, flower_env, make_tls, superlink_command
-
-    work_dir.mkdir(parents=True, exist_ok=True)
-    tls = None
-    if secure:
-        tls = Tls(work_dir / "tls" / "ca.crt", work_dir / "tls" / "server.pem", work_dir / "tls" / "server.key")
-        if not tls.ca.exists():
-            tls = make_tls(work_dir / "tls", extra_names=[host])
-    home = work_dir / "flwr-home"
-    home.mkdir(exist_ok=True)
-    address = f"{'127.0.0.1' if host in ('0.0.0.0', '::') else host}:{port}"
-    conn = [f'address = "{address}"', f'root-certificates = "{tls.ca}"' if tls else "insecure = true"]
-    (home / "config.toml").write_text("[superlink.alliance]\n" + "\n".join(conn) + "\n", encoding="utf-8")
-    args = superlink_command(work_dir / "superlink.db", host, port, tls)
-    err.print(" ".join(args), highlight=False)
-    os.execvpe(args[0], args, flower_env(home))
-
-
-@federation_app.command("supernode")
-@friendly
-def supernode_cmd(
-    data_dir: DataDir,
-    superlink: Annotated[str, typer.Option("--superlink", help="The SuperLink's HOST:PORT.")],
-    ca: Annotated[Path | None, typer.Option("--ca", help="The alliance CA certificate (TLS).")] = None,
-    key: Annotated[
-        Path | None, typer.Option("--key", help="This SuperNode's private key (from `federation keygen`).")
-    ] = None,
-    port: Annotated[int, typer.Option("--port", help="Local port for the ClientApp API.")] = 9094,
-) -> None:
-    """Run this node's SuperNode in the foreground: the ClientApp reaches the node's data only through
-    its consent-gated loader. Give --ca and --key for TLS and node authentication; without both the
-    SuperNode runs insecure (for a SuperLink started with --insecure)."""
-    import os
-
-    from node.learning.deploy import flower_env, supernode_command
-
-    if (ca is None) != (key is None):
-        _fail("give both --ca and --key (TLS and node authentication), or neither", 2)
-    for f in (ca, key):
-        if f is not None and not f.exists():
-            _fail(f"{f}: no such file", 2)
-    args = supernode_command(data_dir, superlink, port, ca, key)
-    err.print(" ".join(args), highlight=False)
-    os.execvpe(args[0], args, flower_env(data_dir / "flwr-home"))

@@ -11,8 +11,12 @@ from dataclasses import dataclass
 from decimal import Decimal
 from pathlib import Path
 
+from compliance.pia import Feature, example_assessment
+from node.core.auth import Caller, Role, current_caller
+from node.core.datadir import add_peer, init_node
 from node.core.settings import REGISTRY_FILE, VKEY_FILE, Peer
-from node.runtime import Node, add_peer, init_node
+from node.demo.consent import notice_for
+from node.runtime import Node
 
 
 @dataclass(frozen=True)
@@ -72,10 +76,6 @@ def enable_exchange(node: Node, partners: list[str]) -> str:
 
     Returns the assessment id.
     """
-    from compliance.pia import Feature, example_assessment
-    from node.core.auth import Caller, Role, current_caller
-    from node.demo.consent import notice_for
-
     if node.consent.current_notice_or_none() is None:
         node.consent.publish_notice(notice_for(node, partners))
     token = current_caller.set(Caller(Role.COMPLIANCE, "ann"))

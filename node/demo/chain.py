@@ -23,8 +23,7 @@ from contracts.verify import Finding, check_against_chain
 from ledger.storage import LedgerStore, create_engine
 from node.chain.anchoring import Anchorer
 from node.runtime import Node
-from node.settlement.service import statement_from_json
-from node.settlement.statements import bilateral_digest
+from node.settlement.statements import bilateral_digest, statement_from_json
 
 
 @dataclass
@@ -62,7 +61,7 @@ def chain_phase(base: Path, nodes: dict[str, Node], positions: dict[str, int], c
         f"settlement {alliance.settlement.address}; brands registered by the owner."
     )
     for node in nodes.values():
-        anchorer = Anchorer(node, chain, alliance.anchor, account_of[node.settings.node_id], AnchorPolicy(1, 1.0))
+        anchorer = Anchorer(node.store, chain, alliance.anchor, account_of[node.settings.node_id], AnchorPolicy(1, 1.0))
         result.anchored.update(anchorer.tick())
     settlement_dir = base / "settlement"
     files = sorted(settlement_dir.glob("*__*.json")) if settlement_dir.exists() else []

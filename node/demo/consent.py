@@ -11,7 +11,10 @@ from datetime import UTC, date, datetime
 from compliance.audit_bundle import verify_bundle
 from compliance.consent import ConsentAction
 from compliance.notices import Notice, parse_notice
+from compliance.pia import Feature, PiaRefused, example_assessment
 from compliance.service import ConsentChange, ConsentDenied
+from node.core.auth import Caller, Role, current_caller
+from node.peers.outbound import EgressRefused
 from node.runtime import Node
 
 # Share of members who opt in to each optional purpose (the rest decline: no record, nothing on).
@@ -160,7 +163,7 @@ def verify_audit_bundle(node: Node, action_family: str = "consent.") -> tuple[in
     from compliance.audit import AuditFilter
 
     buf = io.BytesIO()
-    node.export_audit(AuditFilter(action=action_family), buf)
+    node.audit.export(AuditFilter(action=action_family), buf)
     buf.seek(0)
     verified = verify_bundle(buf, node.signer.verifier())
     return verified.count, verified.tree_size
@@ -171,10 +174,6 @@ def assessment_drill(node: Node, partner: str, member_refs: list[str]) -> dict[s
 
     Returns what happened at each step, for the demo's output.
     """
-    from compliance.pia import Feature, PiaRefused, example_assessment
-    from node.core.auth import Caller, Role, current_caller
-    from node.peers.outbound import EgressRefused
-
     steps: dict[str, str] = {}
     token = current_caller.set(Caller(Role.COMPLIANCE, "ann"))  # audited under the officers' own names
     try:

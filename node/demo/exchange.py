@@ -185,7 +185,7 @@ def settle_window(base: Path, nodes: dict[str, Node], window: Window, result: Ex
     """Every node swaps signed statements with every other; the agreed files are netted."""
     import json
 
-    from node.settlement.service import net_from_files
+    from node.settlement.report import net_from_files
 
     out = base / "settlement"
     out.mkdir(exist_ok=True)

@@ -6,6 +6,9 @@ to A (a signed peer call); A checks it is fresh, unused and meant for B, and bot
 random **link id** for the pair. Peers only ever see link ids: a different one for every pair of
 brands, so two partners cannot join their records on it. Linking needs the member's
 ``points_exchange:<other brand>`` consent on both sides, and withdrawing it unlinks.
+
+The member's reference at this brand is kept with each code and link, sealed by the node's field
+cipher: the consent gate works on references, and a credit arriving by link id must reach it.
 """
 
 from __future__ import annotations
@@ -19,17 +22,16 @@ from sqlalchemy import Engine, Text, delete, insert, select, update
 from sqlalchemy.exc import IntegrityError
 from sqlmodel import Column, Field, SQLModel
 
+from compliance.fieldcrypt import FieldCipher
 from compliance.read_once import forget, memoised
+from node.core.refusals import Refused
 
 CODE_TTL = timedelta(minutes=10)
+SEALED_REF = "member_link.ref"  # the field-cipher context of the member reference kept with a link
 
 
-class LinkError(ValueError):
-    """A link code or link the node refuses; ``reason`` is machine-readable."""
-
-    def __init__(self, reason: str, message: str) -> None:
-        super().__init__(message)
-        self.reason = reason
+class LinkError(Refused):
+    """A link code or link the node refuses (``used_code``, ``expired_code``, ``already_linked``…)."""
 
 
 class LinkCodeRow(SQLModel, table=True):
@@ -76,8 +78,15 @@ class LinkStore:
 
     name = "links"  # the section of an access or portability export
 
-    def __init__(self, engine: Engine) -> None:
+    def __init__(self, engine: Engine, cipher: FieldCipher) -> None:
         self.engine = engine
+        self.cipher = cipher
+
+    def _seal(self, member_ref: str | None) -> str | None:
+        return None if member_ref is None else self.cipher.seal(member_ref, SEALED_REF).hex()
+
+    def _open(self, sealed: str | None) -> str | None:
+        return None if sealed is None else self.cipher.open(bytes.fromhex(sealed), SEALED_REF)
 
     def export_member(self, member: str) -> list[dict[str, str | None]]:
         """The member's links, ended ones included, for an access request: brand, link id, when."""
@@ -94,10 +103,9 @@ class LinkStore:
             for r in rows
         ]
 
-    def issue_code(
-        self, member: str, peer: str, now: datetime | None = None, member_ref_sealed: str | None = None
-    ) -> str:
-        """A fresh one-time code for linking ``member`` (pseudonym here) with their account at ``peer``."""
+    def issue_code(self, member: str, peer: str, now: datetime | None = None, member_ref: str | None = None) -> str:
+        """A fresh one-time code for linking ``member`` (pseudonym here, reference ``member_ref``) with
+        their account at ``peer``."""
         now = now or datetime.now(UTC)
         code = new_code()
         with self.engine.begin() as conn:
@@ -107,7 +115,7 @@ class LinkStore:
                     member=member,
                     peer=peer,
                     expires_at=now + CODE_TTL,
-                    member_ref_sealed=member_ref_sealed,
+                    member_ref_sealed=self._seal(member_ref),
                 )
             )
         return code
@@ -117,7 +125,7 @@ class LinkStore:
         return self.claim(code, peer, now)[0]
 
     def claim(self, code: str, peer: str, now: datetime | None = None) -> tuple[str, str | None]:
-        """:meth:`claim_code`, also returning the sealed member reference kept with the code."""
+        """:meth:`claim_code`, also returning the member's reference kept with the code."""
         forget()
         now = now or datetime.now(UTC)
         t = LinkCodeRow.__table__
@@ -135,16 +143,12 @@ class LinkStore:
             ).rowcount
             if used != 1:
                 raise LinkError("used_code", "the link code was already used")
-        return row.member, row.member_ref_sealed
+        return row.member, self._open(row.member_ref_sealed)
 
     def link(
-        self, member: str, peer: str, link_id: str, now: datetime | None = None, member_ref_sealed: str | None = None
+        self, member: str, peer: str, link_id: str, now: datetime | None = None, member_ref: str | None = None
     ) -> None:
-        """Record the pair's link id; one active link per member and brand.
-
-        ``member_ref_sealed`` is the member's reference, sealed by the node's field cipher: the
-        consent gate works on references, and a credit arriving by link id must reach it.
-        """
+        """Record the pair's link id (and the member's reference, sealed); one active link per member and brand."""
         forget()
         if self.link_of(member, peer) is not None:
             raise LinkError("already_linked", f"the member is already linked with {peer}")
@@ -156,7 +160,7 @@ class LinkStore:
                         member=member,
                         peer=peer,
                         linked_at=now or datetime.now(UTC),
-                        member_ref_sealed=member_ref_sealed,
+                        member_ref_sealed=self._seal(member_ref),
                     )
                 )
         except IntegrityError as exc:
@@ -181,14 +185,15 @@ class LinkStore:
                 select(t.c.member).where(t.c.link_id == link_id, t.c.peer == peer, t.c.unlinked_at.is_(None))
             ).scalar_one_or_none()
 
-    def sealed_ref(self, link_id: str) -> str | None:
-        """The sealed member reference recorded with a link (active or ended)."""
-        return memoised(("sealed_ref", link_id), lambda: self._sealed_ref(link_id))
+    def member_ref(self, link_id: str) -> str | None:
+        """The member's reference recorded with a link (active or ended); None once erased."""
+        return memoised(("member_ref", link_id), lambda: self._member_ref(link_id))
 
-    def _sealed_ref(self, link_id: str) -> str | None:
+    def _member_ref(self, link_id: str) -> str | None:
         t = MemberLinkRow.__table__
         with self.engine.connect() as conn:
-            return conn.execute(select(t.c.member_ref_sealed).where(t.c.link_id == link_id)).scalar_one_or_none()
+            sealed = conn.execute(select(t.c.member_ref_sealed).where(t.c.link_id == link_id)).scalar_one_or_none()
+        return self._open(sealed)
 
     def unlink(self, member: str, peer: str, now: datetime | None = None) -> bool:
         """End the member's link with ``peer``; return whether there was one."""
@@ -215,11 +220,13 @@ class LinkStore:
         links, codes = MemberLinkRow.__table__, LinkCodeRow.__table__
         with self.engine.begin() as conn:
             ended = conn.execute(
-                update(links).where(links.c.member == member, links.c.unlinked_at.is_(None))
+                update(links)
+                .where(links.c.member == member, links.c.unlinked_at.is_(None))
                 .values(unlinked_at=now or datetime.now(UTC))
             ).rowcount
             cleared = conn.execute(
-                update(links).where(links.c.member == member, links.c.member_ref_sealed.is_not(None))
+                update(links)
+                .where(links.c.member == member, links.c.member_ref_sealed.is_not(None))
                 .values(member_ref_sealed=None)
             ).rowcount
             dropped = conn.execute(delete(codes).where(codes.c.member == member)).rowcount

@@ -17,6 +17,8 @@ from __future__ import annotations
 from dataclasses import dataclass
 from enum import StrEnum
 
+from node.core.refusals import Refused
+
 
 class SourceState(StrEnum):
     """Where an exchange stands at its source."""
@@ -53,12 +55,8 @@ class Action(StrEnum):
     NOTHING = "nothing"
 
 
-class ProtocolError(ValueError):
+class ProtocolError(Refused):
     """An event that cannot happen in this state (a bug or a lying peer); ``reason`` says which."""
-
-    def __init__(self, reason: str, message: str) -> None:
-        super().__init__(message)
-        self.reason = reason
 
 
 @dataclass(frozen=True)

@@ -24,6 +24,7 @@ from decimal import ROUND_FLOOR, Decimal, localcontext
 from functools import cached_property
 
 from ledger import note
+from node.core.refusals import Refused
 from node.peers.registry import Brand
 
 QUOTE_DOMAIN = b"alliance-quote/1\n"
@@ -32,12 +33,8 @@ MAX_POINTS = 10**12  # more than any wallet holds; beyond this a request is absu
 PRECISION = 60  # digits: exact for every product and quotient the limits above allow
 
 
-class QuoteError(ValueError):
-    """A quote that cannot be made or accepted; ``reason`` is machine-readable."""
-
-    def __init__(self, reason: str, message: str) -> None:
-        super().__init__(message)
-        self.reason = reason
+class QuoteError(Refused):
+    """A quote that cannot be made or accepted (``expired``, ``stale_rates``, ``bad_signature``…)."""
 
 
 @dataclass(frozen=True)

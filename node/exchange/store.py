@@ -5,16 +5,18 @@ are a refund and the ``cancelled`` state. At the destination, the credit (a new 
 ``credited`` record are one transaction, and a tombstone is a row with the same primary key, so a
 credit and a cancel racing for one exchange id cannot both win: the second insert fails and is
 answered from what the first wrote. A crash therefore leaves every exchange in a state
-:func:`node.exchange_protocol.pending_action` knows how to finish.
+:func:`node.exchange.protocol.pending_action` knows how to finish. Where each exchange sits on the
+``exchange`` log is recorded in the log append's own transaction (:meth:`SourceSide.logged_at`).
 """
 
 from __future__ import annotations
 
 import json
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, replace
 from datetime import UTC, date, datetime
+from typing import Any
 
 from sqlalchemy import BigInteger, Connection, Text, insert, select, update
 from sqlalchemy.exc import IntegrityError
@@ -72,6 +74,24 @@ TABLES = [ExchangeOutRow.__table__, ExchangeInRow.__table__]
 
 def _now() -> datetime:
     return datetime.now(UTC)
+
+
+class AlreadyLogged(Exception):
+    """Another thread put this exchange on the log first: the append is rolled back."""
+
+
+def _logged_at(engine: Any, table: str, exchange_id: str) -> Callable[[Any, int], None]:
+    """A hook for ``Log.append(then=)``: record the entry's index in ``table``, inside the append's
+    transaction, on the driver's cursor; :class:`AlreadyLogged` if it was recorded meanwhile."""
+    p = "?" if engine.dialect.paramstyle == "qmark" else "%s"
+    sql = f"UPDATE {table} SET logged_index = {p} WHERE exchange_id = {p} AND logged_index IS NULL"
+
+    def mark(cur: Any, index: int) -> None:
+        cur.execute(sql, (index, exchange_id))
+        if cur.rowcount != 1:
+            raise AlreadyLogged(exchange_id)
+
+    return mark
 
 
 @dataclass(frozen=True)
@@ -177,7 +197,8 @@ class SourceSide:
 
     def _refund(self, conn: Connection, ex: Outgoing) -> None:
         # the points come back in lots with the expiry they had, so a refund never extends their life
-        [hold] = [e for e in self._entries(conn, ex) if e.ref == ex.exchange_id]
+        hold = self.wallets.entry_with_ref(conn, ex.member, ex.exchange_id)
+        assert hold is not None  # the hold and the held record were written in one transaction
         lots = {lot.lot_id: lot for lot in self.wallets.lots_of(conn, hold)}
         for lot_id, points in hold.allocations:
             lot = lots[lot_id]
@@ -190,13 +211,6 @@ class SourceSide:
                 lot.expires_on,
                 ref=f"{ex.exchange_id}:refund:{lot_id}",
             )
-
-    def _entries(self, conn: Connection, ex: Outgoing) -> list:  # type: ignore[type-arg]
-        from node.wallet.store import WalletEntryRow
-
-        t = WalletEntryRow.__table__
-        rows = conn.execute(select(t).where(t.c.member == ex.member, t.c.ref == ex.exchange_id)).all()
-        return [self.wallets._entry(conn, r) for r in rows]
 
     def unfinished(self) -> list[Outgoing]:
         """Exchanges recovery must resume (held or cancelling), oldest first."""
@@ -218,16 +232,9 @@ class SourceSide:
             ).all()
         return [_outgoing(r) for r in rows]
 
-    def in_window(self, start: datetime, end: datetime) -> list[Outgoing]:
-        """Confirmed exchanges whose state changed within ``[start, end)``."""
-        t = ExchangeOutRow.__table__
-        with self.engine.connect() as conn:
-            rows = conn.execute(
-                select(t).where(
-                    t.c.state == SourceState.CONFIRMED.value, t.c.updated_at >= start, t.c.updated_at < end
-                )
-            ).all()
-        return [_outgoing(r) for r in rows]
+    def logged_at(self, exchange_id: str) -> Callable[[Any, int], None]:
+        """The hook that records where the exchange log holds this exchange (see :func:`_logged_at`)."""
+        return _logged_at(self.engine, ExchangeOutRow.__tablename__, exchange_id)
 
 
 @dataclass(frozen=True)
@@ -290,6 +297,10 @@ class DestinationSide:
                 select(t).where(t.c.state == DestinationState.CREDITED.value, t.c.logged_index.is_(None))
             ).all()
         return [_incoming(r) for r in rows]
+
+    def logged_at(self, exchange_id: str) -> Callable[[Any, int], None]:
+        """The hook that records where the exchange log holds this exchange (see :func:`_logged_at`)."""
+        return _logged_at(self.engine, ExchangeInRow.__tablename__, exchange_id)
 
     def credit(
         self,
@@ -380,4 +391,4 @@ class DestinationSide:
         return on_cancel(self.state(exchange_id))
 
 
-__all__ = ["DestinationSide", "Incoming", "Outgoing", "SourceEvent", "SourceSide"]
+__all__ = ["AlreadyLogged", "DestinationSide", "Incoming", "Outgoing", "SourceEvent", "SourceSide"]

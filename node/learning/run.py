@@ -11,7 +11,7 @@ import logging
 from collections.abc import Callable
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import Any, Protocol
 
 from rich.console import Console
 from rich.table import Table
@@ -19,12 +19,25 @@ from rich.table import Table
 from federation.client_app import make_client_app
 from federation.inprocess import InProcessGrid
 from federation.metrics import auc
+from federation.privacy import epsilon_of
 from federation.server_app import BrandRound, FederationReport, RoundReport, RunSettings, run_federation
 from federation.site import Site
 from federation.training import initial_weights, predict, train
+from node.core.settings import NodeSettings
+from node.learning.deploy import LocalFederation
 from node.learning.rows import ChurnWindow
-from node.learning.site import node_site
-from node.runtime import Node
+from node.learning.site import ConsentGatedLoader
+
+
+class Participant(Protocol):
+    """A node as a federated run needs it (:class:`node.runtime.Node` is one): its settings, and
+    itself as a federated site for a churn window."""
+
+    settings: NodeSettings
+
+    def learning_site(self, window: ChurnWindow) -> tuple[Site, ConsentGatedLoader]:
+        """The node as a site, behind its consent-gated loader."""
+        ...
 
 
 @dataclass
@@ -56,10 +69,13 @@ class NodesRun:
 
 
 def in_process(
-    nodes: dict[str, Node], window: ChurnWindow, settings: RunSettings, on_round: Callable[[RoundReport], None] | None
+    nodes: dict[str, Participant],
+    window: ChurnWindow,
+    settings: RunSettings,
+    on_round: Callable[[RoundReport], None] | None,
 ) -> FederationReport:
     """Run the apps through the in-process Grid."""
-    sites: dict[str, Site] = {key: node_site(node, window)[0] for key, node in nodes.items()}
+    sites: dict[str, Site] = {key: node.learning_site(window)[0] for key, node in nodes.items()}
     app = make_client_app(lambda ctx: sites[str(ctx.node_config["brand"])])
     grid = InProcessGrid(app, [{"brand": key} for key in sites])
     flower = logging.getLogger("flwr")
@@ -75,13 +91,11 @@ def on_deployment_engine(work: Path, secure: bool = True) -> Runner:
     """A runner that starts a SuperLink and one SuperNode per node under ``work`` and runs the apps there."""
 
     def run(
-        nodes: dict[str, Node],
+        nodes: dict[str, Participant],
         window: ChurnWindow,
         settings: RunSettings,
         on_round: Callable[[RoundReport], None] | None,
     ) -> FederationReport:
-        from node.learning.deploy import LocalFederation
-
         config: dict[str, Any] = {
             **{k.replace("_", "-"): v for k, v in asdict(settings).items()},
             "brands": len(nodes),
@@ -100,11 +114,13 @@ def on_deployment_engine(work: Path, secure: bool = True) -> Runner:
     return run
 
 
-Runner = Callable[[dict[str, Node], ChurnWindow, RunSettings, Callable[[RoundReport], None] | None], FederationReport]
+Runner = Callable[
+    [dict[str, Participant], ChurnWindow, RunSettings, Callable[[RoundReport], None] | None], FederationReport
+]
 
 
 def federate_nodes(
-    nodes: dict[str, Node],
+    nodes: dict[str, Participant],
     window: ChurnWindow,
     settings: RunSettings,
     on_round: Callable[[RoundReport], None] | None = None,
@@ -112,7 +128,7 @@ def federate_nodes(
 ) -> NodesRun:
     """Run ``settings`` over ``nodes`` (keyed by any label) and judge each brand alone and together."""
     report = runner(nodes, window, settings, on_round)
-    sites: dict[str, Site] = {key: node_site(node, window)[0] for key, node in nodes.items()}
+    sites: dict[str, Site] = {key: node.learning_site(window)[0] for key, node in nodes.items()}
     last = {b.brand: b for b in report.rounds[-1].brands} if report.rounds else {}
     outcomes = []
     for site in sites.values():
@@ -157,8 +173,6 @@ def _spent(site: Site, settings: RunSettings) -> float | None:
     """Everything the brand has spent on the purpose, this run included."""
     if not settings.dp:
         return None
-    from federation.privacy import epsilon_of
-
     state = site.privacy.run(settings.run)
     history = [*site.privacy.spent_before(settings.run), *(state.history if state else ())]
     return epsilon_of(history, settings.delta)

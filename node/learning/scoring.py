@@ -10,17 +10,18 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 from datetime import date
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 from compliance.pia import Feature, PiaRefused
-from compliance.service import ConsentDenied
+from compliance.pia_service import PiaService
+from compliance.service import ConsentDenied, ConsentService
 from federation.features import FEATURES, Scaler, features
+from node.core.audit import NodeAudit
+from node.core.refusals import Refused
 from node.learning.rows import history_from_journal
 from node.learning.store import NodeModelShelf
+from node.wallet.store import WalletStore
 from node.wallet.tiers import TierRules, default_rules
-
-if TYPE_CHECKING:
-    from node.runtime import Node
 
 PURPOSE = "personalization"
 #: What every member without the consent gets, whatever their data.
@@ -35,20 +36,28 @@ NOT_PERSONALISED: dict[str, Any] = {
 }
 
 
-class NoModelError(LookupError):
-    """The node holds no global model yet (no federated run has finished a round)."""
+class NoModelError(Refused):
+    """The node holds no global model yet (no federated run has finished a round): ``no_model``."""
+
+    def __init__(self, message: str) -> None:
+        super().__init__("no_model", message)
 
 
 @dataclass
 class ChurnScoring:
     """Scores from the newest global model, behind the personalization gate."""
 
-    node: Node
+    consent: ConsentService
+    pia: PiaService
+    wallets: WalletStore
+    models: NodeModelShelf
+    audit: NodeAudit
+    points_per_yuan: int
     rules: TierRules = field(default_factory=default_rules)
     scaler: Scaler = field(default_factory=Scaler.reference)
 
     def _model(self) -> tuple[str, int, Any]:
-        latest = NodeModelShelf(self.node.store.engine).latest()
+        latest = self.models.latest()
         if latest is None:
             raise NoModelError("no churn model yet: the node has not finished a federated round")
         return latest
@@ -57,8 +66,8 @@ class ChurnScoring:
         from federation.scoring import score_rows  # torch: loaded when a score is asked for
 
         run, round_no, weights = self._model()
-        journals = self.node.wallets.movements(members)
-        rate = self.node.settings.points_per_yuan
+        journals = self.wallets.movements(members)
+        rate = self.points_per_yuan
         rows = [features(history_from_journal(m, journals.get(m, []), today, rate, self.rules), today) for m in members]
         scored = score_rows(weights, self.scaler.transform(rows), FEATURES)
         model = {"run": run, "round": round_no}
@@ -68,14 +77,14 @@ class ChurnScoring:
         """The member's own risk and factors, or :data:`NOT_PERSONALISED` without the consent (or while
         the brand's personalization switch is off: then for everyone)."""
         try:
-            self.node.pia.require(Feature.PERSONALIZATION)  # an approved impact assessment (Art. 55)
-            self.node.consent.check(member_ref, PURPOSE, accessor="churn_scoring")
+            self.pia.require(Feature.PERSONALIZATION)  # an approved impact assessment (Art. 55)
+            self.consent.check(member_ref, PURPOSE, accessor="churn_scoring")
         except (ConsentDenied, PiaRefused):
             return dict(NOT_PERSONALISED)
-        member = self.node.consent.member_pseudonym(member_ref)
+        member = self.consent.member_pseudonym(member_ref)
         ((_, out),) = self._scores([member], today)
         s = out["score"]
-        self.node.audit(
+        self.audit(
             "adm.decide",
             subject_pseudo_ids=[member],
             purpose_code=PURPOSE,
@@ -87,13 +96,13 @@ class ChurnScoring:
     def at_risk(self, today: date, limit: int = 50, min_risk: float = 0.6) -> dict[str, Any]:
         """The members with consent whose risk is at least ``min_risk``, highest first (pseudonyms only);
         :class:`PiaRefused` while the personalization switch is off."""
-        self.node.pia.require(Feature.PERSONALIZATION)
-        cohort = self.node.consent.cohort(PURPOSE)
+        self.pia.require(Feature.PERSONALIZATION)
+        cohort = self.consent.cohort(PURPOSE)
         scored = self._scores(cohort, today) if cohort else []
         risky = sorted((x for x in scored if x[1]["score"].risk >= min_risk), key=lambda x: -x[1]["score"].risk)
         shown = risky[:limit]
         model = shown[0][1]["model"] if shown else (scored[0][1]["model"] if scored else None)
-        self.node.audit(
+        self.audit(
             "adm.decide",
             purpose_code=PURPOSE,
             legal_basis="consent",

@@ -13,17 +13,20 @@ from __future__ import annotations
 import hashlib
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
-from typing import TYPE_CHECKING, Any
+from typing import Any
+
+from sqlalchemy import Engine
 
 from compliance.pia import Feature, PiaRefused
+from compliance.pia_service import PiaService
+from compliance.service import ConsentService
 from federation.features import FEATURES, Scaler, dataset
 from federation.site import BrandData, RoundRefused, Site
+from node.core.audit import NodeAudit
 from node.learning.rows import ChurnWindow, history_from_journal
 from node.learning.store import PURPOSE, NodeModelShelf, NodePrivacyBook
+from node.wallet.store import WalletStore
 from node.wallet.tiers import TierRules, default_rules
-
-if TYPE_CHECKING:
-    from node.runtime import Node
 
 HELD_OUT_PERCENT = 25
 _HOLDOUT_DOMAIN = b"alliance-holdout/1\n"
@@ -39,7 +42,9 @@ def held_out(member: str, percent: int = HELD_OUT_PERCENT) -> bool:
 class ConsentGatedLoader:
     """Training rows of the members the gate allows for ``purpose``, read fresh for every round."""
 
-    node: Node
+    consent: ConsentService
+    wallets: WalletStore
+    points_per_yuan: int
     window: ChurnWindow
     scaler: Scaler = field(default_factory=Scaler.reference)
     purpose: str = PURPOSE
@@ -48,10 +53,10 @@ class ConsentGatedLoader:
 
     def __call__(self) -> BrandData:
         """The rows of this round."""
-        cohort = self.node.consent.cohort(self.purpose)
-        journals = self.node.wallets.movements(cohort)
+        cohort = self.consent.cohort(self.purpose)
+        journals = self.wallets.movements(cohort)
         self.reads.append(frozenset(journals))
-        rate = self.node.settings.points_per_yuan
+        rate = self.points_per_yuan
         histories = [
             history_from_journal(m, journals[m], self.window.cutoff, rate, self.rules) for m in cohort if m in journals
         ]
@@ -71,8 +76,8 @@ class ConsentGatedLoader:
 class SiteAudit:
     """Maps the ClientApp's round events to the node's audit actions (PIPL checklist section 2)."""
 
-    def __init__(self, node: Node, purpose: str = PURPOSE) -> None:
-        self.node, self.purpose = node, purpose
+    def __init__(self, audit: NodeAudit, purpose: str = PURPOSE) -> None:
+        self.audit, self.purpose = audit, purpose
 
     def __call__(self, event: str, details: Mapping[str, object]) -> None:
         """Append the audit events for ``event``."""
@@ -101,42 +106,49 @@ class SiteAudit:
                         },
                     )
                 )
-            self.node.audit_many(events)
+            self.audit.many(events)
         elif event == "federation.round_refused":
             reason = str(d.get("reason"))
             action = "dp.budget_spend" if reason == "privacy budget" else "fl.round.contribute"
             extra = {k: d[k] for k in ("epsilon_spent", "epsilon_after", "epsilon_budget") if k in d}
-            self.node.audit(
-                action, **common, outcome="denied", reason_code=reason.replace(" ", "_"), details=ids | extra
-            )
+            self.audit(action, **common, outcome="denied", reason_code=reason.replace(" ", "_"), details=ids | extra)
         else:
             raise ValueError(f"unknown federation event {event!r}")
 
 
-def feature_gate(node: Node) -> Callable[[], None]:
+def feature_gate(pia: PiaService) -> Callable[[], None]:
     """The joint_modeling switch: on only under an approved, unexpired impact assessment (PIPL Art. 55);
     read on every round, so switching it off stops the next one. A refusal is audited by the gate."""
 
     def gate() -> None:
         try:
-            node.pia.require(Feature.JOINT_MODELING)
+            pia.require(Feature.JOINT_MODELING)
         except PiaRefused as exc:
             raise RoundRefused(f"joint_modeling is off at this brand ({exc.reason})") from exc
 
     return gate
 
 
-def node_site(node: Node, window: ChurnWindow, scaler: Scaler | None = None) -> tuple[Site, ConsentGatedLoader]:
-    """The node as a :class:`Site`, and its loader (whose reads tests can inspect)."""
-    loader = ConsentGatedLoader(node, window, scaler or Scaler.reference())
-    engine = node.store.engine
+def node_site(
+    node_id: str,
+    engine: Engine,
+    consent: ConsentService,
+    wallets: WalletStore,
+    pia: PiaService,
+    audit: NodeAudit,
+    points_per_yuan: int,
+    window: ChurnWindow,
+    scaler: Scaler | None = None,
+) -> tuple[Site, ConsentGatedLoader]:
+    """A node as a :class:`Site`, and its loader (whose reads tests can inspect)."""
+    loader = ConsentGatedLoader(consent, wallets, points_per_yuan, window, scaler or Scaler.reference())
     site = Site(
-        node.settings.node_id,
+        node_id,
         loader,
         NodePrivacyBook(engine, PURPOSE),
         NodeModelShelf(engine),
-        SiteAudit(node),
-        gate=feature_gate(node),
+        SiteAudit(audit),
+        gate=feature_gate(pia),
         width=len(FEATURES),
     )
     return site, loader

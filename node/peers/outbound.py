@@ -15,18 +15,31 @@ import threading
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import date
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 import httpx
 
-from compliance.egress import NON_PI, Destination, EgressDecision, EgressPolicy, EgressReason, Mechanism
+from compliance.audit import Recipient
+from compliance.egress import (
+    NON_PI,
+    CrossBorderCounter,
+    Destination,
+    EgressDecision,
+    EgressPolicy,
+    EgressReason,
+    Mechanism,
+    MechanismRegistry,
+)
 from compliance.pia import Feature, PiaRefused
+from compliance.pia_service import PiaService
 from compliance.purposes import catalogue
-from compliance.service import ConsentDenied
+from compliance.service import ConsentDenied, ConsentService
+from ledger import note
+from node.core.audit import NodeAudit
+from node.core.refusals import Refused
+from node.core.settings import NodeSettings
+from node.peers.registry import RegistryFile, UnknownBrandError
 from node.peers.signing import sign_request
-
-if TYPE_CHECKING:
-    from node.runtime import Node
 
 #: Purpose families whose provision to another node needs a feature switched on under an assessment.
 PURPOSE_FEATURES: dict[str, Feature] = {
@@ -36,16 +49,23 @@ PURPOSE_FEATURES: dict[str, Feature] = {
 }
 
 
+#: A peer's answer (callers read it without importing an HTTP client themselves).
+Response = httpx.Response
+
 #: What the first call on a keep-alive connection the peer has since closed fails with.
 STALE_CONNECTION = (httpx.RemoteProtocolError, httpx.ReadError, httpx.WriteError, httpx.ConnectError)
 
 
-class EgressRefused(Exception):
-    """The egress check refused this call; nothing was sent."""
+class EgressRefused(Refused):
+    """The egress check refused this call; nothing was sent. ``reason`` is the decision's."""
 
     def __init__(self, decision: EgressDecision, message: str) -> None:
-        super().__init__(message)
+        super().__init__(decision.reason.value, message)
         self.decision = decision
+
+
+class PeerUnavailable(Refused):
+    """Another node could not be reached or failed to answer (HTTP 502); nothing changed here."""
 
 
 @dataclass(frozen=True)
@@ -61,7 +81,14 @@ class Permit:
 class Outbound:
     """This node's egress point."""
 
-    node: Node
+    settings: NodeSettings
+    registry: RegistryFile
+    signer: note.Signer
+    consent: ConsentService
+    pia: PiaService
+    xborder: CrossBorderCounter
+    mechanisms: MechanismRegistry
+    audit: NodeAudit
     timeout: float = 10.0
     _client: httpx.Client | None = field(default=None, repr=False)
     _lock: threading.Lock = field(default_factory=threading.Lock, repr=False)
@@ -84,19 +111,17 @@ class Outbound:
     @property
     def policy(self) -> EgressPolicy:
         """The node's localisation policy, from its settings."""
-        s = self.node.settings
+        s = self.settings
         return EgressPolicy(home_region=s.region, allowed_regions=frozenset(s.allowed_regions))
 
     def destination(self, peer_id: str) -> tuple[Destination, str | None] | None:
         """A configured peer's or, failing that, an alliance brand's region and URL; or None."""
-        for peer in self.node.settings.peers:
+        for peer in self.settings.peers:
             if peer.node_id == peer_id:
                 return Destination(peer.node_id, peer.region), peer.url
-        if self.node.settings.registry_path.exists():
-            from node.peers.registry import UnknownBrandError
-
+        if self.registry.exists():
             try:
-                brand = self.node.registry.brand(peer_id)
+                brand = self.registry.brand(peer_id)
             except UnknownBrandError:
                 return None
             return Destination(brand.node_id, brand.region), brand.url
@@ -137,17 +162,17 @@ class Outbound:
                 refused = EgressDecision(False, EgressReason.CATEGORY_OUTSIDE_PURPOSE, abroad, tuple(outside))
                 self._audit_refusal(peer_id, purpose, [], pi_cats, refused, needed)
                 raise EgressRefused(refused, f"{purpose!r} does not cover {', '.join(outside)}")
-            pseudonyms = [self.node.consent.member_pseudonym(m) for m in members]
+            pseudonyms = [self.consent.member_pseudonym(m) for m in members]
             purpose_ok = self._consented(members, purpose, peer_id) and self._feature_on(purpose)
             if abroad:
                 cross_ok = self._consented(members, f"cross_border:{dest.region}", None) and self._on(
                     Feature.CROSS_BORDER
                 )
                 sensitive = any(catalogue().categories[c].sensitive for c in pi_cats if c in catalogue().categories)
-                counter = self.node.xborder
+                counter = self.xborder
                 new = counter.new_among(set(pseudonyms), sensitive, today.year)
                 needed = counter.required(today.year, *((0, new) if sensitive else (new, 0)))
-                mechanism = self.node.mechanisms.in_force(dest.region, today)
+                mechanism = self.mechanisms.in_force(dest.region, today)
         decision = self.policy.check(
             dest,
             fields,
@@ -164,7 +189,7 @@ class Outbound:
         if pi_cats:
             if abroad:
                 # counted before sending: a crash after this over-counts, which errs on the safe side
-                self.node.xborder.add(set(pseudonyms), sensitive, today)
+                self.xborder.add(set(pseudonyms), sensitive, today)
             self._audit_transfer(peer_id, purpose, pseudonyms, pi_cats, decision, mechanism)
         return Permit(found[1], decision, mechanism)
 
@@ -201,7 +226,7 @@ class Outbound:
         def send() -> httpx.Response:
             request = self.client.build_request("POST", url, content=content, json=json, headers=headers)
             # every peer call is signed (RFC 9421) with the node's key, with a fresh nonce each time
-            return self.client.send(sign_request(request, self.node.signer))
+            return self.client.send(sign_request(request, self.signer))
 
         try:
             return send()
@@ -215,7 +240,7 @@ class Outbound:
     def _consented(self, members: Sequence[str], purpose: str, recipient: str | None) -> bool:
         try:
             for m in members:
-                self.node.consent.check(m, purpose, recipient=recipient, accessor="egress")
+                self.consent.check(m, purpose, recipient=recipient, accessor="egress")
         except ConsentDenied:
             return False  # the gate audited the denial
         return True
@@ -226,7 +251,7 @@ class Outbound:
 
     def _on(self, feature: Feature) -> bool:
         try:
-            self.node.pia.require(feature)
+            self.pia.require(feature)
         except PiaRefused:
             return False  # the feature gate audited the denial
         return True
@@ -242,10 +267,8 @@ class Outbound:
         decision: EgressDecision,
         needed: Mechanism,
     ) -> None:
-        from compliance.audit import Recipient
-
         _audit_chunks(
-            self.node,
+            self.audit,
             "xborder.block" if decision.cross_border else "pi.provide.denied",
             pseudonyms,
             purpose_code=purpose,
@@ -265,10 +288,8 @@ class Outbound:
         decision: EgressDecision,
         mechanism: tuple[Mechanism, str] | None,
     ) -> None:
-        from compliance.audit import Recipient
-
         _audit_chunks(
-            self.node,
+            self.audit,
             "xborder.transfer" if decision.cross_border else "pi.provide",
             pseudonyms,
             purpose_code=purpose,
@@ -288,10 +309,10 @@ def _purpose_categories(purpose: str, recipient: str) -> tuple[str, ...]:
     return catalogue().purpose(code).pi_categories
 
 
-def _audit_chunks(node: Node, action: str, pseudonyms: list[str], **fields: Any) -> None:
+def _audit_chunks(audit: NodeAudit, action: str, pseudonyms: list[str], **fields: Any) -> None:
     # an event names at most 1000 subjects; a larger call is several events in one atomic batch
     chunks = [pseudonyms[i : i + 1000] for i in range(0, len(pseudonyms), 1000)] or [[]]
-    node.audit_many([(action, {"subject_pseudo_ids": c, "subject_count": len(pseudonyms), **fields}) for c in chunks])
+    audit.many([(action, {"subject_pseudo_ids": c, "subject_count": len(pseudonyms), **fields}) for c in chunks])
 
 
-__all__ = ["EgressReason", "EgressRefused", "Outbound", "Permit"]
+__all__ = ["EgressReason", "EgressRefused", "Outbound", "PeerUnavailable", "Permit", "Response"]

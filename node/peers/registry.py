@@ -10,19 +10,24 @@ from __future__ import annotations
 
 import tomllib
 from decimal import Decimal
+from functools import cached_property
 from pathlib import Path
-from typing import Annotated
+from typing import Annotated, Protocol
 
 from pydantic import BaseModel, ConfigDict, Field, StringConstraints, field_validator, model_validator
 
 from ledger import note
 from ledger.errors import LedgerError
+from node.core.refusals import Refused
 
 NodeId = Annotated[str, StringConstraints(pattern=r"^[A-Za-z0-9._:-]{1,200}$")]
 
 
-class UnknownBrandError(LookupError):
-    """A node id that is not in the alliance registry."""
+class UnknownBrandError(Refused, LookupError):
+    """A node id that is not in the alliance registry (reason ``unknown_brand``)."""
+
+    def __init__(self, message: str) -> None:
+        super().__init__("unknown_brand", message)
 
     def __str__(self) -> str:  # LookupError would quote the message
         return str(self.args[0]) if self.args else "unknown brand"
@@ -93,3 +98,43 @@ def load_registry(path: Path) -> Registry:
     except tomllib.TOMLDecodeError as exc:
         raise ValueError(f"{path} is not valid TOML: {exc}") from exc
     return Registry.model_validate(raw)
+
+
+class BrandBook(Protocol):
+    """Anything that finds a brand by node id: a :class:`Registry`, or a node's :class:`RegistryFile`."""
+
+    def brand(self, node_id: str) -> Brand:
+        """The brand ``node_id``, or :class:`UnknownBrandError`."""
+        ...
+
+
+class RegistryFile:
+    """A node's registry file, read at its first use: a node that never exchanges needs none."""
+
+    def __init__(self, path: Path) -> None:
+        self.path = path
+
+    def exists(self) -> bool:
+        """Whether the file is there (without reading it)."""
+        return self.path.exists()
+
+    @cached_property
+    def registry(self) -> Registry:
+        """The registry as the file says (read once)."""
+        return load_registry(self.path)
+
+    @property
+    def brands(self) -> tuple[Brand, ...]:
+        """Every brand of the alliance."""
+        return self.registry.brands
+
+    def brand(self, node_id: str) -> Brand:
+        """The brand ``node_id``, or :class:`UnknownBrandError`."""
+        return self.registry.brand(node_id)
+
+    def own(self, node_id: str) -> Brand:
+        """This node's own entry; ``not_in_registry`` while the alliance has not listed it yet."""
+        try:
+            return self.brand(node_id)
+        except UnknownBrandError as exc:
+            raise Refused("not_in_registry", f"this node is not in the alliance registry: {exc}") from exc

@@ -23,6 +23,7 @@ from http_message_signatures import HTTPMessageSigner, HTTPMessageVerifier, HTTP
 from http_message_signatures.exceptions import HTTPMessageSignaturesException, InvalidSignature
 
 from ledger import note
+from node.core.refusals import Refused
 
 TAG = "alliance-peer"
 LABEL = "peer"
@@ -31,12 +32,8 @@ REQUIRED = ("@method", "@target-uri", "content-digest")
 MAX_AGE = timedelta(seconds=300)
 
 
-class PeerAuthError(Exception):
-    """A peer request that is not authentic; ``reason`` is machine-readable."""
-
-    def __init__(self, reason: str, message: str) -> None:
-        super().__init__(message)
-        self.reason = reason
+class PeerAuthError(Refused):
+    """A peer request that is not authentic (``unsigned``, ``unknown_node``, ``replayed``…): HTTP 401."""
 
 
 class _Keys(HTTPSignatureKeyResolver):

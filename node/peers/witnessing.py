@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from collections.abc import Iterable
 from dataclasses import dataclass
-from typing import TYPE_CHECKING, Protocol
+from typing import Protocol
 
 import httpx
 
@@ -13,9 +13,7 @@ from ledger.cosignature import verify_cosignatures
 from ledger.errors import LedgerError
 from ledger.storage import Log
 from ledger.witness import AddCheckpoint, SizeConflict, Witness, WitnessError
-
-if TYPE_CHECKING:
-    from node.peers.outbound import Outbound
+from node.peers.outbound import EgressRefused, Outbound
 
 #: A witness request carries a signed checkpoint and a consistency proof: hashes, no personal information.
 WITNESS_FIELDS = {"checkpoint": "non_pi"}
@@ -63,8 +61,6 @@ class HttpWitness:
 
     def add_checkpoint(self, request: AddCheckpoint) -> str:
         """Send the request; map the protocol's statuses back to :class:`WitnessError`."""
-        from node.peers.outbound import EgressRefused
-
         try:
             r = self.outbound.post(
                 self.name, "/v1/witness/add-checkpoint", content=request.render(), fields=WITNESS_FIELDS

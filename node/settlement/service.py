@@ -1,73 +1,45 @@
-"""Settlement and reconciliation across nodes: statements from the exchange log, swapped by signed
-peer calls; checks of a peer's log through its signed checkpoint; the netting report; liability.
+"""Settlement and reconciliation with other nodes: statements from this node's exchange log, swapped by
+signed peer calls; a peer's log checked through its signed checkpoint; this brand's liability.
 
-The arithmetic lives in :mod:`node.settlement` and :mod:`ledger.netting`; this module feeds it
-from the node's own log and from peers.
+The arithmetic lives in :mod:`node.settlement.statements` and :mod:`ledger.netting`; this module
+feeds it from the node's own log and from peers. The netting report over statement files is
+:mod:`node.settlement.report`.
 """
 
 from __future__ import annotations
 
-import json
-from collections.abc import Iterable
 from dataclasses import dataclass
-from datetime import date, datetime
-from decimal import Decimal
-from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from datetime import date
+from typing import Any
 
 from ledger import note
 from ledger.checkpoint import open_checkpoint
 from ledger.proof import verify_inclusion
 from ledger.rfc6962 import leaf_hash
-from node.exchange.service import ExchangeRefused
-from node.peers.registry import Registry
+from ledger.storage import Log
+from node.core.refusals import Refused
+from node.peers.outbound import Outbound
+from node.peers.registry import RegistryFile
 from node.settlement.reconcile import Mismatch, between, compare, settled_exchanges
 from node.settlement.statements import (
-    Exchange,
     Liability,
     Reconciliation,
-    Settlement,
+    SettlementError,
     Statement,
     Window,
-    carried_from_report,
     liability,
-    net_settlement,
-    obligations,
     reconcile,
     sign_statement,
     statement,
+    statement_from_json,
+    statement_to_json,
     verify_statement,
 )
-
-if TYPE_CHECKING:
-    from node.runtime import Node
+from node.wallet.store import WalletStore
 
 STATEMENT_PATH = "/v1/peer/settlement/statement"
 RECORDS_PATH = "/v1/peer/exchanges/records"
 NON_PI = {"window_start": "non_pi", "window_end": "non_pi", "statement": "non_pi", "signature": "non_pi"}
-
-
-class SettlementError(Exception):
-    """A settlement step that cannot go on (peer unreachable, bad signature, bad file)."""
-
-
-def statement_to_json(s: Statement) -> dict[str, Any]:
-    """A statement as JSON (the signed canonical form)."""
-    return json.loads(s.canonical())
-
-
-def statement_from_json(data: Any) -> Statement:
-    """Rebuild a statement from :func:`statement_to_json` output, or :class:`SettlementError`."""
-    try:
-        return Statement(
-            str(data["node_id"]),
-            str(data["counterpart"]),
-            datetime.fromisoformat(data["window_start"]),
-            datetime.fromisoformat(data["window_end"]),
-            tuple((str(x), str(d), str(a)) for x, d, a in data["lines"]),
-        )
-    except (KeyError, TypeError, ValueError) as exc:
-        raise SettlementError(f"not a settlement statement: {exc}") from exc
 
 
 @dataclass(frozen=True)
@@ -102,26 +74,31 @@ class PairStatements:
 class SettlementService:
     """Settlement and reconciliation for one node."""
 
-    node: Node
+    node_id: str
+    signer: note.Signer
+    registry: RegistryFile
+    exchange_log: Log
+    outbound: Outbound
+    wallets: WalletStore
 
     def _entries(self) -> list[bytes]:
-        return [e.data for e in self.node.store.log("exchange").entries()]
+        return [e.data for e in self.exchange_log.entries()]
 
     def my_statement(self, peer: str, window: Window) -> tuple[Statement, str]:
         """This node's signed statement of its window's exchanges with ``peer``."""
-        s = statement(self.node.settings.node_id, peer, settled_exchanges(self._entries()), window)
-        return s, sign_statement(s, self.node.signer)
+        s = statement(self.node_id, peer, settled_exchanges(self._entries()), window)
+        return s, sign_statement(s, self.signer)
 
     def on_statement(self, caller: str, window: Window, theirs_json: Any, their_sig: str) -> PairStatements:
         """Answer a peer's statement with ours, after checking it is theirs and about us."""
         theirs = statement_from_json(theirs_json)
-        key = self.node.registry.brand(caller).verifier
-        if theirs.node_id != caller or theirs.counterpart != self.node.settings.node_id:
-            raise ExchangeRefused(403, "not_your_statement", "the statement is not between the caller and this node")
+        key = self.registry.brand(caller).verifier
+        if theirs.node_id != caller or theirs.counterpart != self.node_id:
+            raise Refused("not_your_statement", "the statement is not between the caller and this node")
         if not verify_statement(theirs, their_sig, key):
-            raise ExchangeRefused(422, "bad_signature", "the statement is not signed by the caller's registry key")
+            raise Refused("bad_signature", "the statement is not signed by the caller's registry key")
         if (theirs.window_start, theirs.window_end) != (window.start, window.end):
-            raise ExchangeRefused(422, "wrong_window", "the statement covers another window")
+            raise Refused("wrong_window", "the statement covers another window")
         mine, my_sig = self.my_statement(caller, window)
         return PairStatements(window, mine, my_sig, theirs, their_sig, reconcile(mine, theirs))
 
@@ -137,7 +114,7 @@ class SettlementService:
         answer = self._post(peer, STATEMENT_PATH, body)
         theirs = statement_from_json(answer.get("statement"))
         their_sig = str(answer.get("signature"))
-        if theirs.node_id != peer or not verify_statement(theirs, their_sig, self.node.registry.brand(peer).verifier):
+        if theirs.node_id != peer or not verify_statement(theirs, their_sig, self.registry.brand(peer).verifier):
             raise SettlementError(f"{peer}'s statement is not signed by its registry key")
         return PairStatements(window, mine, my_sig, theirs, their_sig, reconcile(mine, theirs))
 
@@ -145,10 +122,10 @@ class SettlementService:
 
     def records_for(self, caller: str) -> dict[str, Any]:
         """The caller's exchanges in this node's log, each with an inclusion proof, and the checkpoint."""
-        log = self.node.store.log("exchange")
-        checkpoint = log.current_checkpoint(self.node.signer)
-        size = open_checkpoint(checkpoint, self.node.signer.verifier())[0].size
-        mine = between((e.data for e in log.entries(0, size)), self.node.settings.node_id, caller)
+        log = self.exchange_log
+        checkpoint = log.current_checkpoint(self.signer)
+        size = open_checkpoint(checkpoint, self.signer.verifier())[0].size
+        mine = between((e.data for e in log.entries(0, size)), self.node_id, caller)
         wanted = set(mine.values())
         records = [
             {
@@ -164,7 +141,7 @@ class SettlementService:
     def reconcile_with(self, peer: str) -> Mismatch:
         """Compare our exchange log with ``peer``'s, checking every record of theirs against their checkpoint."""
         answer = self._post(peer, RECORDS_PATH, {})
-        key = self.node.registry.brand(peer).verifier
+        key = self.registry.brand(peer).verifier
         try:
             cp, _ = open_checkpoint(str(answer["checkpoint"]), key)
         except Exception as exc:
@@ -178,74 +155,21 @@ class SettlementService:
             except Exception as exc:
                 raise SettlementError(f"{peer} sent a record its checkpoint does not include: {exc}") from exc
             theirs.append(data)
-        me = self.node.settings.node_id
-        return compare(between(self._entries(), me, peer), between(theirs, me, peer))
+        return compare(between(self._entries(), self.node_id, peer), between(theirs, self.node_id, peer))
 
     def _post(self, peer: str, path: str, body: dict[str, Any]) -> dict[str, Any]:
         try:
-            response = self.node.outbound.post(peer, path, json=body, fields=NON_PI)
+            response = self.outbound.post(peer, path, json=body, fields=NON_PI)
         except Exception as exc:
-            raise SettlementError(f"{peer} could not be reached: {exc}") from exc
+            raise SettlementError(f"{peer} could not be reached: {exc}", "peer_unreachable") from exc
         if response.status_code != 200:
-            raise SettlementError(f"{peer} answered {response.status_code}: {response.text[:300]}")
+            raise SettlementError(f"{peer} answered {response.status_code}: {response.text[:300]}", "peer_refused")
         return response.json()
 
     # --- liability -------------------------------------------------------------------------------
 
     def liability(self, today: date) -> Liability:
         """Outstanding points (and their value) and breakage (expired points) at this brand."""
-        outstanding, expired = self.node.wallets.totals(today)
-        value = self.node.registry.brand(self.node.settings.node_id).point_value_fen
-        return liability(self.node.settings.node_id, outstanding, expired, value)
-
-
-# --- the netting report (anyone holding the statement files and the registry) -------------------
-
-
-def net_from_files(
-    paths: Iterable[Path], registry: Registry, previous_report: str | None = None
-) -> tuple[Settlement, list[str]]:
-    """Net every agreed, correctly signed pair statement; return the settlement and the disputes.
-
-    ``previous_report`` is the JSON report of the window just before: the fractions of a fen it
-    carried are added to this window's obligations.
-    """
-    seen: set[tuple[str, str, str, str]] = set()
-    window_exchanges: list[Exchange] = []
-    disputes: list[str] = []
-    window: Window | None = None
-    for path in paths:
-        try:
-            data = json.loads(path.read_text())
-            (a, a_sig), (b, b_sig) = (
-                (statement_from_json(s["statement"]), str(s["signature"])) for s in data["statements"]
-            )
-        except (OSError, ValueError, KeyError, TypeError) as exc:
-            raise SettlementError(f"{path}: not a settlement file: {exc}") from exc
-        for s, sig in ((a, a_sig), (b, b_sig)):
-            if not verify_statement(s, sig, registry.brand(s.node_id).verifier):
-                raise SettlementError(f"{path}: {s.node_id}'s statement signature does not verify")
-        this = Window(a.window_start, a.window_end)
-        if window is not None and (this.start, this.end) != (window.start, window.end):
-            raise SettlementError(f"{path}: another window than the other files")
-        window = this
-        pair = tuple(sorted((a.node_id, b.node_id)))
-        key = (this.start.isoformat(), this.end.isoformat(), *pair)
-        if key in seen:
-            continue  # both nodes of a pair wrote the same pair: count it once
-        seen.add(key)  # type: ignore[arg-type]
-        if not reconcile(a, b).agreed:
-            disputes.append(f"{pair[0]} / {pair[1]}")
-            continue
-        for exchange_id, direction, amount in a.lines:
-            src, dst = (a.node_id, b.node_id) if direction == "out" else (b.node_id, a.node_id)
-            window_exchanges.append(
-                Exchange(exchange_id, src, dst, 0, 0, Decimal(amount), Decimal(0), Decimal(0), this.start)
-            )
-    if window is None:
-        raise SettlementError("no settlement files given")
-    try:
-        carried_in = carried_from_report(previous_report, window) if previous_report is not None else None
-    except ValueError as exc:
-        raise SettlementError(f"cannot carry from the previous report: {exc}") from exc
-    return net_settlement(obligations(window_exchanges, window, carried_in), window), disputes
+        outstanding, expired = self.wallets.totals(today)
+        value = self.registry.brand(self.node_id).point_value_fen
+        return liability(self.node_id, outstanding, expired, value)

@@ -20,9 +20,11 @@ from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
 from datetime import datetime
 from decimal import ROUND_FLOOR, Decimal
+from typing import Any
 
 from ledger import note
 from ledger.netting import Payment, net_positions, settle
+from node.core.refusals import Refused
 
 STATEMENT_DOMAIN = b"alliance-statement/1\n"
 
@@ -114,6 +116,32 @@ class Statement:
     def digest(self) -> str:
         """SHA-256 of the canonical bytes."""
         return hashlib.sha256(self.canonical()).hexdigest()
+
+
+class SettlementError(Refused):
+    """A settlement step that cannot go on (peer unreachable, bad signature, bad file)."""
+
+    def __init__(self, message: str, reason: str = "bad_statement") -> None:
+        super().__init__(reason, message)
+
+
+def statement_to_json(s: Statement) -> dict[str, Any]:
+    """A statement as JSON (the signed canonical form)."""
+    return json.loads(s.canonical())
+
+
+def statement_from_json(data: Any) -> Statement:
+    """Rebuild a statement from :func:`statement_to_json` output, or :class:`SettlementError`."""
+    try:
+        return Statement(
+            str(data["node_id"]),
+            str(data["counterpart"]),
+            datetime.fromisoformat(data["window_start"]),
+            datetime.fromisoformat(data["window_end"]),
+            tuple((str(x), str(d), str(a)) for x, d, a in data["lines"]),
+        )
+    except (KeyError, TypeError, ValueError) as exc:
+        raise SettlementError(f"not a settlement statement: {exc}") from exc
 
 
 def bilateral_digest(s: Statement) -> bytes:

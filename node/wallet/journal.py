@@ -17,6 +17,8 @@ from datetime import date, datetime
 from enum import StrEnum
 from typing import NamedTuple
 
+from node.core.refusals import Refused
+
 MAX_POINTS = 10**12
 
 
@@ -38,12 +40,8 @@ REASONS: dict[Kind, frozenset[str]] = {
 }
 
 
-class WalletError(ValueError):
-    """A movement the wallet refuses; ``reason`` is machine-readable."""
-
-    def __init__(self, reason: str, message: str) -> None:
-        super().__init__(message)
-        self.reason = reason
+class WalletError(Refused):
+    """A movement the wallet refuses (``insufficient_points``, ``bad_amount``, ``bad_expiry``…)."""
 
 
 @dataclass(frozen=True)

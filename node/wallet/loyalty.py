@@ -4,13 +4,11 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 from datetime import date
-from typing import TYPE_CHECKING
 
+from compliance.service import ConsentService
 from node.wallet.journal import Entry, Kind, WalletError
+from node.wallet.store import WalletStore
 from node.wallet.tiers import TierRules, add_months, default_rules, summarise, tier_for
-
-if TYPE_CHECKING:
-    from node.runtime import Node
 
 FEN_PER_YUAN = 100
 
@@ -36,23 +34,26 @@ class WalletView:
 class Loyalty:
     """Earning and the wallet view for one node."""
 
-    node: Node
+    consent: ConsentService
+    wallets: WalletStore
+    points_per_yuan: int
+    expiry_months: int
     rules: TierRules | None = None
 
     def earn_purchase(self, member_ref: str, purchase_id: str, amount_fen: int, day: date) -> Entry:
         """Credit a purchase's points (idempotent on ``purchase_id``); the lot expires by the brand's policy."""
-        points = points_for(amount_fen, self.node.settings.points_per_yuan)
+        points = points_for(amount_fen, self.points_per_yuan)
         if points < 1:
             raise WalletError("too_small", "this purchase earns no points")
-        member = self.node.consent.member_pseudonym(member_ref)
-        expires = add_months(day, self.node.settings.points_expiry_months)
-        return self.node.wallets.earn(member, points, "purchase", day, expires, ref=f"purchase:{purchase_id}")
+        member = self.consent.member_pseudonym(member_ref)
+        expires = add_months(day, self.expiry_months)
+        return self.wallets.earn(member, points, "purchase", day, expires, ref=f"purchase:{purchase_id}")
 
     def view(self, member_ref: str, today: date) -> WalletView:
         """Balance today, tier over the rules' window, and the lots still holding points."""
-        member = self.node.consent.member_pseudonym(member_ref)
-        journal = self.node.wallets.journal(member)
-        rate = self.node.settings.points_per_yuan
+        member = self.consent.member_pseudonym(member_ref)
+        journal = self.wallets.journal(member)
+        rate = self.points_per_yuan
         purchases = [
             (e.lot.earned_on, e.points * FEN_PER_YUAN // max(rate, 1))
             for e in journal
@@ -60,5 +61,5 @@ class Loyalty:
         ]
         rules = self.rules or default_rules()
         tier = tier_for(rules, summarise(purchases, today, rules.window_days))
-        lots = self.node.wallets.export_member(member)["lots"]
-        return WalletView(self.node.wallets.balance(member, today), tier.name, lots, len(journal))  # type: ignore[arg-type]
+        lots = self.wallets.export_member(member)["lots"]
+        return WalletView(self.wallets.balance(member, today), tier.name, lots, len(journal))  # type: ignore[arg-type]

@@ -123,8 +123,10 @@ class WalletStore:
         return lots, taken
 
     def _existing(self, conn: Connection, member: str, ref: str | None) -> Entry | None:
-        if ref is None:
-            return None
+        return None if ref is None else self.entry_with_ref(conn, member, ref)
+
+    def entry_with_ref(self, conn: Connection, member: str, ref: str) -> Entry | None:
+        """The member's entry recorded under ``ref`` (a purchase or exchange id), if any."""
         t = WalletEntryRow.__table__
         row = conn.execute(select(t).where(t.c.member == member, t.c.ref == ref)).first()
         return None if row is None else self._entry(conn, row)
@@ -229,15 +231,9 @@ class WalletStore:
         now = _now()
         for member, points, reason, earned_on, expires_on, ref in earns:
             _check_earn(points, reason, earned_on, expires_on, Kind.EARN)
-            entry_id, lot_id = uuid.uuid4().hex, uuid.uuid4().hex
-            entries.append(
-                {"entry_id": entry_id, "member": member, "kind": Kind.EARN.value, "reason": reason,
-                 "points": points, "at": now, "ref": ref}
-            )
-            lots.append(
-                {"lot_id": lot_id, "member": member, "entry_id": entry_id, "points": points,
-                 "earned_on": earned_on, "expires_on": expires_on}
-            )
+            common = {"entry_id": uuid.uuid4().hex, "member": member, "points": points}
+            entries.append(common | {"kind": Kind.EARN.value, "reason": reason, "at": now, "ref": ref})
+            lots.append(common | {"lot_id": uuid.uuid4().hex, "earned_on": earned_on, "expires_on": expires_on})
         members = sorted({e["member"] for e in entries})
         with self.engine.connect() as conn, conn.execution_options(ledger_write=True).begin():
             known = set()

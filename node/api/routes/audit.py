@@ -46,7 +46,7 @@ def bundle(
         first = exc.errors()[0]
         raise Problem(422, f"bad filter: {first['msg'].removeprefix('Value error, ')}") from exc
     spool = tempfile.SpooledTemporaryFile(max_size=16 << 20)  # noqa: SIM115 - handed to the response
-    manifest = node.export_audit(flt, spool)
+    manifest = node.audit.export(flt, spool)
     spool.seek(0)
     headers = {"Content-Disposition": f'attachment; filename="audit-{manifest.tree_size}.bundle.jsonl"'}
     return StreamingResponse(spool, media_type="application/x-ndjson", headers=headers)

@@ -9,8 +9,6 @@ from fastapi import APIRouter, Query
 from pydantic import BaseModel
 
 from node.api.deps import Member, NodeDep, Operator
-from node.api.problems import Problem
-from node.learning.scoring import ChurnScoring, NoModelError
 
 router = APIRouter(tags=["churn"])
 NO_MODEL = {409: {"description": "no churn model yet (no federated round has finished)"}}
@@ -68,10 +66,7 @@ def _today():  # type: ignore[no-untyped-def]
 @router.get("/v1/me/churn-risk", responses=NO_MODEL)
 def my_churn_risk(node: NodeDep, me: Member) -> ChurnRisk:
     """My churn risk and its main factors, if I allowed personalization; otherwise the general answer."""
-    try:
-        return ChurnRisk(**ChurnScoring(node).for_member(me.id, _today()))
-    except NoModelError as exc:
-        raise Problem(409, str(exc)) from exc
+    return ChurnRisk(**node.churn_scoring.for_member(me.id, _today()))
 
 
 @router.get("/v1/members/at-risk", responses=NO_MODEL)
@@ -82,7 +77,4 @@ def at_risk(
     min_risk: Annotated[float, Query(ge=0.0, le=1.0)] = 0.6,
 ) -> AtRiskList:
     """Members at risk of leaving, among those who allowed personalization (pseudonyms only)."""
-    try:
-        return AtRiskList(**ChurnScoring(node).at_risk(_today(), limit, min_risk))
-    except NoModelError as exc:
-        raise Problem(409, str(exc)) from exc
+    return AtRiskList(**node.churn_scoring.at_risk(_today(), limit, min_risk))

@@ -9,6 +9,7 @@ from fastapi import APIRouter, Path
 from pydantic import BaseModel, Field, model_validator
 
 from node.api.deps import Member, NodeDep, Operator
+from node.api.problems import Problem
 from node.api.routes.members import MemberRef
 from node.exchange.quotes import MAX_POINTS, Quote
 from node.exchange.store import Outgoing
@@ -133,7 +134,7 @@ def my_wallet(node: NodeDep, me: Member) -> Wallet:
 @router.post("/v1/me/exchange-quotes", status_code=201)
 def quote(node: NodeDep, me: Member, body: QuoteRequest) -> SignedQuote:
     """Quote moving my points to another brand (valid 60 seconds)."""
-    q, sig = node.exchanges.quote(me.id, body.to, body.points)
+    q, sig = node.exchange_source.quote(me.id, body.to, body.points)
     return SignedQuote(quote=q.to_json(), signature=sig)
 
 
@@ -145,33 +146,31 @@ def exchange(node: NodeDep, me: Member, body: ExchangeRequest) -> ExchangeState:
     and the exchange ends confirmed or refunded; ``GET /v1/me/exchanges/{id}`` tells which.
     """
     if body.quote is not None and body.signature is not None:
-        return _state(node.exchanges.start(me.id, Quote.from_json(body.quote), body.signature))
+        return _state(node.exchange_source.start(me.id, Quote.from_json(body.quote), body.signature))
     assert body.to is not None
     assert body.points is not None
-    return _state(node.exchanges.quote_and_start(me.id, body.to, body.points))
+    return _state(node.exchange_source.quote_and_start(me.id, body.to, body.points))
 
 
 @router.get("/v1/me/exchanges/{exchange_id}")
 def my_exchange(node: NodeDep, me: Member, exchange_id: ExchangeId) -> ExchangeState:
     """One of my exchanges."""
     try:
-        return _state(node.exchanges.status(me.id, exchange_id))
+        return _state(node.exchange_source.status(me.id, exchange_id))
     except LookupError as exc:
-        from node.api.problems import Problem
-
         raise Problem(404, f"you have no exchange {exchange_id}") from exc
 
 
 @router.post("/v1/me/link-codes", status_code=201)
 def link_code(node: NodeDep, me: Member, body: LinkCodeRequest) -> LinkCode:
     """A one-time code to type into ``brand``'s app (needs my consent to exchange with it)."""
-    return LinkCode(code=node.exchanges.link_code(me.id, body.brand), brand=body.brand)
+    return LinkCode(code=node.linking.link_code(me.id, body.brand), brand=body.brand)
 
 
 @router.post("/v1/me/links", status_code=201)
 def link(node: NodeDep, me: Member, body: LinkRequest) -> Link:
     """Link my account here with mine at ``brand``, using the code ``brand`` gave me."""
-    return Link(brand=body.brand, link_id=node.exchanges.link_with(me.id, body.brand, body.code))
+    return Link(brand=body.brand, link_id=node.linking.link_with(me.id, body.brand, body.code))
 
 
 @router.post("/v1/members/{member_ref}/purchases", status_code=201)

@@ -14,8 +14,9 @@ from pydantic import BaseModel, Field
 
 from node.api.deps import NodeDep
 from node.api.problems import Problem
-from node.exchange.service import PeerAnswer
+from node.exchange.destination import PeerAnswer
 from node.peers.signing import PeerVerifier
+from node.settlement.statements import Window, statement_to_json
 
 router = APIRouter(prefix="/v1/peer", tags=["peer"])
 
@@ -67,13 +68,13 @@ def _answer(a: PeerAnswer) -> Answer:
 @router.post("/exchanges/credit")
 def credit(node: NodeDep, caller: PeerCaller, body: CreditRequest) -> Answer:
     """Credit once per exchange id, or refuse for good (a tombstone)."""
-    return _answer(node.exchanges.on_credit(caller, body.quote, body.quote_sig, body.link_id))
+    return _answer(node.exchange_destination.on_credit(caller, body.quote, body.quote_sig, body.link_id))
 
 
 @router.post("/exchanges/cancel")
 def cancel(node: NodeDep, caller: PeerCaller, body: CancelRequest) -> Answer:
     """A credit already made stands; otherwise leave a tombstone."""
-    return _answer(node.exchanges.on_cancel(caller, body.exchange_id))
+    return _answer(node.exchange_destination.on_cancel(caller, body.exchange_id))
 
 
 class ClaimRequest(BaseModel):
@@ -92,7 +93,7 @@ class ClaimAnswer(BaseModel):
 @router.post("/links/claim")
 def claim(node: NodeDep, caller: PeerCaller, body: ClaimRequest) -> ClaimAnswer:
     """Use a link code issued here for the calling brand and record the pairwise link."""
-    return ClaimAnswer(link_id=node.exchanges.on_claim(caller, body.code, body.link_id))
+    return ClaimAnswer(link_id=node.linking.on_claim(caller, body.code, body.link_id))
 
 
 class StatementRequest(BaseModel):
@@ -118,9 +119,6 @@ class StatementAnswer(BaseModel):
 @router.post("/settlement/statement")
 def settlement_statement(node: NodeDep, caller: PeerCaller, body: StatementRequest) -> StatementAnswer:
     """Swap settlement statements: answer the caller's with ours for the same window."""
-    from node.settlement.service import statement_to_json
-    from node.settlement.statements import Window
-
     if body.window_end <= body.window_start:
         raise Problem(422, "a settlement window ends after it starts")
     pair = node.settlement.on_statement(

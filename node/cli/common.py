@@ -1,0 +1,108 @@
+"""What every command shares: ``--data-dir``, the consoles, opening the node, clear failures, progress.
+
+Commands import the node's own modules (SQLAlchemy, the runtime, torch) inside their bodies, not
+at the top: ``alliance-node ledger verify`` on an auditor's laptop then starts in a fraction of a
+second, and ``--help`` never waits for torch.
+"""
+
+from __future__ import annotations
+
+import functools
+import tomllib
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
+from pathlib import Path
+from typing import TYPE_CHECKING, Annotated, NoReturn, TypeVar
+
+import typer
+from rich.console import Console
+from rich.markup import escape
+
+from ledger import note
+from ledger.errors import LedgerError
+from node.core.progress import progress_bar
+
+if TYPE_CHECKING:
+    from node.core.auth import Role
+    from node.runtime import Node
+
+out = Console()
+err = Console(stderr=True)
+F = TypeVar("F", bound=Callable[..., object])
+HERE = Path(".")
+
+DataDir = Annotated[
+    Path, typer.Option("--data-dir", envvar="ALLIANCE_DATA_DIR", help="The node's directory (config, key, database).")
+]
+LogName = Annotated[str, typer.Option("--log", help="Log name, e.g. audit or exchange.")]
+As = Annotated[str, typer.Option("--as", help="Your staff name (it must hold an active staff key).")]
+
+
+def fail(message: str, code: int = 1) -> NoReturn:
+    """Print one clear error line on stderr and exit with ``code``."""
+    err.print(f"[red]error:[/red] {escape(message)}", highlight=False)
+    raise typer.Exit(code)
+
+
+def friendly(fn: F) -> F:
+    """Turn expected failures into one clear line and a non-zero exit, never a traceback.
+
+    A refusal (an error carrying a ``reason``: the node's, or compliance's) names its reason too.
+    """
+
+    @functools.wraps(fn)
+    def wrapper(*args: object, **kwargs: object) -> object:
+        try:
+            return fn(*args, **kwargs)
+        except Exception as exc:
+            reason = getattr(exc, "reason", None)
+            if isinstance(reason, str):
+                fail(f"{exc} [{reason}]")
+            if isinstance(exc, (LedgerError, ValueError, LookupError, OSError)):
+                fail(str(exc).strip("'\""))
+            raise
+
+    return wrapper  # type: ignore[return-value]
+
+
+def open_node(data_dir: Path, recover: bool = False) -> Node:
+    """Open the node in ``data_dir``; commands run next to a live server, so only ``serve`` recovers
+    the audit outbox."""
+    from node.runtime import Node
+
+    return Node.open(data_dir, recover=recover)
+
+
+def read_vkey(value: str) -> note.Verifier:
+    """A verifier key given as its text or as a file holding it."""
+    path = Path(value)
+    text = path.read_text() if path.is_file() else value
+    return note.Verifier.from_vkey(text)
+
+
+@contextmanager
+def progress(label: str, total: int | None) -> Iterator[Callable[[int], None]]:
+    """A progress bar on stderr (quiet when stderr is not a terminal); yields an advance(n) callback."""
+    with progress_bar(err, transient=True) as bar:
+        task = bar.add_task(label, total=total)
+        yield lambda n: bar.advance(task, n)
+
+
+def read_toml(file: Path) -> dict[str, object]:
+    """A TOML file's content, or a ValueError naming the file and the problem."""
+    try:
+        return tomllib.loads(file.read_text())
+    except tomllib.TOMLDecodeError as exc:
+        raise ValueError(f"{file} is not valid TOML: {exc}") from exc
+
+
+def acting(node: Node, name: str, *roles: Role) -> None:
+    """Act as staff member ``name`` for the audit trail, if they hold one of ``roles`` (else exit 1)."""
+    from node.core.auth import Caller, current_caller
+
+    held = node.staff_keys.roles_of(name)
+    allowed = [r for r in roles if r in held]
+    if not allowed:
+        wanted = " or ".join(r.value for r in roles)
+        fail(f"{name!r} holds no active {wanted} key: see `alliance-node staff add`")
+    current_caller.set(Caller(allowed[0], name))

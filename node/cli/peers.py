@@ -1,0 +1,75 @@
+"""``alliance-node peers`` and ``staff``: who this node trusts and talks to, and who may call its API."""
+
+from __future__ import annotations
+
+from typing import Annotated
+
+import typer
+
+from node.cli.common import HERE, DataDir, fail, friendly, open_node, out, read_vkey
+
+peers_app = typer.Typer(no_args_is_help=True, help="Other brands' nodes this node witnesses and asks to witness.")
+staff_app = typer.Typer(no_args_is_help=True, help="Staff API keys (operator, compliance officer).")
+
+
+@peers_app.command("add")
+@friendly
+def peers_add(
+    node_id: Annotated[str, typer.Option(help="The peer's node id (its key name).")],
+    vkey: Annotated[str, typer.Option(help="The peer's verifier key, or its node.vkey file.")],
+    url: Annotated[str | None, typer.Option(help="The peer's API base URL, for witnessing.")] = None,
+    region: Annotated[
+        str, typer.Option(help="Where the peer is hosted (ISO 3166 alpha-2): egress checks use it.")
+    ] = "CN",
+    data_dir: DataDir = HERE,
+) -> None:
+    """Trust a peer: witness its logs and ask it to witness ours."""
+    verifier = read_vkey(vkey)
+    if verifier.name != node_id:
+        fail(f"the key is named {verifier.name!r}, not {node_id!r}")
+    from node.core.datadir import add_peer
+    from node.core.settings import CONFIG_FILE, Peer
+
+    add_peer(data_dir, Peer(node_id=node_id, vkey=verifier.to_vkey(), url=url, region=region.upper()))
+    out.print(f"{node_id} added to {data_dir / CONFIG_FILE}")
+
+
+@peers_app.command("list")
+@friendly
+def peers_list(data_dir: DataDir = HERE) -> None:
+    """List configured peers."""
+    node = open_node(data_dir)
+    for p in node.settings.peers:
+        out.print(f"{p.node_id}\t{p.region}\t{p.url or '-'}\t{p.vkey}", highlight=False)
+
+
+@staff_app.command("add")
+@friendly
+def staff_add(
+    name: Annotated[str, typer.Option(help="Who holds the key (shown in the audit trail).")],
+    role: Annotated[str, typer.Option(help="operator or compliance.")],
+    data_dir: DataDir = HERE,
+) -> None:
+    """Issue a staff API key; it is printed once and stored only as a hash."""
+    from node.core.auth import Role
+
+    if role not in (Role.OPERATOR, Role.COMPLIANCE):
+        fail("role must be operator or compliance")
+    node = open_node(data_dir)
+    secret = node.staff_keys.issue(name, Role(role))
+    node.audit("key.create", details={"holder": name, "role": role, "key_id": secret.split("_")[1]})
+    out.print(secret, highlight=False)
+
+
+@staff_app.command("revoke")
+@friendly
+def staff_revoke(
+    key_id: Annotated[str, typer.Argument(help="The id in the key (ank_<id>_...).")],
+    data_dir: DataDir = HERE,
+) -> None:
+    """Revoke a staff API key."""
+    node = open_node(data_dir)
+    if not node.staff_keys.revoke(key_id):
+        fail(f"no active key with id {key_id}")
+    node.audit("key.rotate", details={"key_id": key_id, "revoked": True})
+    out.print(f"revoked {key_id}")

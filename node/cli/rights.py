@@ -1,0 +1,181 @@
+"""``alliance-node rights``, ``retention`` and ``incident``: the rights-request queue, the purge job and
+legal holds, and personal-information incidents.
+
+Staff act under their own name (``--as``), which must hold an active staff key with the right
+role: the audit trail names them.
+"""
+
+from __future__ import annotations
+
+from datetime import date
+from pathlib import Path
+from typing import TYPE_CHECKING, Annotated
+
+import typer
+
+from node.cli.common import HERE, As, DataDir, acting, friendly, open_node, out, read_toml
+
+if TYPE_CHECKING:
+    from compliance.incidents import Incident, Notices
+    from node.runtime import Node
+
+rights_app = typer.Typer(no_args_is_help=True, help="Rights requests: the staff queue and deadline escalation.")
+retention_app = typer.Typer(no_args_is_help=True, help="Retention: the purge job and legal holds.")
+incident_app = typer.Typer(no_args_is_help=True, help="Personal-information incidents (PIPL Art. 57).")
+
+
+@rights_app.command("queue")
+@friendly
+def rights_queue(data_dir: DataDir = HERE) -> None:
+    """Open rights requests, earliest deadline first: id, kind, state, received, deadline, OVERDUE."""
+    node = open_node(data_dir)
+    today = date.today()
+    for r in node.rights.queue():
+        flag = "OVERDUE" if r.overdue(today) else ""
+        line = f"{r.dsr_id}\t{r.kind.value}\t{r.state}\t{r.received_at:%Y-%m-%d}\t{r.deadline}\t{flag}"
+        out.print(line.rstrip(), highlight=False)
+
+
+@rights_app.command("escalate")
+@friendly
+def rights_escalate(data_dir: DataDir = HERE) -> None:
+    """Escalate every open request past its 15-working-day deadline (audited); run it daily."""
+    node = open_node(data_dir)
+    late = node.rights.escalate()
+    for r in late:
+        out.print(f"escalated {r.dsr_id}\t{r.kind.value}\tdue {r.deadline}", highlight=False)
+    out.print(f"{len(late)} request(s) past their deadline")
+
+
+def _pseudonym(node: Node, member: str | None, pseudonym: str | None) -> str:
+    if (member is None) == (pseudonym is None):
+        raise ValueError("name the member by --member REF or, once erased, by --pseudonym HEX")
+    return pseudonym if pseudonym is not None else node.keyring.pseudonym(member, create=False)  # type: ignore[arg-type]
+
+
+@retention_app.command("purge")
+@friendly
+def retention_purge(
+    dry_run: Annotated[bool, typer.Option("--dry-run", help="Count what would go; delete nothing.")] = False,
+    data_dir: DataDir = HERE,
+) -> None:
+    """Delete every record past its retention that no legal hold keeps (audited); run it daily."""
+    node = open_node(data_dir)
+    r = node.retention.purge(dry_run=dry_run)
+    verb = "would purge" if dry_run else "purged"
+    out.print(
+        f"{verb}: {r.consent_records} consent records, {r.rights_requests} rights requests, "
+        f"{r.xborder_counts} cross-border counts; kept under legal hold: {r.held_members_skipped}"
+    )
+
+
+@retention_app.command("hold")
+@friendly
+def retention_hold(
+    reason: Annotated[str, typer.Option(help="The case or order the hold serves.")],
+    by: As,
+    member: Annotated[str | None, typer.Option(help="The member's reference at this brand.")] = None,
+    pseudonym: Annotated[str | None, typer.Option(help="The member's pseudonym (for an erased member).")] = None,
+    data_dir: DataDir = HERE,
+) -> None:
+    """Place a legal hold: nothing about the member is purged or erased until it is released."""
+    from node.core.auth import Role
+
+    node = open_node(data_dir)
+    acting(node, by, Role.COMPLIANCE)
+    target = _pseudonym(node, member, pseudonym)
+    node.retention.hold(target, reason, by)
+    out.print(f"hold placed on {target}")
+
+
+@retention_app.command("release")
+@friendly
+def retention_release(
+    by: As,
+    member: Annotated[str | None, typer.Option(help="The member's reference at this brand.")] = None,
+    pseudonym: Annotated[str | None, typer.Option(help="The member's pseudonym.")] = None,
+    data_dir: DataDir = HERE,
+) -> None:
+    """Release the legal holds on a member."""
+    from node.core.auth import Role
+
+    node = open_node(data_dir)
+    acting(node, by, Role.COMPLIANCE)
+    target = _pseudonym(node, member, pseudonym)
+    if not node.retention.release(target, by):
+        raise ValueError(f"no active hold on {target}")
+    out.print(f"holds on {target} released")
+
+
+def _notify(node: Node, incident: Incident, notices: Notices, out_dir: Path) -> None:
+    """Audit detection and notification, write the notices, and say whether the clock was met."""
+    from compliance.incidents import render_text, within_deadline
+
+    details = {"incident_id": incident.incident_id, "grade": incident.grade.value}
+    node.audit(
+        "incident.detected",
+        subject_count=incident.affected,
+        pi_categories=list(incident.pi_categories),
+        details=details | {"detected_at": f"{incident.detected_at:%Y-%m-%dT%H:%M:%SZ}"},
+    )
+    out_dir.mkdir(parents=True, exist_ok=True)
+    (out_dir / "authority.txt").write_text(render_text(notices.authority))
+    if notices.individuals is not None:
+        (out_dir / "individuals.txt").write_text(render_text(notices.individuals))
+    met = within_deadline(notices)
+    node.audit(
+        "incident.notified",
+        subject_count=incident.affected,
+        outcome="ok" if met else "error",
+        reason_code=None if met else "deadline_missed",
+        details=details
+        | {
+            "issued_at": f"{notices.authority.issued_at:%Y-%m-%dT%H:%M:%SZ}",
+            "deadline": f"{notices.deadline:%Y-%m-%dT%H:%M:%SZ}" if notices.deadline else None,
+            "individuals": "notified" if notices.individuals else "skipped: harm avoided",
+        },
+    )
+    clock = (
+        "no 4-hour clock (general grade)"
+        if notices.deadline is None
+        else ("within the 4-hour deadline" if met else "AFTER the 4-hour deadline")
+    )
+    out.print(f"{incident.incident_id}: {incident.grade.value}, {incident.affected:,} individuals; {clock}")
+    out.print(f"notices written to {out_dir}", highlight=False)
+
+
+@incident_app.command("drill")
+@friendly
+def incident_drill(
+    out: Annotated[Path, typer.Option(help="Directory for authority.txt and individuals.txt.")],
+    by: As,
+    data_dir: DataDir = HERE,
+) -> None:
+    """Rehearse an incident end to end: grade, both notices, the 4-hour clock, the audit trail."""
+    from compliance.incidents import drill
+    from compliance.pia import utcnow
+    from node.core.auth import Role
+
+    node = open_node(data_dir)
+    acting(node, by, Role.COMPLIANCE)
+    incident, notices = drill(utcnow())
+    _notify(node, incident, notices, out)
+
+
+@incident_app.command("notify")
+@friendly
+def incident_notify(
+    file: Annotated[Path, typer.Argument(help="The incident as TOML (the fields of compliance.incidents.Incident).")],
+    out: Annotated[Path, typer.Option(help="Directory for authority.txt and individuals.txt.")],
+    by: As,
+    data_dir: DataDir = HERE,
+) -> None:
+    """Build, check and write the notices for a real incident; audit detection and notification."""
+    from compliance.incidents import Incident, build_notices
+    from compliance.pia import utcnow
+    from node.core.auth import Role
+
+    incident = Incident.model_validate(read_toml(file))
+    node = open_node(data_dir)
+    acting(node, by, Role.COMPLIANCE)
+    _notify(node, incident, build_notices(incident, utcnow()), out)

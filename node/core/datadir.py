@@ -1,0 +1,102 @@
+"""A node's data directory: creating it (keys, verifier keys, config, database) and reading its parts.
+
+A node is one directory: ``node.toml``, ``node.key`` (Ed25519, mode 0600), ``node.vkey``,
+``witness.vkey``, ``data.key`` (the field-encryption key, mode 0600) and, unless
+``database_url`` points elsewhere, ``node.db``. :class:`node.runtime.Node` opens one.
+"""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+from compliance.fieldcrypt import create_key_file
+from ledger import note
+from ledger.storage import LedgerStore, create_engine
+from node.core.schema import upgrade
+from node.core.settings import (
+    DATA_KEY_FILE,
+    DEFAULT_LOGS,
+    VKEY_FILE,
+    WITNESS_VKEY_FILE,
+    NodeSettings,
+    Peer,
+    load_settings,
+    write_config,
+)
+
+
+class NodeExistsError(FileExistsError):
+    """``init`` found an existing key and refuses to overwrite it."""
+
+
+def _write_private(path: Path, text: str) -> None:
+    fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+    with os.fdopen(fd, "w") as f:
+        f.write(text)
+
+
+def open_store(settings: NodeSettings) -> LedgerStore:
+    """The ledger store on the node's database (nothing is created yet)."""
+    engine = create_engine(
+        settings.db_url,
+        sqlite_synchronous=settings.sqlite_synchronous,
+        sqlite_busy_timeout=settings.sqlite_busy_timeout,
+    )
+    return LedgerStore(engine)
+
+
+def create_schemas(store: LedgerStore) -> None:
+    """Create the ledger's tables and migrate the node's to the newest revision (safe from several processes)."""
+    store.create_schema()
+    upgrade(store.engine)
+
+
+def ensure_default_logs(store: LedgerStore, settings: NodeSettings) -> None:
+    """Create the logs every node keeps (``audit``, ``exchange``) if they are missing."""
+    for name in DEFAULT_LOGS:
+        store.ensure_log(name, settings.origin(name))
+
+
+def load_signer(settings: NodeSettings) -> note.Signer:
+    """The node's Ed25519 signer, read from its key file (a clear error if it is missing or not its own)."""
+    path = settings.key_path
+    if not path.exists():
+        raise FileNotFoundError(f"{path} does not exist: run `alliance-node init`")
+    signer = note.Signer.from_skey(path.read_text())
+    if signer.name != settings.node_id:
+        raise ValueError(f"key {path} belongs to {signer.name!r}, not node {settings.node_id!r}")
+    return signer
+
+
+def init_node(data_dir: Path, node_id: str, **fields: object) -> NodeSettings:
+    """Create a node in ``data_dir``: Ed25519 key, ``node.vkey``, ``witness.vkey``, config, database.
+
+    Refuses (``NodeExistsError``) if a key is already there: a node's key is its identity.
+    """
+    data_dir.mkdir(parents=True, exist_ok=True)
+    settings = NodeSettings(data_dir=data_dir, node_id=node_id, **fields)  # type: ignore[arg-type]
+    if settings.key_path.exists():
+        raise NodeExistsError(f"{settings.key_path} already exists: refusing to overwrite this node's key")
+    signer = note.Signer.generate(node_id)
+    _write_private(settings.key_path, signer.to_skey() + "\n")
+    (data_dir / VKEY_FILE).write_text(signer.verifier().to_vkey() + "\n")
+    (data_dir / WITNESS_VKEY_FILE).write_text(signer.verifier(note.ALG_COSIGNATURE_V1).to_vkey() + "\n")
+    create_key_file(data_dir / DATA_KEY_FILE)
+    write_config(settings)
+    store = open_store(settings)
+    try:
+        create_schemas(store)
+        ensure_default_logs(store, settings)
+    finally:
+        store.close()
+    return settings
+
+
+def add_peer(data_dir: Path, peer: Peer) -> NodeSettings:
+    """Trust ``peer``'s key (replacing an older entry with the same node id) and save the config."""
+    settings = load_settings(data_dir)
+    note.Verifier.from_vkey(peer.vkey)  # refuse a malformed key before saving it
+    settings.peers = [p for p in settings.peers if p.node_id != peer.node_id] + [peer]
+    write_config(settings)
+    return settings
