@@ -12,7 +12,8 @@ from alembic.runtime.migration import MigrationContext
 from sqlalchemy import Engine, inspect, text
 
 from ledger.storage import create_engine
-from node.core.schema import current, head, include_object, target_metadata, upgrade
+from node.core.schema import current, head, include_object, upgrade
+from node.tables import metadata
 
 
 def _node_tables(engine: Engine) -> set[str]:
@@ -22,7 +23,7 @@ def _node_tables(engine: Engine) -> set[str]:
 def _differences(engine: Engine) -> list:
     with engine.connect() as conn:
         ctx = MigrationContext.configure(conn, opts={"include_object": include_object, "compare_type": True})
-        return compare_metadata(ctx, target_metadata())
+        return compare_metadata(ctx, metadata())
 
 
 @pytest.fixture(params=["sqlite", pytest.param("postgres", marks=pytest.mark.postgres)])

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import json
+from datetime import datetime
 from pathlib import Path
 from typing import Annotated
 
@@ -66,9 +68,6 @@ def close_cmd(
     The contract refuses (exit 1, with its reason) while any pair of the brands is not confirmed by
     matching statement hashes, while a dispute is open, or if the positions do not sum to zero.
     """
-    import json
-    from datetime import datetime
-
     from contracts.client import ChainRefused
     from node.chain.settlement import ChainSettlement
     from node.settlement.statements import Window

@@ -7,6 +7,8 @@ the same apps in one process (simulation, local nodes) and keeps the privacy bud
 
 from __future__ import annotations
 
+import os
+import tempfile
 from pathlib import Path
 from typing import Annotated
 
@@ -47,8 +49,6 @@ def deployment_run_cmd(
     stops every process at the end, also on failure or Ctrl-C. The commands it ran are in
     WORK_DIR/commands.log, the processes' output in WORK_DIR/logs/.
     """
-    import tempfile
-
     from node.learning.deploy import DeploymentError
     from node.learning.run import on_deployment_engine
 
@@ -106,8 +106,6 @@ def superlink_cmd(
     `FLWR_HOME=WORK_DIR/flwr-home flwr supernode register KEY.pub alliance --name BRAND`.
     Runtime dependency installation is always disabled.
     """
-    import os
-
     from node.learning.deploy import Tls, flower_env, make_tls, superlink_command
 
     work_dir.mkdir(parents=True, exist_ok=True)
@@ -140,8 +138,6 @@ def supernode_cmd(
     """Run this node's SuperNode in the foreground: the ClientApp reaches the node's data only through
     its consent-gated loader. Give --ca and --key for TLS and node authentication; without both the
     SuperNode runs insecure (for a SuperLink started with --insecure)."""
-    import os
-
     from node.learning.deploy import flower_env, supernode_command
 
     if (ca is None) != (key is None):

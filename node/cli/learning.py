@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import json
+from dataclasses import asdict
+from datetime import UTC, date, datetime, timedelta
 from pathlib import Path
 from typing import Annotated
 
@@ -160,9 +162,6 @@ def run_over_nodes(
     extra: dict[str, str] | None = None,
 ) -> None:
     """The body both `federate run` and `federation run` share: window, nodes, progress, report."""
-    from dataclasses import asdict
-    from datetime import UTC, date, datetime, timedelta
-
     from federation.server_app import RunSettings
     from node.learning.rows import ChurnWindow
     from node.learning.run import federate_nodes, in_process, print_outcomes

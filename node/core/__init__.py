@@ -1,7 +1,9 @@
-"""The node's foundation, which every other wing may use and which uses none of them.
+"""The node's foundation: every other wing may use it, and it uses none of them.
 
-Settings (``node.toml`` and ``ALLIANCE_*``), the data directory (keys, config), who is calling
-(staff keys, member tokens), the database schema and its Alembic migrations, refusals (a reason
-code and a message, never an HTTP status), the background loop serve runs, named crash points for
-the fault tests, progress bars, and child processes on loopback.
+``settings`` (``node.toml`` and ``ALLIANCE_*``), ``datadir`` (creating a node's directory: keys,
+config, database), ``auth`` (staff keys, member tokens, who the current request acts for),
+``audit`` (the audit trail as services call it), ``refusals`` (a reason code and a message, never
+an HTTP status), ``schema`` and ``migrations/`` (Alembic), ``periodic`` (serve's background
+loops), ``faults`` (named crash points for the fault tests), ``progress`` (progress bars) and
+``processes`` (nodes as child processes on loopback, free ports).
 """

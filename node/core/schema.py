@@ -5,14 +5,13 @@ processes at once: one transaction holds the write lock (SQLite ``BEGIN IMMEDIAT
 an advisory lock) while the version is read and the migrations run. The ledger's tables are not
 here: ``ledger`` is a standalone library and creates its own, with its append-only triggers.
 
-A developer adding a column changes the model, then runs ``python -m node.schema revision "what"``
-against a scratch database to write the next migration, and reviews it.
+A developer adding a column changes the model, then runs ``python -m node.tables revision "what"``
+(:mod:`node.tables` knows every model; this module knows none) to write the next migration, and
+reviews it.
 """
 
 from __future__ import annotations
 
-import importlib
-import sys
 import tempfile
 from importlib.resources import files
 from typing import Any
@@ -21,31 +20,8 @@ from alembic import command
 from alembic.config import Config
 from alembic.runtime.migration import MigrationContext
 from sqlalchemy import Engine, MetaData
-from sqlmodel import SQLModel
 
 _PG_LOCK = "SELECT pg_advisory_xact_lock(7261636532)"  # one migrator per database
-
-
-def target_metadata() -> MetaData:
-    """The node's tables (every model module imported), without the ledger's."""
-    # importing a model module registers its tables on SQLModel.metadata
-    for module in (
-        "compliance.audit_index",
-        "compliance.egress",
-        "compliance.outbox",
-        "compliance.pia_service",
-        "compliance.prompts",
-        "compliance.pseudonyms",
-        "compliance.retention",
-        "compliance.store",
-        "node.core.auth",
-        "node.exchange.store",
-        "node.learning.store",
-        "node.exchange.links",
-        "node.wallet.store",
-    ):
-        importlib.import_module(module)
-    return SQLModel.metadata
 
 
 def include_object(obj: Any, name: str | None, type_: str, reflected: bool, compare_to: Any) -> bool:
@@ -86,9 +62,9 @@ def head() -> str:
     return ScriptDirectory.from_config(_config()).get_current_head()  # type: ignore[return-value]
 
 
-def _revision(message: str) -> None:
-    """Write the next migration by comparing the models with a scratch database at head."""
-    from ledger.storage import create_engine
+def write_revision(message: str, metadata: MetaData) -> None:
+    """Write the next migration by comparing ``metadata`` (every model's table) with a scratch database at head."""
+    from ledger.storage import create_engine  # a developer's command: the node itself never needs it here
 
     with tempfile.TemporaryDirectory() as tmp:
         engine = create_engine(f"sqlite:///{tmp}/scratch.db")
@@ -96,11 +72,6 @@ def _revision(message: str) -> None:
         cfg = _config()
         with engine.connect() as conn:
             cfg.attributes["connection"] = conn
+            cfg.attributes["target_metadata"] = metadata
             command.revision(cfg, message=message, autogenerate=True)
         engine.dispose()
-
-
-if __name__ == "__main__":
-    if len(sys.argv) != 3 or sys.argv[1] != "revision":
-        sys.exit('usage: python -m node.schema revision "what changed"')
-    _revision(sys.argv[2])

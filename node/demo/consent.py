@@ -8,6 +8,7 @@ import io
 from collections import Counter
 from datetime import UTC, date, datetime
 
+from compliance.audit import AuditFilter
 from compliance.audit_bundle import verify_bundle
 from compliance.consent import ConsentAction
 from compliance.notices import Notice, parse_notice
@@ -160,8 +161,6 @@ def rights_drill(node: Node, member_refs: list[str], stranger_brand: str) -> dic
 
 def verify_audit_bundle(node: Node, action_family: str = "consent.") -> tuple[int, int]:
     """Export one filtered audit bundle and verify it offline; return (events, tree size)."""
-    from compliance.audit import AuditFilter
-
     buf = io.BytesIO()
     node.audit.export(AuditFilter(action=action_family), buf)
     buf.seek(0)

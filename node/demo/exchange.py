@@ -5,6 +5,7 @@ netted across the alliance, each brand's liability, and reconciliation of every 
 from __future__ import annotations
 
 import itertools
+import json
 import random
 import threading
 from collections import Counter
@@ -24,6 +25,7 @@ from node.demo import cdnow
 from node.demo.client import AppClient
 from node.demo.consent import CONSENT_MIX, _roll
 from node.runtime import Node
+from node.settlement.report import net_from_files
 from node.settlement.statements import Window
 from node.wallet.loyalty import points_for
 from node.wallet.tiers import add_months
@@ -183,10 +185,6 @@ def run_exchanges(
 
 def settle_window(base: Path, nodes: dict[str, Node], window: Window, result: ExchangeResult) -> None:
     """Every node swaps signed statements with every other; the agreed files are netted."""
-    import json
-
-    from node.settlement.report import net_from_files
-
     out = base / "settlement"
     out.mkdir(exist_ok=True)
     files = []

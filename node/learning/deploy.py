@@ -20,6 +20,7 @@ import ipaddress
 import json
 import os
 import signal
+import socket
 import subprocess
 import sys
 import time
@@ -374,7 +375,6 @@ def _stop(proc: subprocess.Popen[Any], grace: float) -> None:
 
 
 def _port_open(port: int) -> bool:
-    import socket
 
     with socket.socket() as s:
         s.settimeout(0.2)
