@@ -5,11 +5,12 @@ sense without HTTP. The ones it leaves out are provided by the ledger instead: `
 entry's ledger index, ``prev_hash``/``entry_hash`` are the Merkle tree (RFC 6962 leaf hash and
 inclusion proofs), ``node_sig`` is the node's signed checkpoint, and ``brand_id`` is ``node_id``.
 
-Encoding: one ledger entry per event, holding the event's canonical JSON: every field present
-(absent values as ``null``), keys sorted, compact separators, ASCII only (``\\uXXXX`` escapes),
-no NaN or infinity, and times as ISO 8601 UTC with microseconds and a ``Z``
-(``2026-11-01T08:00:00.000000Z``). :meth:`AuditEvent.from_bytes` accepts only bytes that are
-exactly that encoding, so one event has exactly one byte form and one leaf hash.
+Encoding: one ledger entry per event, holding the event's canonical JSON
+(:func:`ledger.canonical.canonical_json`: keys sorted, compact separators, ASCII only with
+``\\uXXXX`` escapes, no NaN or infinity): every field present (absent values as ``null``), and
+times as ISO 8601 UTC with microseconds and a ``Z`` (``2026-11-01T08:00:00.000000Z``).
+:meth:`AuditEvent.from_bytes` accepts only bytes that are exactly that encoding, so one event
+has exactly one byte form and one leaf hash.
 
 Privacy: subjects appear only as keyed pseudonyms (:mod:`compliance.pseudonyms`, 32 lowercase
 hex characters); anything else in ``subject_pseudo_ids``, or as the id of a ``member`` actor,
@@ -38,6 +39,7 @@ from pydantic import (
 )
 
 from compliance.purposes import LegalBasis
+from ledger.canonical import canonical_json
 
 if TYPE_CHECKING:  # verifying a bundle must not pay for importing the database layer
     from ledger.storage import Log
@@ -105,11 +107,6 @@ class AuditEventError(ValueError):
     def __init__(self, message: str, index: int | None = None) -> None:
         super().__init__(message)
         self.index = index
-
-
-def canonical_json(obj: Any) -> bytes:
-    """The canonical JSON of ``obj``: sorted keys, compact, ASCII, no NaN (no trailing newline)."""
-    return json.dumps(obj, sort_keys=True, separators=(",", ":"), ensure_ascii=True, allow_nan=False).encode("ascii")
 
 
 def format_ts(ts: datetime) -> str:

@@ -48,9 +48,10 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any, BinaryIO
 
-from compliance.audit import AuditEvent, AuditEventError, AuditFilter, canonical_json, decode_entry
+from compliance.audit import AuditEvent, AuditEventError, AuditFilter, decode_entry
 from ledger import checkpoint as checkpoint_mod
 from ledger import note
+from ledger.canonical import canonical_json
 from ledger.errors import LedgerError
 from ledger.proof import verify_inclusion
 from ledger.rfc6962 import HASH_SIZE, leaf_hash

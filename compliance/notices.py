@@ -4,6 +4,11 @@ A notice is validated before it can be published: one missing field and it is re
 consent stores the notice version and its SHA-256, and a new version that widens a purpose (new
 PI categories or methods) blocks that purpose for members who consented under the old one until
 they renew (PIPL Art. 14 para. 2).
+
+A notice is published as :func:`notice_bytes`: its JSON with keys sorted and no whitespace, as in
+:func:`ledger.canonical.canonical_json`, but UTF-8 with every character as itself, where canonical
+JSON escapes non-ASCII as ``\\uXXXX``. Members are shown these bytes and consents pin their
+SHA-256, so they cannot change for a notice already published (see :func:`notice_bytes`).
 """
 
 from __future__ import annotations
@@ -116,8 +121,8 @@ class Notice(_Strict):
         return self
 
     def sha256(self) -> str:
-        """SHA-256 (hex) of the notice's canonical JSON: what a consent record pins."""
-        return hashlib.sha256(canonical_json(self)).hexdigest()
+        """SHA-256 (hex) of the notice's published bytes (:func:`notice_bytes`): what a consent record pins."""
+        return hashlib.sha256(notice_bytes(self)).hexdigest()
 
     def widened_purposes(self, previous: Notice) -> set[str]:
         """Purposes whose PI categories or methods this version adds to ``previous``'s."""
@@ -131,11 +136,27 @@ class Notice(_Strict):
         return widened
 
 
-def canonical_json(notice: Notice) -> bytes:
-    """The exact bytes a notice is hashed and served as."""
+def notice_bytes(notice: Notice) -> bytes:
+    """The exact bytes a notice is published, served and hashed as: sorted keys, no whitespace, UTF-8.
+
+    Deliberately not :func:`ledger.canonical.canonical_json`, which would escape the notice's
+    Chinese text as ``\\uXXXX``: see the comment below.
+    """
+    # Every consent pins the SHA-256 of these bytes, and nothing keeps that hash next to the notice
+    # the node works with: the store parses the stored text back into a Notice (ComplianceStore.notices)
+    # and Notice.sha256 re-encodes it, for every new consent record, every receipt and the
+    # GET /v1/notices listing. So the encoding must be the same function of the notice for every
+    # version ever published. Escaping non-ASCII here would change the hash of every published
+    # notice with Chinese text: new consents under it would pin a hash that matches neither the
+    # bytes GET /v1/notices/{v} serves (stored verbatim when published) nor the consents already
+    # given. Moving notices onto canonical_json needs the store to treat the stored text and its
+    # stored hash as authoritative first; then only versions published after that would be escaped.
+    # allow_nan=False changes nothing here (a notice holds no floats): it keeps the rule the same as
+    # canonical JSON's in everything but the escaping.
     return json.dumps(
-        notice.model_dump(mode="json"), sort_keys=True, separators=(",", ":"), ensure_ascii=False
-    ).encode()
+        notice.model_dump(mode="json"), sort_keys=True, separators=(",", ":"), ensure_ascii=False, allow_nan=False
+    ).encode("utf-8")
+
 
 
 def parse_notice(data: dict) -> Notice:

@@ -18,6 +18,8 @@ from typing import Any
 from sqlalchemy import Connection, Engine, Text, delete, insert, select
 from sqlmodel import Column, Field, SQLModel
 
+from ledger.canonical import canonical_json
+
 Staged = tuple[str, dict[str, Any]]  # (action, fields) with fields["event_id"] set
 
 
@@ -48,7 +50,7 @@ def stage(conn: Connection, events: list[Staged], appended: Iterable[str] = ()) 
         conn.execute(delete(t).where(t.c.event_id.in_(done[i : i + 500])))
     now = datetime.now(UTC)
     rows = [
-        {"event_id": f["event_id"], "action": a, "fields": json.dumps(f, sort_keys=True), "staged_at": now}
+        {"event_id": f["event_id"], "action": a, "fields": canonical_json(f).decode("ascii"), "staged_at": now}
         for a, f in events
     ]
     if rows:

@@ -12,7 +12,6 @@ Storage and auditing are in :mod:`compliance.pia_service`; rendering in :mod:`co
 from __future__ import annotations
 
 import hashlib
-import json
 from dataclasses import dataclass
 from datetime import UTC, date, datetime, timedelta
 from enum import StrEnum
@@ -21,6 +20,7 @@ from typing import Annotated
 from pydantic import BaseModel, ConfigDict, Field, StringConstraints, field_validator, model_validator
 
 from compliance.purposes import PurposeError, catalogue
+from ledger.canonical import canonical_json
 
 #: Assessments and their approvals are kept at least this long (PIPL Art. 56: three years).
 RETENTION = timedelta(days=3 * 366)
@@ -101,8 +101,8 @@ class Assessment(BaseModel):
         return self
 
     def canonical(self) -> bytes:
-        """The exact bytes the assessment's hash and approvals cover."""
-        return json.dumps(self.model_dump(mode="json"), sort_keys=True, separators=(",", ":")).encode()
+        """The exact bytes the assessment's hash and approvals cover (its canonical JSON)."""
+        return canonical_json(self.model_dump(mode="json"))
 
     @property
     def sha256(self) -> str:

@@ -13,6 +13,7 @@ from compliance.consent import ConsentRecord
 from compliance.notices import Notice
 from compliance.purposes import catalogue
 from ledger import note
+from ledger.canonical import canonical_json
 from ledger.errors import NoteError
 
 RECEIPT_VERSION = "KI-CR-v1.1.0"
@@ -66,7 +67,7 @@ def build_receipt(records: list[ConsentRecord], notice: Notice, node_id: str) ->
 
 def sign_receipt(receipt: dict[str, Any], signer: note.Signer) -> str:
     """The receipt as a signed note (one line of canonical JSON, then the node's signature)."""
-    text = json.dumps(receipt, sort_keys=True, separators=(",", ":"), ensure_ascii=True) + "\n"
+    text = canonical_json(receipt).decode("ascii") + "\n"  # a note's text ends with its newline
     return note.sign(text, signer)
 
 

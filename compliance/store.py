@@ -14,7 +14,7 @@ from sqlmodel import Column, Field, SQLModel
 from compliance import outbox
 from compliance.consent import ConsentAction, ConsentRecord
 from compliance.fieldcrypt import FieldCipher
-from compliance.notices import Notice, canonical_json, parse_notice
+from compliance.notices import Notice, notice_bytes, parse_notice
 from compliance.outbox import Staged
 from compliance.read_once import forget, memoised
 from compliance.rights import RequestKind, RightsRequest, Step, StepRecord, rebuild
@@ -274,7 +274,7 @@ class ComplianceStore:
                     insert(NoticeRecord.__table__).values(
                         version=notice.version,
                         sha256=notice.sha256(),
-                        body=canonical_json(notice).decode(),
+                        body=notice_bytes(notice).decode(),
                         published_at=notice.published_at,
                     )
                 )

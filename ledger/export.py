@@ -1,12 +1,18 @@
 """Export files of a log (JSON Lines) and their offline verification.
 
-Format ``alliance-ledger-export/1``, one JSON object per line, in canonical form (compact
-separators, fixed key order, ASCII): a header ``{"format", "origin", "log", "size"}``, one
-``{"index", "data_b64", "leaf_hash"}`` per entry, then ``{"checkpoint": <signed note>}``.
+Format ``alliance-ledger-export/1``, one JSON object per line, in the export's canonical form
+(compact separators, fixed key order, ASCII): a header ``{"format", "origin", "log", "size"}``,
+one ``{"index", "data_b64", "leaf_hash"}`` per entry, then ``{"checkpoint": <signed note>}``.
 Verification re-derives every line's canonical bytes, so any changed byte is either a
 parse failure, a non-canonical line, a leaf hash mismatch, a root mismatch or a bad
 signature. The header's log name must be the last ``/`` segment of the origin, which the
 signed checkpoint covers.
+
+The lines are a format of their own, not :func:`ledger.canonical.canonical_json`: their keys keep
+the order above instead of being sorted. Every export written so far has that order, and the
+verifier accepts only the exact line it would write itself, so sorting the keys would make every
+existing export fail verification. (An entry's data, base64 in ``data_b64``, is whatever the log
+holds: for the ``audit`` and ``exchange`` logs, canonical JSON.)
 """
 
 from __future__ import annotations
@@ -34,7 +40,8 @@ FORMAT = "alliance-ledger-export/1"
 Progress = Callable[[int], None]
 
 
-def _canonical(obj: dict) -> bytes:
+def _line(obj: dict) -> bytes:
+    """A header or checkpoint line: compact, ASCII, keys in the order given (never sorted: see the module)."""
     return json.dumps(obj, separators=(",", ":"), ensure_ascii=True).encode() + b"\n"
 
 
@@ -57,7 +64,7 @@ def write_export(
     progress: Progress | None = None,
 ) -> int:
     """Write an export of ``size`` entries followed by the checkpoint; return the entry count."""
-    out.write(_canonical({"format": FORMAT, "origin": origin, "log": log_name, "size": size}))
+    out.write(_line({"format": FORMAT, "origin": origin, "log": log_name, "size": size}))
     count = 0
     for e in entries:
         if e.index != count:
@@ -70,7 +77,7 @@ def write_export(
         raise ExportError(f"expected {size} entries, wrote {count}")
     if progress:
         progress(count % 10_000)
-    out.write(_canonical({"checkpoint": signed_checkpoint}))
+    out.write(_line({"checkpoint": signed_checkpoint}))
     return count
 
 
@@ -186,7 +193,7 @@ def _read_header(stream: BinaryIO) -> tuple[str, str, int]:
     if not isinstance(header, dict) or header.get("format") != FORMAT:
         raise ExportError(f"header: format is not {FORMAT}")
     keys = ("format", "origin", "log", "size")
-    if set(header) != set(keys) or _canonical({k: header[k] for k in keys}) != header_line:
+    if set(header) != set(keys) or _line({k: header[k] for k in keys}) != header_line:
         raise ExportError("header: not in canonical form")
     origin, log_name, size = header["origin"], header["log"], header["size"]
     if (
@@ -218,7 +225,7 @@ def _finish(
         raise ExportError(f"entry {size}: found where the checkpoint line was expected", size) from exc
     if not isinstance(last, dict) or set(last) != {"checkpoint"} or not isinstance(last["checkpoint"], str):
         raise ExportError(f"entry {size}: found where the checkpoint line was expected", size)
-    if _canonical(last) != line:
+    if _line(last) != line:
         raise ExportError("checkpoint: line is not in canonical form")
     if stream.read(1):
         raise ExportError("trailing data after the checkpoint line")

@@ -20,9 +20,10 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 from typer.testing import CliRunner
 
-from compliance.audit import Actor, AuditEvent, AuditEventError, AuditFilter, AuditTrail, Recipient, canonical_json
+from compliance.audit import Actor, AuditEvent, AuditEventError, AuditFilter, AuditTrail, Recipient
 from compliance.audit_bundle import FORMAT, BundleError, attestation_text, export_bundle, verify_bundle
 from ledger import note
+from ledger.canonical import canonical_json
 from ledger.checkpoint import Checkpoint
 from ledger.storage import LedgerStore, Log, create_engine
 from node.cli.audit import audit_app

@@ -25,6 +25,7 @@ from sqlalchemy import Engine, insert, select, update
 from sqlmodel import Field, SQLModel
 
 from ledger import note
+from ledger.canonical import canonical_json
 
 TOKEN_DOMAIN = b"alliance-member-token/v1\n"
 DEFAULT_TOKEN_TTL = 15 * 60
@@ -144,7 +145,7 @@ def issue_member_token(
     """A token that lets the brand's app act for ``member_ref`` for ``ttl`` seconds."""
     issued = int(now if now is not None else time.time())
     claims = {"iss": signer.name, "sub": member_ref, "iat": issued, "exp": issued + ttl, "jti": secrets.token_hex(8)}
-    payload = json.dumps(claims, sort_keys=True, separators=(",", ":")).encode()
+    payload = canonical_json(claims)
     return f"{_b64(payload)}.{_b64(signer.sign_raw(TOKEN_DOMAIN + payload))}"
 
 

@@ -3,7 +3,6 @@ witnessed checkpoints, rights requests, and every log and audit trail verified o
 
 from __future__ import annotations
 
-import json
 from collections import Counter
 from dataclasses import dataclass, field
 from decimal import Decimal
@@ -15,6 +14,7 @@ from rich.table import Table
 
 from compliance.pia_report import document, to_markdown
 from ledger import note
+from ledger.canonical import canonical_json
 from ledger.checkpoint import Checkpoint
 from ledger.export import export_log, verify_export
 from ledger.witness import AddCheckpoint, WitnessError
@@ -116,17 +116,15 @@ def _member_ref(brand: str, customer_id: str) -> str:
 def _purchase_events(brand: str, purchases: list[cdnow.Purchase], pseudonyms: dict[str, str]) -> list[bytes]:
     """Each purchase under the member's keyed pseudonym: no raw identifier reaches the ledger."""
     return [
-        json.dumps(
+        canonical_json(
             {
                 "type": "purchase",
                 "member": pseudonyms[_member_ref(brand, p.customer_id)],
                 "day": p.day.isoformat(),
                 "cds": p.cds,
                 "amount_fen": p.amount_fen,
-            },
-            separators=(",", ":"),
-            sort_keys=True,
-        ).encode()
+            }
+        )
         for p in purchases
     ]
 

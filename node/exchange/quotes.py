@@ -24,6 +24,7 @@ from decimal import ROUND_FLOOR, Decimal, localcontext
 from functools import cached_property
 
 from ledger import note
+from ledger.canonical import canonical_json
 from node.core.refusals import Refused
 from node.peers.registry import Brand
 
@@ -57,14 +58,14 @@ class Quote:
     expires_at: datetime
 
     def canonical(self) -> bytes:
-        """The bytes the signature covers: sorted-key JSON, decimals and times as strings."""
+        """The bytes the signature covers: canonical JSON, decimals and times as strings."""
         return self._canonical
 
     @cached_property
     def _canonical(self) -> bytes:
         # computed once: a quote is signed, checked, logged and sent several times per exchange
         data = {f.name: _text(getattr(self, f.name)) for f in fields(self)}
-        return json.dumps(data, sort_keys=True, separators=(",", ":")).encode()
+        return canonical_json(data)
 
     def to_json(self) -> dict[str, object]:
         """The quote as JSON-ready values (what goes on the wire)."""

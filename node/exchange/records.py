@@ -13,6 +13,7 @@ import json
 from dataclasses import dataclass
 
 from ledger import note
+from ledger.canonical import canonical_json
 from node.exchange.quotes import QUOTE_DOMAIN, Quote
 
 RECEIPT_DOMAIN = b"alliance-credit-receipt/1\n"
@@ -58,7 +59,7 @@ class CommittedExchange:
             "source_sig": self.source_sig,
             "destination_sig": self.destination_sig,
         }
-        return json.dumps(data, sort_keys=True, separators=(",", ":")).encode()
+        return canonical_json(data)
 
     @classmethod
     def from_entry(cls, data: bytes) -> CommittedExchange:

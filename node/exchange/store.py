@@ -145,7 +145,7 @@ class SourceSide:
                 "member": member,
                 "destination": quote.destination,
                 "link_id": link_id,
-                "quote": json.dumps(quote.to_json(), sort_keys=True),
+                "quote": quote.canonical().decode("ascii"),  # the canonical bytes the source signature covers
                 "quote_sig": quote_sig,
                 "state": SourceState.HELD.value,
                 "created_at": now,
@@ -361,7 +361,7 @@ class DestinationSide:
                         source=quote.source,
                         member=member if answer.write is DestinationState.CREDITED else None,
                         state=answer.write.value,
-                        quote=json.dumps(quote.to_json(), sort_keys=True),
+                        quote=quote.canonical().decode("ascii"),
                         quote_sig=quote_sig,
                         link_id=link_id,
                         at=_now(),

@@ -23,6 +23,7 @@ from decimal import ROUND_FLOOR, Decimal
 from typing import Any
 
 from ledger import note
+from ledger.canonical import canonical_json
 from ledger.netting import Payment, net_positions, settle
 from node.core.refusals import Refused
 
@@ -102,7 +103,7 @@ class Statement:
     lines: tuple[tuple[str, str, str], ...]  # (exchange_id, "out" or "in", credited_fen as text), sorted
 
     def canonical(self) -> bytes:
-        """The bytes the node signs."""
+        """The bytes the node signs (canonical JSON)."""
         body = {
             "node_id": self.node_id,
             "counterpart": self.counterpart,
@@ -110,7 +111,7 @@ class Statement:
             "window_end": self.window_end.isoformat(),
             "lines": [list(line) for line in self.lines],
         }
-        return json.dumps(body, sort_keys=True, separators=(",", ":")).encode()
+        return canonical_json(body)
 
     @property
     def digest(self) -> str:
@@ -157,7 +158,7 @@ def bilateral_digest(s: Statement) -> bytes:
         "window_end": s.window_end.isoformat(),
         "lines": lines,
     }
-    return hashlib.sha256(json.dumps(body, sort_keys=True, separators=(",", ":")).encode()).digest()
+    return hashlib.sha256(canonical_json(body)).digest()
 
 
 def statement(node_id: str, counterpart: str, exchanges: Iterable[Exchange], window: Window) -> Statement:
