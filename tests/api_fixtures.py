@@ -30,7 +30,11 @@ class Api:
 def open_api(data_dir: Path, member_refs: tuple[str, ...]) -> Api:
     """Initialise a node in ``data_dir``, publish the test notice, register ``member_refs`` with tokens."""
     init_node(data_dir, "n.example")
-    node = Node.open(data_dir)
+    return serve(Node.open(data_dir), member_refs)
+
+
+def serve(node: Node, member_refs: tuple[str, ...]) -> Api:
+    """Serve ``node``: publish the test notice, issue staff keys, register ``member_refs`` with tokens."""
     client = TestClient(create_app(node), raise_server_exceptions=False)
     officer = {"Authorization": f"Bearer {node.staff_keys.issue('chen', Role.COMPLIANCE)}"}
     operator = {"Authorization": f"Bearer {node.staff_keys.issue('olga', Role.OPERATOR)}"}

@@ -1,4 +1,4 @@
-"""Shared fixtures: ledger stores on SQLite and, when one answers, on PostgreSQL."""
+"""Shared fixtures: ledger stores on SQLite and, when one answers, on PostgreSQL; nodes in a temporary directory."""
 
 from __future__ import annotations
 
@@ -11,6 +11,8 @@ from sqlalchemy import text
 from sqlmodel import SQLModel
 
 from ledger.storage import TABLES, LedgerStore, create_engine
+from node.core.datadir import init_node
+from node.runtime import Node
 
 PG_ENV = "ALLIANCE_TEST_PG_URL"
 
@@ -69,3 +71,38 @@ def pg_database() -> str:
         pytest.skip(reason)
     fresh_pg_store().close()
     return pg_url() or ""
+
+
+class NodeFactory:
+    """Initialises and opens nodes under one directory, and disposes of every one it opened."""
+
+    def __init__(self, base: Path) -> None:
+        self.base = base
+        self.opened: list[Node] = []
+
+    def __call__(self, node_id: str = "n.example", **settings: object) -> Node:
+        """A new node ``node_id`` in ``base/<node_id>``; ``settings`` go into its config (peers, regions …)."""
+        data_dir = self.base / node_id
+        init_node(data_dir, node_id, **settings)
+        node = Node.open(data_dir)
+        self.opened.append(node)
+        return node
+
+    def dispose(self) -> None:
+        """Close every node opened here (disposing twice is harmless)."""
+        for node in self.opened:
+            node.dispose()
+
+
+@pytest.fixture
+def make_node(tmp_path: Path) -> Iterator[NodeFactory]:
+    """Makes nodes in this test's temporary directory: ``make_node("a.example", allowed_regions=[...])``."""
+    factory = NodeFactory(tmp_path)
+    yield factory
+    factory.dispose()
+
+
+@pytest.fixture
+def node(make_node: NodeFactory) -> Node:
+    """A new, empty node ``n.example`` (no notice, no members), disposed of after the test."""
+    return make_node()

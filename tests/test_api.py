@@ -7,6 +7,7 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
+from api_fixtures import open_api
 from fastapi.testclient import TestClient
 
 from ledger import note
@@ -169,3 +170,24 @@ def test_unknown_logs_untrusted_keys_and_garbage_are_refused(nodes, witness_clie
         r = _add(witness_client, garbage)
         assert r.status_code == 400
         assert r.headers["content-type"] == "application/problem+json"
+
+
+@pytest.mark.parametrize(
+    ("path", "body"),
+    [
+        ("/v1/me/exchange-quotes", {"to": "b.example", "points": 10}),
+        ("/v1/me/exchanges", {"to": "b.example", "points": 10}),
+        ("/v1/me/link-codes", {"brand": "b.example"}),
+        ("/v1/me/links", {"brand": "b.example", "code": "ABCD-EFGH-IJKL-MNOP"}),
+    ],
+)
+def test_a_node_in_no_alliance_yet_answers_exchange_calls_with_503_not_in_registry(
+    tmp_path: Path, path: str, body: dict[str, object]
+) -> None:
+    api = open_api(tmp_path / "n", ("M-1",))  # no registry.toml: the node has not joined an alliance
+    try:
+        r = api.client.post(path, json=body, headers=api.members["M-1"])
+    finally:
+        api.node.dispose()
+    assert r.status_code == 503, r.text
+    assert r.json()["reason_code"] == "not_in_registry"

@@ -2,25 +2,21 @@
 
 from __future__ import annotations
 
-from pathlib import Path
-
 import pytest
 import schemathesis
+from fastapi import FastAPI
 from fastapi.testclient import TestClient
 from hypothesis import HealthCheck, given, settings
 
 from node.api.app import create_app
-from node.core.datadir import init_node
 from node.runtime import Node
 
 
 @pytest.fixture
-def node(tmp_path: Path):  # type: ignore[no-untyped-def]
-    init_node(tmp_path / "node", "fuzz.example")
-    opened = Node.open(tmp_path / "node")
-    opened.store.log("audit").append([f"event {i}".encode() for i in range(20)])
-    yield opened
-    opened.dispose()
+def app(node: Node) -> FastAPI:
+    """The API of a node whose audit log holds twenty entries, so the log endpoints have something to serve."""
+    node.store.log("audit").append([f"event {i}".encode() for i in range(20)])
+    return create_app(node)
 
 
 def _content_type(response) -> str:  # type: ignore[no-untyped-def]
@@ -28,8 +24,8 @@ def _content_type(response) -> str:  # type: ignore[no-untyped-def]
     return value[0] if isinstance(value, list) else value
 
 
-def test_every_operation_answers_generated_requests_without_a_server_error(node: Node) -> None:
-    schema = schemathesis.openapi.from_asgi("/openapi.json", create_app(node))
+def test_every_operation_answers_generated_requests_without_a_server_error(app: FastAPI) -> None:
+    schema = schemathesis.openapi.from_asgi("/openapi.json", app)
     operations = [result.ok() for result in schema.get_all_operations()]
     assert len(operations) >= 6
     for op in operations:
@@ -49,7 +45,7 @@ def _fuzz(op) -> None:  # type: ignore[no-untyped-def]
 
 
 @pytest.mark.parametrize("body", [b"", b"\x00\xff", b"old 0\n\n" + b"x" * 70_000, b"old 99999999999999999999\n\nx"])
-def test_witness_endpoint_refuses_hostile_bodies_with_a_4xx(node: Node, body: bytes) -> None:
-    r = TestClient(create_app(node), raise_server_exceptions=False).post("/v1/witness/add-checkpoint", content=body)
+def test_witness_endpoint_refuses_hostile_bodies_with_a_4xx(app: FastAPI, body: bytes) -> None:
+    r = TestClient(app, raise_server_exceptions=False).post("/v1/witness/add-checkpoint", content=body)
     assert 400 <= r.status_code < 500
     assert r.headers["content-type"] == "application/problem+json"

@@ -125,13 +125,20 @@ def _grant(code: str, notice=V1, **kw):  # type: ignore[no-untyped-def]
 
 
 def test_nothing_optional_is_on_by_default() -> None:
-    for code in catalogue().optional_codes(recipients=["b.example"], countries=["SG"]):
-        assert not _decide([], code).allowed
+    optional = catalogue().optional_codes(recipients=["b.example"], countries=["SG"])
+    expected = {"points_exchange:b.example", "cross_border:SG", "joint_modeling", "personalization", "marketing"}
+    assert expected <= set(optional)
+    assert "loyalty.core" not in optional
+    decisions = [_decide([], code) for code in optional]
+    assert not any(d.allowed for d in decisions)
+    assert {d.reason for d in decisions} == {Reason.NO_CONSENT}
 
 
 def test_core_loyalty_is_allowed_without_any_record() -> None:
-    assert _decide([], "loyalty.core") == _decide([], "loyalty.core")
-    assert _decide([], "loyalty.core").reason is Reason.CONTRACT_BASIS
+    decision = _decide([], "loyalty.core")
+    assert decision.allowed
+    assert decision.reason is Reason.CONTRACT_BASIS
+    assert decision.consent_id is None
 
 
 def test_a_grant_allows_exactly_its_purpose() -> None:

@@ -65,7 +65,9 @@ def test_a_label_window_must_follow_the_cutoff() -> None:
 def test_the_scaler_centres_and_scales_every_column_and_keeps_constants_finite() -> None:
     rows = [features(h(date(1997, 1, 1) + timedelta(days=i * 30)), CUTOFF) for i in range(6)]
     scaled = Scaler.fit(rows).transform(rows)
-    for col in zip(*scaled, strict=True):
+    columns = list(zip(*scaled, strict=True))
+    assert (len(scaled), len(columns)) == (6, len(FEATURES))
+    for col in columns:
         assert abs(sum(col) / len(col)) < 1e-9
         assert all(abs(x) < 10 for x in col)
 

@@ -50,8 +50,9 @@ def test_the_json_has_the_documented_keys(result: dict) -> None:  # type: ignore
 
 
 def test_each_brand_reports_its_own_epsilon_within_the_target(result: dict) -> None:  # type: ignore[type-arg]
-    eps = [b["epsilon"] for b in result["brands"]]
-    assert all(0 < e <= 3.0 for e in eps)
+    eps = {b["name"]: b["epsilon"] for b in result["brands"]}
+    assert sorted(eps) == ["big", "small"]
+    assert all(0 < e <= 3.0 for e in eps.values())
 
 
 def test_the_models_learn_something(result: dict) -> None:  # type: ignore[type-arg]

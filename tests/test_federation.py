@@ -89,6 +89,7 @@ def test_a_second_run_is_refused_once_earlier_runs_used_the_budget() -> None:
     sites = three_brands(budget=3.2)
     federate(sites, run="run-1")
     report = federate(sites, run="run-2")
+    assert sorted(b.brand for b in report.rounds[0].brands) == ["air", "cafe", "shop"]
     assert all(not b.trained and "over the budget" in (b.refused or "") for b in report.rounds[0].brands)
 
 
@@ -106,7 +107,9 @@ def test_a_member_who_leaves_is_not_in_the_next_round() -> None:
 
 def test_contributions_are_measured_for_every_brand_that_trained() -> None:
     report = federate(three_brands())
+    assert len(report.rounds) == 2
     for r in report.rounds:
+        assert sorted(b.brand for b in r.brands if b.trained) == ["air", "cafe", "shop"]
         assert all(b.contribution is not None for b in r.brands)
         assert all(b.auc is not None and 0.5 < b.auc <= 1.0 for b in r.brands)
 
@@ -126,6 +129,7 @@ def test_every_brand_stores_each_rounds_global_model() -> None:
 def test_without_dp_no_epsilon_is_reported_and_no_budget_is_spent() -> None:
     sites = three_brands()
     report = federate(sites, dp=False)
+    assert [sorted(b.brand for b in r.brands if b.trained) for r in report.rounds] == [["air", "cafe", "shop"]] * 2
     assert all(b.epsilon is None for r in report.rounds for b in r.brands)
     assert all(s.privacy.run("run-1") is None for s in sites.values())
 

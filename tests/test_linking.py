@@ -3,27 +3,17 @@
 from __future__ import annotations
 
 from datetime import UTC, datetime, timedelta
-from pathlib import Path
 
 import pytest
 from compliance_fixtures import notice_data
 
 from compliance.consent import ConsentAction
 from compliance.notices import parse_notice
-from node.core.datadir import init_node
 from node.exchange.links import CODE_TTL, LinkError, code_hash, new_link_id
 from node.runtime import Node
 
 NOW = datetime(2026, 11, 22, 8, tzinfo=UTC)
 M = "a" * 32
-
-
-@pytest.fixture
-def node(tmp_path: Path):  # type: ignore[no-untyped-def]
-    init_node(tmp_path / "n", "air.example")
-    n = Node.open(tmp_path / "n")
-    yield n
-    n.dispose()
 
 
 def test_a_code_names_its_member_once(node: Node) -> None:
@@ -52,10 +42,10 @@ def test_an_unknown_code_is_refused(node: Node) -> None:
         node.links.claim_code("AAAA-BBBB-CCCC-DDDD", "shop.example", NOW)
 
 
-def test_codes_are_stored_only_as_hashes(node: Node, tmp_path: Path) -> None:
+def test_codes_are_stored_only_as_hashes(node: Node) -> None:
     code = node.links.issue_code(M, "shop.example", NOW)
     node.dispose()
-    raw = b"".join(p.read_bytes() for p in (tmp_path / "n").glob("node.db*"))
+    raw = b"".join(p.read_bytes() for p in node.settings.data_dir.glob("node.db*"))
     assert code.replace("-", "").encode() not in raw
     assert code_hash(code).encode() in raw
 

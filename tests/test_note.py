@@ -250,16 +250,24 @@ def test_signatures_from_unknown_keys_are_ignored_when_a_known_one_verifies(alic
 
 
 def test_a_garbage_signature_from_an_unknown_key_is_ignored(alice):
-    garbage = note.NoteSignature("example.com/stranger", 1, b"x" * 64).line()
-    note.open_note(note.sign(TEXT, alice) + garbage, alice.verifier())
+    garbage = note.NoteSignature("example.com/stranger", 1, b"x" * 64)
+    opened = note.open_note(note.sign(TEXT, alice) + garbage.line(), alice.verifier())
+    assert opened.text == TEXT
+    good, kept = opened.signatures  # the unknown signature stays on the note, unchecked
+    assert kept == garbage
+    assert (good.name, good.key_id) == (alice.name, alice.verifier().key_id)
+    assert alice.verifier().verify(TEXT.encode(), good.signature)
 
 
 def test_a_signature_sharing_only_the_name_or_only_the_key_id_of_a_known_key_is_ignored(alice):
-    good = note.sign(TEXT, alice)
     kid = alice.verifier().key_id
-    same_name = note.NoteSignature(alice.name, kid ^ 1, b"x" * 64).line()
-    same_id = note.NoteSignature("example.com/other", kid, b"x" * 64).line()
-    note.open_note(good + same_name + same_id, alice.verifier())
+    same_name = note.NoteSignature(alice.name, kid ^ 1, b"x" * 64)
+    same_id = note.NoteSignature("example.com/other", kid, b"x" * 64)
+    opened = note.open_note(note.sign(TEXT, alice) + same_name.line() + same_id.line(), alice.verifier())
+    good, *ignored = opened.signatures
+    assert ignored == [same_name, same_id]
+    assert (good.name, good.key_id) == (alice.name, kid)
+    assert alice.verifier().verify(TEXT.encode(), good.signature)
 
 
 def test_a_known_keys_bad_signature_rejects_the_whole_note(alice, bob):

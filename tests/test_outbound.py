@@ -8,6 +8,7 @@ import socket
 import subprocess
 import sys
 import time
+from collections.abc import Callable
 from datetime import date
 from pathlib import Path
 
@@ -20,6 +21,7 @@ from compliance.consent import ConsentAction
 from compliance.egress import NON_PI, EgressReason, Mechanism
 from compliance.notices import parse_notice
 from compliance.pia import Assessment, Feature
+from ledger.note import Signer
 from node.core.datadir import add_peer, init_node
 from node.core.settings import VKEY_FILE, Peer
 from node.peers.outbound import EgressRefused
@@ -47,18 +49,19 @@ def _notice() -> dict:
     return notice_data(purposes=purposes)
 
 
+def _peer(node_id: str, region: str) -> Peer:
+    vkey = Signer.generate(node_id).verifier().to_vkey()
+    return Peer(node_id=node_id, vkey=vkey, url=f"http://127.0.0.1:9/{node_id}", region=region)
+
+
 @pytest.fixture
-def node(tmp_path: Path):  # type: ignore[no-untyped-def]
-    init_node(tmp_path / "a", "a.example", allowed_regions=["CN", "SG"])
-    for peer, region in [("b.example", "CN"), ("sg.example", "SG"), ("us.example", "US")]:
-        init_node(tmp_path / peer, peer)
-        vkey = (tmp_path / peer / VKEY_FILE).read_text()
-        add_peer(tmp_path / "a", Peer(node_id=peer, vkey=vkey, url=f"http://127.0.0.1:9/{peer}", region=region))
-    n = Node.open(tmp_path / "a")
+def node(make_node: Callable[..., Node]) -> Node:
+    """A node in CN that may send to CN and SG, with peers in CN, SG and the US, the notice and members M-0..M-2."""
+    peers = [_peer("b.example", "CN"), _peer("sg.example", "SG"), _peer("us.example", "US")]
+    n = make_node("a.example", allowed_regions=["CN", "SG"], peers=peers)
     n.consent.publish_notice(parse_notice(_notice()))
     n.consent.register_members([(f"M-{i}", None, None) for i in range(3)])
-    yield n
-    n.dispose()
+    return n
 
 
 def _on(node: Node, *features: Feature) -> None:

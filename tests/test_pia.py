@@ -33,14 +33,6 @@ def approved(features: tuple[str, ...] = ("points_exchange", "joint_modeling"), 
     return PiaRecord("pia-1", assessment(features=list(features), valid_days=days), "ann", T0, "bo", T0)
 
 
-@pytest.fixture
-def node(tmp_path: Path):  # type: ignore[no-untyped-def]
-    init_node(tmp_path / "n", "n.example")
-    n = Node.open(tmp_path / "n")
-    yield n
-    n.dispose()
-
-
 def audit_actions(node: Node) -> list[str]:
     return [AuditEvent.from_bytes(e.data).action for e in node.store.log("audit").entries()]
 

@@ -19,24 +19,22 @@ LATER = datetime.now(UTC) + timedelta(days=4 * 366)  # time travel: four years o
 
 
 @pytest.fixture
-def node(tmp_path: Path):  # type: ignore[no-untyped-def]
-    init_node(tmp_path / "n", "n.example")
-    n = Node.open(tmp_path / "n")
-    n.consent.publish_notice(parse_notice(notice_data()))
+def members(node: Node) -> dict[str, str]:
+    """Three members who allowed marketing under the test notice (one to erase, one to hold, one who stays),
+    their pseudonyms by reference."""
+    node.consent.publish_notice(parse_notice(notice_data()))
     for m in ("GONE", "HELD", "STAYS"):
-        n.consent.register_member(m)
-        n.consent.change(m, ["marketing"], ConsentAction.GRANT)
-    yield n
-    n.dispose()
+        node.consent.register_member(m)
+        node.consent.change(m, ["marketing"], ConsentAction.GRANT)
+    return {m: node.keyring.pseudonym(m, create=False) for m in ("GONE", "HELD", "STAYS")}
 
 
 def _consent_rows(node: Node, member_ref_pseudonym: str) -> int:
     return len(node.consent.store.history(member_ref_pseudonym))
 
 
-def test_consent_records_of_an_erased_member_are_purged_after_three_years(node: Node) -> None:
-    gone = node.keyring.pseudonym("GONE", create=False)
-    stays = node.keyring.pseudonym("STAYS", create=False)
+def test_consent_records_of_an_erased_member_are_purged_after_three_years(node: Node, members: dict[str, str]) -> None:
+    gone, stays = members["GONE"], members["STAYS"]
     node.rights.erase("GONE")
     assert node.retention.purge(datetime.now(UTC)).consent_records == 0  # not yet: evidence is kept 3 years
     report = node.retention.purge(LATER)
@@ -45,8 +43,8 @@ def test_consent_records_of_an_erased_member_are_purged_after_three_years(node: 
     assert _consent_rows(node, stays) == 1  # a live member's history is never purged
 
 
-def test_a_legal_hold_survives_the_purge_until_released(node: Node) -> None:
-    held = node.keyring.pseudonym("HELD", create=False)
+def test_a_legal_hold_survives_the_purge_until_released(node: Node, members: dict[str, str]) -> None:
+    held = members["HELD"]
     node.rights.erase("HELD")
     node.retention.hold(held, "court order 2026-001", "chen")
     report = node.retention.purge(LATER)
@@ -57,7 +55,7 @@ def test_a_legal_hold_survives_the_purge_until_released(node: Node) -> None:
     assert _consent_rows(node, held) == 0
 
 
-def test_finished_rights_requests_are_purged_after_three_years(node: Node) -> None:
+def test_finished_rights_requests_are_purged_after_three_years(node: Node, members: dict[str, str]) -> None:
     node.rights.access("STAYS")
     assert len(node.rights.requests("STAYS")) == 1
     node.retention.purge(LATER)
@@ -71,7 +69,7 @@ def test_cross_border_counts_are_kept_three_years_after_their_year(node: Node) -
     assert node.xborder.counts(LATER.year - 3) == (1, 0)
 
 
-def test_a_dry_run_deletes_nothing_and_a_purge_is_audited(node: Node) -> None:
+def test_a_dry_run_deletes_nothing_and_a_purge_is_audited(node: Node, members: dict[str, str]) -> None:
     node.rights.erase("GONE")
     assert node.retention.purge(LATER, dry_run=True).consent_records == 1
     assert node.retention.purge(LATER, dry_run=True).consent_records == 1
@@ -81,8 +79,8 @@ def test_a_dry_run_deletes_nothing_and_a_purge_is_audited(node: Node) -> None:
     assert last.details["consent_records"] == 1
 
 
-def test_erasure_is_refused_while_a_hold_is_placed_on_the_pseudonym(node: Node) -> None:
-    node.retention.hold(node.keyring.pseudonym("HELD", create=False), "regulator inquiry", "chen")
+def test_erasure_is_refused_while_a_hold_is_placed_on_the_pseudonym(node: Node, members: dict[str, str]) -> None:
+    node.retention.hold(members["HELD"], "regulator inquiry", "chen")
     with pytest.raises(RequestRefused) as info:
         node.rights.erase("HELD")
     assert info.value.reason == "legal_hold"
@@ -93,7 +91,7 @@ def test_a_hold_needs_a_reason(node: Node) -> None:
         node.retention.hold("c" * 32, "  ", "chen")
 
 
-def test_the_purge_never_touches_the_audit_log(node: Node) -> None:
+def test_the_purge_never_touches_the_audit_log(node: Node, members: dict[str, str]) -> None:
     before = node.store.log("audit").size
     node.rights.erase("GONE")
     node.retention.purge(LATER)

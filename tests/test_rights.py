@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import io
 from datetime import UTC, date, datetime
-from pathlib import Path
 
 import pytest
 from compliance_fixtures import notice_data
@@ -16,7 +15,6 @@ from compliance.pseudonyms import MemberErasedError, pseudonym_of
 from compliance.rights import LifecycleError, RequestKind, Step, new_request, working_days_after
 from compliance.rights_service import RequestRefused
 from ledger.export import export_log, verify_export
-from node.core.datadir import init_node
 from node.runtime import Node
 
 FRIDAY = date(2026, 11, 20)
@@ -53,66 +51,64 @@ def test_a_refusal_needs_a_reason_code() -> None:
 
 
 @pytest.fixture
-def node(tmp_path: Path):  # type: ignore[no-untyped-def]
-    init_node(tmp_path / "n", "n.example")
-    n = Node.open(tmp_path / "n")
-    n.consent.publish_notice(parse_notice(notice_data()))
-    n.consent.register_member("M-1", date(1990, 1, 1))
-    n.consent.change("M-1", ["marketing"], ConsentAction.GRANT)
-    yield n
-    n.dispose()
+def member(node: Node) -> str:
+    """The reference of a member born in 1990 who allowed marketing under the test notice."""
+    node.consent.publish_notice(parse_notice(notice_data()))
+    node.consent.register_member("M-1", date(1990, 1, 1))
+    node.consent.change("M-1", ["marketing"], ConsentAction.GRANT)
+    return "M-1"
 
 
-def test_access_returns_everything_held_machine_readable(node: Node) -> None:
-    data = node.rights.access("M-1")
-    assert data["member"]["member_ref"] == "M-1"
+def test_access_returns_everything_held_machine_readable(node: Node, member: str) -> None:
+    data = node.rights.access(member)
+    assert data["member"]["member_ref"] == member
     assert [c["purpose"] for c in data["consent_history"]] == ["marketing"]
     assert len(data["receipts"]) == 1
     assert data["consent_decisions"]["marketing"]["allowed"]
     assert {e["action"] for e in data["audit_events"]} >= {"consent.grant", "dsr.received", "dsr.verified"}
 
 
-def test_every_request_step_is_recorded_and_audited(node: Node) -> None:
-    node.rights.access("M-1")
-    [req] = node.rights.requests("M-1")
+def test_every_request_step_is_recorded_and_audited(node: Node, member: str) -> None:
+    node.rights.access(member)
+    [req] = node.rights.requests(member)
     assert [s.step for s in req.steps] == [Step.RECEIVED, Step.VERIFIED, Step.COMPLETED]
-    actions = [e["action"] for e in node.audit.about(node.keyring.pseudonym("M-1", create=False))]
+    actions = [e["action"] for e in node.audit.about(node.keyring.pseudonym(member, create=False))]
     assert actions[-3:] == ["dsr.received", "dsr.verified", "dsr.completed"]
 
 
-def test_correction_changes_the_record_and_is_logged(node: Node) -> None:
-    node.rights.correct("M-1", birth_date=date(1991, 2, 3))
-    assert node.consent.store.member("M-1").birth_date == date(1991, 2, 3)
-    pseudonym = node.keyring.pseudonym("M-1", create=False)
+def test_correction_changes_the_record_and_is_logged(node: Node, member: str) -> None:
+    node.rights.correct(member, birth_date=date(1991, 2, 3))
+    assert node.consent.store.member(member).birth_date == date(1991, 2, 3)
+    pseudonym = node.keyring.pseudonym(member, create=False)
     assert "pi.update" in [e["action"] for e in node.audit.about(pseudonym)]
 
 
-def test_erasure_shreds_the_member_and_leaves_the_ledger_verifiable_but_unlinkable(node: Node) -> None:
-    pseudonym = node.keyring.pseudonym("M-1", create=False)
+def test_erasure_shreds_the_member_and_leaves_the_ledger_verifiable_but_unlinkable(node: Node, member: str) -> None:
+    pseudonym = node.keyring.pseudonym(member, create=False)
     assert node.audit.about(pseudonym)  # the audit log names this pseudonym
-    node.rights.erase("M-1")
-    assert node.consent.store.member("M-1") is None
+    node.rights.erase(member)
+    assert node.consent.store.member(member) is None
     with pytest.raises(MemberErasedError):
-        node.keyring.pseudonym("M-1", create=False)
+        node.keyring.pseudonym(member, create=False)
     buf = io.BytesIO()
     export_log(node.store.log("audit"), node.signer, buf)
     buf.seek(0)
     assert verify_export(buf, node.signer.verifier()).size == node.store.log("audit").size
     # without the shredded key, no one can recompute the pseudonym; a new key gives another one
-    assert pseudonym_of(b"\x00" * 32, node.settings.node_id, node.cipher.index("M-1")) != pseudonym
-    node.consent.register_member("M-1")
-    assert node.keyring.pseudonym("M-1", create=False) != pseudonym
+    assert pseudonym_of(b"\x00" * 32, node.settings.node_id, node.cipher.index(member)) != pseudonym
+    node.consent.register_member(member)
+    assert node.keyring.pseudonym(member, create=False) != pseudonym
 
 
-def test_erasure_under_legal_hold_is_refused_with_a_reason_and_audited(node: Node) -> None:
-    node.consent.store.set_legal_hold("M-1", True)
+def test_erasure_under_legal_hold_is_refused_with_a_reason_and_audited(node: Node, member: str) -> None:
+    node.consent.store.set_legal_hold(member, True)
     with pytest.raises(RequestRefused) as refused:
-        node.rights.erase("M-1")
+        node.rights.erase(member)
     assert refused.value.reason == "legal_hold"
     assert "complaints" in str(refused.value)
-    [req] = node.rights.requests("M-1")
+    [req] = node.rights.requests(member)
     assert req.state is Step.REFUSED
-    assert node.consent.store.member("M-1") is not None
+    assert node.consent.store.member(member) is not None
 
 
 def _stuck_request(node: Node, member_ref: str, received: datetime) -> str:
@@ -123,41 +119,41 @@ def _stuck_request(node: Node, member_ref: str, received: datetime) -> str:
     return req.dsr_id
 
 
-def test_an_open_request_past_its_deadline_is_escalated_and_audited(node: Node) -> None:
-    dsr_id = _stuck_request(node, "M-1", datetime(2026, 10, 1, 9, tzinfo=UTC))
+def test_an_open_request_past_its_deadline_is_escalated_and_audited(node: Node, member: str) -> None:
+    dsr_id = _stuck_request(node, member, datetime(2026, 10, 1, 9, tzinfo=UTC))
     late = node.rights.escalate(today=date(2026, 10, 23))  # 15 working days after 1 October is 22 October
     assert [r.dsr_id for r in late] == [dsr_id]
     event = AuditEvent.from_bytes(list(node.store.log("audit").entries())[-1].data)
     assert (event.action, event.dsr_id, event.reason_code) == ("dsr.escalated", dsr_id, "deadline_passed")
 
 
-def test_a_request_on_its_last_day_is_not_escalated(node: Node) -> None:
-    _stuck_request(node, "M-1", datetime(2026, 10, 1, 9, tzinfo=UTC))
+def test_a_request_on_its_last_day_is_not_escalated(node: Node, member: str) -> None:
+    _stuck_request(node, member, datetime(2026, 10, 1, 9, tzinfo=UTC))
     assert node.rights.escalate(today=date(2026, 10, 22)) == []
 
 
-def test_finished_requests_are_never_escalated(node: Node) -> None:
-    node.rights.access("M-1")
+def test_finished_requests_are_never_escalated(node: Node, member: str) -> None:
+    node.rights.access(member)
     assert node.rights.escalate(today=date(2030, 1, 1)) == []
     assert node.rights.queue() == []
 
 
-def test_the_staff_queue_lists_open_requests_earliest_deadline_first(node: Node) -> None:
-    later = _stuck_request(node, "M-1", datetime(2026, 11, 2, 9, tzinfo=UTC))
-    sooner = _stuck_request(node, "M-1", datetime(2026, 10, 1, 9, tzinfo=UTC))
-    node.rights.access("M-1")
+def test_the_staff_queue_lists_open_requests_earliest_deadline_first(node: Node, member: str) -> None:
+    later = _stuck_request(node, member, datetime(2026, 11, 2, 9, tzinfo=UTC))
+    sooner = _stuck_request(node, member, datetime(2026, 10, 1, 9, tzinfo=UTC))
+    node.rights.access(member)
     assert [r.dsr_id for r in node.rights.queue()] == [sooner, later]
 
 
-def test_access_includes_the_wallet_and_erasure_deletes_it(node: Node) -> None:
+def test_access_includes_the_wallet_and_erasure_deletes_it(node: Node, member: str) -> None:
     from datetime import timedelta
 
-    member = node.keyring.pseudonym("M-1", create=False)
+    pseudonym = node.keyring.pseudonym(member, create=False)
     today = datetime.now(UTC).date()
-    node.wallets.earn(member, 120, "purchase", today, today + timedelta(days=365), ref="order-7")
-    wallet = node.rights.access("M-1")["wallet"]
+    node.wallets.earn(pseudonym, 120, "purchase", today, today + timedelta(days=365), ref="order-7")
+    wallet = node.rights.access(member)["wallet"]
     assert wallet["balance"] == 120
     assert [e["ref"] for e in wallet["journal"]] == ["order-7"]
-    node.rights.erase("M-1")
-    assert node.wallets.journal(member) == []
-    assert node.wallets.balance(member, today) == 0
+    node.rights.erase(member)
+    assert node.wallets.journal(pseudonym) == []
+    assert node.wallets.balance(pseudonym, today) == 0

@@ -2,25 +2,29 @@
 
 from __future__ import annotations
 
+import re
+from collections.abc import Callable, Iterator
+from decimal import Decimal
 from pathlib import Path
+from typing import Any
 
+import httpx
 import pytest
+from api_fixtures import Api, serve
 from compliance_fixtures import PIA, notice_data
-from fastapi.testclient import TestClient
 
-from compliance.notices import parse_notice
 from compliance.pia import Assessment
-from node.api.app import create_app
-from node.core.auth import Role
-from node.core.datadir import init_node
+from node.core.auth import Role, issue_member_token
+from node.demo.alliance import BrandSpec, create_alliance
 from node.runtime import Node
 
 PUBLIC, OPERATOR, COMPLIANCE, MEMBER = "public", "operator", "compliance", "member"
 STAFF = {OPERATOR, COMPLIANCE}
 EVERYONE = {PUBLIC, OPERATOR, COMPLIANCE, MEMBER}
+PARTNER = "shop.alliance.example"  # a brand the one-brand alliance of these tests does not list
 
 # (method, path, json body, who may call it)
-ENDPOINTS = [
+ENDPOINTS: list[tuple[str, str, Any, set[str]]] = [
     ("GET", "/health", None, EVERYONE),
     ("GET", "/v1/logs", None, EVERYONE),
     ("GET", "/v1/logs/audit/checkpoint", None, EVERYONE),
@@ -33,6 +37,9 @@ ENDPOINTS = [
     ("POST", "/v1/members/M-1/token", None, {OPERATOR}),
     ("GET", "/v1/members/M-1/gate/loyalty.core", None, {OPERATOR}),
     ("POST", "/v1/members/M-1/prompts/marketing", None, {OPERATOR}),
+    ("GET", "/v1/members/M-1/wallet", None, {OPERATOR}),
+    ("POST", "/v1/members/M-1/purchases", {"purchase_id": "p-1", "amount_fen": 1000}, {OPERATOR}),
+    ("GET", "/v1/members/at-risk", None, {OPERATOR}),
     ("GET", "/v1/me/consents", None, {MEMBER}),
     ("POST", "/v1/me/consents", {"action": "grant", "purposes": ["marketing"]}, {MEMBER}),
     ("GET", "/v1/me/receipts", None, {MEMBER}),
@@ -40,6 +47,13 @@ ENDPOINTS = [
     ("POST", "/v1/me/corrections", {"birth_date": "1990-01-02"}, {MEMBER}),
     ("GET", "/v1/me/requests", None, {MEMBER}),
     ("POST", "/v1/me/erasure", None, {MEMBER}),
+    ("GET", "/v1/me/wallet", None, {MEMBER}),
+    ("GET", "/v1/me/churn-risk", None, {MEMBER}),
+    ("POST", "/v1/me/exchange-quotes", {"to": PARTNER, "points": 10}, {MEMBER}),
+    ("POST", "/v1/me/exchanges", {"to": PARTNER, "points": 10}, {MEMBER}),
+    ("GET", "/v1/me/exchanges/0a", None, {MEMBER}),
+    ("POST", "/v1/me/link-codes", {"brand": PARTNER}, {MEMBER}),
+    ("POST", "/v1/me/links", {"brand": PARTNER, "code": "AAAA-BBBB-CCCC-DDDD"}, {MEMBER}),
     ("GET", "/v1/audit/bundle?action=consent.", None, {COMPLIANCE}),
     ("GET", "/v1/pia", None, STAFF),
     ("POST", "/v1/pia", {"assessment": PIA}, STAFF),
@@ -49,89 +63,148 @@ ENDPOINTS = [
     ("GET", "/v1/requests?overdue=true", None, {COMPLIANCE}),
     ("PUT", "/v1/features/personalization", {"enabled": False}, {OPERATOR}),
 ]
+# What the permitted role gets where this world has nothing to act on: the service's own answer, from past
+# the role check (status, reason code). Every other permitted call succeeds.
+NOTHING_TO_ACT_ON: dict[tuple[str, str], tuple[int, str | None]] = {
+    ("GET", "/v1/members/at-risk"): (409, "feature_off"),
+    ("POST", "/v1/me/exchange-quotes"): (404, "unknown_brand"),
+    ("POST", "/v1/me/exchanges"): (404, "unknown_brand"),
+    ("GET", "/v1/me/exchanges/0a"): (404, None),
+    ("POST", "/v1/me/link-codes"): (404, "unknown_brand"),
+    ("POST", "/v1/me/links"): (404, "unknown_brand"),
+}
+# no role reaches these: another brand's node calls them, signing each request (RFC 9421)
+PEER_ENDPOINTS = [
+    ("POST", "/v1/peer/exchanges/credit"),
+    ("POST", "/v1/peer/exchanges/cancel"),
+    ("POST", "/v1/peer/exchanges/records"),
+    ("POST", "/v1/peer/links/claim"),
+    ("POST", "/v1/peer/settlement/statement"),
+]
 # not walked here: the witness endpoint authenticates by the checkpoint's signature (tests/test_api.py)
-SIGNATURE_AUTHENTICATED = {("POST", "/v1/witness/add-checkpoint")}
+SIGNATURE_AUTHENTICATED = [("POST", "/v1/witness/add-checkpoint")]
+
+
+def _calls(permitted: bool, reads: bool | None = None) -> list[Any]:
+    """Each endpoint with each role that may (or may not) call it; only GETs with ``reads``, none with ``not reads``."""
+    return [
+        pytest.param(method, path, body, role, id=f"{role}-{method} {path}")
+        for method, path, body, allowed in ENDPOINTS
+        for role in sorted(allowed if permitted else EVERYONE - allowed)
+        if reads is None or (method == "GET") == reads
+    ]
+
+
+def _open_world(base: Path) -> Api:
+    """A node alone in its alliance, served with the test notice, staff keys, member M-1 with a token and an
+    assessment waiting for approval."""
+    create_alliance(base, [BrandSpec("air", "Air", Decimal(1), Decimal(0), 9)])
+    node = Node.open(base / "air")
+    node.pia.submit(Assessment.model_validate(PIA), "ann", "pia-ok")
+    return serve(node, ("M-1",))
+
+
+@pytest.fixture(scope="module")
+def world(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Api]:
+    """The module's shared world: it gets only reads and refused calls, which change nothing another test sees."""
+    api = _open_world(tmp_path_factory.mktemp("roles"))
+    yield api
+    api.node.dispose()
 
 
 @pytest.fixture
-def world(tmp_path: Path):  # type: ignore[no-untyped-def]
-    init_node(tmp_path / "n", "n.example")
-    node = Node.open(tmp_path / "n")
-    node.consent.publish_notice(parse_notice(notice_data()))
-    node.consent.register_member("M-1")
-    node.pia.submit(Assessment.model_validate(PIA), "ann", "pia-ok")
-    headers = {
-        PUBLIC: {},
-        OPERATOR: {"Authorization": f"Bearer {node.staff_keys.issue('olga', Role.OPERATOR)}"},
-        COMPLIANCE: {"Authorization": f"Bearer {node.staff_keys.issue('chen', Role.COMPLIANCE)}"},
-    }
-    client = TestClient(create_app(node), raise_server_exceptions=False)
-    token = client.post("/v1/members/M-1/token", headers=headers[OPERATOR]).json()["token"]
-    headers[MEMBER] = {"Authorization": f"Bearer {token}"}
-    yield client, headers
-    node.dispose()
+def own_world(tmp_path: Path) -> Iterator[Api]:
+    """A world for one test, for a permitted call that changes the node (publishing, erasing, approving …)."""
+    api = _open_world(tmp_path)
+    yield api
+    api.node.dispose()
 
 
-@pytest.mark.parametrize(("method", "path", "body", "allowed"), ENDPOINTS, ids=[f"{m} {p}" for m, p, _, _ in ENDPOINTS])
-@pytest.mark.parametrize("role", sorted(EVERYONE))
-def test_each_role_reaches_exactly_its_endpoints(world, method, path, body, allowed, role) -> None:  # type: ignore[no-untyped-def]
-    client, headers = world
-    r = client.request(method, path, json=body, headers=headers[role])
-    if role in allowed:
-        assert r.status_code < 400, (role, path, r.status_code, r.text)
+def _as(world: Api, role: str) -> dict[str, str]:
+    return {PUBLIC: {}, OPERATOR: world.operator, COMPLIANCE: world.officer, MEMBER: world.members["M-1"]}[role]
+
+
+def _assert_let_through(r: httpx.Response, method: str, path: str) -> None:
+    expected = NOTHING_TO_ACT_ON.get((method, path))
+    if expected is None:
+        assert r.status_code < 400, (method, path, r.status_code, r.text)
     else:
-        assert r.status_code == (401 if role == PUBLIC else 403), (role, path, r.status_code, r.text)
-        assert r.headers["content-type"] == "application/problem+json"
+        assert (r.status_code, r.json().get("reason_code")) == expected, (method, path, r.text)
+
+
+@pytest.mark.parametrize(("method", "path", "body", "role"), _calls(permitted=False))
+def test_each_role_is_refused_every_endpoint_not_meant_for_it(
+    world: Api, method: str, path: str, body: Any, role: str
+) -> None:
+    r = world.client.request(method, path, json=body, headers=_as(world, role))
+    assert r.status_code == (401 if role == PUBLIC else 403), (role, path, r.status_code, r.text)
+    assert r.headers["content-type"] == "application/problem+json"
+    assert "reason_code" not in r.json()  # refused by the role check, not by the service behind it
+
+
+@pytest.mark.parametrize(("method", "path", "body", "role"), _calls(permitted=True, reads=True))
+def test_each_role_reads_every_endpoint_meant_for_it(world: Api, method: str, path: str, body: Any, role: str) -> None:
+    _assert_let_through(world.client.request(method, path, json=body, headers=_as(world, role)), method, path)
+
+
+@pytest.mark.parametrize(("method", "path", "body", "role"), _calls(permitted=True, reads=False))
+def test_each_role_acts_on_every_endpoint_meant_for_it(
+    own_world: Api, method: str, path: str, body: Any, role: str
+) -> None:
+    r = own_world.client.request(method, path, json=body, headers=_as(own_world, role))
+    _assert_let_through(r, method, path)
+
+
+@pytest.mark.parametrize(("method", "path"), PEER_ENDPOINTS)
+@pytest.mark.parametrize("role", sorted(EVERYONE))
+def test_no_role_reaches_a_peer_endpoint_without_a_nodes_signature(
+    world: Api, method: str, path: str, role: str
+) -> None:
+    r = world.client.request(method, path, json={}, headers=_as(world, role))
+    assert r.status_code == 401, r.text
+    assert r.json()["reason_code"] == "unsigned"
 
 
 @pytest.mark.parametrize("credential", ["Bearer nonsense", "Bearer ank_00_x", "Basic abc", "Bearer a.b", "Bearer "])
-def test_bad_credentials_are_401(world, credential: str) -> None:  # type: ignore[no-untyped-def]
-    client, _ = world
-    r = client.get("/v1/me/consents", headers={"Authorization": credential})
+def test_bad_credentials_are_401(world: Api, credential: str) -> None:
+    r = world.client.get("/v1/me/consents", headers={"Authorization": credential})
     assert r.status_code == 401
 
 
-def test_a_member_token_from_another_node_is_refused(world, tmp_path: Path) -> None:  # type: ignore[no-untyped-def]
-    client, _ = world
-    init_node(tmp_path / "other", "n.example")  # same name, different key
-    other = Node.open(tmp_path / "other")
-    from node.core.auth import issue_member_token
-
+def test_a_member_token_from_another_node_is_refused(world: Api, make_node: Callable[..., Node]) -> None:
+    other = make_node(world.node.settings.node_id)  # same name, different key
     forged = issue_member_token(other.signer, "M-1")
-    assert client.get("/v1/me/consents", headers={"Authorization": f"Bearer {forged}"}).status_code == 401
-    other.dispose()
+    assert world.client.get("/v1/me/consents", headers={"Authorization": f"Bearer {forged}"}).status_code == 401
 
 
-def test_an_expired_member_token_is_refused(world) -> None:  # type: ignore[no-untyped-def]
-    client, _ = world
-    node = client.app.state.node
-    from node.core.auth import issue_member_token
-
-    old = issue_member_token(node.signer, "M-1", ttl=60, now=1_000_000)
-    assert client.get("/v1/me/consents", headers={"Authorization": f"Bearer {old}"}).status_code == 401
+def test_an_expired_member_token_is_refused(world: Api) -> None:
+    old = issue_member_token(world.node.signer, "M-1", ttl=60, now=1_000_000)
+    assert world.client.get("/v1/me/consents", headers={"Authorization": f"Bearer {old}"}).status_code == 401
 
 
-def test_a_revoked_staff_key_stops_working(world) -> None:  # type: ignore[no-untyped-def]
-    client, headers = world
-    node = client.app.state.node
-    key = headers[OPERATOR]["Authorization"].split()[1]
-    assert node.staff_keys.revoke(key.split("_")[1])
-    assert client.post("/v1/members", json={"member_ref": "X"}, headers=headers[OPERATOR]).status_code == 401
+def test_a_revoked_staff_key_stops_working(world: Api) -> None:
+    key = world.node.staff_keys.issue("otto", Role.OPERATOR)  # a key of its own: the shared operator's stays valid
+    headers = {"Authorization": f"Bearer {key}"}
+    assert world.client.get("/v1/features", headers=headers).status_code == 200
+    assert world.node.staff_keys.revoke(key.split("_")[1])
+    assert world.client.get("/v1/features", headers=headers).status_code == 401
 
 
-def test_the_walk_covers_every_route_of_the_app(world) -> None:  # type: ignore[no-untyped-def]
-    client, _ = world
-    walked = {(m, p.split("?")[0]) for m, p, _, _ in ENDPOINTS} | SIGNATURE_AUTHENTICATED
-    templates = {
-        "/v1/logs/{name}/checkpoint": "/v1/logs/audit/checkpoint",
-        "/v1/logs/{name}/consistency": "/v1/logs/audit/consistency",
-        "/v1/logs/{name}/entries/{index}": "/v1/logs/audit/entries/0",
-        "/v1/notices/{version}": "/v1/notices/1",
-        "/v1/members/{member_ref}/token": "/v1/members/M-1/token",
-    }
-    for route in client.app.routes:
-        path = getattr(route, "path", "")
-        if path.startswith(("/docs", "/redoc", "/openapi")):
-            continue
-        for method in getattr(route, "methods", set()) - {"HEAD", "OPTIONS"}:
-            assert (method, templates.get(path, path)) in walked, f"{method} {path} is not in the role walk"
+def _route(method: str, url: str, routes: set[tuple[str, str]]) -> tuple[str, str] | None:
+    """The (method, path template) of the route serving ``url``: a literal segment wins over a parameter."""
+    path = url.split("?")[0]
+    matching = [
+        (m, template)
+        for m, template in routes
+        if m == method and re.fullmatch("[^/]+".join(map(re.escape, re.split(r"\{[^}]+\}", template))), path)
+    ]
+    return min(matching, key=lambda route: route[1].count("{"), default=None)
+
+
+def test_the_walk_covers_every_route_of_the_app(world: Api) -> None:
+    paths = world.client.app.openapi()["paths"]  # type: ignore[attr-defined]
+    routes = {(method.upper(), path) for path, operations in paths.items() for method in operations}
+    calls = [(m, p) for m, p, _, _ in ENDPOINTS] + PEER_ENDPOINTS + SIGNATURE_AUTHENTICATED
+    walked = {call: _route(*call, routes) for call in calls}
+    assert [call for call, route in walked.items() if route is None] == []  # every call reaches a route
+    assert sorted(routes - set(walked.values())) == [], "routes not in the role walk"

@@ -92,11 +92,13 @@ def change(announced: date, effective: date, months: int) -> PolicyChange:
 def test_shortening_expiry_needs_thirty_days_notice() -> None:
     with pytest.raises(PolicyChangeError, match="30 days"):
         validate_change(TWO_YEARS, change(DAY, DAY + timedelta(days=29), 12))
-    validate_change(TWO_YEARS, change(DAY, DAY + timedelta(days=30), 12))
+    assert validate_change(TWO_YEARS, change(DAY, DAY + timedelta(days=30), 12)) is None  # accepted
 
 
 def test_lengthening_expiry_takes_effect_at_once() -> None:
-    validate_change(TWO_YEARS, change(DAY, DAY, 36))
+    assert validate_change(TWO_YEARS, change(DAY, DAY, 36)) is None  # accepted the day it is announced
+    with pytest.raises(PolicyChangeError, match="30 days"):  # where shortening the same day is refused
+        validate_change(TWO_YEARS, change(DAY, DAY, 12))
 
 
 def test_a_change_cannot_apply_before_it_is_announced() -> None:

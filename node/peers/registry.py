@@ -120,8 +120,11 @@ class RegistryFile:
 
     @cached_property
     def registry(self) -> Registry:
-        """The registry as the file says (read once)."""
-        return load_registry(self.path)
+        """The registry as the file says (read once); ``not_in_registry`` while there is no file."""
+        try:
+            return load_registry(self.path)
+        except FileNotFoundError as exc:  # a node not in an alliance yet: nothing to exchange with
+            raise Refused("not_in_registry", str(exc)) from exc
 
     @property
     def brands(self) -> tuple[Brand, ...]:
