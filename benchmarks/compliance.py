@@ -70,7 +70,7 @@ from compliance.audit import AuditFilter
 from compliance.audit_bundle import verify_bundle
 from compliance.consent import ConsentAction
 from compliance.service import ConsentChange
-from node.core.auth import Role, issue_member_token
+from node.core.auth import Role
 from node.core.datadir import init_node
 from node.core.processes import free_port, stop_process
 from node.core.progress import progress_bar
@@ -166,7 +166,7 @@ def prepare_api_node(data_dir: Path) -> ApiFixture:
         )
         operator_key = node.staff_keys.issue("bench", Role.OPERATOR)
         now = time.time()
-        tokens = [issue_member_token(node.signer, ref, TOKEN_TTL, now) for ref in grant_refs]
+        tokens = [node.member_tokens.issue(ref, TOKEN_TTL, now) for ref in grant_refs]
         audit_size = node.store.log("audit").size
     finally:
         node.dispose()

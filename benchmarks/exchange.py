@@ -41,7 +41,7 @@ from rich.console import Console
 from benchmarks.httpload import Endpoint, Report, fmt_ms, percentile, replace_section, run_load
 from compliance.consent import ConsentAction
 from compliance.service import ConsentChange
-from node.core.auth import Role, issue_member_token
+from node.core.auth import Role
 from node.core.processes import ServerProcess, free_port
 from node.core.progress import progress_bar
 from node.demo.alliance import BrandSpec, create_alliance, enable_exchange
@@ -81,7 +81,7 @@ def prepare(base: Path) -> tuple[BrandSpec, BrandSpec, str, list[str], list[str]
         member = nodes["airline"].consent.member_pseudonym(r)
         nodes["airline"].wallets.earn(member, POINTS_EACH, "promotion", today, today + timedelta(days=700))
     operator = nodes["airline"].staff_keys.issue("bench", Role.OPERATOR)
-    tokens = [issue_member_token(nodes["airline"].signer, r, 7200) for r in refs]
+    tokens = [nodes["airline"].member_tokens.issue(r, 7200) for r in refs]
     for node in nodes.values():
         node.dispose()
     return air, shop, operator, tokens, refs

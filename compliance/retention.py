@@ -64,11 +64,20 @@ def _now() -> datetime:
 class Retention:
     """Legal holds and the purge job."""
 
-    def __init__(self, engine: Engine, live_pseudonyms: Callable[[], set[str]], audit: AuditSink) -> None:
+    def __init__(
+        self,
+        engine: Engine,
+        live_pseudonyms: Callable[[], set[str]],
+        audit: AuditSink,
+        after_purge: Callable[[], object] = lambda: None,
+    ) -> None:
         # live_pseudonyms: members still registered (their key exists); everyone else is gone
+        # after_purge: run after a purge deleted rows, for the storage to drop old copies of them
+        # (the node checkpoints SQLite's write-ahead log)
         self.engine = engine
         self.live_pseudonyms = live_pseudonyms
         self.audit = audit
+        self.after_purge = after_purge
 
     def create_schema(self) -> None:
         """Create the table if missing."""
@@ -151,6 +160,7 @@ class Retention:
                     "cutoff": f"{cutoff:%Y-%m-%dT%H:%M:%SZ}",
                 },
             )
+            self.after_purge()  # after the audit: the purge is on record even if this fails
         return report
 
 

@@ -4,15 +4,17 @@ from __future__ import annotations
 
 from collections.abc import Callable
 from dataclasses import dataclass
-from datetime import UTC, date, datetime
+from datetime import UTC, date, datetime, timedelta
 from typing import Any, Protocol
 
 from compliance import outbox
 from compliance.rights import RequestKind, RightsRequest, Step, new_request
-from compliance.service import ConsentService
+from compliance.service import BirthDateError, ConsentService, check_birth_date
 from compliance.store import MemberRecord
 
 COMPLAINT_ROUTE = "the notice's rights.complaint contact, or the provincial CAC"
+#: How long the result of an access request can be read again without a new request.
+RESULT_TTL = timedelta(days=1)
 
 
 def _member_json(record: MemberRecord) -> dict[str, Any]:
@@ -56,6 +58,9 @@ class RightsService:
     events_about: Callable[[str], list[dict[str, Any]]]  # audit events naming a pseudonym
     under_hold: Callable[[str], bool] = lambda _pseudonym: False  # a legal hold placed by pseudonym
     sources: tuple[DataSource, ...] = ()  # every other store keyed by the member's pseudonym
+    # run once an erasure has deleted everything: the storage's chance to drop old copies of the
+    # deleted rows (the node checkpoints SQLite's write-ahead log); compliance knows no database
+    after_erase: Callable[[], object] = lambda: None
 
     def _open(self, member_ref: str, kind: RequestKind) -> tuple[str, RightsRequest]:
         member = self.consent.member_pseudonym(member_ref)
@@ -94,10 +99,32 @@ class RightsService:
         raise RequestRefused(req, reason, f"{message} (reason {reason}; complaints: {COMPLAINT_ROUTE})")
 
     def access(self, member_ref: str) -> dict[str, Any]:
-        """Everything this node holds about the member, machine-readable (PIPL Art. 45)."""
+        """Everything this node holds about the member, machine-readable (PIPL Art. 45): an access
+        request, received, verified and completed (each step audited), and its result."""
+        return self.request_access(member_ref)[1]
+
+    def request_access(self, member_ref: str) -> tuple[RightsRequest, dict[str, Any]]:
+        """Open and complete an access request; return it with its result (see :meth:`access`)."""
         member, req = self._open(member_ref, RequestKind.ACCESS)
+        data = self._export(member_ref, member, req)
+        return self._finish(req), data
+
+    def access_result(self, member_ref: str, dsr_id: str, now: datetime | None = None) -> dict[str, Any]:
+        """The result of the member's completed access request ``dsr_id``, read again: nothing is
+        written, the request was audited when it was made. ``LookupError`` if the member made no such
+        request; ``RequestRefused`` (``request_expired``) once it is older than :data:`RESULT_TTL`."""
+        member = self.consent.member_pseudonym(member_ref)
+        found = [r for r in self.consent.store.requests(member) if r.dsr_id == dsr_id]
+        if not found or found[0].kind is not RequestKind.ACCESS or found[0].state is not Step.COMPLETED:
+            raise LookupError(f"no completed access request {dsr_id}")
+        req = found[0]
+        if (now or datetime.now(UTC)) - req.received_at > RESULT_TTL:
+            raise RequestRefused(req, "request_expired", "the result of an access request is kept for a day: ask again")
+        return self._export(member_ref, member, req)
+
+    def _export(self, member_ref: str, member: str, req: RightsRequest) -> dict[str, Any]:
         record = self.consent.store.member(member_ref)
-        data = {
+        return {
             "format": "alliance-member-data/1",
             "node_id": self.consent.signer.name,
             "generated_at": datetime.now(UTC).isoformat(),
@@ -126,14 +153,16 @@ class RightsService:
             ],
             "audit_events": self.events_about(member),
         } | {source.name: source.export_member(member) for source in self.sources}
-        self._finish(req)
-        return data
 
     def correct(self, member_ref: str, *, birth_date: date | None = None) -> RightsRequest:
         """Correct the member's own data (propagation to recipients arrives with exchange links)."""
         _, req = self._open(member_ref, RequestKind.CORRECTION)
         if birth_date is None:
             self._refuse(req, "nothing_to_correct", "the request names no field to correct")
+        try:
+            check_birth_date(birth_date, datetime.now(UTC).date())
+        except BirthDateError as exc:
+            self._refuse(req, exc.reason, str(exc))
         self.consent.store.correct_member(member_ref, birth_date=birth_date)
         self.consent.audit(
             "pi.update", subject_pseudo_ids=[req.member], dsr_id=req.dsr_id, details={"field": "birth_date"}
@@ -151,6 +180,7 @@ class RightsService:
             source.erase_member(member)
         self.consent.store.delete_member(member_ref)
         self.consent.keyring.shred(member_ref)
+        self.after_erase()
         return req
 
     def requests(self, member_ref: str) -> list[RightsRequest]:

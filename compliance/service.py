@@ -45,6 +45,22 @@ class GuardianRequiredError(ValueError):
     """A member under 14 registered without a guardian (HTTP 422)."""
 
 
+class BirthDateError(ValueError):
+    """A birth date no member can have: in the future, or before 1900 (``birth_date_out_of_range``)."""
+
+    reason = "birth_date_out_of_range"
+
+
+#: The earliest birth date accepted: anything older is a typo (and year 1 breaks date arithmetic).
+EARLIEST_BIRTH = date(1900, 1, 1)
+
+
+def check_birth_date(birth_date: date | None, today: date) -> None:
+    """Refuse a birth date in the future or before 1900; without one there is nothing to check."""
+    if birth_date is not None and not EARLIEST_BIRTH <= birth_date <= today:
+        raise BirthDateError(f"a birth date lies between {EARLIEST_BIRTH} and today, not {birth_date.isoformat()}")
+
+
 class UnknownMemberError(LookupError):
     """The member reference is not registered at this node (HTTP 404)."""
 
@@ -111,6 +127,7 @@ class ConsentService:
 
     def register_member(self, member_ref: str, birth_date: date | None = None, guardian_ref: str | None = None) -> str:
         """Register a member; return their pseudonym. Under-14s must name a guardian."""
+        check_birth_date(birth_date, datetime.now(UTC).date())
         if consent_mod.is_minor(birth_date, datetime.now(UTC).date()) and not guardian_ref:
             raise GuardianRequiredError("a member under 14 needs a guardian (PIPL Art. 31)")
         self.store.add_member(member_ref, birth_date, guardian_ref)
@@ -120,6 +137,7 @@ class ConsentService:
         """Register many members at once (bulk onboarding); return their pseudonyms."""
         today = datetime.now(UTC).date()
         for ref, born, guardian in members:
+            check_birth_date(born, today)
             if consent_mod.is_minor(born, today) and not guardian:
                 raise GuardianRequiredError(f"member {ref!r} is under 14 and needs a guardian (PIPL Art. 31)")
         self.store.add_members(list(members))

@@ -62,14 +62,25 @@ def write_export(
     size: int,
     signed_checkpoint: str,
     progress: Progress | None = None,
+    root: bytes | None = None,
 ) -> int:
-    """Write an export of ``size`` entries followed by the checkpoint; return the entry count."""
+    """Write an export of ``size`` entries followed by the checkpoint; return the entry count.
+
+    With ``root`` (the checkpoint's), the entries' leaf hashes must make that root: otherwise
+    :class:`ExportError` is raised before the checkpoint line, so the output never looks complete.
+    """
     out.write(_line({"format": FORMAT, "origin": origin, "log": log_name, "size": size}))
     count = 0
+    tree = CompactRange()
+    chunk: list[bytes] = []  # leaf hashes of the current 1024, hashed level by level like the verifier does
     for e in entries:
         if e.index != count:
             raise ExportError(f"entries are not contiguous at {count}", count)
         out.write(entry_line(e.index, e.data, e.leaf_hash))
+        chunk.append(e.leaf_hash)
+        if len(chunk) == _CHUNK:
+            tree.append_subtree(_CHUNK_LEVEL, perfect_root(chunk))
+            chunk = []
         count += 1
         if progress and count % 10_000 == 0:
             progress(10_000)
@@ -77,6 +88,17 @@ def write_export(
         raise ExportError(f"expected {size} entries, wrote {count}")
     if progress:
         progress(count % 10_000)
+    if root is not None:
+        for leaf in chunk:
+            tree.append(leaf)
+        if tree.root() != root:
+            # the stored head (what the checkpoint signs) was computed when the entries were appended; data
+            # that no longer hash to it were rewritten in the database since, and must not go out under it
+            raise ExportError(
+                f"the entries' data do not hash to the checkpoint's root: they hash to {tree.root().hex()}, "
+                f"the log's stored head at size {size} is {root.hex()}; an entry was rewritten in the database "
+                "(`ledger check` names it)"
+            )
     out.write(_line({"checkpoint": signed_checkpoint}))
     return count
 
@@ -86,14 +108,18 @@ def export_log(log: Log, signer: note.Signer, out: BinaryIO, progress: Progress 
 
     The checkpoint goes out with the owner's signature only: a verifier holding just the
     owner's key could not check witnesses' cosignatures, and unchecked bytes could change
-    unnoticed. Cosignatures are served with the checkpoint by the node's API.
+    unnoticed. Cosignatures are served with the checkpoint by the node's API. The entries are
+    rehashed on the way out: a log whose data no longer hash to the checkpoint's root is refused
+    (:class:`ExportError`, raised before the checkpoint line is written).
     """
     parsed = note.parse(log.sign_checkpoint(signer))
     owner_id = signer.verifier().key_id
     own = tuple(sig for sig in parsed.signatures if (sig.name, sig.key_id) == (signer.name, owner_id))
     signed = note.Note(parsed.text, own).render()
     cp = checkpoint_mod.Checkpoint.parse_text(parsed.text)
-    return write_export(out, log.origin, log.name, log.entries(0, cp.size), cp.size, signed, progress)
+    return write_export(
+        out, log.origin, log.name, log.entries(0, cp.size), cp.size, signed, progress, root=cp.root_hash
+    )
 
 
 @dataclass(frozen=True)

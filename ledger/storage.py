@@ -15,11 +15,12 @@ both with a trigger.
 
 from __future__ import annotations
 
+import os
 import re
 import sqlite3
 import threading
 import time
-from collections.abc import Callable, Iterator, Sequence
+from collections.abc import Callable, Iterable, Iterator, Sequence
 from contextlib import contextmanager, suppress
 from dataclasses import dataclass
 from datetime import UTC, datetime
@@ -144,10 +145,27 @@ def _enable_wal(cur: Any, timeout: float) -> None:
             time.sleep(0.02)
 
 
-def create_engine(url: str, *, sqlite_synchronous: str = "FULL", sqlite_busy_timeout: float = 30.0) -> Engine:
+def _create_private(path: str, mode: int) -> None:
+    """Create the file ``path`` with ``mode`` unless it exists (an existing file keeps its mode)."""
+    os.close(os.open(path, os.O_WRONLY | os.O_CREAT, mode))
+
+
+def create_engine(
+    url: str,
+    *,
+    sqlite_synchronous: str = "FULL",
+    sqlite_busy_timeout: float = 30.0,
+    sqlite_file_mode: int | None = None,
+) -> Engine:
     """Create an engine for ``url``; SQLite gets WAL, a busy timeout and write transactions
     that take the write lock up front (``BEGIN IMMEDIATE``), so concurrent appenders queue
-    instead of failing on a lock upgrade."""
+    instead of failing on a lock upgrade.
+
+    Every SQLite connection sets ``secure_delete``, so deleted content is overwritten rather than
+    left in free space. With ``sqlite_file_mode`` (e.g. ``0o600``) a database file that does not
+    exist yet is created with that mode before SQLite opens it; SQLite gives the ``-wal`` and
+    ``-shm`` files it creates the main file's mode, so all three get it.
+    """
     if not url.startswith("sqlite"):
         return sa_create_engine(url, pool_pre_ping=True)
     if url in ("sqlite://", "sqlite:///:memory:") or ":memory:" in url or "mode=memory" in url:
@@ -155,6 +173,14 @@ def create_engine(url: str, *, sqlite_synchronous: str = "FULL", sqlite_busy_tim
     if sqlite_synchronous.upper() not in {"OFF", "NORMAL", "FULL", "EXTRA"}:
         raise ValueError(f"bad SQLite synchronous setting {sqlite_synchronous!r}")
     engine = sa_create_engine(url, connect_args={"check_same_thread": False, "timeout": sqlite_busy_timeout})
+    path = engine.url.database
+    if sqlite_file_mode is not None and path and not engine.url.query.get("uri"):
+
+        @event.listens_for(engine, "do_connect")
+        def _before_connect(*_args: object) -> None:
+            # the file exists before SQLite opens it, so SQLite keeps its mode and copies it to -wal
+            # and -shm; no umask change, which would reach every file every thread of the process creates
+            _create_private(path, sqlite_file_mode)
 
     @event.listens_for(engine, "connect")
     def _on_connect(dbapi_conn, _record) -> None:  # type: ignore[no-untyped-def]
@@ -163,6 +189,10 @@ def create_engine(url: str, *, sqlite_synchronous: str = "FULL", sqlite_busy_tim
         _enable_wal(cur, sqlite_busy_timeout)
         cur.execute(f"PRAGMA synchronous={sqlite_synchronous.upper()}")
         cur.execute("PRAGMA foreign_keys=ON")
+        # deleted rows are zeroed, not left in free pages: deleting a secret (crypto-shredding) must
+        # really remove it; builds differ in their default, so never rely on it. Ledger entries are
+        # never deleted, so this costs appends nothing.
+        cur.execute("PRAGMA secure_delete=ON")
         cur.close()
 
     @event.listens_for(engine, "begin")
@@ -184,6 +214,38 @@ class Entry:
     index: int
     data: bytes
     leaf_hash: bytes
+
+
+@dataclass(frozen=True)
+class Rehash:
+    """A log rehashed from its entries' data (:meth:`Log.rehash`), against its stored tree and head."""
+
+    head: TreeHead  # the stored head the data was checked up to
+    roots: dict[int, bytes]  # size -> the root the first `size` entries' data hash to, for each size asked for
+    rewritten: range | None = None  # the entries holding the first difference, when the data can tell
+    problem: str = ""  # the first difference, for people; empty when data, stored hashes and head agree
+
+    @property
+    def ok(self) -> bool:
+        """The data, every stored subtree hash and the head agree."""
+        return not self.problem
+
+
+def _differing_leaves(index: int, computed: bytes, stored: bytes) -> range:
+    """The leaves under the lowest stored subtree of entry ``index`` that differs from the one its data make.
+
+    Entries are checked in order, so a single changed entry shows at the first level-1 hash over it: the pair
+    ``index - 1, index``. Which of the two changed, the stored tree cannot tell (no leaf hash is stored).
+    """
+    level = next(
+        (
+            lv
+            for lv in range(1, len(computed) // HASH_SIZE + 1)
+            if computed[(lv - 1) * HASH_SIZE : lv * HASH_SIZE] != stored[(lv - 1) * HASH_SIZE : lv * HASH_SIZE]
+        ),
+        0,  # only the stored bytes past the subtrees this entry completes differ: the row itself was changed
+    )
+    return range(index + 1 - (1 << level), index + 1)
 
 
 @dataclass(frozen=True)
@@ -301,6 +363,25 @@ class LedgerStore:
         if writer is not None:
             with suppress(Exception):  # best effort on an already failing path
                 writer.invalidate()  # discards the connection and whatever transaction it had open
+
+    def checkpoint_wal(self) -> None:
+        """Copy SQLite's write-ahead log into the database file and truncate the log to zero bytes.
+
+        The log keeps earlier versions of pages, deleted rows included, until it is overwritten:
+        call this after deleting what must not survive on disk (with ``secure_delete``, which
+        :func:`create_engine` sets, the database file keeps no copy either). It waits for readers
+        up to the busy timeout and raises :class:`StorageUnavailableError` if one still holds the log.
+        Does nothing on other databases (PostgreSQL's WAL is the server's to recycle).
+        """
+        if self.engine.dialect.name != "sqlite":
+            return
+        raw = self.engine.raw_connection()  # the bare driver: no BEGIN, which would keep the log in use
+        try:
+            busy, _frames, _copied = raw.driver_connection.execute("PRAGMA wal_checkpoint(TRUNCATE)").fetchone()
+        finally:
+            raw.close()
+        if busy:
+            raise StorageUnavailableError("a reader kept SQLite's write-ahead log from being checkpointed and emptied")
 
     def close(self) -> None:
         """Release the writer connection and every pooled connection."""
@@ -517,11 +598,32 @@ class Log:
     def recompute(self) -> TreeHead:
         """Rehash every entry from its data, check every stored subtree hash and the head; return the head.
 
-        This is the full integrity check (O(n)); proofs and appends never need it.
+        This is the full integrity check (O(n)); proofs and appends never need it. Raises
+        :class:`StorageError` describing the first difference (see :meth:`rehash`).
+        """
+        rehashed = self.rehash()
+        if not rehashed.ok:
+            raise StorageError(rehashed.problem)
+        return rehashed.head
+
+    def rehash(self, at: Iterable[int] = ()) -> Rehash:
+        """Rehash every entry up to the head from its data and compare with the stored tree (O(n) time, O(log n)
+        memory); also return the root of the data's tree at each size in ``at`` (sizes beyond the head are left out).
+
+        Proofs are built from stored subtree hashes, which a rewrite of an entry's data (anyone holding the database
+        can drop the append-only trigger) leaves untouched: only this catches it. It goes on past a difference while
+        a size of ``at`` is still to come, since the roots of the data are what anchored roots are compared with.
         """
         head = self.head()
+        wanted = sorted({s for s in at if 0 <= s <= head.size})
+        roots = {0: EMPTY_ROOT} if wanted and wanted[0] == 0 else {}
+        pending = [s for s in wanted if s > 0]
         cr = CompactRange()
+        rewritten: range | None = None
+        problem = ""
         for start in range(0, head.size, _READ_BATCH):
+            if problem and not pending:
+                break  # nothing more to learn: the first difference is what a caller acts on
             stop = min(head.size, start + _READ_BATCH)
             with self.store.engine.connect() as conn:
                 rows = conn.execute(
@@ -529,18 +631,36 @@ class Log:
                     .where(_entry_t.c.entry_key >= self._base + start, _entry_t.c.entry_key < self._base + stop)
                     .order_by(_entry_t.c.entry_key)
                 ).all()
-            if [r.entry_key - self._base for r in rows] != list(range(start, stop)):
-                raise StorageError(f"log {self.name!r} is missing entries in [{start}, {stop})")
-            for r in rows:
-                if b"".join(cr.append(leaf_hash(bytes(r.data)))) != bytes(r.subtree_hashes):
-                    raise StorageError(
-                        f"entry {r.entry_key - self._base} of {self.name!r}: stored subtree hashes differ from its data"
-                    )
-        if cr.root() != head.root_hash:
-            raise StorageError(
-                f"log {self.name!r}: entries hash to {cr.root().hex()}, head says {head.root_hash.hex()}"
-            )
-        return head
+            indices = [r.entry_key - self._base for r in rows]
+            if indices != list(range(start, stop)):
+                missing = next(i for i, found in zip(range(start, stop), [*indices, None], strict=False) if i != found)
+                if not problem:
+                    rewritten = range(missing, missing + 1)
+                    problem = f"log {self.name!r} is missing entries in [{start}, {stop}) (entry {missing} first)"
+                break  # no root of the data beyond a missing entry
+            leaves = [leaf_hash(bytes(r.data)) for r in rows]
+            pos = 0
+            while pos < len(rows):
+                # one extend per stretch between requested sizes, so each of their roots is taken on the way
+                end = min(len(rows), pending[0] - start) if pending else len(rows)
+                completed = cr.extend(leaves[pos:end])
+                if not problem:
+                    stored = [bytes(r.subtree_hashes) for r in rows[pos:end]]
+                    if completed != stored:
+                        k = next(k for k, (c, s) in enumerate(zip(completed, stored, strict=True)) if c != s)
+                        rewritten = _differing_leaves(start + pos + k, completed[k], stored[k])
+                        problem = (
+                            f"entry {rewritten[-1]} of {self.name!r}: stored subtree hashes differ from its data "
+                            f"(the data of entries {rewritten[0]}..{rewritten[-1]} no longer hash to what is stored)"
+                        )
+                pos = end
+                if pending and cr.size == pending[0]:
+                    roots[pending.pop(0)] = cr.root()
+        if not problem and cr.root() != head.root_hash:
+            # every complete pair of leaves matched its stored level-1 hash: only an odd last leaf is unchecked
+            rewritten = range(head.size - 1, head.size) if head.size % 2 else None
+            problem = f"log {self.name!r}: entries hash to {cr.root().hex()}, head says {head.root_hash.hex()}"
+        return Rehash(head, roots, rewritten, problem)
 
     # --- checkpoints ---------------------------------------------------------------------
 

@@ -29,6 +29,7 @@ from node.core.audit import NodeAudit
 from node.core.auth import StaffKeys
 from node.core.datadir import create_schemas, ensure_default_logs, load_signer, open_store
 from node.core.settings import DATA_KEY_FILE, NodeSettings, load_settings
+from node.core.tokens import MemberTokens
 from node.exchange.destination import ExchangeDestination
 from node.exchange.exchange_log import ExchangeLog
 from node.exchange.linking import Linking, unlink_on_withdrawal
@@ -40,10 +41,13 @@ from node.learning.rows import ChurnWindow
 from node.learning.scoring import ChurnScoring
 from node.learning.site import ConsentGatedLoader, node_site
 from node.learning.store import NodeModelShelf
+from node.peers.nonces import PeerNonces
 from node.peers.outbound import Outbound
 from node.peers.registry import RegistryFile
+from node.peers.signing import PeerVerifier
 from node.settlement.service import SettlementService
 from node.wallet.loyalty import Loyalty
+from node.wallet.purchases import Purchases
 from node.wallet.store import WalletStore
 
 
@@ -112,6 +116,11 @@ class Node:
         return StaffKeys(self.store.engine)
 
     @cached_property
+    def member_tokens(self) -> MemberTokens:
+        """Member tokens for the brand's app, each bound to one account (erasure or revocation ends it)."""
+        return MemberTokens(self.store.engine, self.signer, self.keyring)
+
+    @cached_property
     def witness(self) -> Witness:
         """This node acting as a witness of its peers' logs."""
         return Witness(self.signer, self.trusted_log_keys, self.store.witness_state())
@@ -148,12 +157,18 @@ class Node:
     def rights(self) -> RightsService:
         """Rights requests: access, correction, erasure (reaching the wallets and links too)."""
         held = self.retention.held
-        return RightsService(self.consent, self.audit.about, lambda p: p in held(), sources=(self.wallets, self.links))
+        return RightsService(
+            self.consent,
+            self.audit.about,
+            lambda p: p in held(),
+            sources=(self.wallets, self.links),
+            after_erase=self.store.checkpoint_wal,  # no copy of the shredded key left in SQLite's WAL
+        )
 
     @cached_property
     def retention(self) -> Retention:
         """Legal holds and the retention purge."""
-        return Retention(self.store.engine, self.keyring.live, self.audit)
+        return Retention(self.store.engine, self.keyring.live, self.audit, after_purge=self.store.checkpoint_wal)
 
     @cached_property
     def prompts(self) -> PromptCounter:
@@ -179,6 +194,11 @@ class Node:
             self.settings, self.registry, self.signer, self.consent, self.pia, self.xborder, self.mechanisms, self.audit
         )
 
+    @cached_property
+    def peer_verifier(self) -> PeerVerifier:
+        """Authenticates calls from other brands' nodes; their nonces are kept in the database."""
+        return PeerVerifier(lambda node_id: self.registry.brand(node_id).verifier, PeerNonces(self.store.engine))
+
     # --- wallets and exchange --------------------------------------------------------------------
 
     @cached_property
@@ -190,7 +210,7 @@ class Node:
     def loyalty(self) -> Loyalty:
         """Earning on purchases, wallet views and tiers."""
         s = self.settings
-        return Loyalty(self.consent, self.wallets, s.points_per_yuan, s.points_expiry_months)
+        return Loyalty(self.consent, self.wallets, Purchases(self.wallets), s.points_per_yuan, s.points_expiry_months)
 
     @cached_property
     def links(self) -> LinkStore:

@@ -22,9 +22,12 @@ import compliance.pseudonyms
 import compliance.retention
 import compliance.store
 import node.core.auth
+import node.core.tokens
 import node.exchange.links
 import node.exchange.store
 import node.learning.store
+import node.peers.nonces
+import node.wallet.purchases
 import node.wallet.store
 from node.core.schema import write_revision
 
@@ -39,9 +42,12 @@ MODEL_MODULES = (
     compliance.retention,
     compliance.store,
     node.core.auth,
+    node.core.tokens,
     node.exchange.links,
     node.exchange.store,
     node.learning.store,
+    node.peers.nonces,
+    node.wallet.purchases,
     node.wallet.store,
 )
 

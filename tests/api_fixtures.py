@@ -27,9 +27,10 @@ class Api:
     members: dict[str, Headers]
 
 
-def open_api(data_dir: Path, member_refs: tuple[str, ...]) -> Api:
-    """Initialise a node in ``data_dir``, publish the test notice, register ``member_refs`` with tokens."""
-    init_node(data_dir, "n.example")
+def open_api(data_dir: Path, member_refs: tuple[str, ...], **settings: object) -> Api:
+    """Initialise a node in ``data_dir`` (with ``settings``), publish the test notice, register
+    ``member_refs`` with tokens."""
+    init_node(data_dir, "n.example", **settings)
     return serve(Node.open(data_dir), member_refs)
 
 

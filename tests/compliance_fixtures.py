@@ -49,8 +49,8 @@ BASE_NOTICE: dict[str, Any] = {
         },
     },
     "rights": {
-        "access": "GET /v1/me/data",
-        "get_copy": "GET /v1/me/data?format=json",
+        "access": "POST /v1/me/access-requests",
+        "get_copy": "GET /v1/me/access-requests/{id}",
         "transfer": "POST /v1/me/transfer",
         "correct": "POST /v1/me/corrections",
         "delete": "POST /v1/me/erasure",

@@ -10,7 +10,6 @@ from pathlib import Path
 import httpx
 
 from compliance.consent import ConsentAction
-from node.core.auth import issue_member_token
 from node.core.processes import ServerProcess, free_port
 from node.core.settings import load_settings
 from node.demo.alliance import BrandSpec, create_alliance, enable_exchange
@@ -52,7 +51,7 @@ class Pair:
         """An HTTP client for a brand's API, acting for ``member`` if given."""
         headers = {}
         if member is not None:
-            headers["authorization"] = f"Bearer {issue_member_token(self.node(key).signer, member, 3600)}"
+            headers["authorization"] = f"Bearer {self.node(key).member_tokens.issue(member, 3600)}"
         return httpx.Client(base_url=self.servers[key].base_url, headers=headers, timeout=30)
 
     def balance(self, key: str, member: str) -> int:

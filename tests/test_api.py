@@ -5,6 +5,7 @@ from __future__ import annotations
 import base64
 from collections.abc import Iterator
 from pathlib import Path
+from typing import Any
 
 import pytest
 from api_fixtures import open_api
@@ -191,3 +192,100 @@ def test_a_node_in_no_alliance_yet_answers_exchange_calls_with_503_not_in_regist
         api.node.dispose()
     assert r.status_code == 503, r.text
     assert r.json()["reason_code"] == "not_in_registry"
+
+
+# --- what an error tells the client beyond its body: Allow, WWW-Authenticate, the OpenAPI document ---
+
+
+def test_a_method_the_path_does_not_serve_is_405_with_the_allowed_methods(client: TestClient) -> None:
+    r = client.get("/v1/members")
+    assert r.status_code == 405
+    assert r.headers["allow"] == "POST"
+    assert r.headers["content-type"] == "application/problem+json"
+
+
+def test_a_request_without_credentials_is_challenged_for_a_bearer_token(witness_client: TestClient) -> None:
+    r = witness_client.get("/v1/me/consents")
+    assert r.status_code == 401
+    assert r.headers["www-authenticate"] == "Bearer"  # no error code when none was given (RFC 6750 3.1)
+
+
+def test_a_refused_credential_is_challenged_as_an_invalid_token(witness_client: TestClient) -> None:
+    r = witness_client.get("/v1/me/consents", headers={"Authorization": "Bearer nonsense"})
+    assert r.status_code == 401
+    assert r.headers["www-authenticate"].startswith('Bearer error="invalid_token", error_description="')
+
+
+def test_a_credential_that_is_not_a_bearer_one_is_an_invalid_request(witness_client: TestClient) -> None:
+    r = witness_client.get("/v1/me/consents", headers={"Authorization": "Basic YTpi"})
+    assert r.status_code == 401
+    assert r.headers["www-authenticate"].startswith('Bearer error="invalid_request"')
+
+
+def test_an_unsigned_peer_call_is_challenged_for_a_signature(witness_client: TestClient) -> None:
+    r = witness_client.post("/v1/peer/exchanges/records", json={})
+    assert (r.status_code, r.json()["reason_code"]) == (401, "unsigned")
+    assert r.headers["www-authenticate"].startswith("Signature")
+    assert r.headers["accept-signature"].startswith('peer=("@method" "@target-uri" "content-digest")')
+
+
+@pytest.fixture
+def document(client: TestClient) -> dict[str, Any]:
+    return client.app.openapi()  # type: ignore[attr-defined]
+
+
+def _answers(document: dict[str, Any], method: str, path: str) -> dict[str, dict[str, Any]]:
+    """An operation's responses by status, shared ones resolved."""
+    shared = document["components"]["responses"]
+    answers = document["paths"][path][method.lower()]["responses"]
+    return {s: shared[a["$ref"].rsplit("/", 1)[1]] if "$ref" in a else a for s, a in answers.items()}
+
+
+def _operations(document: dict[str, Any]) -> list[tuple[str, str]]:
+    return [(method.upper(), path) for path, ops in document["paths"].items() for method in ops]
+
+
+def test_every_operation_declares_413_and_503_with_retry_after(document: dict[str, Any]) -> None:
+    for method, path in _operations(document):
+        answers = _answers(document, method, path)
+        assert {"413", "503"} <= set(answers), (method, path)
+        assert "Retry-After" in answers["503"]["headers"]
+
+
+def test_every_declared_error_is_a_problem(document: dict[str, Any]) -> None:
+    assert document["components"]["schemas"]["Problem"]["required"] == ["type", "title", "status", "detail", "instance"]
+    assert "HTTPValidationError" not in document["components"]["schemas"]  # FastAPI's 422 shape is not ours
+    for method, path in _operations(document):
+        for status, answer in _answers(document, method, path).items():
+            if int(status) >= 400:
+                assert "application/problem+json" in answer["content"], (method, path, status)
+
+
+def test_role_protected_operations_declare_a_bearer_401_and_a_403(document: dict[str, Any]) -> None:
+    protected = [("POST", "/v1/members"), ("GET", "/v1/me/consents"), ("GET", "/v1/logs/{name}/entries/{index}")]
+    for method, path in protected:
+        answers = _answers(document, method, path)
+        assert "Bearer" in answers["401"]["headers"]["WWW-Authenticate"]["description"]
+        assert "403" in answers
+    assert "401" not in _answers(document, "GET", "/health")
+    assert "401" not in _answers(document, "GET", "/v1/notices")
+
+
+def test_peer_operations_declare_a_signature_401_with_its_reason_codes(document: dict[str, Any]) -> None:
+    answer = _answers(document, "POST", "/v1/peer/exchanges/credit")["401"]
+    assert set(answer["headers"]) == {"WWW-Authenticate", "Accept-Signature"}
+    assert {"unsigned", "digest_mismatch", "replayed"} <= set(answer["x-reason-codes"])
+
+
+def test_refusal_statuses_are_declared_with_their_reason_codes(document: dict[str, Any]) -> None:
+    answers = _answers(document, "POST", "/v1/me/exchanges")
+    assert "insufficient_points" in answers["409"]["x-reason-codes"]
+    assert "no_consent" in answers["403"]["x-reason-codes"]
+    assert "peer_unreachable" in answers["502"]["x-reason-codes"]
+    assert "insufficient_points" in answers["409"]["description"]
+
+
+def test_a_status_a_route_declares_itself_keeps_its_own_words(document: dict[str, Any]) -> None:
+    conflict = _answers(document, "POST", "/v1/witness/add-checkpoint")["409"]
+    assert set(conflict["content"]) == {"text/x.tlog.size", "application/problem+json"}  # a size, or a split view
+    assert _answers(document, "GET", "/v1/me/churn-risk")["409"]["description"].startswith("no churn model yet")

@@ -150,3 +150,36 @@ def test_init_and_serve_refuse_a_region_outside_mainland_china(tmp_path: Path) -
     r = runner.invoke(app, ["serve", "--data-dir", str(d)], env={"ALLIANCE_REGION": "HK"})
     assert r.exit_code == 1
     assert "outside mainland China" in r.output
+
+
+def test_init_warns_on_stderr_when_the_data_directory_is_open_to_others(tmp_path: Path) -> None:
+    d = tmp_path / "node"
+    d.mkdir()
+    d.chmod(0o755)
+    r = runner.invoke(app, ["init", "--node-id", "a.example", "--data-dir", str(d)])
+    assert r.exit_code == 0, r.output
+    warning = r.stderr.strip()
+    assert warning.startswith("warning:")
+    assert "\n" not in warning  # one line
+    assert f"chmod 700 {d}" in warning
+
+
+def test_init_in_a_new_directory_prints_no_warning(tmp_path: Path) -> None:
+    r = runner.invoke(app, ["init", "--node-id", "a.example", "--data-dir", str(tmp_path / "node")])
+    assert r.exit_code == 0, r.output
+    assert r.stderr == ""
+
+
+def test_serve_warns_on_stderr_about_a_database_others_can_read(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    d = _init(tmp_path)
+    (d / "node.db").chmod(0o644)
+    monkeypatch.setattr("uvicorn.run", lambda *_args, **_kwargs: None)  # the check, not the server
+    r = runner.invoke(app, ["serve", "--data-dir", str(d)])
+    assert r.exit_code == 0, r.output
+    warning = r.stderr.strip()
+    assert warning.startswith("warning:")
+    assert "\n" not in warning  # one line
+    assert f"{d / 'node.db'} 0644" in warning
+    assert f"chmod 600 {d / 'node.db'}" in warning

@@ -2,12 +2,18 @@
 
 from __future__ import annotations
 
+import json
+from datetime import UTC, datetime, timedelta
+from decimal import Decimal
 from pathlib import Path
 
+import pytest
 from typer.testing import CliRunner
 
 from node.cli.main import app
 from node.core.datadir import init_node
+from node.core.settings import REGISTRY_FILE
+from node.demo.alliance import BrandSpec, create_alliance
 
 ANCHOR = "0x" + "11" * 20
 
@@ -100,3 +106,72 @@ def test_deploy_then_register_a_brand_over_json_rpc(tmp_path: Path) -> None:
         refused = CliRunner().invoke(app, [*args, "--from", brand])
         assert refused.exit_code == 1
         assert "only the owner" in refused.output
+
+
+AIR, SHOP, CAFE = (
+    BrandSpec(key, key.title(), Decimal(1), Decimal(0), 18_000 + i) for i, key in enumerate(("air", "shop", "cafe"))
+)
+
+
+@pytest.fixture
+def settled_window(tmp_path: Path, monkeypatch: pytest.MonkeyPatch):  # type: ignore[no-untyped-def]
+    """Three brands on an embedded chain, every pair confirmed for a window in which only air and shop
+    exchanged; air's node is configured to act on that chain; the window's report names air and shop."""
+    from contracts.client import Alliance, Chain
+    from node.chain.settlement import window_id
+    from node.settlement.statements import Window
+
+    chain = Chain.embedded()
+    owner, *accounts = chain.accounts[:4]
+    alliance = Alliance.deploy(chain, owner)
+    account = dict(zip((AIR, SHOP, CAFE), accounts, strict=True))
+    for spec, acct in account.items():
+        alliance.add_brand(acct, spec.node_id, owner)
+    start = datetime(2026, 11, 1, tzinfo=UTC)
+    window = Window(start, start + timedelta(days=1))
+    wid = window_id(window)
+    for a, b in ((AIR, SHOP), (AIR, CAFE), (SHOP, CAFE)):
+        alliance.post_statement(wid, account[b], b"\x01" * 32, account[a])
+        alliance.post_statement(wid, account[a], b"\x01" * 32, account[b])
+    settings = {
+        "chain_rpc_url": "http://embedded",
+        "chain_settlement_address": alliance.settlement.address,
+        "chain_account": account[AIR],
+    }
+    create_alliance(tmp_path / "alliance", [AIR, SHOP, CAFE], **settings)
+    report = tmp_path / "report.json"
+    body = {
+        "window": {"start": window.start.isoformat(), "end": window.end.isoformat()},
+        "positions_fen": {AIR.node_id: -450, SHOP.node_id: 450},  # the cafe made no exchange
+    }
+    report.write_text(json.dumps(body))
+    # the command connects by URL; the embedded chain has none, so it is handed over directly
+    monkeypatch.setattr(Chain, "connect", staticmethod(lambda rpc, timeout=10.0: chain))
+    return tmp_path / "alliance" / "air", report, alliance, wid, account
+
+
+def test_chain_close_names_a_brand_without_exchanges_with_position_zero(settled_window) -> None:  # type: ignore[no-untyped-def]
+    data_dir, report, alliance, wid, account = settled_window
+    r = CliRunner().invoke(app, ["chain", "close", "--data-dir", str(data_dir), "--report", str(report)])
+    assert r.exit_code == 0, r.output
+    assert f"'{CAFE.node_id}': 0" in " ".join(r.output.split())
+    assert alliance.settlement.functions.closed(wid).call()
+    assert alliance.position(wid, account[CAFE]) == 0
+
+
+def test_chain_close_with_a_brand_missing_from_the_registry_file_is_a_clear_error(settled_window) -> None:  # type: ignore[no-untyped-def]
+    data_dir, report, *_ = settled_window
+    registry = data_dir / REGISTRY_FILE
+    registry.write_text(registry.read_text().split("\n[[brands]]")[0] + _brands_of(registry, AIR, SHOP))
+    r = CliRunner().invoke(app, ["chain", "close", "--data-dir", str(data_dir), "--report", str(report)])
+    assert r.exit_code == 1
+    assert "every brand must be named (a brand registered on chain is missing from the registry file)" in " ".join(
+        r.output.split()
+    )
+    assert "Traceback" not in r.output
+
+
+def _brands_of(registry: Path, *specs: BrandSpec) -> str:
+    """The ``[[brands]]`` tables of ``specs`` in a registry file."""
+    tables = registry.read_text().split("\n[[brands]]")[1:]
+    return "".join(f"\n[[brands]]{t}" for t in tables if any(f'"{s.node_id}"' in t for s in specs))

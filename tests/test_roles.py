@@ -35,6 +35,7 @@ ENDPOINTS: list[tuple[str, str, Any, set[str]]] = [
     ("POST", "/v1/notices", notice_data(version=2), {COMPLIANCE}),
     ("POST", "/v1/members", {"member_ref": "NEW-1"}, {OPERATOR}),
     ("POST", "/v1/members/M-1/token", None, {OPERATOR}),
+    ("DELETE", "/v1/members/M-1/tokens", None, {OPERATOR}),
     ("GET", "/v1/members/M-1/gate/loyalty.core", None, {OPERATOR}),
     ("POST", "/v1/members/M-1/prompts/marketing", None, {OPERATOR}),
     ("GET", "/v1/members/M-1/wallet", None, {OPERATOR}),
@@ -43,7 +44,8 @@ ENDPOINTS: list[tuple[str, str, Any, set[str]]] = [
     ("GET", "/v1/me/consents", None, {MEMBER}),
     ("POST", "/v1/me/consents", {"action": "grant", "purposes": ["marketing"]}, {MEMBER}),
     ("GET", "/v1/me/receipts", None, {MEMBER}),
-    ("GET", "/v1/me/data", None, {MEMBER}),
+    ("POST", "/v1/me/access-requests", None, {MEMBER}),
+    ("GET", "/v1/me/access-requests/dsr-none", None, {MEMBER}),
     ("POST", "/v1/me/corrections", {"birth_date": "1990-01-02"}, {MEMBER}),
     ("GET", "/v1/me/requests", None, {MEMBER}),
     ("POST", "/v1/me/erasure", None, {MEMBER}),
@@ -70,6 +72,7 @@ NOTHING_TO_ACT_ON: dict[tuple[str, str], tuple[int, str | None]] = {
     ("POST", "/v1/me/exchange-quotes"): (404, "unknown_brand"),
     ("POST", "/v1/me/exchanges"): (404, "unknown_brand"),
     ("GET", "/v1/me/exchanges/0a"): (404, None),
+    ("GET", "/v1/me/access-requests/dsr-none"): (404, None),
     ("POST", "/v1/me/link-codes"): (404, "unknown_brand"),
     ("POST", "/v1/me/links"): (404, "unknown_brand"),
 }
@@ -188,6 +191,52 @@ def test_a_revoked_staff_key_stops_working(world: Api) -> None:
     assert world.client.get("/v1/features", headers=headers).status_code == 200
     assert world.node.staff_keys.revoke(key.split("_")[1])
     assert world.client.get("/v1/features", headers=headers).status_code == 401
+
+
+#: Every kind of credential that must open nothing: (what it is, how to make it from the shared world).
+BAD_CREDENTIALS: dict[str, Callable[[Api], str]] = {
+    "garbage": lambda w: "Bearer nonsense",
+    "not bearer": lambda w: "Basic b2xnYTpzZWNyZXQ=",
+    "tampered member token": lambda w: _tampered(w.members["M-1"]["Authorization"]),
+    "tampered staff key": lambda w: _tampered(w.operator["Authorization"]),
+    "expired member token": lambda w: "Bearer " + w.node.member_tokens.issue("M-1", ttl=60, now=1_000_000),
+    "member token for no account": lambda w: "Bearer " + issue_member_token(w.node.signer, "M-1", 600),
+    "member token for an unknown member": lambda w: "Bearer " + issue_member_token(w.node.signer, "NOBODY", 600),
+    "revoked staff key": lambda w: _revoked_staff_key(w),
+}
+
+
+def _tampered(authorization: str) -> str:
+    """The credential with one character changed in the middle (a signature or a secret no longer matches)."""
+    i = len(authorization) // 2 + 3
+    return authorization[:i] + ("A" if authorization[i] != "A" else "B") + authorization[i + 1 :]
+
+
+def _revoked_staff_key(world: Api) -> str:
+    key = world.node.staff_keys.issue("gone", Role.COMPLIANCE)
+    assert world.node.staff_keys.revoke(key.split("_")[1])
+    return f"Bearer {key}"
+
+
+@pytest.mark.parametrize("kind", sorted(BAD_CREDENTIALS))
+@pytest.mark.parametrize(
+    ("method", "path", "body"), [(m, p, b) for m, p, b, allowed in ENDPOINTS if PUBLIC not in allowed]
+)
+def test_no_bad_credential_opens_any_endpoint(world: Api, method: str, path: str, body: Any, kind: str) -> None:
+    r = world.client.request(method, path, json=body, headers={"Authorization": BAD_CREDENTIALS[kind](world)})
+    # 429 once the same bad credential failed too often (rate_limits): refused before being checked
+    assert r.status_code in (401, 429), (kind, method, path, r.status_code, r.text)
+    assert "www-authenticate" in r.headers if r.status_code == 401 else "retry-after" in r.headers
+
+
+def test_a_member_token_from_another_node_is_refused_everywhere(world: Api, make_node: Callable[..., Node]) -> None:
+    other = make_node(world.node.settings.node_id)  # same name, different key
+    other.consent.register_member("M-1")
+    forged = {"Authorization": f"Bearer {other.member_tokens.issue('M-1')}"}
+    for method, path, body, allowed in ENDPOINTS:
+        if PUBLIC not in allowed:
+            r = world.client.request(method, path, json=body, headers=forged)
+            assert r.status_code in (401, 429), (method, path, r.status_code)  # 429: it failed too often
 
 
 def _route(method: str, url: str, routes: set[tuple[str, str]]) -> tuple[str, str] | None:

@@ -7,11 +7,28 @@ from contextlib import asynccontextmanager
 
 from fastapi import FastAPI
 
-from node.api import problems
+from node.api import openapi, problems
+from node.api.bodies import BodyGuard, parse_json_off_loop, route_access
+from node.api.ratelimits import Limiters
 from node.api.routes import audit, churn, exchange, health, logs, me, members, notices, peer, pia, requests, witness
 from node.chain.anchoring import AnchorLoop, from_settings
 from node.exchange.recovery import RecoveryLoop
 from node.runtime import Node
+
+ROUTERS = (
+    health.router,
+    logs.router,
+    witness.router,
+    notices.router,
+    churn.router,
+    members.router,
+    me.router,
+    audit.router,
+    pia.router,
+    requests.router,
+    exchange.router,
+    peer.router,
+)
 
 
 def _anchor_loop(node: Node) -> AnchorLoop | None:
@@ -50,17 +67,13 @@ def create_app(node: Node, recovery: bool = False) -> FastAPI:
         version="0.1.0",
     )
     app.state.node = node
+    app.state.limiters = Limiters.from_settings(node.settings.rate_limits)
     problems.install(app)
-    app.include_router(health.router)
-    app.include_router(logs.router)
-    app.include_router(witness.router)
-    app.include_router(notices.router)
-    app.include_router(churn.router)
-    app.include_router(members.router)
-    app.include_router(me.router)
-    app.include_router(audit.router)
-    app.include_router(pia.router)
-    app.include_router(requests.router)
-    app.include_router(exchange.router)
-    app.include_router(peer.router)
+    parse_json_off_loop(ROUTERS)  # before including them, whatever include_router copies
+    for router in ROUTERS:
+        app.include_router(router)
+    routes = route_access(ROUTERS)
+    # caps bodies, authenticates before reading them, verifies peer signatures before parsing
+    app.add_middleware(BodyGuard, routes=routes)
+    openapi.install(app, routes)
     return app

@@ -9,6 +9,7 @@ error is a 500 whose details go to the node's log.
 from __future__ import annotations
 
 import logging
+from collections.abc import Mapping
 from http import HTTPStatus
 from typing import Any
 
@@ -24,12 +25,12 @@ from compliance.pia import PiaRefused, UnknownPiaError
 from compliance.pseudonyms import MemberErasedError
 from compliance.purposes import PurposeError
 from compliance.rights_service import COMPLAINT_ROUTE, RequestRefused
-from compliance.service import ConsentDenied, GuardianRequiredError, UnknownMemberError
+from compliance.service import BirthDateError, ConsentDenied, GuardianRequiredError, UnknownMemberError
 from compliance.store import DuplicateError
 from ledger.errors import LedgerError, StorageError, StorageUnavailableError, TreeSizeError, UnknownLogError
 from node.core.refusals import Refused
 from node.peers.outbound import EgressRefused, PeerUnavailable
-from node.peers.signing import PeerAuthError
+from node.peers.signing import LABEL, REQUIRED, TAG, PeerAuthError
 
 PROBLEM_JSON = "application/problem+json"
 log = logging.getLogger("alliance.node")
@@ -53,6 +54,7 @@ STATUS: dict[type[Exception], dict[str | None, int]] = {
         "in_progress": 409,
         "already_linked": 409,
         "no_model": 409,
+        "idempotency_conflict": 409,
         # 410: gone for good
         "expired_code": 410,
         "used_code": 410,
@@ -68,7 +70,7 @@ STATUS: dict[type[Exception], dict[str | None, int]] = {
     ConsentDenied: {None: 403},
     PermissionError: {None: 403},  # a minor consenting without their guardian
     PiaRefused: {"four_eyes": 403, None: 409},
-    RequestRefused: {None: 409},
+    RequestRefused: {"request_expired": 410, "birth_date_out_of_range": 422, None: 409},
     DuplicateError: {None: 409},
     UnknownMemberError: {None: 404},
     UnknownPiaError: {None: 404},
@@ -76,10 +78,17 @@ STATUS: dict[type[Exception], dict[str | None, int]] = {
     NoticeError: {None: 422},
     PurposeError: {None: 422},
     GuardianRequiredError: {None: 422},
+    BirthDateError: {None: 422},
     UnknownLogError: {None: 404},
     StorageError: {None: 409},
     TreeSizeError: {None: 400},
     LedgerError: {None: 400},
+}
+#: Kinds whose problems carry a fixed reason code of their own.
+FIXED_REASONS: dict[type[Exception], str] = {
+    PermissionError: "guardian_consent_required",
+    GuardianRequiredError: "guardian_required",
+    BirthDateError: "birth_date_out_of_range",
 }
 
 
@@ -101,11 +110,22 @@ def _extras(exc: Exception) -> dict[str, Any]:
         extra |= {"purpose": exc.purpose_code, "complaint_route": "/v1/notices (rights.complaint)"}
     elif isinstance(exc, RequestRefused):
         extra |= {"request_id": exc.request.dsr_id, "complaint_route": COMPLAINT_ROUTE}
-    elif isinstance(exc, PermissionError):
-        extra = {"reason_code": "guardian_consent_required"}
-    elif isinstance(exc, GuardianRequiredError):
-        extra = {"reason_code": "guardian_required"}
+    for kind, code in FIXED_REASONS.items():
+        if isinstance(exc, kind):
+            return {"reason_code": code}
     return extra
+
+
+def reason_codes() -> dict[int, list[str]]:
+    """Every reason code :data:`STATUS` and :data:`FIXED_REASONS` name, by the status it is answered with."""
+    by_status: dict[int, set[str]] = {status: set() for by_reason in STATUS.values() for status in by_reason.values()}
+    for by_reason in STATUS.values():
+        for reason, status in by_reason.items():
+            if reason is not None:
+                by_status[status].add(reason)
+    for kind, code in FIXED_REASONS.items():
+        by_status[STATUS[kind][None]].add(code)
+    return {status: sorted(codes) for status, codes in sorted(by_status.items())}
 
 
 def _detail(exc: Exception) -> str:
@@ -115,18 +135,31 @@ def _detail(exc: Exception) -> str:
 
 
 class Problem(Exception):
-    """An error with an HTTP status, raised by routes and rendered as problem+json."""
+    """An error with an HTTP status, raised by routes and rendered as problem+json (with ``headers``)."""
 
-    def __init__(self, status: int, detail: str, type_: str = "about:blank", **extra: object) -> None:
+    def __init__(
+        self,
+        status: int,
+        detail: str,
+        type_: str = "about:blank",
+        headers: Mapping[str, str] | None = None,
+        **extra: object,
+    ) -> None:
         super().__init__(detail)
         self.status = status
         self.detail = detail
         self.type = type_
+        self.headers = dict(headers or {})
         self.extra = extra
 
 
 def problem_response(
-    status: int, detail: str, request: Request, type_: str = "about:blank", **extra: object
+    status: int,
+    detail: str,
+    request: Request,
+    type_: str = "about:blank",
+    headers: Mapping[str, str] | None = None,
+    **extra: object,
 ) -> JSONResponse:
     """A problem+json response for ``status``."""
     body = {
@@ -137,7 +170,41 @@ def problem_response(
         "instance": request.url.path,
         **extra,
     }
-    return JSONResponse(body, status_code=status, media_type=PROBLEM_JSON)
+    return JSONResponse(body, status_code=status, media_type=PROBLEM_JSON, headers=headers)
+
+
+def peer_challenge() -> dict[str, str]:
+    """The headers of a 401 to a peer call: the signature it needs.
+
+    RFC 9421 defines no authentication scheme, so ``WWW-Authenticate`` names ``Signature`` (the
+    scheme HTTP signatures have been challenged with since the Cavage drafts) and
+    ``Accept-Signature`` (RFC 9421 section 5.1) says exactly what to sign.
+    """
+    components = " ".join(f'"{c}"' for c in REQUIRED)
+    return {
+        "WWW-Authenticate": 'Signature realm="alliance"',
+        "Accept-Signature": f'{LABEL}=({components});created;nonce;alg="ed25519";tag="{TAG}"',
+    }
+
+
+def error_response(exc: Exception, request: Request) -> JSONResponse:
+    """The problem+json answer to ``exc``: what every exception handler and the body guard answer."""
+    if isinstance(exc, Problem):
+        return problem_response(exc.status, exc.detail, request, exc.type, exc.headers, **exc.extra)
+    if isinstance(exc, StarletteHTTPException):
+        detail = exc.detail if isinstance(exc.detail, str) else HTTPStatus(exc.status_code).phrase
+        # keep the exception's headers: a 405 says which methods are allowed (RFC 9110 section 15.5.6)
+        return problem_response(exc.status_code, detail, request, headers=exc.headers)
+    if isinstance(exc, RequestValidationError):
+        errors = [{"loc": list(e.get("loc", ())), "msg": e.get("msg", "")} for e in exc.errors()]
+        return problem_response(422, "the request is not valid", request, errors=errors)
+    if isinstance(exc, StorageUnavailableError | OperationalError):  # before STATUS: a kind of StorageError
+        return _busy(request, exc)
+    if isinstance(exc, tuple(STATUS)):
+        headers = peer_challenge() if isinstance(exc, PeerAuthError) else None
+        return problem_response(status_of(exc), _detail(exc), request, headers=headers, **_extras(exc))
+    log.error("unhandled error on %s", request.url.path, exc_info=exc)
+    return problem_response(500, "internal error; the node's log has the details", request)
 
 
 def _busy(request: Request, exc: Exception) -> JSONResponse:
@@ -147,44 +214,18 @@ def _busy(request: Request, exc: Exception) -> JSONResponse:
     return response
 
 
-async def _mapped(request: Request, exc: Exception) -> JSONResponse:
-    return problem_response(status_of(exc), _detail(exc), request, **_extras(exc))
-
-
-async def _problem(request: Request, exc: Exception) -> JSONResponse:
-    assert isinstance(exc, Problem)
-    return problem_response(exc.status, exc.detail, request, exc.type, **exc.extra)
-
-
-async def _http(request: Request, exc: Exception) -> JSONResponse:
-    assert isinstance(exc, StarletteHTTPException)
-    detail = exc.detail if isinstance(exc.detail, str) else HTTPStatus(exc.status_code).phrase
-    return problem_response(exc.status_code, detail, request)
-
-
-async def _validation(request: Request, exc: Exception) -> JSONResponse:
-    assert isinstance(exc, RequestValidationError)
-    errors = [{"loc": list(e.get("loc", ())), "msg": e.get("msg", "")} for e in exc.errors()]
-    return problem_response(422, "the request is not valid", request, errors=errors)
-
-
-async def _unavailable(request: Request, exc: Exception) -> JSONResponse:
-    return _busy(request, exc)
-
-
-async def _unexpected(request: Request, exc: Exception) -> JSONResponse:
-    log.exception("unhandled error on %s", request.url.path)
-    return problem_response(500, "internal error; the node's log has the details", request)
+async def _handle(request: Request, exc: Exception) -> JSONResponse:
+    return error_response(exc, request)
 
 
 def install(app: FastAPI) -> None:
     """Route every error through problem+json; nothing leaks a traceback."""
     for exc_type in STATUS:
-        app.add_exception_handler(exc_type, _mapped)
-    app.add_exception_handler(Problem, _problem)
-    app.add_exception_handler(StarletteHTTPException, _http)
-    app.add_exception_handler(RequestValidationError, _validation)
+        app.add_exception_handler(exc_type, _handle)
+    app.add_exception_handler(Problem, _handle)
+    app.add_exception_handler(StarletteHTTPException, _handle)
+    app.add_exception_handler(RequestValidationError, _handle)
     # the database is busy or unreachable: retry shortly (the ledger's own error or SQLAlchemy's)
-    app.add_exception_handler(StorageUnavailableError, _unavailable)
-    app.add_exception_handler(OperationalError, _unavailable)
-    app.add_exception_handler(Exception, _unexpected)
+    app.add_exception_handler(StorageUnavailableError, _handle)
+    app.add_exception_handler(OperationalError, _handle)
+    app.add_exception_handler(Exception, _handle)

@@ -7,6 +7,7 @@ names, so the node needs no address book of its own.
 
 from __future__ import annotations
 
+from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 from typing import Any
 
@@ -62,9 +63,27 @@ class ChainSettlement:
         key = self.settlement.functions.pair_key(self.account, counterpart).call()
         return ("unposted", "one_side", "confirmed", "disputed")[self.settlement.functions.pair_status(wid, key).call()]
 
-    def close(self, window: Window, positions: dict[str, int]) -> None:
-        """Close ``window`` with the net positions by node id (the contract checks pairs and the sum)."""
-        brands = [self.address_of(n) for n in positions]
+    def close(self, window: Window, positions: Mapping[str, int], brands: Iterable[str]) -> dict[str, int]:
+        """Close ``window`` with the net positions by node id; return the positions as closed.
+
+        ``brands`` are the node ids of every brand of the alliance (the registry file's): the contract
+        wants each registered brand named, so a brand without an exchange in the window closes at 0.
+        The contract checks the brand count, every pair and the sum (:class:`ChainRefused` otherwise).
+        """
+        every = complete_positions(positions, brands)
+        accounts = [self.address_of(n) for n in every]
         self.chain.send(
-            self.settlement.functions.close_window(window_id(window), brands, list(positions.values())), self.account
+            self.settlement.functions.close_window(window_id(window), accounts, list(every.values())), self.account
         )
+        return every
+
+
+def complete_positions(positions: Mapping[str, int], brands: Iterable[str]) -> dict[str, int]:
+    """Every brand's net position, in ``brands``' order: a brand with no exchange in the window (absent from
+    the netting's positions) has 0. ``ValueError`` if a position names a brand ``brands`` does not list."""
+    every = dict.fromkeys(brands, 0)
+    unknown = sorted(set(positions) - set(every))
+    if unknown:
+        raise ValueError(f"positions name brands the alliance does not list: {', '.join(unknown)}")
+    every.update(positions)
+    return every

@@ -21,10 +21,12 @@ def verify_cmd(
     rpc: Annotated[str, typer.Option("--rpc", help="The chain's JSON-RPC URL, e.g. http://127.0.0.1:8545.")],
     anchor: Annotated[str, typer.Option("--anchor", help="Address of the alliance's Anchor contract.")],
 ) -> None:
-    """Check every local log against every root anchored for its origin, with consistency proofs.
+    """Check every local log against every root anchored for its origin: its entries' data rehashed,
+    and consistency proofs from its stored tree.
 
-    Exit 1 listing each divergence (the local log does not extend an anchored root: it was
-    rewritten) and each gap (an anchor beyond the local size: entries lost or rolled back).
+    Exit 1 listing each divergence (the local log does not extend an anchored root, or its data no
+    longer match its stored tree: it was rewritten) and each gap (an anchor beyond the local size:
+    entries lost or rolled back).
     """
     from web3 import Web3
 
@@ -50,7 +52,8 @@ def verify_cmd(
             for f in findings:
                 bad += not f.ok
                 mark = "ok" if f.ok else f.kind.upper()
-                out.print(f"{log.origin}\tanchored size {f.size}\t{mark}\t{f.detail}", highlight=False)
+                where = "anchored size" if f.anchored else "local size"
+                out.print(f"{log.origin}\t{where} {f.size}\t{mark}\t{f.detail}", highlight=False)
     finally:
         node.dispose()
     if bad:
@@ -65,8 +68,10 @@ def close_cmd(
 ) -> None:
     """Close the report's settlement window on chain with its net positions, from this node's account.
 
-    The contract refuses (exit 1, with its reason) while any pair of the brands is not confirmed by
-    matching statement hashes, while a dispute is open, or if the positions do not sum to zero.
+    Every brand of the registry file is named, a brand without an exchange in the window at 0. The
+    contract refuses (exit 1, with its reason) while any pair of the brands is not confirmed by
+    matching statement hashes, while a dispute is open, if the positions do not sum to zero, or if
+    a brand is registered on chain but missing from the registry file ("every brand must be named").
     """
     from contracts.client import ChainRefused
     from node.chain.settlement import ChainSettlement
@@ -85,13 +90,21 @@ def close_cmd(
         if chain is None:
             fail("no chain configured: set chain_rpc_url, chain_settlement_address and chain_account", 2)
             return
+        brands = [b.node_id for b in node.registry.brands]  # a brand with no exchange must be named too, at 0
         try:
-            chain.close(window, positions)
+            closed = chain.close(window, positions, brands)
         except ChainRefused as exc:
-            fail(f"the settlement contract refused: {exc.reason}")
+            # every brand of the file was named, so the chain knows a brand the file does not
+            hint = (
+                " (a brand registered on chain is missing from the registry file)"
+                if "every brand" in exc.reason
+                else ""
+            )
+            fail(f"the settlement contract refused: {exc.reason}{hint}")
+            return
     finally:
         node.dispose()
-    out.print(f"window {window.start.isoformat()} - {window.end.isoformat()} closed on chain: {positions}")
+    out.print(f"window {window.start.isoformat()} - {window.end.isoformat()} closed on chain: {closed}")
 
 
 def _owner_chain(rpc: str, key_file: Path | None, account: str | None):  # type: ignore[no-untyped-def]

@@ -57,7 +57,8 @@ def friendly(fn: F) -> F:
         except Exception as exc:
             reason = getattr(exc, "reason", None)
             if isinstance(reason, str):
-                fail(f"{exc} [{reason}]")
+                message = str(exc).strip("'\"")
+                fail(message if reason in message else f"{message} [{reason}]")
             if isinstance(exc, (LedgerError, ValueError, LookupError, OSError)):
                 fail(str(exc).strip("'\""))
             raise

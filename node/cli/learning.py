@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import json
 from dataclasses import asdict
-from datetime import UTC, date, datetime, timedelta
+from datetime import UTC, date, datetime
 from pathlib import Path
 from typing import Annotated
 
@@ -163,14 +163,17 @@ def run_over_nodes(
 ) -> None:
     """The body both `federate run` and `federation run` share: window, nodes, progress, report."""
     from federation.server_app import RunSettings
-    from node.learning.rows import ChurnWindow
+    from node.learning.rows import churn_window
     from node.learning.run import federate_nodes, in_process, print_outcomes
 
     if len(node) < 2:
         fail("give --node at least twice: federation needs two brands", 2)
     try:
-        end = date.fromisoformat(horizon_end) if horizon_end else datetime.now(UTC).date()
-        window = ChurnWindow(date.fromisoformat(cutoff) if cutoff else end - timedelta(days=180), end)
+        window = churn_window(
+            date.fromisoformat(cutoff) if cutoff else None,
+            date.fromisoformat(horizon_end) if horizon_end else None,
+            datetime.now(UTC).date(),
+        )
     except ValueError as exc:
         fail(f"--cutoff/--horizon-end: {exc}", 2)
         return

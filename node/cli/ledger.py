@@ -46,12 +46,20 @@ def ledger_export(
     out_file: Annotated[Path, typer.Option("--out", help="Where to write the JSON Lines export.")],
     data_dir: DataDir = HERE,
 ) -> None:
-    """Export a log with a freshly signed checkpoint, for offline verification."""
+    """Export a log with a freshly signed checkpoint, for offline verification.
+
+    Refuses (exit 1, no file written) a log whose entries' data no longer hash to its stored head:
+    an entry was rewritten in the database (`ledger check` says where).
+    """
     node = open_node(data_dir)
     target = node.store.log(log)
     tmp = out_file.with_name(out_file.name + ".partial")
-    with progress(f"exporting {log}", target.size) as advance, open(tmp, "wb") as f:
-        count = export_log(target, node.signer, f, progress=advance)
+    try:
+        with progress(f"exporting {log}", target.size) as advance, open(tmp, "wb") as f:
+            count = export_log(target, node.signer, f, progress=advance)
+    except BaseException:
+        tmp.unlink(missing_ok=True)  # a refused or failed export leaves nothing behind
+        raise
     tmp.replace(out_file)  # a crash mid-export never leaves a file that looks complete
     err.print(f"exported {count} entries of {log} to {out_file}")
 

@@ -3,20 +3,43 @@ every group of commands lives in its own module and is added here."""
 
 from __future__ import annotations
 
+import shlex
 import tempfile
 from pathlib import Path
 from typing import Annotated
 
 import typer
+from rich.markup import escape
 
 from node.cli import audit, chain, compliance, deployment, exchange, learning, ledger, peers, rights
-from node.cli.common import HERE, DataDir, fail, friendly, open_node, out
+from node.cli.common import HERE, DataDir, err, fail, friendly, open_node, out
 
 app = typer.Typer(
     no_args_is_help=True,
     help="A loyalty alliance node: ledger, witnessing, API and demo.",
     pretty_exceptions_enable=False,
 )
+
+
+def _warn_loose_permissions(data_dir: Path, key_file: str) -> None:
+    """One line on stderr if the data directory or a secret file in it is open to other users, with the fix."""
+    from node.core.datadir import loose_permissions
+
+    found = loose_permissions(data_dir, key_file)
+    if not found:
+        return
+    listed = ", ".join(f"{p.path} {p.mode:04o}" for p in found)
+    fixes = [f"chmod 700 {shlex.quote(str(p.path))}" for p in found if p.path.is_dir()]
+    files = [shlex.quote(str(p.path)) for p in found if not p.path.is_dir()]
+    if files:
+        fixes.append(f"chmod 600 {' '.join(files)}")
+    # a warning, not a refusal: the operator may have reasons (a shared backup user), but should know
+    err.print(
+        f"[yellow]warning:[/yellow] other users may read this node's secrets ({escape(listed)}): "
+        f"run {escape('; '.join(fixes))}",
+        highlight=False,
+        soft_wrap=True,
+    )
 
 
 @app.command()
@@ -44,6 +67,7 @@ def init(
     )
     out.print(f"initialised {settings.node_id} in {data_dir.resolve()}")
     out.print(f"verifier key: {(data_dir / VKEY_FILE).read_text().strip()}")
+    _warn_loose_permissions(data_dir, settings.key_file)  # a directory that existed keeps its mode
 
 
 @app.command()
@@ -60,6 +84,7 @@ def serve(
     from node.api.app import create_app
 
     node = open_node(data_dir, recover=True)
+    _warn_loose_permissions(data_dir, node.settings.key_file)
     if problem := hosting_problem(node.settings.region):  # the deploy check: refuse to serve from abroad
         fail(problem)
     node.signer  # noqa: B018  fail now, not at the first request, if the key is unreadable

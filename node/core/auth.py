@@ -4,7 +4,8 @@ Roles: ``operator`` runs the node and issues member tokens for the brand's own a
 ``compliance`` publishes notices and exports the audit trail; ``member`` acts on their own data
 only. A staff key is 32 random bytes shown once; the database keeps its SHA-256 (a fast hash is
 enough for a high-entropy secret). A member token is ``base64url(claims).base64url(signature)``,
-signed with the node's Ed25519 key under a domain-separation prefix.
+signed with the node's Ed25519 key under a domain-separation prefix; its ``acct`` claim binds it to
+one account (:mod:`node.core.tokens`), so erasure or revocation ends it.
 """
 
 from __future__ import annotations
@@ -66,6 +67,7 @@ class Caller:
 
     role: Role
     id: str  # staff name, or the member's reference at this brand
+    account: str | None = None  # a member token's account binding (its ``acct`` claim)
 
 
 # Who the current request acts for, so audit events name their actor without every call passing it.
@@ -140,11 +142,23 @@ def _unb64(text: str) -> bytes:
 
 
 def issue_member_token(
-    signer: note.Signer, member_ref: str, ttl: int = DEFAULT_TOKEN_TTL, now: float | None = None
+    signer: note.Signer,
+    member_ref: str,
+    ttl: int = DEFAULT_TOKEN_TTL,
+    now: float | None = None,
+    account: str | None = None,
 ) -> str:
-    """A token that lets the brand's app act for ``member_ref`` for ``ttl`` seconds."""
+    """A token that lets the brand's app act for ``member_ref``'s ``account`` for ``ttl`` seconds."""
     issued = int(now if now is not None else time.time())
-    claims = {"iss": signer.name, "sub": member_ref, "iat": issued, "exp": issued + ttl, "jti": secrets.token_hex(8)}
+    claims: dict[str, object] = {
+        "iss": signer.name,
+        "sub": member_ref,
+        "iat": issued,
+        "exp": issued + ttl,
+        "jti": secrets.token_hex(8),
+    }
+    if account is not None:
+        claims["acct"] = account
     payload = canonical_json(claims)
     return f"{_b64(payload)}.{_b64(signer.sign_raw(TOKEN_DOMAIN + payload))}"
 
@@ -164,4 +178,5 @@ def check_member_token(verifier: note.Verifier, token: str, now: float | None = 
         raise AuthError("member token expired")
     if not isinstance(claims.get("sub"), str) or not claims["sub"]:
         raise AuthError("member token names no member")
-    return Caller(Role.MEMBER, claims["sub"])
+    account = claims.get("acct")
+    return Caller(Role.MEMBER, claims["sub"], account if isinstance(account, str) else None)

@@ -2,12 +2,15 @@
 
 A node is one directory: ``node.toml``, ``node.key`` (Ed25519, mode 0600), ``node.vkey``,
 ``witness.vkey``, ``data.key`` (the field-encryption key, mode 0600) and, unless
-``database_url`` points elsewhere, ``node.db``. :class:`node.runtime.Node` opens one.
+``database_url`` points elsewhere, ``node.db`` (mode 0600, as are its ``-wal`` and ``-shm``: it holds
+members' pseudonym keys and staff-key hashes). ``init`` creates the directory 0700.
+:class:`node.runtime.Node` opens one.
 """
 
 from __future__ import annotations
 
 import os
+from dataclasses import dataclass
 from pathlib import Path
 
 from compliance.fieldcrypt import create_key_file
@@ -15,8 +18,10 @@ from ledger import note
 from ledger.storage import LedgerStore, create_engine
 from node.core.schema import upgrade
 from node.core.settings import (
+    CONFIG_FILE,
     DATA_KEY_FILE,
     DEFAULT_LOGS,
+    KEY_FILE,
     VKEY_FILE,
     WITNESS_VKEY_FILE,
     NodeSettings,
@@ -25,9 +30,38 @@ from node.core.settings import (
     write_config,
 )
 
+PRIVATE_DIR_MODE = 0o700
+PRIVATE_FILE_MODE = 0o600
+DB_FILES = ("node.db", "node.db-wal", "node.db-shm", "node.db-journal")  # SQLite's file and its companions
+
 
 class NodeExistsError(FileExistsError):
     """``init`` found an existing key and refuses to overwrite it."""
+
+
+@dataclass(frozen=True)
+class LoosePermission:
+    """A node's directory or secret file that its group or other users may access, and its mode."""
+
+    path: Path
+    mode: int  # the permission bits, e.g. 0o644
+
+
+def loose_permissions(data_dir: Path, key_file: str = KEY_FILE) -> list[LoosePermission]:
+    """The data directory and the secret files in it (database, keys, config) that group or others may access.
+
+    The directory first, then the files in a fixed order; missing files are skipped (the database may
+    live on PostgreSQL). Verifier keys and the registry are public and not checked.
+    """
+    found = []
+    for path in (data_dir, *(data_dir / name for name in (*DB_FILES, key_file, DATA_KEY_FILE, CONFIG_FILE))):
+        try:
+            mode = path.stat().st_mode & 0o777
+        except FileNotFoundError:
+            continue
+        if mode & 0o077:
+            found.append(LoosePermission(path, mode))
+    return found
 
 
 def _write_private(path: Path, text: str) -> None:
@@ -42,6 +76,7 @@ def open_store(settings: NodeSettings) -> LedgerStore:
         settings.db_url,
         sqlite_synchronous=settings.sqlite_synchronous,
         sqlite_busy_timeout=settings.sqlite_busy_timeout,
+        sqlite_file_mode=PRIVATE_FILE_MODE,  # a new SQLite database: 0600, and SQLite copies it to -wal, -shm
     )
     return LedgerStore(engine)
 
@@ -72,9 +107,10 @@ def load_signer(settings: NodeSettings) -> note.Signer:
 def init_node(data_dir: Path, node_id: str, **fields: object) -> NodeSettings:
     """Create a node in ``data_dir``: Ed25519 key, ``node.vkey``, ``witness.vkey``, config, database.
 
-    Refuses (``NodeExistsError``) if a key is already there: a node's key is its identity.
+    Refuses (``NodeExistsError``) if a key is already there: a node's key is its identity. A new
+    directory is created 0700; an existing one keeps its mode (see :func:`loose_permissions`).
     """
-    data_dir.mkdir(parents=True, exist_ok=True)
+    data_dir.mkdir(mode=PRIVATE_DIR_MODE, parents=True, exist_ok=True)  # parents get the usual mode
     settings = NodeSettings(data_dir=data_dir, node_id=node_id, **fields)  # type: ignore[arg-type]
     if settings.key_path.exists():
         raise NodeExistsError(f"{settings.key_path} already exists: refusing to overwrite this node's key")

@@ -35,6 +35,39 @@ class Peer(BaseModel):
     region: str = Field(default="CN", pattern=r"^[A-Z]{2}$", description="ISO 3166 alpha-2 code of where it is hosted")
 
 
+KIB = 1024
+
+
+class BodyLimits(BaseModel):
+    """The largest request body, in bytes, each family of routes accepts; larger ones get 413 before being read."""
+
+    default: int = Field(
+        default=8 * KIB, ge=KIB, description="every route not below: members, consents, me, purchases, features"
+    )
+    documents: int = Field(
+        default=256 * KIB, ge=KIB, description="privacy notices and impact assessments (/v1/notices, /v1/pia)"
+    )
+    peer: int = Field(
+        default=4096 * KIB,
+        ge=KIB,
+        description="signed node-to-node calls (/v1/peer/); a settlement statement of about 60,000 exchanges fits",
+    )
+    witness: int = Field(default=64 * KIB, ge=KIB, description="C2SP tlog-witness checkpoints (/v1/witness/)")
+
+
+class RateLimits(BaseModel):
+    """Budgets per minute (429 with Retry-After past them), kept in the serving process."""
+
+    member_writes_per_minute: int = Field(
+        default=60,
+        ge=1,
+        description="actions one member triggers that append audit events: consents, rights requests, scores, links",
+    )
+    failed_auth_per_minute: int = Field(
+        default=10, ge=1, description="failed authentications with one presented credential before it must wait"
+    )
+
+
 class NodeSettings(BaseSettings):
     """Everything a node needs to run; defaults suit one node on one machine."""
 
@@ -74,6 +107,18 @@ class NodeSettings(BaseSettings):
     )
     anchor_every_entries: int = Field(default=1000, ge=1, description="anchor a log after this many new entries")
     anchor_every_seconds: float = Field(default=600.0, gt=0, description="or after this long with any new entry")
+    body_limits: BodyLimits = Field(
+        default_factory=BodyLimits,
+        description=(
+            "request body caps in bytes by route family (default 8 KiB, documents 256 KiB, peer 4 MiB, witness"
+            " 64 KiB); a [body_limits] table in node.toml or ALLIANCE_BODY_LIMITS='{\"peer\": 8388608}'"
+        ),
+    )
+    rate_limits: RateLimits = Field(
+        default_factory=RateLimits,
+        description="per minute: 60 audited actions per member, 10 failed authentications per credential; a"
+        " [rate_limits] table in node.toml",
+    )
 
     @field_validator("node_id")
     @classmethod
@@ -165,6 +210,10 @@ def render_toml(settings: NodeSettings) -> str:
     if settings.chain_rpc_url:
         lines.append(f"anchor_every_entries = {settings.anchor_every_entries}")
         lines.append(f"anchor_every_seconds = {settings.anchor_every_seconds}")
+    if settings.body_limits != BodyLimits():  # a table: after every top-level key, before [[peers]]
+        lines += ["", "[body_limits]", *(f"{k} = {v}" for k, v in settings.body_limits.model_dump().items())]
+    if settings.rate_limits != RateLimits():
+        lines += ["", "[rate_limits]", *(f"{k} = {v}" for k, v in settings.rate_limits.model_dump().items())]
     for peer in settings.peers:
         lines += ["", "[[peers]]", f"node_id = {json.dumps(peer.node_id)}", f"vkey = {json.dumps(peer.vkey)}"]
         if peer.url:

@@ -79,8 +79,8 @@ def notice_for(node: Node, partners: list[str]) -> Notice:
                 ),
             },
             "rights": {
-                "access": "GET /v1/me/data",
-                "get_copy": "GET /v1/me/data",
+                "access": "POST /v1/me/access-requests",
+                "get_copy": "POST /v1/me/access-requests",
                 "transfer": contact,
                 "correct": "POST /v1/me/corrections",
                 "delete": "POST /v1/me/erasure",

@@ -18,7 +18,6 @@ from rich.table import Table
 
 from compliance.consent import ConsentAction
 from compliance.service import ConsentChange
-from node.core.auth import issue_member_token
 from node.core.processes import ServerProcess
 from node.core.progress import progress_bar
 from node.demo import cdnow
@@ -130,8 +129,8 @@ def link_over_http(nodes: dict[str, Node], apps: dict[str, AppClient], picks: li
     """Each picked member asks brand A for a link code and types it at brand B (a signed B -> A call)."""
     linked = 0
     for brand, partner, ref, partner_ref in picks:
-        token_a = issue_member_token(nodes[brand].signer, ref, 3600)
-        token_b = issue_member_token(nodes[partner].signer, partner_ref, 3600)
+        token_a = nodes[brand].member_tokens.issue(ref, 3600)
+        token_b = nodes[partner].member_tokens.issue(partner_ref, 3600)
         status, body = apps[brand].post("/v1/me/link-codes", token_a, {"brand": nodes[partner].settings.node_id})
         if status != 201:
             raise RuntimeError(f"link code at {brand} refused: {body}")
@@ -150,7 +149,7 @@ def run_exchanges(
     """``count`` exchanges from picked members to their partner brands, from several app threads at once."""
     rng = random.Random(1998)
     jobs = [(picks[i % len(picks)], rng.randint(10, 60)) for i in range(count)]
-    tokens = {(b, r): issue_member_token(nodes[b].signer, r, 3600) for b, _, r, _ in picks}
+    tokens = {(b, r): nodes[b].member_tokens.issue(r, 3600) for b, _, r, _ in picks}
     outcomes: Counter[str] = Counter()
     lock = threading.Lock()
     ticket = itertools.count()

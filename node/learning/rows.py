@@ -9,7 +9,7 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from dataclasses import dataclass
-from datetime import date
+from datetime import date, timedelta
 
 from federation.features import MemberHistory, Purchase
 from node.wallet.journal import Kind, Movement
@@ -17,6 +17,10 @@ from node.wallet.loyalty import FEN_PER_YUAN
 from node.wallet.tiers import TierRules, summarise, tier_for
 
 EXCHANGE_REASONS = frozenset({"exchange_in", "exchange_out"})
+#: Days a churn window may name: a programme's history, with room for the date arithmetic done on
+#: them (a tier's look-back, the default 180 days) to stay inside the calendar.
+EARLIEST, LATEST = date(1970, 1, 1), date(2999, 12, 31)
+LOOKBACK = timedelta(days=180)
 
 
 @dataclass(frozen=True)
@@ -27,8 +31,18 @@ class ChurnWindow:
     horizon_end: date
 
     def __post_init__(self) -> None:
+        if not (self.cutoff >= EARLIEST and self.horizon_end <= LATEST):
+            raise ValueError(f"a churn window lies between {EARLIEST} and {LATEST}")
         if self.horizon_end <= self.cutoff:
             raise ValueError("the label window ends after the cutoff")
+
+
+def churn_window(cutoff: date | None, horizon_end: date | None, today: date) -> ChurnWindow:
+    """The window a run asks for: the horizon defaults to ``today``, the cutoff to 180 days before it."""
+    end = horizon_end or today
+    if not EARLIEST + LOOKBACK <= end <= LATEST:
+        raise ValueError(f"a churn window lies between {EARLIEST} and {LATEST}, not up to {end.isoformat()}")
+    return ChurnWindow(cutoff or end - LOOKBACK, end)
 
 
 def history_from_journal(

@@ -5,7 +5,8 @@ target URI and a ``Content-Digest`` (RFC 9530) of the body, and carries ``create
 ``nonce``, ``keyid`` = the node id and the application tag ``alliance-peer``. The receiving node
 accepts a request only if the key id is a brand in its registry, the signature verifies under
 that brand's key, every required component is covered, the body matches the digest, the
-signature is at most ``max_age`` old (and not from the future), and the nonce was not seen before.
+signature is at most ``max_age`` old (and not from the future), and the nonce was not seen before
+(a node keeps seen nonces in its database, :mod:`node.peers.nonces`, so a restart forgets none).
 """
 
 from __future__ import annotations
@@ -114,8 +115,17 @@ class _Headers:
         return ", ".join(values)
 
 
+class NonceStore(Protocol):
+    """Where the nonces of accepted calls are kept for the replay window."""
+
+    def seen(self, keyid: str, nonce: str, created: datetime) -> bool:
+        """Record the nonce; return whether it was already there."""
+        ...
+
+
 class MemoryNonceStore:
-    """Nonces seen within the replay window, in memory, bounded in size (a single node process)."""
+    """Nonces seen within the replay window, in memory, bounded in size: for tests and tools; a
+    restart forgets them, so a serving node uses :class:`node.peers.nonces.PeerNonces`."""
 
     def __init__(self, window: timedelta = MAX_AGE * 2, limit: int = 100_000) -> None:
         self.window = window
@@ -141,7 +151,7 @@ class PeerVerifier:
     def __init__(
         self,
         lookup: Callable[[str], note.Verifier],
-        nonces: MemoryNonceStore | None = None,
+        nonces: NonceStore | None = None,
         max_age: timedelta = MAX_AGE,
     ) -> None:
         self.lookup = lookup

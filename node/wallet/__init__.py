@@ -2,5 +2,6 @@
 
 ``journal`` is the pure logic (lots, oldest-expiring first, expiry, balance derived); ``store``
 keeps it in the database, each movement under the member's account lock; ``tiers`` are the
-status rules; ``loyalty`` earns points on purchases and shows a member their wallet.
+status rules; ``purchases`` records each purchase id once per brand, on a sane day; ``loyalty``
+earns points on purchases and shows a member their wallet.
 """

@@ -3,10 +3,11 @@
 from __future__ import annotations
 
 from dataclasses import dataclass
-from datetime import date
+from datetime import UTC, date, datetime
 
 from compliance.service import ConsentService
 from node.wallet.journal import Entry, Kind, WalletError
+from node.wallet.purchases import Purchase, Purchases, check_business_day
 from node.wallet.store import WalletStore
 from node.wallet.tiers import TierRules, add_months, default_rules, summarise, tier_for
 
@@ -36,18 +37,23 @@ class Loyalty:
 
     consent: ConsentService
     wallets: WalletStore
+    purchases: Purchases
     points_per_yuan: int
     expiry_months: int
     rules: TierRules | None = None
 
-    def earn_purchase(self, member_ref: str, purchase_id: str, amount_fen: int, day: date) -> Entry:
-        """Credit a purchase's points (idempotent on ``purchase_id``); the lot expires by the brand's policy."""
+    def earn_purchase(
+        self, member_ref: str, purchase_id: str, amount_fen: int, day: date, today: date | None = None
+    ) -> Entry:
+        """Credit a purchase's points once per node (a retry gets the first answer, another member or
+        amount under the same id ``idempotency_conflict``); the lot expires by the brand's policy."""
+        check_business_day(day, today or datetime.now(UTC).date())
         points = points_for(amount_fen, self.points_per_yuan)
         if points < 1:
             raise WalletError("too_small", "this purchase earns no points")
         member = self.consent.member_pseudonym(member_ref)
         expires = add_months(day, self.expiry_months)
-        return self.wallets.earn(member, points, "purchase", day, expires, ref=f"purchase:{purchase_id}")
+        return self.purchases.earn(member, Purchase(purchase_id, amount_fen, day), points, expires)
 
     def view(self, member_ref: str, today: date) -> WalletView:
         """Balance today, tier over the rules' window, and the lots still holding points."""

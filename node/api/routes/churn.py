@@ -8,7 +8,7 @@ from typing import Annotated
 from fastapi import APIRouter, Query
 from pydantic import BaseModel
 
-from node.api.deps import Member, NodeDep, Operator
+from node.api.deps import MemberWrite, NodeDep, Operator
 
 router = APIRouter(tags=["churn"])
 NO_MODEL = {409: {"description": "no churn model yet (no federated round has finished)"}}
@@ -64,7 +64,7 @@ def _today():  # type: ignore[no-untyped-def]
 
 
 @router.get("/v1/me/churn-risk", responses=NO_MODEL)
-def my_churn_risk(node: NodeDep, me: Member) -> ChurnRisk:
+def my_churn_risk(node: NodeDep, me: MemberWrite) -> ChurnRisk:
     """My churn risk and its main factors, if I allowed personalization; otherwise the general answer."""
     return ChurnRisk(**node.churn_scoring.for_member(me.id, _today()))
 

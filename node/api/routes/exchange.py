@@ -8,7 +8,7 @@ from typing import Annotated, Any
 from fastapi import APIRouter, Path
 from pydantic import BaseModel, Field, model_validator
 
-from node.api.deps import Member, NodeDep, Operator
+from node.api.deps import Member, MemberWrite, NodeDep, Operator
 from node.api.problems import Problem
 from node.api.routes.members import MemberRef
 from node.exchange.quotes import MAX_POINTS, Quote
@@ -32,7 +32,7 @@ class QuoteRequest(BaseModel):
     """How many of my points to move, and to which brand."""
 
     to: BrandId
-    points: int = Field(gt=0, le=MAX_POINTS)
+    points: int = Field(gt=0, le=MAX_POINTS, strict=True)  # a JSON number: "10" is refused, not read as 10
 
 
 class SignedQuote(BaseModel):
@@ -48,7 +48,7 @@ class ExchangeRequest(BaseModel):
     quote: dict[str, Any] | None = None
     signature: str | None = Field(default=None, max_length=200)
     to: BrandId | None = None
-    points: int | None = Field(default=None, gt=0, le=MAX_POINTS)
+    points: int | None = Field(default=None, gt=0, le=MAX_POINTS, strict=True)
 
     @model_validator(mode="after")
     def _one_form(self) -> ExchangeRequest:
@@ -98,10 +98,10 @@ class Link(BaseModel):
 
 
 class Purchase(BaseModel):
-    """A purchase that earns points (idempotent on ``purchase_id``)."""
+    """A purchase that earns points, once per ``purchase_id`` at this brand (unique across its tills)."""
 
     purchase_id: str = Field(min_length=1, max_length=80, pattern=r"^[A-Za-z0-9._:-]+$")
-    amount_fen: int = Field(gt=0, le=10**11)
+    amount_fen: int = Field(gt=0, le=10**11, strict=True)  # money is a JSON integer: "100" is refused
     day: date | None = None
 
 
@@ -162,13 +162,13 @@ def my_exchange(node: NodeDep, me: Member, exchange_id: ExchangeId) -> ExchangeS
 
 
 @router.post("/v1/me/link-codes", status_code=201)
-def link_code(node: NodeDep, me: Member, body: LinkCodeRequest) -> LinkCode:
+def link_code(node: NodeDep, me: MemberWrite, body: LinkCodeRequest) -> LinkCode:
     """A one-time code to type into ``brand``'s app (needs my consent to exchange with it)."""
     return LinkCode(code=node.linking.link_code(me.id, body.brand), brand=body.brand)
 
 
 @router.post("/v1/me/links", status_code=201)
-def link(node: NodeDep, me: Member, body: LinkRequest) -> Link:
+def link(node: NodeDep, me: MemberWrite, body: LinkRequest) -> Link:
     """Link my account here with mine at ``brand``, using the code ``brand`` gave me."""
     return Link(brand=body.brand, link_id=node.linking.link_with(me.id, body.brand, body.code))
 

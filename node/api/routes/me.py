@@ -1,18 +1,22 @@
-"""A member's own consents and receipts; withdrawing is the same call, with the same token, as granting."""
+"""A member's own consents, receipts and rights requests; withdrawing is the same call, with the same token,
+as granting. Every action here that the audit log records is counted against the member's budget
+(``rate_limits``)."""
 
 from __future__ import annotations
 
 from datetime import date, datetime
-from typing import Any, Literal
+from typing import Annotated, Any, Literal
 
-from fastapi import APIRouter
+from fastapi import APIRouter, Path
 from pydantic import BaseModel, Field
 
 from compliance.consent import ConsentAction
 from compliance.rights import RightsRequest
-from node.api.deps import Member, NodeDep
+from node.api.deps import Member, MemberWrite, NodeDep
+from node.api.problems import Problem
 
 router = APIRouter(prefix="/v1/me", tags=["me"])
+RequestId = Annotated[str, Path(min_length=1, max_length=64, pattern=r"^[A-Za-z0-9._:-]+$")]
 
 
 class ConsentState(BaseModel):
@@ -46,7 +50,7 @@ def consents(node: NodeDep, me: Member) -> list[ConsentState]:
 
 
 @router.post("/consents")
-def change_consents(node: NodeDep, me: Member, change: ConsentChange) -> Receipt:
+def change_consents(node: NodeDep, me: MemberWrite, change: ConsentChange) -> Receipt:
     """Apply the change and return its signed receipt."""
     return Receipt(receipt=node.consent.change(me.id, change.purposes, ConsentAction(change.action)))
 
@@ -80,20 +84,42 @@ def _state(req: RightsRequest) -> RequestState:
     )
 
 
-@router.get("/data")
-def my_data(node: NodeDep, me: Member) -> dict[str, Any]:
-    """Access and copy: everything this node holds about the member, as JSON (PIPL Art. 45)."""
-    return node.rights.access(me.id)
+class AccessResult(BaseModel):
+    """An access request and its result: everything this node holds about the member (PIPL Art. 45)."""
+
+    request: RequestState
+    data: dict[str, Any]
+
+
+@router.post("/access-requests", status_code=201)
+def request_access(node: NodeDep, me: MemberWrite) -> AccessResult:
+    """Access and copy: make an access request (recorded in the audit log) and get its result at once.
+
+    The result can be read again for a day at ``GET /v1/me/access-requests/{id}``, recording nothing.
+    """
+    req, data = node.rights.request_access(me.id)
+    return AccessResult(request=_state(req), data=data)
+
+
+@router.get("/access-requests/{request_id}")
+def access_result(node: NodeDep, me: Member, request_id: RequestId) -> AccessResult:
+    """The result of one of my completed access requests, read again (410 once it is a day old)."""
+    try:
+        data = node.rights.access_result(me.id, request_id)
+    except LookupError as exc:
+        raise Problem(404, f"you made no completed access request {request_id}") from exc
+    [req] = [r for r in node.rights.requests(me.id) if r.dsr_id == request_id]
+    return AccessResult(request=_state(req), data=data)
 
 
 @router.post("/corrections")
-def correct(node: NodeDep, me: Member, correction: Correction) -> RequestState:
+def correct(node: NodeDep, me: MemberWrite, correction: Correction) -> RequestState:
     """Correct the member's own data (PIPL Art. 46)."""
     return _state(node.rights.correct(me.id, birth_date=correction.birth_date))
 
 
 @router.post("/erasure")
-def erase(node: NodeDep, me: Member) -> RequestState:
+def erase(node: NodeDep, me: MemberWrite) -> RequestState:
     """Erase the member: data and pseudonym key deleted; logs stay verifiable but unlinkable (Art. 47)."""
     return _state(node.rights.erase(me.id))
 

@@ -11,7 +11,7 @@ from pydantic import BaseModel, Field
 from compliance.purposes import catalogue
 from node.api.deps import NodeDep, Operator
 from node.api.problems import Problem
-from node.core.auth import DEFAULT_TOKEN_TTL, issue_member_token
+from node.core.auth import DEFAULT_TOKEN_TTL
 
 router = APIRouter(prefix="/v1/members", tags=["members"])
 MemberRef = Annotated[str, Path(min_length=1, max_length=200, pattern=r"^[A-Za-z0-9._:-]+$")]
@@ -59,9 +59,30 @@ def token(node: NodeDep, _: Operator, member_ref: MemberRef, ttl: int = DEFAULT_
         raise Problem(404, f"member {member_ref!r} is not registered here")
     now = datetime.now(UTC)
     return Token(
-        token=issue_member_token(node.signer, member_ref, ttl, now.timestamp()),
+        token=node.member_tokens.issue(member_ref, ttl, now.timestamp()),
         expires_at=datetime.fromtimestamp(int(now.timestamp()) + ttl, UTC),
     )
+
+
+class Revocation(BaseModel):
+    """Every token issued so far for the member's account no longer works; new ones do."""
+
+    member_ref: str
+    generation: int
+
+
+@router.delete("/{member_ref}/tokens")
+def revoke_tokens(node: NodeDep, _: Operator, member_ref: MemberRef) -> Revocation:
+    """Revoke every token issued for a member (a lost phone, a shared device); audited."""
+    if node.consent.store.member(member_ref) is None:
+        raise Problem(404, f"member {member_ref!r} is not registered here")
+    generation = node.member_tokens.revoke(member_ref)
+    node.audit(
+        "key.rotate",
+        subject_pseudo_ids=[node.keyring.pseudonym(member_ref, create=False)],
+        details={"keys": "member_tokens", "generation": generation},
+    )
+    return Revocation(member_ref=member_ref, generation=generation)
 
 
 @router.get("/{member_ref}/gate/{purpose}")
@@ -85,7 +106,11 @@ class PromptPermission(BaseModel):
     shown_in_window: int
 
 
-@router.post("/{member_ref}/prompts/{purpose}", status_code=201)
+@router.post(
+    "/{member_ref}/prompts/{purpose}",
+    status_code=201,
+    responses={429: {"description": "already asked about this purpose within 180 days (reason_code prompt_limit)"}},
+)
 def prompt(node: NodeDep, _: Operator, member_ref: MemberRef, purpose: str) -> PromptPermission:
     """Ask before showing a consent prompt: at most one per purpose in 180 days, none once consented.
 

@@ -1,41 +1,24 @@
 """Calls from other brands' nodes: exchange credit and cancel, link-code claims.
 
 Every request must carry an HTTP message signature (RFC 9421) by a brand in the alliance
-registry; the dependency below checks it (digest, freshness, nonce) before any handler runs.
+registry; ``node.api.bodies`` checks it (digest, freshness, nonce) over the raw body before anything
+parses it, and ``PeerCaller`` hands the handlers the node id it verified.
 """
 
 from __future__ import annotations
 
 from datetime import datetime
-from typing import Annotated, Any
+from typing import Any
 
-from fastapi import APIRouter, Depends, Request
+from fastapi import APIRouter
 from pydantic import BaseModel, Field
 
-from node.api.deps import NodeDep
+from node.api.deps import NodeDep, PeerCaller
 from node.api.problems import Problem
 from node.exchange.destination import PeerAnswer
-from node.peers.signing import PeerVerifier
 from node.settlement.statements import Window, statement_to_json
 
 router = APIRouter(prefix="/v1/peer", tags=["peer"])
-
-
-def _verifier(request: Request, node: NodeDep) -> PeerVerifier:
-    verifier = getattr(request.app.state, "peer_verifier", None)
-    if verifier is None:  # one per app: its nonce store is the replay window
-        verifier = PeerVerifier(lambda node_id: node.registry.brand(node_id).verifier)
-        request.app.state.peer_verifier = verifier
-    return verifier
-
-
-async def peer_caller(request: Request, node: NodeDep) -> str:
-    """The registry node id that signed this request (401 problem otherwise)."""
-    body = await request.body()
-    return _verifier(request, node).verify(request.method, str(request.url), request.headers.items(), body)
-
-
-PeerCaller = Annotated[str, Depends(peer_caller)]
 
 
 class CreditRequest(BaseModel):

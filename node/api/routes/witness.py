@@ -11,14 +11,17 @@ from node.api.deps import NodeDep
 from node.api.problems import Problem
 
 router = APIRouter(prefix="/v1/witness", tags=["witness"])
-MAX_BODY = 64 * 1024
 
 
 @router.post(
     "/add-checkpoint",
     response_class=PlainTextResponse,
     openapi_extra={"requestBody": {"required": True, "content": {"text/plain": {"schema": {"type": "string"}}}}},
-    responses={409: {"content": {"text/x.tlog.size": {}}, "description": "old size mismatch: our latest size"}},
+    responses={
+        403: {"description": "the checkpoint is not signed by a trusted peer's key"},
+        404: {"description": "the checkpoint's origin is no log of a trusted peer"},
+        409: {"content": {"text/x.tlog.size": {}}, "description": "old size mismatch: our latest size"},
+    },
 )
 async def add_checkpoint(request: Request, node: NodeDep) -> Response:
     """Cosign a peer's checkpoint if it is consistent with the last one cosigned (C2SP tlog-witness).
@@ -26,7 +29,7 @@ async def add_checkpoint(request: Request, node: NodeDep) -> Response:
     Statuses follow the spec: 400 malformed, 403 bad signature, 404 unknown log, 409 old size
     mismatch (body: our size, ``text/x.tlog.size``) or split view at equal size, 422 inconsistent.
     """
-    body = await _read_capped(request)
+    body = await request.body()  # capped by node.api.bodies (setting body_limits.witness): 413 past it
     try:
         text = body.decode("utf-8")
     except UnicodeDecodeError as exc:
@@ -41,16 +44,3 @@ async def add_checkpoint(request: Request, node: NodeDep) -> Response:
     except WitnessError as exc:
         raise Problem(exc.status, str(exc)) from exc
     return PlainTextResponse(line)
-
-
-async def _read_capped(request: Request) -> bytes:
-    """The request body, refusing (413) as soon as it grows past ``MAX_BODY``."""
-    declared = request.headers.get("content-length", "")
-    if declared.isdigit() and int(declared) > MAX_BODY:
-        raise Problem(413, f"request body is larger than {MAX_BODY} bytes")
-    body = bytearray()
-    async for chunk in request.stream():
-        body += chunk
-        if len(body) > MAX_BODY:
-            raise Problem(413, f"request body is larger than {MAX_BODY} bytes")
-    return bytes(body)

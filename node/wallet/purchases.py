@@ -1,0 +1,108 @@
+"""Purchases that earned points, once per node: a till's purchase id is unique across the brand.
+
+The same purchase id again, for the same member and amount, is a retry and gets the first answer.
+Anything else is a conflict (``idempotency_conflict``): two tills gave one id to two sales, or a
+client reused an id, and answering the first silently would hide a lost sale. The row and the
+points it earned commit in one transaction under the member's wallet lock.
+
+Purchases earned before this table existed were copied from the journal by migration 0009
+without their amount, so a retry of one of those is judged by its member alone. History loaded in
+bulk with :meth:`node.wallet.store.WalletStore.import_earns` (onboarding, before the node serves)
+is not recorded here: its ids are the operator's own.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from datetime import UTC, date, datetime, timedelta
+
+from sqlalchemy import BigInteger, insert, select
+from sqlalchemy.exc import IntegrityError
+from sqlmodel import Field, SQLModel
+
+from node.wallet.journal import Entry, WalletError
+from node.wallet.store import WalletStore
+
+#: How far back a purchase may be dated (a late upload from a till), and how far ahead (time zones).
+PAST = timedelta(days=366 * 10)
+AHEAD = timedelta(days=1)
+
+
+class PurchaseRow(SQLModel, table=True):
+    """A purchase that earned points: which member, how much, when, and the journal entry it made."""
+
+    __tablename__ = "purchase"
+    purchase_id: str = Field(primary_key=True, max_length=100)
+    member: str = Field(index=True, max_length=64)
+    amount_fen: int | None = Field(default=None, sa_type=BigInteger)  # None: copied from the journal
+    day: date
+    entry_id: str = Field(max_length=32)
+    at: datetime
+
+
+@dataclass(frozen=True)
+class Purchase:
+    """A purchase as a till reports it."""
+
+    purchase_id: str
+    amount_fen: int
+    day: date
+
+
+def check_business_day(day: date, today: date) -> None:
+    """Refuse a purchase dated outside a sane window around ``today`` (``day_out_of_range``).
+
+    The window also keeps every date computed from ``day`` (a lot's expiry, up to ten years on)
+    inside the calendar: a day in year 9999 would overflow it.
+    """
+    if not today - PAST <= day <= today + AHEAD:
+        raise WalletError(
+            "day_out_of_range",
+            f"a purchase day lies between {today - PAST} and {today + AHEAD}, not {day.isoformat()}",
+        )
+
+
+class Purchases:
+    """The purchases of one node, each earning its points once."""
+
+    def __init__(self, wallets: WalletStore) -> None:
+        self.wallets = wallets
+
+    def earn(self, member: str, purchase: Purchase, points: int, expires_on: date) -> Entry:
+        """Credit ``points`` for ``purchase`` to ``member`` once; a retry gets the same entry back.
+
+        Raises ``idempotency_conflict`` when the id was already used for another member or amount.
+        """
+        for _ in range(2):  # a concurrent first use of the id commits first: answer from it
+            try:
+                return self._earn(member, purchase, points, expires_on)
+            except IntegrityError:
+                continue
+        return self._earn(member, purchase, points, expires_on)
+
+    def _earn(self, member: str, purchase: Purchase, points: int, expires_on: date) -> Entry:
+        t = PurchaseRow.__table__
+        ref = f"purchase:{purchase.purchase_id}"
+        with self.wallets.locked(member) as conn:
+            row = conn.execute(select(t).where(t.c.purchase_id == purchase.purchase_id)).first()
+            if row is not None:
+                if row.member != member or row.amount_fen not in (None, purchase.amount_fen):
+                    raise WalletError(
+                        "idempotency_conflict",
+                        f"purchase {purchase.purchase_id} was already recorded for another member or amount",
+                    )
+                entry = self.wallets.entry_with_ref(conn, member, ref)
+                assert entry is not None  # the row and its entry were committed together
+                return entry
+            entry = self.wallets.earn_in(conn, member, points, "purchase", purchase.day, expires_on, ref=ref)
+            conn.execute(
+                insert(t).values(
+                    purchase_id=purchase.purchase_id,
+                    member=member,
+                    amount_fen=purchase.amount_fen,
+                    day=purchase.day,
+                    entry_id=entry.entry_id,
+                    at=datetime.now(UTC),
+                )
+            )
+            return entry
