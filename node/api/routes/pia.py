@@ -83,7 +83,16 @@ def approve(node: NodeDep, me: ComplianceOfficer, pia_id: str) -> PiaState:
     return _state(node.pia.approve(pia_id, me.id))
 
 
-@router.get("/v1/pia/report", response_model=None)
+@router.get(
+    "/v1/pia/report",
+    response_model=None,
+    responses={
+        200: {
+            "description": "the report, as Markdown (default) or HTML",
+            "content": {"text/markdown": {"schema": {"type": "string"}}, "text/html": {"schema": {"type": "string"}}},
+        }
+    },
+)
 def report(
     node: NodeDep, _: ComplianceOfficer, format: Literal["markdown", "html"] = "markdown"
 ) -> PlainTextResponse | HTMLResponse:
