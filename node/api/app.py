@@ -8,7 +8,7 @@ from contextlib import asynccontextmanager
 from fastapi import FastAPI
 
 from node.api import openapi, problems
-from node.api.bodies import BodyGuard, parse_json_off_loop, route_access
+from node.api.bodies import BodyGuard, route_access
 from node.api.ratelimits import Limiters
 from node.api.routes import audit, churn, exchange, health, logs, me, members, notices, peer, pia, requests, witness
 from node.chain.anchoring import AnchorLoop, from_settings
@@ -69,7 +69,6 @@ def create_app(node: Node, recovery: bool = False) -> FastAPI:
     app.state.node = node
     app.state.limiters = Limiters.from_settings(node.settings.rate_limits)
     problems.install(app)
-    parse_json_off_loop(ROUTERS)  # before including them, whatever include_router copies
     for router in ROUTERS:
         app.include_router(router)
     routes = route_access(ROUTERS)

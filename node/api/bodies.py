@@ -12,7 +12,8 @@ from anyone. :class:`BodyGuard`, an ASGI middleware in front of every route, doe
    before anything parses them, and only here: a second check would see a replayed nonce;
 5. the app gets the buffered body replayed, and the authenticated caller in ``request.state``.
 
-Behind it, :class:`OffLoopJsonRoute` parses large JSON bodies in a worker thread.
+Behind it, :class:`OffLoopJsonRoute`, the route class of every router, parses large JSON bodies in a
+worker thread.
 """
 
 from __future__ import annotations
@@ -22,7 +23,7 @@ from collections.abc import Callable, Coroutine, Iterable, Sequence
 from typing import Any
 
 from fastapi import APIRouter, FastAPI, Request, Response
-from fastapi.routing import APIRoute, request_response
+from fastapi.routing import APIRoute
 from starlette.concurrency import run_in_threadpool
 from starlette.routing import Match
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
@@ -173,18 +174,3 @@ class OffLoopJsonRoute(APIRoute):
             return await handler(OffLoopJsonRequest(request.scope, request.receive))
 
         return route_handler
-
-
-def parse_json_off_loop(routers: Iterable[APIRouter]) -> None:
-    """Make every route of ``routers`` an :class:`OffLoopJsonRoute` (and any route added to them later).
-
-    The routers are built in their own modules with FastAPI's ``APIRoute``; FastAPI makes a route's
-    handler from ``get_route_handler()``, so switching an existing route to the subclass (it adds
-    no state) and rebuilding its ASGI app is all it takes. Doing it again changes nothing.
-    """
-    for router in routers:
-        router.route_class = OffLoopJsonRoute
-        for route in router.routes:
-            if type(route) is APIRoute:
-                route.__class__ = OffLoopJsonRoute
-                route.app = request_response(route.get_route_handler())

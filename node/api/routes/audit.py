@@ -11,10 +11,11 @@ from fastapi.responses import StreamingResponse
 from pydantic import ValidationError
 
 from compliance.audit import AuditFilter
+from node.api.bodies import OffLoopJsonRoute
 from node.api.deps import ComplianceOfficer, NodeDep
 from node.api.problems import Problem
 
-router = APIRouter(prefix="/v1/audit", tags=["audit"])
+router = APIRouter(prefix="/v1/audit", tags=["audit"], route_class=OffLoopJsonRoute)
 Text = Annotated[str | None, Query(max_length=250)]
 
 

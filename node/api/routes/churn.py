@@ -8,9 +8,10 @@ from typing import Annotated
 from fastapi import APIRouter, Query
 from pydantic import BaseModel
 
+from node.api.bodies import OffLoopJsonRoute
 from node.api.deps import MemberWrite, NodeDep, Operator
 
-router = APIRouter(tags=["churn"])
+router = APIRouter(tags=["churn"], route_class=OffLoopJsonRoute)
 NO_MODEL = {409: {"description": "no churn model yet (no federated round has finished)"}}
 
 

@@ -8,13 +8,14 @@ from typing import Annotated, Any
 from fastapi import APIRouter, Path
 from pydantic import BaseModel, Field, model_validator
 
+from node.api.bodies import OffLoopJsonRoute
 from node.api.deps import Member, MemberWrite, NodeDep, Operator
 from node.api.problems import Problem
 from node.api.routes.members import MemberRef
 from node.exchange.quotes import MAX_POINTS, Quote
 from node.exchange.store import Outgoing
 
-router = APIRouter(tags=["exchange"])
+router = APIRouter(tags=["exchange"], route_class=OffLoopJsonRoute)
 BrandId = Annotated[str, Field(min_length=1, max_length=200, pattern=r"^[A-Za-z0-9._:-]+$")]
 ExchangeId = Annotated[str, Path(min_length=1, max_length=32, pattern=r"^[0-9a-f]+$")]
 

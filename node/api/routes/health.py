@@ -5,9 +5,10 @@ from __future__ import annotations
 from fastapi import APIRouter
 from pydantic import BaseModel
 
+from node.api.bodies import OffLoopJsonRoute
 from node.api.deps import NodeDep
 
-router = APIRouter(tags=["health"])
+router = APIRouter(tags=["health"], route_class=OffLoopJsonRoute)
 
 
 class Health(BaseModel):

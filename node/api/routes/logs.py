@@ -9,10 +9,11 @@ from fastapi.responses import PlainTextResponse
 from pydantic import BaseModel
 
 from ledger import note
+from node.api.bodies import OffLoopJsonRoute
 from node.api.deps import LogDep, NodeDep, Staff
 from node.api.problems import Problem
 
-router = APIRouter(prefix="/v1/logs", tags=["ledger"])
+router = APIRouter(prefix="/v1/logs", tags=["ledger"], route_class=OffLoopJsonRoute)
 Size = Annotated[int, Query(ge=0, le=2**62)]
 
 

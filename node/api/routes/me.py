@@ -12,10 +12,11 @@ from pydantic import BaseModel, Field
 
 from compliance.consent import ConsentAction
 from compliance.rights import RightsRequest
+from node.api.bodies import OffLoopJsonRoute
 from node.api.deps import Member, MemberWrite, NodeDep
 from node.api.problems import Problem
 
-router = APIRouter(prefix="/v1/me", tags=["me"])
+router = APIRouter(prefix="/v1/me", tags=["me"], route_class=OffLoopJsonRoute)
 RequestId = Annotated[str, Path(min_length=1, max_length=64, pattern=r"^[A-Za-z0-9._:-]+$")]
 
 

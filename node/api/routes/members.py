@@ -9,11 +9,12 @@ from fastapi import APIRouter, Path
 from pydantic import BaseModel, Field
 
 from compliance.purposes import catalogue
+from node.api.bodies import OffLoopJsonRoute
 from node.api.deps import NodeDep, Operator
 from node.api.problems import Problem
 from node.core.auth import DEFAULT_TOKEN_TTL
 
-router = APIRouter(prefix="/v1/members", tags=["members"])
+router = APIRouter(prefix="/v1/members", tags=["members"], route_class=OffLoopJsonRoute)
 MemberRef = Annotated[str, Path(min_length=1, max_length=200, pattern=r"^[A-Za-z0-9._:-]+$")]
 
 

@@ -9,10 +9,11 @@ from fastapi.responses import Response
 from pydantic import BaseModel
 
 from compliance.notices import parse_notice
+from node.api.bodies import OffLoopJsonRoute
 from node.api.deps import ComplianceOfficer, NodeDep
 from node.api.problems import Problem
 
-router = APIRouter(prefix="/v1/notices", tags=["notices"])
+router = APIRouter(prefix="/v1/notices", tags=["notices"], route_class=OffLoopJsonRoute)
 
 
 class NoticeInfo(BaseModel):

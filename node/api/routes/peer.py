@@ -13,12 +13,13 @@ from typing import Any
 from fastapi import APIRouter
 from pydantic import BaseModel, Field
 
+from node.api.bodies import OffLoopJsonRoute
 from node.api.deps import NodeDep, PeerCaller
 from node.api.problems import Problem
 from node.exchange.destination import PeerAnswer
 from node.settlement.statements import Window, statement_to_json
 
-router = APIRouter(prefix="/v1/peer", tags=["peer"])
+router = APIRouter(prefix="/v1/peer", tags=["peer"], route_class=OffLoopJsonRoute)
 
 
 class CreditRequest(BaseModel):

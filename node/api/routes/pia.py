@@ -11,11 +11,12 @@ from pydantic import BaseModel, Field
 
 from compliance.pia import Assessment, Feature, PiaRecord, utcnow
 from compliance.pia_report import document, to_html, to_markdown
+from node.api.bodies import OffLoopJsonRoute
 from node.api.deps import ComplianceOfficer, NodeDep, Operator, Staff
 from node.api.problems import Problem
 from node.runtime_facts import gather
 
-router = APIRouter(tags=["impact assessments"])
+router = APIRouter(tags=["impact assessments"], route_class=OffLoopJsonRoute)
 
 
 class Submission(BaseModel):

@@ -7,9 +7,10 @@ from datetime import UTC, date, datetime
 from fastapi import APIRouter
 from pydantic import BaseModel
 
+from node.api.bodies import OffLoopJsonRoute
 from node.api.deps import ComplianceOfficer, NodeDep
 
-router = APIRouter(prefix="/v1/requests", tags=["rights requests"])
+router = APIRouter(prefix="/v1/requests", tags=["rights requests"], route_class=OffLoopJsonRoute)
 
 
 class QueuedRequest(BaseModel):

@@ -7,10 +7,11 @@ from fastapi.responses import PlainTextResponse, Response
 from starlette.concurrency import run_in_threadpool
 
 from ledger.witness import AddCheckpoint, SizeConflict, SplitView, WitnessError
+from node.api.bodies import OffLoopJsonRoute
 from node.api.deps import NodeDep
 from node.api.problems import Problem
 
-router = APIRouter(prefix="/v1/witness", tags=["witness"])
+router = APIRouter(prefix="/v1/witness", tags=["witness"], route_class=OffLoopJsonRoute)
 
 
 @router.post(
