@@ -380,4 +380,8 @@ def test_a_14_mb_object_of_900k_keys_gets_413_while_health_stays_fast(served: Se
     assert answer.status == 413, answer.body
     assert answer.seconds < FAST, f"{answer.seconds * 1000:.1f} ms"
     assert answer.sent < len(body)  # refused before it was all sent
-    assert max(latencies) < FAST, f"slowest /health: {max(latencies) * 1000:.1f} ms of {len(latencies)}"
+    # nine in ten within 50 ms, none past half a second (a body parsed on the event loop took /health to
+    # 2.2 s): one scheduling hiccup of a loaded 2-core machine must not fail the test, a stalled loop must
+    p90 = sorted(latencies)[int(len(latencies) * 0.9)]
+    assert p90 < FAST, f"/health p90 {p90 * 1000:.1f} ms of {len(latencies)}"
+    assert max(latencies) < 10 * FAST, f"slowest /health: {max(latencies) * 1000:.1f} ms"
