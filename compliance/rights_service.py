@@ -109,8 +109,10 @@ class RightsService:
         data = self._export(member_ref, member, req)
         return self._finish(req), data
 
-    def access_result(self, member_ref: str, dsr_id: str, now: datetime | None = None) -> dict[str, Any]:
-        """The result of the member's completed access request ``dsr_id``, read again: nothing is
+    def access_result(
+        self, member_ref: str, dsr_id: str, now: datetime | None = None
+    ) -> tuple[RightsRequest, dict[str, Any]]:
+        """The member's completed access request ``dsr_id`` and its result, read again: nothing is
         written, the request was audited when it was made. ``LookupError`` if the member made no such
         request; ``RequestRefused`` (``request_expired``) once it is older than :data:`RESULT_TTL`."""
         member = self.consent.member_pseudonym(member_ref)
@@ -120,7 +122,7 @@ class RightsService:
         req = found[0]
         if (now or datetime.now(UTC)) - req.received_at > RESULT_TTL:
             raise RequestRefused(req, "request_expired", "the result of an access request is kept for a day: ask again")
-        return self._export(member_ref, member, req)
+        return req, self._export(member_ref, member, req)
 
     def _export(self, member_ref: str, member: str, req: RightsRequest) -> dict[str, Any]:
         record = self.consent.store.member(member_ref)

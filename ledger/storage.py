@@ -15,6 +15,7 @@ both with a trigger.
 
 from __future__ import annotations
 
+import logging
 import os
 import re
 import sqlite3
@@ -40,6 +41,7 @@ from ledger.proof import consistency_ranges, inclusion_ranges, resolve
 from ledger.rfc6962 import EMPTY_ROOT, HASH_SIZE, leaf_hash
 from ledger.witness import TreeHead
 
+logger = logging.getLogger(__name__)
 MAX_ENTRY_BYTES = 1 << 20
 _READ_BATCH = 2000
 INDEX_BITS = 40  # 1.1e12 entries per log; log ids up to 2**23 keep the key in a signed 64-bit integer
@@ -364,24 +366,31 @@ class LedgerStore:
             with suppress(Exception):  # best effort on an already failing path
                 writer.invalidate()  # discards the connection and whatever transaction it had open
 
-    def checkpoint_wal(self) -> None:
+    def checkpoint_wal(self, wait: float = 1.0) -> bool:
         """Copy SQLite's write-ahead log into the database file and truncate the log to zero bytes.
 
         The log keeps earlier versions of pages, deleted rows included, until it is overwritten:
         call this after deleting what must not survive on disk (with ``secure_delete``, which
-        :func:`create_engine` sets, the database file keeps no copy either). It waits for readers
-        up to the busy timeout and raises :class:`StorageUnavailableError` if one still holds the log.
-        Does nothing on other databases (PostgreSQL's WAL is the server's to recycle).
+        :func:`create_engine` sets, the database file keeps no copy either). Best effort: it waits
+        at most ``wait`` seconds for readers, and returns False (logged) if one still holds the log,
+        so a caller's committed work never fails or stalls writers for it; the log is emptied at the
+        next call, or by SQLite when the last connection closes. Always True on other databases
+        (PostgreSQL's WAL is the server's to recycle).
         """
         if self.engine.dialect.name != "sqlite":
-            return
+            return True
         raw = self.engine.raw_connection()  # the bare driver: no BEGIN, which would keep the log in use
         try:
-            busy, _frames, _copied = raw.driver_connection.execute("PRAGMA wal_checkpoint(TRUNCATE)").fetchone()
+            driver = raw.driver_connection
+            driver.execute(f"PRAGMA busy_timeout = {int(wait * 1000)}")
+            busy, _frames, _copied = driver.execute("PRAGMA wal_checkpoint(TRUNCATE)").fetchone()
+        except sqlite3.OperationalError:  # the writer lock stayed taken: the same answer as busy
+            busy = 1
         finally:
-            raw.close()
+            raw.invalidate()  # its busy timeout is not the pool's any more: never reuse it
         if busy:
-            raise StorageUnavailableError("a reader kept SQLite's write-ahead log from being checkpointed and emptied")
+            logger.warning("SQLite's write-ahead log is in use by a reader: it is emptied at the next checkpoint")
+        return not busy
 
     def close(self) -> None:
         """Release the writer connection and every pooled connection."""

@@ -161,7 +161,7 @@ class Node:
             self.consent,
             self.audit.about,
             lambda p: p in held(),
-            sources=(self.wallets, self.links),
+            sources=(self.wallets, self.purchases, self.links, self.member_tokens),
             after_erase=self.store.checkpoint_wal,  # no copy of the shredded key left in SQLite's WAL
         )
 
@@ -210,7 +210,12 @@ class Node:
     def loyalty(self) -> Loyalty:
         """Earning on purchases, wallet views and tiers."""
         s = self.settings
-        return Loyalty(self.consent, self.wallets, Purchases(self.wallets), s.points_per_yuan, s.points_expiry_months)
+        return Loyalty(self.consent, self.wallets, self.purchases, s.points_per_yuan, s.points_expiry_months)
+
+    @cached_property
+    def purchases(self) -> Purchases:
+        """Purchases that earned points, each id once per brand."""
+        return Purchases(self.wallets)
 
     @cached_property
     def links(self) -> LinkStore:

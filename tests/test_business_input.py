@@ -123,13 +123,15 @@ def test_the_migration_records_purchases_already_in_the_journal_once_per_id(tmp_
     engine = create_engine(f"sqlite:///{tmp_path / 'node.db'}")
     upgrade(engine, "0008")
     now, day = datetime.now(UTC), date(2026, 11, 1)
-    entries = [("e1", "m1", "purchase:A"), ("e2", "m2", "purchase:A"), ("e3", "m1", "purchase:B"), ("e4", "m1", None)]
+    # entry ids are random: the later use of A has the smaller id, and must not win
+    entries = [("e9", "m1", "purchase:A"), ("e2", "m2", "purchase:A"), ("e3", "m1", "purchase:B"), ("e4", "m1", None)]
     with engine.begin() as conn:
         conn.execute(insert(WalletAccount.__table__), [{"member": m, "opened_at": now} for m in ("m1", "m2")])
-        for entry_id, member, ref in entries:
+        for i, (entry_id, member, ref) in enumerate(entries):
+            at = now + timedelta(minutes=i)  # recorded in list order
             conn.execute(
                 insert(WalletEntryRow.__table__).values(
-                    entry_id=entry_id, member=member, kind="earn", reason="purchase", points=5, at=now, ref=ref
+                    entry_id=entry_id, member=member, kind="earn", reason="purchase", points=5, at=at, ref=ref
                 )
             )
             conn.execute(
@@ -142,7 +144,7 @@ def test_the_migration_records_purchases_already_in_the_journal_once_per_id(tmp_
     with engine.connect() as conn:
         rows = conn.execute(select(t.c.purchase_id, t.c.member, t.c.entry_id, t.c.amount_fen, t.c.day)).all()
         assert conn.execute(text("SELECT count(*) FROM purchase")).scalar_one() == 2
-    assert sorted(tuple(r) for r in rows) == [("A", "m1", "e1", None, day), ("B", "m1", "e3", None, day)]
+    assert sorted(tuple(r) for r in rows) == [("A", "m1", "e9", None, day), ("B", "m1", "e3", None, day)]
     engine.dispose()
 
 
@@ -172,3 +174,25 @@ def test_a_correction_to_a_birth_date_in_the_future_is_refused_and_changes_nothi
     assert r.status_code == 422, r.text
     assert r.json()["reason_code"] == "birth_date_out_of_range"
     assert api.node.consent.store.member("M-1").birth_date is None  # type: ignore[union-attr]
+
+
+def test_the_same_purchase_id_on_another_stated_day_is_a_conflict(api: Api) -> None:
+    today = datetime.now(UTC).date()
+    assert _buy(api, "M-1", "till-7:0045", 10_000, day=str(today)).status_code == 201
+    r = _buy(api, "M-1", "till-7:0045", 10_000, day=str(today - timedelta(days=1)))
+    assert (r.status_code, r.json()["reason_code"]) == (409, "idempotency_conflict")
+
+
+def test_a_retry_that_names_no_day_is_the_same_sale_whatever_day_it_arrives(api: Api) -> None:
+    yesterday = datetime.now(UTC).date() - timedelta(days=1)
+    first = _buy(api, "M-1", "till-7:0046", 10_000, day=str(yesterday))
+    assert _buy(api, "M-1", "till-7:0046", 10_000).json() == first.json()
+
+
+def test_a_members_purchases_are_in_their_access_export_and_go_with_their_erasure(api: Api) -> None:
+    assert _buy(api, "M-1", "till-7:0047", 10_000).status_code == 201
+    data = api.client.post("/v1/me/access-requests", headers=api.members["M-1"]).json()["data"]
+    assert [p["purchase_id"] for p in data["purchases"]] == ["till-7:0047"]
+    assert api.client.post("/v1/me/erasure", headers=api.members["M-1"]).status_code < 300
+    with api.node.store.engine.connect() as conn:
+        assert conn.execute(select(PurchaseRow.__table__.c.purchase_id)).scalars().all() == []

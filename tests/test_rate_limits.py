@@ -101,7 +101,9 @@ def test_an_access_request_is_a_post_and_its_result_a_get_that_records_nothing(a
     assert again.status_code == 200
     assert again.json()["data"]["member"] == r.json()["data"]["member"]
     assert api.node.store.log("audit").size == size
-    assert api.client.get("/v1/me/data", headers=api.members["M-1"]).status_code == 404  # no GET that writes
+    moved = api.client.get("/v1/me/data", headers=api.members["M-1"])  # what notices published before name
+    assert (moved.status_code, moved.json()["reason_code"]) == (410, "moved")
+    assert api.node.store.log("audit").size == size
 
 
 def test_another_members_access_result_is_not_found(api: Api) -> None:

@@ -45,6 +45,7 @@ ENDPOINTS: list[tuple[str, str, Any, set[str]]] = [
     ("POST", "/v1/me/consents", {"action": "grant", "purposes": ["marketing"]}, {MEMBER}),
     ("GET", "/v1/me/receipts", None, {MEMBER}),
     ("POST", "/v1/me/access-requests", None, {MEMBER}),
+    ("GET", "/v1/me/data", None, {MEMBER}),
     ("GET", "/v1/me/access-requests/dsr-none", None, {MEMBER}),
     ("POST", "/v1/me/corrections", {"birth_date": "1990-01-02"}, {MEMBER}),
     ("GET", "/v1/me/requests", None, {MEMBER}),
@@ -73,6 +74,7 @@ NOTHING_TO_ACT_ON: dict[tuple[str, str], tuple[int, str | None]] = {
     ("POST", "/v1/me/exchanges"): (404, "unknown_brand"),
     ("GET", "/v1/me/exchanges/0a"): (404, None),
     ("GET", "/v1/me/access-requests/dsr-none"): (404, None),
+    ("GET", "/v1/me/data"): (410, "moved"),
     ("POST", "/v1/me/link-codes"): (404, "unknown_brand"),
     ("POST", "/v1/me/links"): (404, "unknown_brand"),
 }

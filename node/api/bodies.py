@@ -93,7 +93,10 @@ class BodyGuard:
             if declared.isdigit() and int(declared) > limit:
                 raise too_large(limit)
             if access is Access.CREDENTIALS:
-                caller = authenticate(request.headers.get("authorization"), node, app.state.limiters.failed_auth)
+                # off the event loop: a member token is checked against its account in the database
+                caller = await run_in_threadpool(
+                    authenticate, request.headers.get("authorization"), node, app.state.limiters.failed_auth
+                )
                 if caller is None:
                     raise credentials_needed()
                 state[CALLER_STATE] = caller

@@ -28,18 +28,8 @@ from fastapi.routing import APIRoute
 
 from node.api.deps import Access, dependency_calls, get_log
 from node.api.problems import PROBLEM_JSON, reason_codes
+from node.peers.signing import AUTH_REASONS
 
-#: The reason codes of a 401 to a peer call (``node.peers.signing.PeerAuthError``).
-PEER_AUTH_REASONS = (
-    "unsigned",
-    "unknown_node",
-    "bad_signature",
-    "digest_mismatch",
-    "missing_component",
-    "expired",
-    "from_the_future",
-    "replayed",
-)
 _REF = "#/components/responses/"
 _PROBLEM = {PROBLEM_JSON: {"schema": {"$ref": "#/components/schemas/Problem"}}}
 
@@ -117,7 +107,7 @@ def components() -> dict[str, Any]:
             "WWW-Authenticate": {"description": "Signature"},
             "Accept-Signature": {"description": "the components and parameters to sign (RFC 9421 section 5.1)"},
         },
-        PEER_AUTH_REASONS,
+        AUTH_REASONS,
     )
     return responses
 

@@ -29,7 +29,7 @@ from compliance.service import BirthDateError, ConsentDenied, GuardianRequiredEr
 from compliance.store import DuplicateError
 from ledger.errors import LedgerError, StorageError, StorageUnavailableError, TreeSizeError, UnknownLogError
 from node.core.refusals import Refused
-from node.peers.outbound import EgressRefused, PeerUnavailable
+from node.peers.outbound import EgressRefused, PeerRefused, PeerUnavailable
 from node.peers.signing import LABEL, REQUIRED, TAG, PeerAuthError
 
 PROBLEM_JSON = "application/problem+json"
@@ -67,6 +67,7 @@ STATUS: dict[type[Exception], dict[str | None, int]] = {
     PeerAuthError: {None: 401},  # the calling node is not who it claims to be
     EgressRefused: {None: 403},  # the egress check refused to send
     PeerUnavailable: {None: 502},  # another node failed; its reason, if any, passes through
+    PeerRefused: {None: 422},  # another node refused: its reason passes through, its statuses are not ours
     ConsentDenied: {None: 403},
     PermissionError: {None: 403},  # a minor consenting without their guardian
     PiaRefused: {"four_eyes": 403, None: 409},

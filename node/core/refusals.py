@@ -7,8 +7,9 @@ reason back to the node that asked. Each wing names its own kinds (``WalletError
 ``QuoteError``, ``LinkError``…) as subclasses, so a caller can catch exactly the kind it handles.
 
 ``compliance`` and ``contracts`` cannot import ``node`` (see docs/architecture.md), so their
-refusals (``ConsentDenied``, ``PiaRefused``, ``RequestRefused``, ``ChainRefused``) keep their own
-classes; they carry a ``reason`` in the same way and the same table maps them.
+refusals keep their own classes and carry a ``reason`` in the same way: the same table maps
+compliance's (``ConsentDenied``, ``PiaRefused``, ``RequestRefused``); ``contracts``' ``ChainRefused``
+only reaches the CLI, which prints any refusal's message and reason alike.
 """
 
 from __future__ import annotations

@@ -13,7 +13,7 @@ import hashlib
 import hmac
 from datetime import UTC, datetime
 
-from sqlalchemy import Engine, insert, select, update
+from sqlalchemy import Engine, delete, insert, select, update
 from sqlalchemy.exc import IntegrityError
 from sqlmodel import Field, SQLModel
 
@@ -40,7 +40,9 @@ def account_binding(pseudonym: str, generation: int) -> str:
 
 
 class MemberTokens:
-    """Issue, check and revoke one node's member tokens."""
+    """Issue, check and revoke one node's member tokens (also a rights-request data source)."""
+
+    name = "member_tokens"  # the section of an access export
 
     def __init__(self, engine: Engine, signer: note.Signer, keyring: Keyring) -> None:
         self.engine = engine
@@ -69,6 +71,19 @@ class MemberTokens:
         if caller.account is None or not hmac.compare_digest(caller.account, account_binding(pseudonym, generation)):
             raise AuthError("member token revoked, or issued for an account that no longer exists")
         return caller
+
+    def export_member(self, member: str) -> dict[str, object]:
+        """How often the member's tokens were revoked, and when last (pseudonym ``member``)."""
+        t = TokenGenerationRow.__table__
+        with self.engine.connect() as conn:
+            row = conn.execute(select(t).where(t.c.member == member)).first()
+        return {"revocations": row.generation if row else 0, "last_revoked_at": row and row.revoked_at.isoformat()}
+
+    def erase_member(self, member: str) -> int:
+        """Erasure: forget the member's token generation (their pseudonym goes with their key anyway)."""
+        t = TokenGenerationRow.__table__
+        with self.engine.connect() as conn, conn.execution_options(ledger_write=True).begin():
+            return conn.execute(delete(t).where(t.c.member == member)).rowcount
 
     def revoke(self, member_ref: str) -> int:
         """End every token issued so far for the member's account; return the new generation."""

@@ -16,7 +16,7 @@ from compliance.service import ConsentDenied, ConsentService
 from node.core.audit import NodeAudit
 from node.core.refusals import Refused
 from node.exchange.links import LinkError, LinkStore, new_link_id
-from node.peers.outbound import EgressRefused, Outbound, PeerUnavailable
+from node.peers.outbound import EgressRefused, Outbound, PeerRefused, PeerUnavailable
 from node.peers.registry import RegistryFile
 
 CLAIM_PATH = "/v1/peer/links/claim"
@@ -61,10 +61,11 @@ class Linking:
                 problem = response.json()
             except ValueError:
                 problem = {}
-            reason = problem.get("reason_code") or "peer_refused"
-            detail = problem.get("detail") or reason
-            # the partner's reason reaches the member as it is; its failure is a 502 here
-            raise Refused(reason, detail) if response.status_code < 500 else PeerUnavailable(reason, detail)
+            problem = problem if isinstance(problem, dict) else {}
+            reason = str(problem.get("reason_code") or "peer_refused")
+            detail = str(problem.get("detail") or reason)
+            # the partner's reason reaches the member as it is (a 422 here); its failure is a 502
+            raise PeerRefused(reason, detail) if response.status_code < 500 else PeerUnavailable(reason, detail)
         link_id = str(response.json()["link_id"])
         self.links.link(member, peer, link_id, member_ref=member_ref)
         self._audit_link(member, peer)

@@ -14,7 +14,7 @@ from dataclasses import dataclass
 
 from ledger import note
 from ledger.canonical import canonical_json
-from node.exchange.quotes import QUOTE_DOMAIN, Quote
+from node.exchange.quotes import QUOTE_DOMAIN, Quote, QuoteError
 
 RECEIPT_DOMAIN = b"alliance-credit-receipt/1\n"
 ENTRY_TYPE = "exchange.committed"
@@ -69,7 +69,7 @@ class CommittedExchange:
             if raw.get("type") != ENTRY_TYPE:
                 raise RecordError("not an exchange entry")
             return cls(Quote.from_json(raw["quote"]), str(raw["link_id"]), raw["source_sig"], raw["destination_sig"])
-        except (ValueError, KeyError, TypeError, AttributeError) as exc:
+        except (ValueError, KeyError, TypeError, AttributeError, QuoteError) as exc:
             raise RecordError(f"not an exchange entry: {exc}") from exc
 
     def check(self, source: note.Verifier, destination: note.Verifier) -> None:

@@ -68,6 +68,11 @@ class PeerUnavailable(Refused):
     """Another node could not be reached or failed to answer (HTTP 502); nothing changed here."""
 
 
+class PeerRefused(Refused):
+    """Another node refused what this one asked on a member's behalf: its reason passes through, and
+    the member's request is answered 422 whatever that reason (the partner's statuses are its own)."""
+
+
 @dataclass(frozen=True)
 class Permit:
     """What :meth:`Outbound.authorize` allowed: where to send, and the decision to cite."""
@@ -315,4 +320,4 @@ def _audit_chunks(audit: NodeAudit, action: str, pseudonyms: list[str], **fields
     audit.many([(action, {"subject_pseudo_ids": c, "subject_count": len(pseudonyms), **fields}) for c in chunks])
 
 
-__all__ = ["EgressReason", "EgressRefused", "Outbound", "PeerUnavailable", "Permit", "Response"]
+__all__ = ["EgressReason", "EgressRefused", "Outbound", "PeerRefused", "PeerUnavailable", "Permit", "Response"]

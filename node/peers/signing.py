@@ -31,6 +31,17 @@ LABEL = "peer"
 COVERED = ("@method", "@target-uri")  # the library adds content-digest when it is given the body
 REQUIRED = ("@method", "@target-uri", "content-digest")
 MAX_AGE = timedelta(seconds=300)
+#: Every reason a peer call is refused as not authentic (HTTP 401).
+AUTH_REASONS = (
+    "unsigned",
+    "unknown_node",
+    "bad_signature",
+    "digest_mismatch",
+    "missing_component",
+    "expired",
+    "from_the_future",
+    "replayed",
+)
 
 
 class PeerAuthError(Refused):

@@ -43,17 +43,21 @@ class Loyalty:
     rules: TierRules | None = None
 
     def earn_purchase(
-        self, member_ref: str, purchase_id: str, amount_fen: int, day: date, today: date | None = None
+        self, member_ref: str, purchase_id: str, amount_fen: int, day: date | None, today: date | None = None
     ) -> Entry:
-        """Credit a purchase's points once per node (a retry gets the first answer, another member or
-        amount under the same id ``idempotency_conflict``); the lot expires by the brand's policy."""
-        check_business_day(day, today or datetime.now(UTC).date())
+        """Credit a purchase's points once per node (a retry gets the first answer, another member,
+        amount or stated day under the same id ``idempotency_conflict``); the lot expires by the brand's
+        policy. Without ``day`` the purchase is today's (UTC)."""
+        today = today or datetime.now(UTC).date()
+        stated = day is not None
+        day = day or today
+        check_business_day(day, today)
         points = points_for(amount_fen, self.points_per_yuan)
         if points < 1:
             raise WalletError("too_small", "this purchase earns no points")
         member = self.consent.member_pseudonym(member_ref)
         expires = add_months(day, self.expiry_months)
-        return self.purchases.earn(member, Purchase(purchase_id, amount_fen, day), points, expires)
+        return self.purchases.earn(member, Purchase(purchase_id, amount_fen, day, stated), points, expires)
 
     def view(self, member_ref: str, today: date) -> WalletView:
         """Balance today, tier over the rules' window, and the lots still holding points."""

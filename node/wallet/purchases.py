@@ -1,8 +1,9 @@
 """Purchases that earned points, once per node: a till's purchase id is unique across the brand.
 
-The same purchase id again, for the same member and amount, is a retry and gets the first answer.
-Anything else is a conflict (``idempotency_conflict``): two tills gave one id to two sales, or a
-client reused an id, and answering the first silently would hide a lost sale. The row and the
+The same purchase id again, for the same member and amount (and day, when the till states one), is
+a retry and gets the first answer. Anything else is a conflict (``idempotency_conflict``): two tills
+gave one id to two sales, or a client reused an id, and answering the first silently would hide a
+lost sale. The row and the
 points it earned commit in one transaction under the member's wallet lock.
 
 Purchases earned before this table existed were copied from the journal by migration 0009
@@ -16,7 +17,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from datetime import UTC, date, datetime, timedelta
 
-from sqlalchemy import BigInteger, insert, select
+from sqlalchemy import BigInteger, delete, insert, select
 from sqlalchemy.exc import IntegrityError
 from sqlmodel import Field, SQLModel
 
@@ -47,6 +48,7 @@ class Purchase:
     purchase_id: str
     amount_fen: int
     day: date
+    day_stated: bool = True  # False: the request named no day, so a retry on a later day is still the same sale
 
 
 def check_business_day(day: date, today: date) -> None:
@@ -63,10 +65,25 @@ def check_business_day(day: date, today: date) -> None:
 
 
 class Purchases:
-    """The purchases of one node, each earning its points once."""
+    """The purchases of one node, each earning its points once (also a rights-request data source)."""
+
+    name = "purchases"  # the section of an access export
 
     def __init__(self, wallets: WalletStore) -> None:
         self.wallets = wallets
+
+    def export_member(self, member: str) -> list[dict[str, object]]:
+        """The member's purchases, for an access request: id, amount, day."""
+        t = PurchaseRow.__table__
+        with self.wallets.engine.connect() as conn:
+            rows = conn.execute(select(t).where(t.c.member == member).order_by(t.c.day, t.c.purchase_id)).all()
+        return [{"purchase_id": r.purchase_id, "amount_fen": r.amount_fen, "day": r.day.isoformat()} for r in rows]
+
+    def erase_member(self, member: str) -> int:
+        """Erasure: the member's purchases go with their wallet; return how many."""
+        t = PurchaseRow.__table__
+        with self.wallets.engine.connect() as conn, conn.execution_options(ledger_write=True).begin():
+            return conn.execute(delete(t).where(t.c.member == member)).rowcount
 
     def earn(self, member: str, purchase: Purchase, points: int, expires_on: date) -> Entry:
         """Credit ``points`` for ``purchase`` to ``member`` once; a retry gets the same entry back.
@@ -86,10 +103,11 @@ class Purchases:
         with self.wallets.locked(member) as conn:
             row = conn.execute(select(t).where(t.c.purchase_id == purchase.purchase_id)).first()
             if row is not None:
-                if row.member != member or row.amount_fen not in (None, purchase.amount_fen):
+                other_day = purchase.day_stated and row.day != purchase.day
+                if row.member != member or row.amount_fen not in (None, purchase.amount_fen) or other_day:
                     raise WalletError(
                         "idempotency_conflict",
-                        f"purchase {purchase.purchase_id} was already recorded for another member or amount",
+                        f"purchase {purchase.purchase_id} was already recorded for another member, amount or day",
                     )
                 entry = self.wallets.entry_with_ref(conn, member, ref)
                 assert entry is not None  # the row and its entry were committed together

@@ -140,7 +140,7 @@ def quote(node: NodeDep, me: Member, body: QuoteRequest) -> SignedQuote:
 
 
 @router.post("/v1/me/exchanges", status_code=201)
-def exchange(node: NodeDep, me: Member, body: ExchangeRequest) -> ExchangeState:
+def exchange(node: NodeDep, me: MemberWrite, body: ExchangeRequest) -> ExchangeState:
     """Move my points: confirmed when the partner credited them, cancelled (refunded) when it refused.
 
     ``held`` or ``cancelling`` means the partner could not be reached yet: the node keeps trying
@@ -177,7 +177,7 @@ def link(node: NodeDep, me: MemberWrite, body: LinkRequest) -> Link:
 @router.post("/v1/members/{member_ref}/purchases", status_code=201)
 def purchase(node: NodeDep, _: Operator, member_ref: MemberRef, body: Purchase) -> Earned:
     """Credit the points a purchase earns."""
-    entry = node.loyalty.earn_purchase(member_ref, body.purchase_id, body.amount_fen, body.day or date.today())
+    entry = node.loyalty.earn_purchase(member_ref, body.purchase_id, body.amount_fen, body.day)
     return Earned(entry_id=entry.entry_id, points=entry.points, expires_on=entry.lot.expires_on if entry.lot else None)
 
 

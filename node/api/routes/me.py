@@ -92,6 +92,17 @@ class AccessResult(BaseModel):
     data: dict[str, Any]
 
 
+@router.get(
+    "/data",
+    deprecated=True,
+    responses={410: {"description": "moved: an access request is POST /v1/me/access-requests (reason_code moved)"}},
+)
+def my_data_moved(me: Member) -> None:
+    """Moved: make an access request with ``POST /v1/me/access-requests`` (notices published before
+    name this route; it answers 410 and records nothing, as a GET should)."""
+    raise Problem(410, "an access request is now POST /v1/me/access-requests", reason_code="moved")
+
+
 @router.post("/access-requests", status_code=201)
 def request_access(node: NodeDep, me: MemberWrite) -> AccessResult:
     """Access and copy: make an access request (recorded in the audit log) and get its result at once.
@@ -106,10 +117,9 @@ def request_access(node: NodeDep, me: MemberWrite) -> AccessResult:
 def access_result(node: NodeDep, me: Member, request_id: RequestId) -> AccessResult:
     """The result of one of my completed access requests, read again (410 once it is a day old)."""
     try:
-        data = node.rights.access_result(me.id, request_id)
+        req, data = node.rights.access_result(me.id, request_id)
     except LookupError as exc:
         raise Problem(404, f"you made no completed access request {request_id}") from exc
-    [req] = [r for r in node.rights.requests(me.id) if r.dsr_id == request_id]
     return AccessResult(request=_state(req), data=data)
 
 

@@ -7,11 +7,10 @@ parses it, and ``PeerCaller`` hands the handlers the node id it verified.
 
 from __future__ import annotations
 
-from datetime import datetime
 from typing import Any
 
 from fastapi import APIRouter
-from pydantic import BaseModel, Field
+from pydantic import AwareDatetime, BaseModel, Field
 
 from node.api.bodies import OffLoopJsonRoute
 from node.api.deps import NodeDep, PeerCaller
@@ -83,8 +82,8 @@ def claim(node: NodeDep, caller: PeerCaller, body: ClaimRequest) -> ClaimAnswer:
 class StatementRequest(BaseModel):
     """The caller's signed settlement statement for a window."""
 
-    window_start: datetime
-    window_end: datetime
+    window_start: AwareDatetime  # with its zone: a naive time cannot be compared with an aware one
+    window_end: AwareDatetime
     statement: dict[str, Any]
     signature: str = Field(max_length=200)
 

@@ -6,7 +6,7 @@ Create Date: 2026-12-01 13:24:24.400835
 
 ``purchase`` is filled from the journal: every earn whose ref is ``purchase:<id>``, without its
 amount (the journal keeps points, not fen). Where two members' entries carry the same purchase id
-(allowed before: ids were unique per member), the first one recorded keeps the id.
+(allowed before: ids were unique per member), the one recorded first keeps the id.
 """
 
 from __future__ import annotations
@@ -22,11 +22,14 @@ depends_on = None
 
 _BACKFILL = """
 INSERT INTO purchase (purchase_id, member, amount_fen, day, entry_id, at)
-SELECT substr(e.ref, 10), e.member, NULL, l.earned_on, e.entry_id, e.at
-FROM wallet_entry e
-JOIN wallet_lot l ON l.entry_id = e.entry_id
-JOIN (SELECT MIN(entry_id) AS entry_id FROM wallet_entry WHERE ref LIKE 'purchase:%' GROUP BY ref) firsts
-  ON firsts.entry_id = e.entry_id
+SELECT substr(ref, 10), member, NULL, earned_on, entry_id, at
+FROM (
+  SELECT e.ref, e.member, l.earned_on, e.entry_id, e.at,
+         ROW_NUMBER() OVER (PARTITION BY e.ref ORDER BY e.at, e.entry_id) AS nth
+  FROM wallet_entry e JOIN wallet_lot l ON l.entry_id = e.entry_id
+  WHERE e.ref LIKE 'purchase:%'
+) earns
+WHERE nth = 1
 """
 
 
