@@ -6,7 +6,8 @@
   :class:`~federation.site.PrivacyBook`, so the epsilon reported is cumulative; a round that would
   pass the brand's budget is refused (an error reply, audited) before any row is read;
 - ``evaluate``: the AUC on the brand's held-out rows of the global model and of every
-  leave-one-brand-out model the server sends (for contributions); the global model is stored.
+  leave-one-brand-out model the server sends (for contributions), and, where the brand set rows
+  aside for it, the validation loss the server's stopping rule watches; the global model is stored.
 """
 
 from __future__ import annotations
@@ -20,7 +21,7 @@ from flwr.clientapp import ClientApp
 from federation.metrics import auc
 from federation.privacy import BudgetExceeded, PrivacyPlan, Step, check_budget, epsilon_of
 from federation.site import RoundRefused, RunPrivacy, Site, Weights
-from federation.training import predict, train
+from federation.training import log_loss, predict, train
 
 #: Error codes of refused rounds (Flower reserves small codes for its own errors).
 BUDGET_REFUSED = 4031
@@ -70,7 +71,7 @@ def _train(site: Site, msg: Message) -> Message:
     run, round_no = str(cfg["run"]), int(cfg["server-round"])
     dp = bool(cfg.get("dp", True))
     delta = float(cfg.get("delta", 1e-5))
-    epochs, batch = int(cfg.get("epochs", 1)), int(cfg.get("batch-size", 64))
+    epochs, batch = int(cfg.get("epochs", 1)), int(cfg.get("batch-size", 256))
     try:
         site.gate()  # the feature switch (an approved impact assessment) before any row is read
     except RoundRefused as exc:
@@ -106,7 +107,7 @@ def _train(site: Site, msg: Message) -> Message:
         data.y_train,
         epochs=epochs,
         batch_size=batch,
-        lr=float(cfg.get("lr", 0.1)),
+        lr=float(cfg.get("lr", 0.5)),
         plan=plan,
         history=history,
         seed=int(cfg.get("seed", 0)) * 1000 + round_no,
@@ -133,6 +134,7 @@ def _train(site: Site, msg: Message) -> Message:
         {
             "num-examples": trained.examples,
             "loss": float(trained.loss),
+            "steps": trained.steps,
             "epsilon": epsilon,  # -1: trained without DP
             "epsilon-run": run_epsilon,
             "epsilon-budget": site.privacy.budget(),
@@ -147,9 +149,10 @@ def _plan(cfg: Mapping[str, object], rows: int, state: RunPrivacy | None) -> Pri
         float(cfg["epsilon"]),
         float(cfg.get("delta", 1e-5)),
         rows,
-        int(cfg.get("batch-size", 64)),
+        int(cfg.get("batch-size", 256)),
         int(cfg.get("epochs", 1)),
         int(cfg["rounds"]),
+        max_grad_norm=float(cfg.get("clip", 1.0)),  # a server that predates the setting clipped at 1
         noise_multiplier=state.noise_multiplier if state else None,
     )
 
@@ -161,10 +164,13 @@ def _evaluate(site: Site, msg: Message) -> Message:
         site.gate()
     except RoundRefused as exc:
         return Message(error=Error(GATE_CLOSED, f"{site.name}: {exc}"), reply_to=msg)
-    x, y = site.held_out()
+    data = site.data()  # read once: held-out rows judge, validation rows (a simulation's) decide when to stop
+    x, y, x_val, y_val = data.x_test, data.y_test, data.x_val, data.y_val
     global_weights = from_record(msg.content["arrays"])
     site.shelf.store(run, round_no, global_weights)
     values: dict[str, float | int] = {"num-examples": len(y), "auc": _auc(global_weights, x, y)}
+    if len(y_val):  # only the mean loss leaves the brand, for the server's stopping rule
+        values["val-loss"], values["val-examples"] = log_loss(global_weights, x_val, y_val), len(y_val)
     for key, record in msg.content.array_records.items():
         if key.startswith(WITHOUT):
             values[f"auc-{key}"] = _auc(from_record(record), x, y)

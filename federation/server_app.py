@@ -1,6 +1,7 @@
 """The alliance's side of a federated run: FedAvg on Flower's Message API, with per-brand reports.
 
-:class:`AllianceFedAvg` is Flower's FedAvg with three additions:
+:class:`AllianceStrategy` goes on top of Flower's FedAvg, FedAvgM, FedAdam or FedYogi (the server
+optimiser is Flower's; :func:`make_strategy` picks it) and adds:
 
 - each brand's epsilon, loss and rows are kept per brand (FedAvg's default would average them,
   and an average epsilon means nothing: each brand's guarantee is its own);
@@ -8,7 +9,11 @@
   round goes on with the others;
 - every evaluate message also carries, for each brand that trained, the model averaged *without*
   it, so each brand's contribution is measured per round as the drop in the brands' mean held-out
-  AUC when it is left out (leave-one-out over brands).
+  AUC when it is left out (leave-one-out over brands);
+- an optional stopping rule on the brands' validation loss (:mod:`federation.stopping`): once it
+  stops, later rounds send nothing and the best round's model is the run's;
+- in DP runs, the model served over the last rounds is the mean of their global models (tail
+  averaging: the noise of DP-SGD averages out, at no privacy cost).
 """
 
 from __future__ import annotations
@@ -21,38 +26,67 @@ from dataclasses import asdict, dataclass, field
 from statistics import fmean
 from typing import Any
 
+import numpy as np
 from flwr.app import ArrayRecord, ConfigRecord, Context, Message, MessageType, MetricRecord, RecordDict
 from flwr.serverapp import Grid, ServerApp
-from flwr.serverapp.strategy import FedAvg
+from flwr.serverapp.strategy import FedAdam, FedAvg, FedAvgM, FedYogi
 
 from federation.client_app import WITHOUT, from_record, to_record
 from federation.site import Weights
-from federation.training import average, initial_weights
+from federation.stopping import EarlyStop
+from federation.training import MODELS, average, initial_weights
 
 
 class FederationError(Exception):
     """The run cannot start or go on (no brands, brands that disagree on the features)."""
 
 
+#: Server optimisers: Flower's strategies of those names, with the alliance's reporting on top.
+SERVER_OPTIMISERS = ("fedavg", "fedavgm", "fedadam", "fedyogi")
+
+
 @dataclass(frozen=True)
 class RunSettings:
-    """What the server sends every brand for a run."""
+    """What the server sends every brand for a run, and how the server aggregates.
+
+    The defaults are the training recipe measured in docs/federation.md ("Training recipe"): a
+    logistic model, expected batches of 256 drawn by Poisson sampling, one local epoch per round,
+    per-example gradients clipped at 4.5, FedAvg on the server, and (with DP) the mean of the last
+    half of the rounds' global models served.
+    """
 
     run: str
-    rounds: int = 5
+    rounds: int = 30
     epsilon: float = 3.0
     delta: float = 1e-5
     dp: bool = True
     epochs: int = 1
-    batch_size: int = 64
-    lr: float = 0.1
+    batch_size: int = 256
+    lr: float = 0.5
     seed: int = 0
+    model: str = "logistic"
+    clip: float = 4.5
+    server: str = "fedavg"
+    server_lr: float = 0.0  # the server optimiser's step (FedAvgM's learning rate, FedAdam's eta); 0: its default
+    patience: int = 0  # stop after this many rounds without a better validation loss; 0 runs every round
+    tail: float = 0.5  # DP runs serve the mean of the global models of this last share of the rounds
 
     def __post_init__(self) -> None:
         if self.rounds < 1 or self.epochs < 1 or self.batch_size < 1:
             raise ValueError("rounds, epochs and batch size are positive")
         if self.dp and (self.epsilon <= 0 or not 0 < self.delta < 1):
             raise ValueError("epsilon is positive and delta lies in (0, 1)")
+        if self.model not in MODELS:
+            raise ValueError(f"model is one of {', '.join(MODELS)}")
+        if self.server not in SERVER_OPTIMISERS:
+            raise ValueError(f"server optimiser is one of {', '.join(SERVER_OPTIMISERS)}")
+        if self.lr <= 0 or self.clip <= 0 or self.server_lr < 0 or self.patience < 0:
+            raise ValueError("learning rates and the clipping norm are positive; patience is 0 or more")
+        if not 0 <= self.tail < 1:
+            raise ValueError("the averaged tail is a share of the rounds in [0, 1)")
+        if self.dp and self.patience:
+            # the noise is calibrated for every round: stopping early would waste budget on noise
+            raise ValueError("a DP run runs every round: patience applies to runs without DP")
 
     def train_config(self) -> ConfigRecord:
         """The ConfigRecord of every train message."""
@@ -67,6 +101,8 @@ class RunSettings:
                 "batch-size": self.batch_size,
                 "lr": self.lr,
                 "seed": self.seed,
+                "model": self.model,
+                "clip": self.clip,
             }
         )
 
@@ -75,14 +111,20 @@ class RunSettings:
         """Settings from a Flower run config (``flwr run --run-config``)."""
         return cls(
             run=str(cfg.get("run", f"run-{int(time.time())}")),
-            rounds=int(cfg.get("rounds", 5)),
+            rounds=int(cfg.get("rounds", 30)),
             epsilon=float(cfg.get("epsilon", 3.0)),
             delta=float(cfg.get("delta", 1e-5)),
             dp=bool(cfg.get("dp", True)),
             epochs=int(cfg.get("epochs", 1)),
-            batch_size=int(cfg.get("batch-size", 64)),
-            lr=float(cfg.get("lr", 0.1)),
+            batch_size=int(cfg.get("batch-size", 256)),
+            lr=float(cfg.get("lr", 0.5)),
             seed=int(cfg.get("seed", 0)),
+            model=str(cfg.get("model", "logistic")),
+            clip=float(cfg.get("clip", 4.5)),
+            server=str(cfg.get("server", "fedavg")),
+            server_lr=float(cfg.get("server-lr", 0.0)),
+            patience=int(cfg.get("patience", 0)),
+            tail=float(cfg.get("tail", 0.5)),
         )
 
 
@@ -96,6 +138,7 @@ class BrandRound:
     epsilon: float | None = None  # cumulative over every run at this brand; None without DP
     epsilon_budget: float | None = None
     loss: float | None = None
+    steps: int | None = None  # local optimiser steps this round
     auc: float | None = None  # the round's global model on this brand's held-out rows
     contribution: float | None = None  # mean AUC over brands, minus the same without this brand
     refused: str | None = None
@@ -123,11 +166,22 @@ class FederationReport:
     settings: RunSettings
     rounds: list[RoundReport] = field(default_factory=list)
     weights: Weights | None = None
+    best_round: int | None = None  # with a stopping rule: the round whose model is ``weights``
+
+    @property
+    def steps(self) -> dict[str, int]:
+        """Local optimiser steps each brand made over the run."""
+        out: dict[str, int] = {}
+        for r in self.rounds:
+            for b in r.brands:
+                out[b.brand] = out.get(b.brand, 0) + (b.steps or 0)
+        return out
 
     def to_json(self) -> dict[str, object]:
         """A JSON-ready summary (weights left out)."""
         return {
             "settings": asdict(self.settings),
+            "best_round": self.best_round,
             "rounds": [
                 {
                     "round": r.round,
@@ -148,51 +202,69 @@ class FederationReport:
             RoundReport(r["round"], [BrandRound(**b) for b in r["brands"]], float(r["seconds"]))
             for r in data["rounds"]
         ]
-        return cls(settings, rounds)
+        return cls(settings, rounds, best_round=data.get("best_round"))
 
 
 def _num(v: object) -> object:
     return None if isinstance(v, float) and (math.isnan(v) or math.isinf(v)) else v
 
 
-class AllianceFedAvg(FedAvg):
-    """FedAvg over every brand, reporting per brand and measuring leave-one-out contributions."""
+class AllianceStrategy:
+    """The alliance's reporting, stopping rule and contributions over any of Flower's FedAvg family.
 
-    def __init__(
+    Mixed in before a Flower strategy (see :func:`make_strategy`), so the server optimiser is
+    Flower's own and only what the alliance adds lives here.
+    """
+
+    names: dict[int, str]
+    on_round: Callable[[RoundReport], None] | None
+    contributions: bool
+    reports: list[RoundReport]
+    stop: EarlyStop
+    best: ArrayRecord | None
+    best_round: int | None
+
+    def setup(
         self,
         names: dict[int, str],
-        *,
         on_round: Callable[[RoundReport], None] | None = None,
         contributions: bool = True,
+        patience: int = 0,
+        average_from: int = 0,
     ) -> None:
-        n = len(names)
-        super().__init__(
-            min_train_nodes=n,
-            min_evaluate_nodes=n,
-            min_available_nodes=n,
-            train_metrics_aggr_fn=_keep_extremes,
-            evaluate_metrics_aggr_fn=_mean_auc,
-        )
+        """What the alliance adds to the Flower strategy; from round ``average_from`` (0: never) the
+        model served (evaluated, stored by every brand, the run's result) is the mean of the global
+        models since that round."""
         self.names = names
+        self.average_from = average_from
+        self.served: ArrayRecord | None = None
+        self._tail: tuple[Weights, int] | None = None
         self.on_round = on_round
         self.contributions = contributions
-        self.reports: list[RoundReport] = []
+        self.reports = []
+        self.stop = EarlyStop(patience)
+        self.best, self.best_round = None, None
         self._updates: dict[int, tuple[Weights, int]] = {}
         self._brands: dict[int, BrandRound] = {}
+        self._global: ArrayRecord | None = None
         self._started = time.monotonic()
 
     def configure_train(
         self, server_round: int, arrays: ArrayRecord, config: ConfigRecord, grid: Grid
     ) -> Iterable[Message]:
-        """FedAvg's messages; the round's clock starts."""
+        """The strategy's messages (none once the stopping rule has stopped the run); the round's clock starts."""
         self._started = time.monotonic()
-        return super().configure_train(server_round, arrays, config, grid)
+        if self.stop.stopped:
+            return []
+        return super().configure_train(server_round, arrays, config, grid)  # type: ignore[misc]
 
     def aggregate_train(
         self, server_round: int, replies: Iterable[Message]
     ) -> tuple[ArrayRecord | None, MetricRecord | None]:
-        """FedAvg, after noting each brand's update, epsilon and any refusal."""
+        """The strategy's aggregate, after noting each brand's update, epsilon and any refusal."""
         replies = list(replies)
+        if self.stop.stopped:
+            return None, None
         self._updates, self._brands = {}, {}
         for msg in replies:
             node = msg.metadata.src_node_id
@@ -209,26 +281,48 @@ class AllianceFedAvg(FedAvg):
                 epsilon=eps if eps >= 0 else None,
                 epsilon_budget=float(m["epsilon-budget"]),
                 loss=float(m["loss"]),
+                steps=int(m["steps"]) if "steps" in m else None,
             )
             self._updates[node] = (from_record(msg.content["arrays"]), int(m["num-examples"]))
-        return super().aggregate_train(server_round, replies)
+        arrays, metrics = super().aggregate_train(server_round, replies)  # type: ignore[misc]
+        self._global = arrays
+        if arrays is not None and self.average_from and server_round >= self.average_from:
+            # DP-SGD's iterates wander around the optimum by the noise; their mean wanders far less, and
+            # averaging what the brands already received is post-processing: it costs no privacy
+            new = from_record(arrays)
+            total, count = self._tail or ({k: np.zeros_like(v, dtype=np.float64) for k, v in new.items()}, 0)
+            self._tail = ({k: total[k] + new[k] for k in new}, count + 1)
+        return arrays, metrics
 
     def configure_evaluate(
         self, server_round: int, arrays: ArrayRecord, config: ConfigRecord, grid: Grid
     ) -> Iterable[Message]:
-        """FedAvg's messages, plus one leave-one-brand-out model per brand that trained."""
-        messages = list(super().configure_evaluate(server_round, arrays, config, grid))
+        """The strategy's messages, plus one leave-one-brand-out model per brand that trained."""
+        if self.stop.stopped:
+            return []
+        if self._tail is not None:
+            total, count = self._tail
+            arrays = to_record({k: v / count for k, v in total.items()})
+        self.served = arrays
+        messages = list(super().configure_evaluate(server_round, arrays, config, grid))  # type: ignore[misc]
         if self.contributions and len(self._updates) >= 2 and messages:
             record = messages[0].content  # FedAvg shares one RecordDict between the messages
+            together = average(list(self._updates.values()))
+            current = from_record(arrays)
             for node in self._updates:
-                others = [u for n, u in self._updates.items() if n != node]
-                record[f"{WITHOUT}{node}"] = to_record(average(others))
+                others = average([u for n, u in self._updates.items() if n != node])
+                # the global model moved by what leaving the brand out changes in the average:
+                # exact for FedAvg, the first-order effect through a server optimiser
+                record[f"{WITHOUT}{node}"] = to_record({k: current[k] + others[k] - together[k] for k in current})
         return messages
 
     def aggregate_evaluate(self, server_round: int, replies: Iterable[Message]) -> MetricRecord | None:
-        """Each brand's AUC and contribution; the round's report goes to ``on_round``."""
+        """Each brand's AUC and contribution, and the stopping rule's check; the report goes to ``on_round``."""
         replies = list(replies)
+        if self.stop.stopped:
+            return None
         aucs: dict[int, float] = {}
+        val_loss, val_rows = 0.0, 0
         without: dict[int, dict[int, float]] = {}
         for msg in replies:
             if msg.has_error():
@@ -236,6 +330,9 @@ class AllianceFedAvg(FedAvg):
             node = msg.metadata.src_node_id
             m = msg.content["metrics"]
             aucs[node] = float(m["auc"])
+            if "val-loss" in m:
+                val_loss += float(m["val-loss"]) * int(m["val-examples"])
+                val_rows += int(m["val-examples"])
             for key, value in m.items():
                 if key.startswith(f"auc-{WITHOUT}"):
                     without.setdefault(int(key.removeprefix(f"auc-{WITHOUT}")), {})[node] = float(value)
@@ -249,9 +346,12 @@ class AllianceFedAvg(FedAvg):
         order = sorted(self._brands, key=lambda n: self._brands[n].brand)
         report = RoundReport(server_round, [self._brands[n] for n in order], time.monotonic() - self._started)
         self.reports.append(report)
+        # the stopping rule watches the global model's loss over every brand's validation rows
+        if self.stop.patience and self.stop.observe(val_loss / val_rows if val_rows else float("nan")):
+            self.best, self.best_round = self.served, server_round
         if self.on_round is not None:
             self.on_round(report)
-        return super().aggregate_evaluate(server_round, replies)
+        return super().aggregate_evaluate(server_round, replies)  # type: ignore[misc]
 
 
 def _keep_extremes(contents: list[RecordDict], weight_key: str) -> MetricRecord:
@@ -268,6 +368,37 @@ def _keep_extremes(contents: list[RecordDict], weight_key: str) -> MetricRecord:
 def _mean_auc(contents: list[RecordDict], weight_key: str) -> MetricRecord:
     values = [float(c["metrics"]["auc"]) for c in contents if not math.isnan(float(c["metrics"]["auc"]))]
     return MetricRecord({"auc-mean": fmean(values) if values else -1.0})
+
+
+def make_strategy(
+    settings: RunSettings,
+    names: dict[int, str],
+    on_round: Callable[[RoundReport], None] | None = None,
+    contributions: bool = True,
+) -> AllianceStrategy:
+    """Flower's strategy for ``settings.server`` with the alliance's reporting and stopping rule."""
+    n = len(names)
+    common: dict[str, Any] = {
+        "min_train_nodes": n,
+        "min_evaluate_nodes": n,
+        "min_available_nodes": n,
+        "train_metrics_aggr_fn": _keep_extremes,
+        "evaluate_metrics_aggr_fn": _mean_auc,
+    }
+    step = settings.server_lr
+    base: type
+    if settings.server == "fedavgm":
+        base, extra = FedAvgM, {"server_learning_rate": step or 1.0, "server_momentum": 0.9}
+    elif settings.server in ("fedadam", "fedyogi"):
+        base = FedAdam if settings.server == "fedadam" else FedYogi
+        extra = {"eta": step or 0.05, "eta_l": settings.lr, "beta_1": 0.9, "beta_2": 0.99, "tau": 1e-3}
+    else:
+        base, extra = FedAvg, {}
+    cls = type(f"Alliance{base.__name__}", (AllianceStrategy, base), {})
+    strategy: AllianceStrategy = cls(**common, **extra)
+    average_from = int(settings.rounds * (1 - settings.tail)) + 1 if settings.dp and settings.tail else 0
+    strategy.setup(names, on_round, contributions, settings.patience, average_from)
+    return strategy
 
 
 def brands_of(grid: Grid, expected: int, wait: float = 120.0) -> tuple[dict[int, str], int]:
@@ -300,15 +431,16 @@ def run_federation(
 ) -> FederationReport:
     """Run ``settings.rounds`` rounds of FedAvg over the ``expected`` brands on ``grid``."""
     names, width = brands_of(grid, expected)
-    strategy = AllianceFedAvg(names, on_round=on_round)
-    result = strategy.start(
+    strategy = make_strategy(settings, names, on_round)
+    result = strategy.start(  # type: ignore[attr-defined]
         grid=grid,
-        initial_arrays=to_record(initial_weights(width, settings.seed)),
+        initial_arrays=to_record(initial_weights(width, settings.seed, settings.model)),
         num_rounds=settings.rounds,
         train_config=settings.train_config(),
         evaluate_config=ConfigRecord({"run": settings.run}),
     )
-    return FederationReport(settings, strategy.reports, from_record(result.arrays) if result.arrays else None)
+    final = strategy.best or strategy.served or result.arrays
+    return FederationReport(settings, strategy.reports, from_record(final) if final else None, strategy.best_round)
 
 
 app = ServerApp()

@@ -34,9 +34,16 @@ class BrandData:
     x_test: list[list[float]]
     y_test: list[int]
     members: tuple[str, ...] = ()
+    #: rows set aside from training to decide when to stop (a simulation's; a node keeps none)
+    x_val: list[list[float]] = field(default_factory=list)
+    y_val: list[int] = field(default_factory=list)
 
     def __post_init__(self) -> None:
-        if len(self.x_train) != len(self.y_train) or len(self.x_test) != len(self.y_test):
+        if (
+            len(self.x_train) != len(self.y_train)
+            or len(self.x_test) != len(self.y_test)
+            or len(self.x_val) != len(self.y_val)
+        ):
             raise ValueError("one label per row")
 
     def manifest(self) -> Manifest:

@@ -20,17 +20,34 @@ from federation.privacy import PrivacyPlan, Step
 
 Weights = dict[str, np.ndarray]
 HIDDEN = 16
+#: The model kinds: a logistic regression (the default: see docs/federation.md, "Training recipe"),
+#: or a one-hidden-layer MLP of ``HIDDEN`` units.
+MODELS = ("logistic", "mlp")
 
 
-def make_model(n_features: int) -> nn.Module:
-    """A small MLP with one logit out (Opacus supports its layers)."""
-    return nn.Sequential(nn.Linear(n_features, HIDDEN), nn.ReLU(), nn.Linear(HIDDEN, 1))
+def make_model(n_features: int, kind: str = "logistic", hidden: int = HIDDEN) -> nn.Module:
+    """A model with one logit out (Opacus supports its layers)."""
+    if kind == "logistic":
+        return nn.Sequential(nn.Linear(n_features, 1))
+    if kind == "mlp":
+        return nn.Sequential(nn.Linear(n_features, hidden), nn.ReLU(), nn.Linear(hidden, 1))
+    raise ValueError(f"unknown model {kind!r}: one of {', '.join(MODELS)}")
 
 
-def initial_weights(n_features: int, seed: int = 0) -> Weights:
+def initial_weights(n_features: int, seed: int = 0, kind: str = "logistic") -> Weights:
     """The same starting weights for every brand (the server sends them in round one)."""
     torch.manual_seed(seed)
-    return to_weights(make_model(n_features))
+    return to_weights(make_model(n_features, kind))
+
+
+def kind_of(weights: Mapping[str, np.ndarray]) -> tuple[str, int]:
+    """The model kind and hidden width ``weights`` belong to, read from their names and shapes.
+
+    Models stored before the logistic default (MLPs) therefore still load and score.
+    """
+    if "2.weight" in weights:
+        return "mlp", int(np.asarray(weights["0.weight"]).shape[0])
+    return "logistic", 0
 
 
 def to_weights(model: nn.Module) -> Weights:
@@ -41,7 +58,8 @@ def to_weights(model: nn.Module) -> Weights:
 
 def load(weights: Mapping[str, np.ndarray], n_features: int) -> nn.Module:
     """A model holding ``weights``."""
-    model = make_model(n_features)
+    kind, hidden = kind_of(weights)
+    model = make_model(n_features, kind, hidden or HIDDEN)
     model.load_state_dict({k: torch.as_tensor(np.asarray(v)) for k, v in weights.items()})
     return model
 
@@ -54,6 +72,7 @@ class Trained:
     examples: int
     loss: float
     history: list[Step]  # the accountant's history after this round (unchanged without DP)
+    steps: int = 0  # optimiser steps taken
 
 
 def train(
@@ -112,7 +131,7 @@ def _train(model: nn.Module, optimizer: torch.optim.Optimizer, loader: DataLoade
             optimizer.step()
             total, batches = total + loss.item(), batches + 1
     new_history = list(engine.accountant.history) if engine is not None else list(history)
-    return Trained(to_weights(model), len(xt), total / max(batches, 1), new_history)
+    return Trained(to_weights(model), len(xt), total / max(batches, 1), new_history, batches)
 
 
 def predict(weights: Mapping[str, np.ndarray], x: Sequence[Sequence[float]]) -> list[float]:
@@ -122,6 +141,18 @@ def predict(weights: Mapping[str, np.ndarray], x: Sequence[Sequence[float]]) -> 
     model.eval()
     with torch.no_grad():
         return torch.sigmoid(model(xt)).squeeze(1).tolist()
+
+
+def log_loss(weights: Mapping[str, np.ndarray], x: Sequence[Sequence[float]], y: Sequence[int]) -> float:
+    """Mean cross-entropy of ``weights`` on (x, y): the validation loss that stopping rules watch."""
+    if not len(x):
+        return float("nan")
+    xt = torch.tensor(np.asarray(x, dtype=np.float32))
+    yt = torch.tensor(np.asarray(y, dtype=np.float32)).unsqueeze(1)
+    model = load(weights, xt.shape[1])
+    model.eval()
+    with torch.no_grad():
+        return float(nn.functional.binary_cross_entropy_with_logits(model(xt), yt))
 
 
 def average(updates: Sequence[tuple[Mapping[str, np.ndarray], int]]) -> Weights:

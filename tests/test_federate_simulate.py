@@ -80,3 +80,22 @@ def test_an_unreadable_file_is_a_clear_error(tmp_path: Path) -> None:
     r = runner.invoke(app, ["federate", "simulate", "--csv", str(a), "--csv", str(tmp_path / "no.csv"), "--label", "x"])
     assert r.exit_code == 2
     assert "no.csv: cannot read" in " ".join(r.output.split())
+
+
+def test_the_json_says_how_many_steps_each_model_made(result: dict) -> None:  # type: ignore[type-arg]
+    for b in result["brands"]:
+        assert b["steps_local"] > 0
+        assert b["steps_federated"] > 0
+        assert b["steps_federated_nodp"] > 0
+    assert result["steps_centralized"] > 0
+    assert result["rounds_federated"] == 2  # a DP run runs every round it was calibrated for
+    assert 1 <= result["rounds_federated_nodp"] <= 2
+    assert result["stopping_rule"] == {"patience": 3, "max_checks": 2, "dp_models_run_to_the_cap": True}
+
+
+def test_an_unknown_server_optimiser_is_a_clear_error(tmp_path: Path) -> None:
+    files = [brand_csv(tmp_path / "a.csv", 50, 1), brand_csv(tmp_path / "b.csv", 50, 2)]
+    r = runner.invoke(app, ["federate", "simulate", "--label", "churned", "--server-optimizer", "sgd",
+                            "--csv", str(files[0]), "--csv", str(files[1])])
+    assert r.exit_code == 2
+    assert "--server-optimizer is one of fedavg, fedavgm, fedadam, fedyogi" in r.output

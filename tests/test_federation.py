@@ -155,3 +155,55 @@ def test_brands_that_disagree_on_the_features_cannot_start() -> None:
     sites["cafe"] = Site("cafe", fixed(synthetic(100, 0.0, 9, width=6)), MemoryPrivacyBook(10.0))
     with pytest.raises(FederationError, match="disagree on the number of features"):
         federate(sites)
+
+
+@pytest.mark.parametrize("server", ["fedavgm", "fedadam", "fedyogi"])
+def test_each_server_optimiser_runs_with_the_alliances_reports(server: str) -> None:
+    report = federate(three_brands(), rounds=2, server=server)
+    assert report.weights is not None
+    assert [len(r.brands) for r in report.rounds] == [3, 3]
+    assert all(b.contribution is not None and b.steps for b in report.rounds[-1].brands)
+
+
+def test_a_server_optimiser_changes_the_model() -> None:
+    plain = federate(three_brands(), rounds=2, dp=False)
+    adam = federate(three_brands(), rounds=2, dp=False, server="fedadam")
+    assert plain.weights is not None
+    assert adam.weights is not None
+    assert not np.allclose(plain.weights["0.weight"], adam.weights["0.weight"])
+
+
+def with_validation(data: BrandData) -> BrandData:
+    k = len(data.y_train) // 5
+    return BrandData(data.x_train[k:], data.y_train[k:], data.x_test, data.y_test, data.members[k:],
+                     data.x_train[:k], data.y_train[:k])
+
+
+def test_a_run_without_dp_stops_when_the_validation_loss_stops_improving() -> None:
+    sites = {
+        name: Site(name, fixed(with_validation(synthetic(n, 0.0, seed))), MemoryPrivacyBook(10.0))
+        for name, n, seed in (("air", 600, 1), ("shop", 300, 2))
+    }
+    report = federate(sites, rounds=40, dp=False, patience=2, lr=1.0)
+    assert len(report.rounds) < 40  # later rounds sent nothing
+    assert report.best_round is not None
+    assert report.best_round == len(report.rounds) - 2
+
+
+def test_a_dp_run_may_not_stop_early() -> None:
+    with pytest.raises(ValueError, match="runs every round"):
+        RunSettings(run="r", dp=True, patience=3)
+
+
+def test_a_dp_run_serves_the_mean_of_its_last_rounds_models() -> None:
+    stores = {name: MemoryShelf() for name in ("air", "shop")}
+    sites = {
+        name: Site(name, fixed(synthetic(n, 0.0, seed)), MemoryPrivacyBook(10.0), shelf=stores[name])
+        for name, n, seed in (("air", 600, 1), ("shop", 300, 2))
+    }
+    report = federate(sites, rounds=4, tail=0.5)
+    served = stores["air"].models
+    assert report.weights is not None
+    assert np.allclose(report.weights["0.weight"], served[("run-1", 4)]["0.weight"], atol=1e-6)
+    # rounds 3 and 4 are averaged: what round 4 served differs from what round 3 served
+    assert not np.allclose(served[("run-1", 3)]["0.weight"], served[("run-1", 4)]["0.weight"])

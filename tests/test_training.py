@@ -7,7 +7,7 @@ import pytest
 
 from federation.metrics import auc
 from federation.privacy import BudgetExceeded, PrivacyPlan, check_budget, epsilon_of
-from federation.training import average, initial_weights, predict, train
+from federation.training import average, initial_weights, kind_of, predict, train
 
 N, D = 2000, 6
 
@@ -44,7 +44,8 @@ def test_epsilon_is_cumulative_across_rounds_and_ends_at_the_target() -> None:
         weights, history = trained.weights, trained.history
         spent.append(epsilon_of(history, plan.delta))
     assert spent[0] < spent[1] < spent[2] <= plan.target_epsilon * 1.01
-    assert spent[2] > plan.target_epsilon * 0.9  # fixed noise for the run: the whole budget is used, not a third
+    # fixed noise for the run, planned at the rate Opacus samples at: the whole budget is used, not a third
+    assert spent[2] > plan.target_epsilon * 0.98
 
 
 def test_a_round_that_would_pass_the_budget_is_refused_before_training() -> None:
@@ -67,3 +68,21 @@ def test_fedavg_weights_each_brand_by_its_examples() -> None:
     a = {"w": np.array([0.0, 0.0])}
     b = {"w": np.array([3.0, 6.0])}
     assert average([(a, 2), (b, 1)])["w"].tolist() == [1.0, 2.0]
+
+
+def test_the_default_model_is_a_logistic_regression() -> None:
+    assert set(initial_weights(D)) == {"0.weight", "0.bias"}
+    assert kind_of(initial_weights(D)) == ("logistic", 0)
+
+
+def test_an_mlp_trains_and_its_stored_weights_still_predict() -> None:
+    x, y = data()
+    weights = initial_weights(D, kind="mlp")
+    assert kind_of(weights) == ("mlp", 16)
+    trained = train(weights, x, y, epochs=5, lr=0.5)
+    assert auc(y, predict(trained.weights, x)) > 0.9
+
+
+def test_training_counts_its_optimiser_steps() -> None:
+    x, y = data()
+    assert train(initial_weights(D), x, y, epochs=3, batch_size=500, lr=0.5).steps == 3 * 4

@@ -29,7 +29,9 @@ def simulate_cmd(
     ],
     label: Annotated[str, typer.Option("--label", help="The 0/1 column to predict (true/false, yes/no also read).")],
     epsilon: Annotated[float, typer.Option("--epsilon", help="Each brand's DP budget for the run.")] = 3.0,
-    rounds: Annotated[int, typer.Option("--rounds", help="Federated rounds.")] = 5,
+    rounds: Annotated[
+        int, typer.Option("--rounds", help="Most rounds (and epochs alone or pooled); DP runs all of them.")
+    ] = 30,
     name: Annotated[
         list[str] | None, typer.Option("--name", help="Brand names, in --csv order (default: file names).")
     ] = None,
@@ -40,8 +42,19 @@ def simulate_cmd(
         list[str] | None, typer.Option("--ignore", help="A column not to learn from (ids); repeatable.")
     ] = None,
     epochs: Annotated[int, typer.Option("--epochs", help="Local epochs per round.")] = 1,
-    batch_size: Annotated[int, typer.Option("--batch-size", help="Expected DP-SGD batch (Poisson sampling).")] = 64,
-    lr: Annotated[float, typer.Option("--lr", help="Learning rate.")] = 0.1,
+    batch_size: Annotated[int, typer.Option("--batch-size", help="Expected DP-SGD batch (Poisson sampling).")] = 256,
+    lr: Annotated[float, typer.Option("--lr", help="Local learning rate.")] = 0.5,
+    model: Annotated[str, typer.Option("--model", help="logistic (default) or mlp (16 hidden units).")] = "logistic",
+    clip: Annotated[float, typer.Option("--clip", help="DP-SGD's per-example gradient norm bound.")] = 4.5,
+    server_optimizer: Annotated[
+        str, typer.Option("--server-optimizer", help="fedavg (default), fedavgm, fedadam or fedyogi.")
+    ] = "fedavg",
+    server_lr: Annotated[
+        float, typer.Option("--server-lr", help="The server optimiser's step; 0 keeps its default.")
+    ] = 0.0,
+    patience: Annotated[
+        int, typer.Option("--patience", help="Stop a model after this many checks without a better validation loss.")
+    ] = 3,
     test_fraction: Annotated[
         float, typer.Option("--test-fraction", help="Held-out share of each brand's rows.")
     ] = 0.25,
@@ -52,19 +65,31 @@ def simulate_cmd(
 
     Every brand's held-out rows judge four models: the brand alone (no DP), federated with Opacus
     DP-SGD at --epsilon, federated without DP, and all rows pooled without DP (the upper bound).
+    Every model trains on the same rows to one stopping rule: a fifth of each brand's training rows
+    is set aside, and a model stops once its loss there has not improved for --patience epochs
+    (rounds, federated), at most --rounds; DP models run every round, their noise being set for
+    them. --json says how many optimiser steps each model made.
     Without --schema, columns and categories come from the union of the files: a simulation
     shortcut, since a real alliance agrees on a schema without pooling anything.
     """
+    from federation.server_app import SERVER_OPTIMISERS
     from federation.simulate import Brand, SimulationSettings, simulate
     from federation.tabular import Schema, Table, TableError, encode, infer_schema
+    from federation.training import MODELS
 
     if len(csv) < 2:
         fail("give --csv at least twice: federation needs two brands", 2)
     names = list(name or [])
     if names and len(names) != len(csv):
         fail(f"{len(names)} --name for {len(csv)} --csv: give one name per file, or none", 2)
-    if epsilon <= 0 or rounds < 1 or epochs < 1 or batch_size < 1 or lr <= 0:
-        fail("--epsilon and --lr are positive; --rounds, --epochs and --batch-size at least 1", 2)
+    if epsilon <= 0 or rounds < 1 or epochs < 1 or batch_size < 1 or lr <= 0 or clip <= 0:
+        fail("--epsilon, --lr and --clip are positive; --rounds, --epochs and --batch-size at least 1", 2)
+    if patience < 1 or server_lr < 0:
+        fail("--patience is at least 1 and --server-lr is 0 (the default step) or more", 2)
+    if model not in MODELS:
+        fail(f"--model is one of {', '.join(MODELS)}, not {model!r}", 2)
+    if server_optimizer not in SERVER_OPTIMISERS:
+        fail(f"--server-optimizer is one of {', '.join(SERVER_OPTIMISERS)}, not {server_optimizer!r}", 2)
     try:
         tables = [Table.read(p, names[i] if names else None) for i, p in enumerate(csv)]
         if len({t.name for t in tables}) != len(tables):
@@ -84,6 +109,11 @@ def simulate_cmd(
         lr=lr,
         test_fraction=test_fraction,
         seed=seed,
+        model=model,
+        clip=clip,
+        server=server_optimizer,
+        server_lr=server_lr,
+        patience=patience,
     )
     with progress_bar(err, transient=True) as bar:
         task = bar.add_task("training", total=len(brands) + 1 + 2 * rounds)
@@ -125,6 +155,14 @@ def _print_table(data: dict[str, object]) -> None:
         style="bold",
     )
     out.print(table)
+    brands = data["brands"]  # type: ignore[index]
+    alone = ", ".join(f"{b['name']} {b['steps_local']:,}" for b in brands)  # type: ignore[attr-defined]
+    out.print(
+        f"optimiser steps: alone {alone}; pooled {data['steps_centralized']:,}; federated with DP "
+        f"{data['rounds_federated']} rounds, without DP {data['rounds_federated_nodp']} (stopping rule: "
+        f"{data['stopping_rule']['patience']} checks without a better validation loss, DP runs every round)",  # type: ignore[index]
+        highlight=False,
+    )
 
 
 def _f(v: object, digits: int = 3, sign: bool = False) -> str:

@@ -137,7 +137,7 @@ def federate_nodes(
         if data.x_train and len(set(data.y_test)) == 2:
             width = len(data.x_train[0])
             weights = train(
-                initial_weights(width, settings.seed),
+                initial_weights(width, settings.seed, settings.model),
                 data.x_train,
                 data.y_train,
                 epochs=settings.rounds * settings.epochs,
