@@ -280,6 +280,21 @@ class Bench:
             out[name] = self.judge(fitted.weights, name)
         return out
 
+    def fine_tuned(self, weights: Mapping[str, np.ndarray]) -> dict[str, float]:
+        """Each brand's AUC after training ``weights`` further on its own rows alone, without DP.
+
+        The model a brand may deploy: the other brands' guarantee holds (training on one's own
+        members after receiving a DP model is post-processing for them), and it never leaves the brand.
+        """
+        s = self.settings
+        out = {}
+        for name, d in self.data.items():
+            self.say(f"{name} fine-tunes the joint model")
+            fitted = fit(weights, d.x_train, d.y_train, d.x_val, d.y_val, max_epochs=self.max_epochs,
+                         patience=s.patience, batch_size=s.batch_size, lr=s.lr, seed=s.seed)
+            out[name] = self.judge(fitted.weights, name)
+        return out
+
     def centralized(self, epsilon: float | None = None) -> dict[str, float]:
         """Every brand's training rows pooled (no DP, or DP-SGD at ``epsilon``): each brand's AUC."""
         self.say("centralized model" + (f" at epsilon {epsilon:g}" if epsilon is not None else ""))

@@ -73,3 +73,13 @@ def test_a_dp_fit_runs_every_epoch_and_spends_its_whole_budget() -> None:
     assert fitted.checks == 8
     assert 2.9 < epsilon_of(fitted.history, 1e-5) <= 3.0 + 1e-6
     assert auc(yv, predict(fitted.weights, xv)) > 0.8
+
+
+def test_a_brand_fine_tunes_the_joint_model_on_its_own_rows() -> None:
+    from federation.simulate import Bench, Brand, SimulationSettings
+
+    brands = [Brand(name, *rows(seed)) for name, seed in (("air", 1), ("shop", 2))]
+    bench = Bench(brands, SimulationSettings(rounds=3))
+    tuned = bench.fine_tuned(bench.start)
+    assert set(tuned) == {"air", "shop"}
+    assert all(v > 0.8 for v in tuned.values())  # from untrained weights, its own rows teach it
