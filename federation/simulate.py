@@ -261,14 +261,20 @@ class Bench:
         return auc(d.y_test, predict(weights, d.x_test))
 
     def _fit(
-        self, x: list[list[float]], y: list[int], xv: list[list[float]], yv: list[int], epsilon: float | None = None
+        self,
+        x: list[list[float]],
+        y: list[int],
+        xv: list[list[float]],
+        yv: list[int],
+        epsilon: float | None = None,
+        start: Mapping[str, np.ndarray] | None = None,
     ) -> Fitted:
         s = self.settings
         plan = None
         if epsilon is not None:
             plan = PrivacyPlan.for_run(epsilon, s.delta, len(y), s.batch_size, 1, self.max_epochs, s.clip)
-        return fit(self.start, x, y, xv, yv, max_epochs=self.max_epochs, patience=s.patience,
-                   batch_size=s.batch_size, lr=s.lr, seed=s.seed, plan=plan, tail=s.tail)
+        return fit(self.start if start is None else start, x, y, xv, yv, max_epochs=self.max_epochs,
+                   patience=s.patience, batch_size=s.batch_size, lr=s.lr, seed=s.seed, plan=plan, tail=s.tail)
 
     def local(self) -> dict[str, float]:
         """Each brand alone, no DP: its AUC."""
@@ -286,13 +292,10 @@ class Bench:
         The model a brand may deploy: the other brands' guarantee holds (training on one's own
         members after receiving a DP model is post-processing for them), and it never leaves the brand.
         """
-        s = self.settings
         out = {}
         for name, d in self.data.items():
             self.say(f"{name} fine-tunes the joint model")
-            fitted = fit(weights, d.x_train, d.y_train, d.x_val, d.y_val, max_epochs=self.max_epochs,
-                         patience=s.patience, batch_size=s.batch_size, lr=s.lr, seed=s.seed)
-            out[name] = self.judge(fitted.weights, name)
+            out[name] = self.judge(self._fit(d.x_train, d.y_train, d.x_val, d.y_val, start=weights).weights, name)
         return out
 
     def centralized(self, epsilon: float | None = None) -> dict[str, float]:
