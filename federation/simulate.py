@@ -6,6 +6,8 @@ For each brand the same held-out rows judge four models:
 - **federated**: FedAvg (or a server optimiser) over every brand through the in-process Grid,
   Opacus DP-SGD at ``epsilon``;
 - **federated without DP**: the same run with no noise (what privacy costs);
+- **served**: the federated model blended with the brand's local model, the joint model's share
+  chosen on the brand's validation rows (:mod:`federation.personalise`): what a brand's node scores with;
 - **centralized**: every brand's training rows pooled, no DP (the upper bound nobody may build);
   the benchmark adds the same pooled at ``epsilon`` (what DP costs without any federation).
 
@@ -29,11 +31,12 @@ import numpy as np
 from federation.client_app import make_client_app
 from federation.inprocess import InProcessGrid
 from federation.metrics import auc
+from federation.personalise import Blend, choose
 from federation.privacy import PrivacyPlan
 from federation.server_app import FederationReport, RoundReport, RunSettings, run_federation
 from federation.site import BrandData, MemoryPrivacyBook, Site
 from federation.stopping import Fitted, fit
-from federation.training import initial_weights, predict
+from federation.training import Weights, initial_weights, predict
 
 
 @dataclass(frozen=True)
@@ -111,6 +114,8 @@ class BrandResult:
     steps_local: int = 0
     steps_federated: int = 0
     steps_federated_nodp: int = 0
+    auc_served: float | None = None
+    joint_share: float | None = None
 
 
 @dataclass
@@ -141,6 +146,8 @@ class SimulationResult:
                     "steps_local": b.steps_local,
                     "steps_federated": b.steps_federated,
                     "steps_federated_nodp": b.steps_federated_nodp,
+                    "auc_served": _r(b.auc_served),
+                    "joint_share": b.joint_share,
                 }
                 for b in self.brands
             ],
@@ -148,6 +155,9 @@ class SimulationResult:
             "auc_federated_nodp_mean": _r(fmean(b.auc_federated_nodp for b in self.brands)),
             "auc_centralized": _r(fmean(b.auc_centralized for b in self.brands)),
             "auc_local_mean": _r(fmean(b.auc_local for b in self.brands)),
+            "auc_served_mean": _r(fmean(b.auc_served for b in self.brands if b.auc_served is not None))
+            if any(b.auc_served is not None for b in self.brands)
+            else None,
             "epsilon_target": self.settings.epsilon,
             "rounds": self.settings.rounds,
             "seconds_per_round": round(self.seconds_per_round, 3),
@@ -201,13 +211,14 @@ def simulate(
     settings: SimulationSettings,
     progress: Callable[[str], None] | None = None,
 ) -> SimulationResult:
-    """Train and judge the four models; ``progress`` hears each step."""
+    """Train and judge the four models and each brand's served blend; ``progress`` hears each step."""
     bench = Bench(brands, settings, progress)
     local, central = bench.local(), bench.centralized()
     fed, nodp = bench.federated(settings.epsilon), bench.federated(None)
     if fed.weights is None or nodp.weights is None:
         raise RuntimeError("no brand trained: see each brand's refusal in the report")
     last = {b.brand: b for b in fed.rounds[-1].brands}
+    served = bench.blends(fed.weights)
     fed_steps, nodp_steps = fed.steps, nodp.steps
     results = [
         BrandResult(
@@ -224,6 +235,8 @@ def simulate(
             steps_local=bench.steps["local"][b.name],
             steps_federated=fed_steps.get(b.name, 0),
             steps_federated_nodp=nodp_steps.get(b.name, 0),
+            auc_served=bench.judge(served[b.name].weights, b.name),
+            joint_share=served[b.name].share,
         )
         for b in brands
     ]
@@ -248,12 +261,11 @@ class Bench:
             raise ValueError("brand names must differ")
         self.brands, self.settings = list(brands), settings
         self.say = progress or (lambda _m: None)
-        self.data = {
-            b.name: split(b, settings.test_fraction, settings.seed, settings.val_fraction) for b in brands
-        }
+        self.data = {b.name: split(b, settings.test_fraction, settings.seed, settings.val_fraction) for b in brands}
         self.start = initial_weights(len(brands[0].x[0]), settings.seed, settings.model)
         self.max_epochs = settings.rounds * settings.epochs
         self.steps: dict[str, dict[str, int]] = {"local": {}, "centralized": {}}
+        self.own: dict[str, Weights] = {}
 
     def judge(self, weights: Mapping[str, np.ndarray], name: str) -> float:
         """AUC of ``weights`` on brand ``name``'s held-out rows."""
@@ -273,8 +285,20 @@ class Bench:
         plan = None
         if epsilon is not None:
             plan = PrivacyPlan.for_run(epsilon, s.delta, len(y), s.batch_size, 1, self.max_epochs, s.clip)
-        return fit(self.start if start is None else start, x, y, xv, yv, max_epochs=self.max_epochs,
-                   patience=s.patience, batch_size=s.batch_size, lr=s.lr, seed=s.seed, plan=plan, tail=s.tail)
+        return fit(
+            self.start if start is None else start,
+            x,
+            y,
+            xv,
+            yv,
+            max_epochs=self.max_epochs,
+            patience=s.patience,
+            batch_size=s.batch_size,
+            lr=s.lr,
+            seed=s.seed,
+            plan=plan,
+            tail=s.tail,
+        )
 
     def local(self) -> dict[str, float]:
         """Each brand alone, no DP: its AUC."""
@@ -283,8 +307,16 @@ class Bench:
             self.say(f"local model of {name}")
             fitted = self._fit(d.x_train, d.y_train, d.x_val, d.y_val)
             self.steps["local"][name] = fitted.steps
+            self.own[name] = fitted.weights
             out[name] = self.judge(fitted.weights, name)
         return out
+
+    def blends(self, joint: Mapping[str, np.ndarray]) -> dict[str, Blend]:
+        """Each brand's served model: ``joint`` blended with its model alone (trained by :meth:`local`
+        if it has not been), the share chosen on the brand's validation rows."""
+        if len(self.own) < len(self.data):
+            self.local()
+        return {n: choose(self.own[n], joint, d.x_val, d.y_val) for n, d in self.data.items()}
 
     def fine_tuned(self, weights: Mapping[str, np.ndarray]) -> dict[str, float]:
         """Each brand's AUC after training ``weights`` further on its own rows alone, without DP.

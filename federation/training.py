@@ -34,10 +34,10 @@ def make_model(n_features: int, kind: str = "logistic", hidden: int = HIDDEN) ->
     raise ValueError(f"unknown model {kind!r}: one of {', '.join(MODELS)}")
 
 
-def initial_weights(n_features: int, seed: int = 0, kind: str = "logistic") -> Weights:
+def initial_weights(n_features: int, seed: int = 0, kind: str = "logistic", hidden: int = HIDDEN) -> Weights:
     """The same starting weights for every brand (the server sends them in round one)."""
     torch.manual_seed(seed)
-    return to_weights(make_model(n_features, kind))
+    return to_weights(make_model(n_features, kind, hidden))
 
 
 def kind_of(weights: Mapping[str, np.ndarray]) -> tuple[str, int]:

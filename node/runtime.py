@@ -292,14 +292,18 @@ class Node:
 
     # --- learning --------------------------------------------------------------------------------
 
+    def model_shelf(self) -> NodeModelShelf:
+        """The global models this node received and the blends it serves."""
+        return NodeModelShelf(self.store.engine)
+
     @cached_property
     def churn_scoring(self) -> ChurnScoring:
-        """Churn scores from the newest global model, behind the personalization gate."""
+        """Churn scores from the model the node serves, behind the personalization gate."""
         return ChurnScoring(
             self.consent,
             self.pia,
             self.wallets,
-            NodeModelShelf(self.store.engine),
+            self.model_shelf(),
             self.audit,
             self.settings.points_per_yuan,
         )

@@ -78,7 +78,7 @@ def test_a_consenting_member_gets_a_risk_band_and_the_main_factors(api) -> None:
     assert body["band"] in {"low", "medium", "high"}
     assert len(body["factors"]) == 3
     assert {f["feature"] for f in body["factors"]} <= set(FEATURES)
-    assert body["model"] == {"run": "run-1", "round": 2}
+    assert body["model"] == {"run": "run-1", "round": 2, "joint_share": 1.0}
     decided = [e for e in events(node) if e.action == "adm.decide"]
     assert decided[-1].subject_pseudo_ids == (node.consent.member_pseudonym("M-in"),)
     assert decided[-1].purpose_code == "personalization"

@@ -60,6 +60,15 @@ def test_the_models_learn_something(result: dict) -> None:  # type: ignore[type-
     assert result["auc_federated_nodp_mean"] > 0.6
 
 
+def test_the_json_has_each_brands_served_blend_and_the_joint_share(result: dict) -> None:  # type: ignore[type-arg]
+    for b in result["brands"]:
+        assert 0.0 <= b["joint_share"] <= 1.0
+        assert 0.0 <= b["auc_served"] <= 1.0
+    assert result["auc_served_mean"] == pytest.approx(
+        sum(b["auc_served"] for b in result["brands"]) / len(result["brands"]), abs=1e-3
+    )
+
+
 def test_one_file_is_not_a_federation(tmp_path: Path) -> None:
     f = brand_csv(tmp_path / "a.csv", 20, 1)
     r = runner.invoke(app, ["federate", "simulate", "--csv", str(f), "--label", "churned"])

@@ -188,6 +188,35 @@ def test_every_node_stores_each_rounds_global_model(nodes: dict[str, Node]) -> N
         assert all((latest[2][k] == report.weights[k].astype("float32")).all() for k in report.weights)
 
 
+def test_after_a_run_each_node_serves_its_blend_of_the_joint_model_and_its_own(nodes: dict[str, Node]) -> None:
+    from node.learning.run import federate_nodes
+
+    result = federate_nodes(nodes, WINDOW, RunSettings(run="blend-1", rounds=2, epsilon=3.0, batch_size=32))
+    for outcome, node in zip(result.brands, nodes.values(), strict=True):
+        shelf = NodeModelShelf(node.store.engine)
+        (served,) = shelf.served()
+        assert (served["run"], served["round"]) == ("blend-1", 2)
+        assert served["joint_share"] == outcome.joint_share
+        assert 0.0 <= served["joint_share"] <= 1.0
+        assert 0 < served["own_rows"] < outcome.train_rows  # a validation fifth chose the share
+        assert outcome.auc_served is not None
+        assert 0.0 <= outcome.auc_served <= 1.0
+        scoring = shelf.scoring()
+        assert scoring is not None
+        assert scoring[0] == {"run": "blend-1", "round": 2, "joint_share": served["joint_share"]}
+
+
+def test_a_newer_joint_model_is_served_as_received_until_the_brand_blends_it(nodes: dict[str, Node]) -> None:
+    from node.learning.run import federate_nodes
+
+    federate_nodes(nodes, WINDOW, RunSettings(run="blend-1", rounds=1, epsilon=3.0, batch_size=32))
+    federate(nodes, run="run-2", rounds=1)  # the joint model alone, no blend made at the nodes
+    for node in nodes.values():
+        scoring = NodeModelShelf(node.store.engine).scoring()
+        assert scoring is not None
+        assert scoring[0] == {"run": "run-2", "round": 1, "joint_share": 1.0}
+
+
 def test_the_budget_command_sets_shows_and_audits_the_budget(nodes: dict[str, Node]) -> None:
     from typer.testing import CliRunner
 
@@ -219,9 +248,11 @@ def test_federate_run_over_node_directories_then_status_lists_the_rounds(nodes: 
     data = json.loads(r.stdout)
     assert len(data["brands"]) == 2
     assert all(0 < b["epsilon_spent"] <= 3.0 for b in data["brands"])
+    assert all(0.0 <= b["joint_share"] <= 1.0 for b in data["brands"])
     status = CliRunner().invoke(app, ["federate", "status", "--data-dir", dirs[0]])
     assert status.exit_code == 0, status.output
     assert "cli-1" in status.output
+    assert "Served models" in status.output
 
 
 def test_with_joint_modeling_switched_off_a_brand_reads_nothing_and_refuses(nodes: dict[str, Node]) -> None:

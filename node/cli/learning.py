@@ -130,7 +130,9 @@ def simulate_cmd(
 
 def _print_table(data: dict[str, object]) -> None:
     table = RichTable(title=f"Held-out AUC per brand (epsilon {data['epsilon_target']}, {data['rounds']} rounds)")
-    for col in ("brand", "rows", "alone", "federated (DP)", "federated (no DP)", "pooled", "epsilon", "contribution"):
+    cols = ("brand", "rows", "alone", "federated (DP)", "served", "joint share", "federated (no DP)", "pooled")
+    cols += ("epsilon", "contribution")
+    for col in cols:
         table.add_column(col, justify="left" if col == "brand" else "right")
     for b in data["brands"]:  # type: ignore[attr-defined]
         table.add_row(
@@ -138,6 +140,8 @@ def _print_table(data: dict[str, object]) -> None:
             f"{b['rows']:,}",
             _f(b["auc_local"]),
             _f(b["auc_federated"]),
+            _f(b["auc_served"]),
+            _f(b["joint_share"], 1),
             _f(b["auc_federated_nodp"]),
             _f(b["auc_centralized"]),
             _f(b["epsilon"], 2),
@@ -148,6 +152,8 @@ def _print_table(data: dict[str, object]) -> None:
         "",
         _f(data["auc_local_mean"]),
         _f(data["auc_federated_mean"]),
+        _f(data["auc_served_mean"]),
+        "",
         _f(data["auc_federated_nodp_mean"]),
         _f(data["auc_centralized"]),
         "",
@@ -161,6 +167,11 @@ def _print_table(data: dict[str, object]) -> None:
         f"optimiser steps: alone {alone}; pooled {data['steps_centralized']:,}; federated with DP "
         f"{data['rounds_federated']} rounds, without DP {data['rounds_federated_nodp']} (stopping rule: "
         f"{data['stopping_rule']['patience']} checks without a better validation loss, DP runs every round)",  # type: ignore[index]
+        highlight=False,
+    )
+    out.print(
+        "served: the federated model blended with the brand's own (alone) model, the joint model's share "
+        "chosen on the brand's validation rows: what its node scores members with",
         highlight=False,
     )
 
@@ -325,6 +336,19 @@ def status_cmd(data_dir: DataDir) -> None:
         for v in NodeModelShelf(n.store.engine).versions():
             models.add_row(str(v["run"]), str(v["round"]), str(v["sha256"])[:16] + "…", str(v["at"])[:19])
         out.print(models)
+        served = RichTable(title="Served models (the joint model blended with the brand's own)")
+        for col in ("run", "joint round", "joint share", "own rows", "sha256", "at"):
+            served.add_column(col)
+        for v in NodeModelShelf(n.store.engine).served():
+            served.add_row(
+                str(v["run"]),
+                str(v["round"]),
+                f"{v['joint_share']:.1f}",
+                f"{v['own_rows']:,}",
+                str(v["sha256"])[:16] + "…",
+                str(v["at"])[:19],
+            )
+        out.print(served)
         spent = _spent_total(book)
         out.print(f"budget {book.budget():g}, spent {spent:.3f}, remaining {max(0.0, book.budget() - spent):.3f}")
     finally:

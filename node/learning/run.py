@@ -1,8 +1,9 @@
 """A federated run across nodes on this machine, in one process: the demo and `federate run`.
 
 Each node takes part through its consent-gated site exactly as on the Deployment Engine; only
-the transport differs (the in-process Grid). Each brand also trains alone on its own rows, so the
-report shows what the alliance adds for each brand.
+the transport differs (the in-process Grid). After the run each brand trains alone on its own rows
+under the same stopping rule, blends that model with the joint one (:mod:`federation.personalise`)
+and keeps the blend to score with, so the report shows what the alliance adds for each brand.
 """
 
 from __future__ import annotations
@@ -19,14 +20,21 @@ from rich.table import Table
 from federation.client_app import make_client_app
 from federation.inprocess import InProcessGrid
 from federation.metrics import auc
+from federation.personalise import choose, with_validation
 from federation.privacy import epsilon_of
 from federation.server_app import BrandRound, FederationReport, RoundReport, RunSettings, run_federation
-from federation.site import Site
-from federation.training import initial_weights, predict, train
+from federation.site import BrandData, Site
+from federation.stopping import fit
+from federation.training import HIDDEN, initial_weights, kind_of, predict
 from node.core.settings import NodeSettings
 from node.learning.deploy import LocalFederation
 from node.learning.rows import ChurnWindow
 from node.learning.site import ConsentGatedLoader
+from node.learning.store import NodeModelShelf
+
+#: The brand's own model stops after this many epochs without a better validation loss, as in
+#: ``federate simulate`` (its DP-free models never run to the cap).
+SELF_PATIENCE = 3
 
 
 class Participant(Protocol):
@@ -37,6 +45,10 @@ class Participant(Protocol):
 
     def learning_site(self, window: ChurnWindow) -> tuple[Site, ConsentGatedLoader]:
         """The node as a site, behind its consent-gated loader."""
+        ...
+
+    def model_shelf(self) -> NodeModelShelf:
+        """The node's global models and served blends."""
         ...
 
 
@@ -53,6 +65,9 @@ class BrandOutcome:
     epsilon_budget: float
     contribution: float | None
     refused: str | None = None
+    #: the brand's served model (its blend) on the held-out rows, and the joint model's share in it
+    auc_served: float | None = None
+    joint_share: float | None = None
 
     @property
     def epsilon_remaining(self) -> float | None:
@@ -131,21 +146,9 @@ def federate_nodes(
     sites: dict[str, Site] = {key: node.learning_site(window)[0] for key, node in nodes.items()}
     last = {b.brand: b for b in report.rounds[-1].brands} if report.rounds else {}
     outcomes = []
-    for site in sites.values():
+    for key, site in sites.items():
         data = site.data()
-        alone = float("nan")
-        if data.x_train and len(set(data.y_test)) == 2:
-            width = len(data.x_train[0])
-            weights = train(
-                initial_weights(width, settings.seed, settings.model),
-                data.x_train,
-                data.y_train,
-                epochs=settings.rounds * settings.epochs,
-                batch_size=settings.batch_size,
-                lr=settings.lr,
-                seed=settings.seed,
-            ).weights
-            alone = auc(data.y_test, predict(weights, data.x_test))
+        alone, served = _personalise(nodes[key].model_shelf(), data, settings)
         b = last.get(site.name)
         contributions = [
             x.contribution
@@ -164,9 +167,43 @@ def federate_nodes(
                 epsilon_budget=site.privacy.budget(),
                 contribution=sum(contributions) / len(contributions) if contributions else None,
                 refused=b.refused if b else None,
+                auc_served=served[0] if served else None,
+                joint_share=served[1] if served else None,
             )
         )
     return NodesRun(report, outcomes)
+
+
+def _personalise(
+    shelf: NodeModelShelf, rows: BrandData, settings: RunSettings
+) -> tuple[float, tuple[float, float] | None]:
+    """The brand alone (the stopping rule on a validation fifth of its training rows) and, when it holds
+    the run's joint model, its blend of the two, kept to score with: the AUC alone, and the blend's AUC
+    and joint share."""
+    data = with_validation(rows, seed=settings.seed)
+    if not data.x_train or len(set(data.y_test)) < 2:
+        return float("nan"), None
+    latest = shelf.latest()
+    joint = latest[2] if latest is not None and latest[0] == settings.run else None
+    kind = kind_of(joint) if joint is not None else (settings.model, HIDDEN)
+    own = fit(
+        initial_weights(len(data.x_train[0]), settings.seed, *kind),
+        data.x_train,
+        data.y_train,
+        data.x_val,
+        data.y_val,
+        max_epochs=settings.rounds * settings.epochs,
+        patience=SELF_PATIENCE,
+        batch_size=settings.batch_size,
+        lr=settings.lr,
+        seed=settings.seed,
+    ).weights
+    alone = auc(data.y_test, predict(own, data.x_test))
+    if joint is None or latest is None:
+        return alone, None
+    chosen = choose(own, joint, data.x_val, data.y_val)
+    shelf.serve(settings.run, latest[1], chosen.share, len(data.y_train), chosen.weights)
+    return alone, (auc(data.y_test, predict(chosen.weights, data.x_test)), chosen.share)
 
 
 def _spent(site: Site, settings: RunSettings) -> float | None:
@@ -181,21 +218,29 @@ def _spent(site: Site, settings: RunSettings) -> float | None:
 def print_outcomes(run: NodesRun, console: Console) -> None:
     """Each brand alone vs together, the epsilon spent and left, and its contribution."""
     table = Table(title=f"Joint churn model, run {run.report.settings.run}: held-out AUC alone and together")
-    for col in ("brand", "rows", "alone", "together", "gain", "ε spent", "ε left", "contrib."):
+    for col in ("brand", "rows", "alone", "together", "served", "share", "gain", "ε spent", "ε left", "contrib."):
         table.add_column(col, justify="left" if col == "brand" else "right", no_wrap=col == "brand")
     for b in run.brands:
-        gain = None if b.auc_together is None else b.auc_together - b.auc_alone
+        best = b.auc_served if b.auc_served is not None else b.auc_together
+        gain = None if best is None else best - b.auc_alone
         table.add_row(
             b.brand.split(".", 1)[0],  # node ids are domain names: the first label names the brand
             f"{b.train_rows:,}",
             _f(b.auc_alone),
             _f(b.auc_together),
+            _f(b.auc_served),
+            _f(b.joint_share, 1),
             _f(gain, 3, sign=True),
             _f(b.epsilon_spent, 2),
             _f(b.epsilon_remaining, 2),
             _f(b.contribution, 4),
         )
     console.print(table)
+    console.print(
+        "served: the joint model blended with the brand's own, the joint share chosen on its validation rows; "
+        "each node scores its members with its blend. gain: served against alone.",
+        highlight=False,
+    )
     for b in run.brands:
         if b.refused:
             console.print(f"[yellow]{b.brand} did not train in the last round:[/yellow] {b.refused}", highlight=False)

@@ -1,9 +1,10 @@
 """Churn scores at a node, only under the member's ``personalization`` consent.
 
 The gate comes first: for a member without the consent nothing of theirs is read (no journal, no
-features) and the answer is :data:`NOT_PERSONALISED`, the same for everyone. Otherwise the latest
-global model the node holds scores the member's row as of today, with the main factors, and the
-automated decision is audited (PIPL Art. 24).
+features) and the answer is :data:`NOT_PERSONALISED`, the same for everyone. Otherwise the model the
+node serves (its blend of the newest run's joint model with its own, :mod:`federation.personalise`)
+scores the member's row as of today, with the main factors, and the automated decision is audited
+(PIPL Art. 24).
 """
 
 from __future__ import annotations
@@ -56,21 +57,20 @@ class ChurnScoring:
     rules: TierRules = field(default_factory=default_rules)
     scaler: Scaler = field(default_factory=Scaler.reference)
 
-    def _model(self) -> tuple[str, int, Any]:
-        latest = self.models.latest()
-        if latest is None:
+    def _model(self) -> tuple[dict[str, object], Any]:
+        served = self.models.scoring()
+        if served is None:
             raise NoModelError("no churn model yet: the node has not finished a federated round")
-        return latest
+        return served
 
     def _scores(self, members: list[str], today: date) -> list[tuple[str, Any]]:
         from federation.scoring import score_rows  # torch: loaded when a score is asked for
 
-        run, round_no, weights = self._model()
+        model, weights = self._model()
         journals = self.wallets.movements(members)
         rate = self.points_per_yuan
         rows = [features(history_from_journal(m, journals.get(m, []), today, rate, self.rules), today) for m in members]
         scored = score_rows(weights, self.scaler.transform(rows), FEATURES)
-        model = {"run": run, "round": round_no}
         return [(m, {"model": model, "score": s}) for m, s in zip(members, scored, strict=True)]
 
     def for_member(self, member_ref: str, today: date) -> dict[str, Any]:

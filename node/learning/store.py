@@ -73,6 +73,20 @@ class GlobalModelRow(SQLModel, table=True):
     at: datetime
 
 
+class ServedModelRow(SQLModel, table=True):
+    """The model the brand scores with after a run: the run's joint model (of ``round``) blended with
+    a model of its own members, the joint model's share chosen on its own validation rows."""
+
+    __tablename__ = "served_model"
+    run: str = Field(primary_key=True, max_length=100)
+    round: int
+    joint_share: float
+    own_rows: int
+    weights: bytes = Field(sa_type=LargeBinary)
+    sha256: str = Field(max_length=64)
+    at: datetime
+
+
 def _now() -> datetime:
     return datetime.now(UTC)
 
@@ -185,11 +199,53 @@ class NodeModelShelf:
             )
 
     def latest(self) -> tuple[str, int, Weights] | None:
-        """The newest model stored: its run, round and weights."""
+        """The newest global model stored: its run, round and weights."""
         t = GlobalModelRow.__table__
         with self.engine.connect() as conn:
             row = conn.execute(select(t).order_by(t.c.at.desc(), t.c.round.desc()).limit(1)).first()
         return None if row is None else (row.run, row.round, unpack(row.weights))
+
+    def serve(
+        self, run: str, round_no: int, joint_share: float, own_rows: int, weights: Mapping[str, np.ndarray]
+    ) -> None:
+        """Keep the brand's blend for ``run`` (a second blend of the same run replaces the first)."""
+        data = pack(weights)
+        t = ServedModelRow.__table__
+        with self.engine.connect() as conn, conn.execution_options(ledger_write=True).begin():
+            conn.execute(t.delete().where(t.c.run == run))
+            conn.execute(
+                t.insert().values(
+                    run=run,
+                    round=round_no,
+                    joint_share=joint_share,
+                    own_rows=own_rows,
+                    weights=data,
+                    sha256=hashlib.sha256(data).hexdigest(),
+                    at=_now(),
+                )
+            )
+
+    def scoring(self) -> tuple[dict[str, object], Weights] | None:
+        """The model scores come from, and what it is: the brand's blend of the newest run when it has
+        one, else the newest global model (a run whose blend is not made yet is served as received)."""
+        latest = self.latest()
+        if latest is None:
+            return None
+        run, round_no, weights = latest
+        t = ServedModelRow.__table__
+        with self.engine.connect() as conn:
+            row = conn.execute(select(t).where(t.c.run == run)).first()
+        if row is None or row.round != round_no:
+            return {"run": run, "round": round_no, "joint_share": 1.0}, weights
+        return {"run": run, "round": round_no, "joint_share": row.joint_share}, unpack(row.weights)
+
+    def served(self) -> list[dict[str, object]]:
+        """Every blend kept: run, joint model's round and share, own rows, digest and time, oldest first."""
+        t = ServedModelRow.__table__
+        cols = (t.c.run, t.c.round, t.c.joint_share, t.c.own_rows, t.c.sha256, t.c.at)
+        with self.engine.connect() as conn:
+            rows = conn.execute(select(*cols).order_by(t.c.at)).all()
+        return [{**r._asdict(), "at": r.at.isoformat()} for r in rows]
 
     def versions(self) -> list[dict[str, object]]:
         """Every stored model's run, round, digest and time, oldest first."""

@@ -6,7 +6,7 @@ from datetime import UTC, datetime
 from typing import Annotated
 
 from fastapi import APIRouter, Query
-from pydantic import BaseModel
+from pydantic import BaseModel, Field
 
 from node.api.bodies import OffLoopJsonRoute
 from node.api.deps import MemberWrite, NodeDep, Operator
@@ -24,10 +24,13 @@ class Factor(BaseModel):
 
 
 class ModelVersion(BaseModel):
-    """The global model a score came from."""
+    """The model a score came from: the run's joint model of ``round``, blended with the brand's own."""
 
     run: str
     round: int
+    joint_share: float = Field(
+        1.0, ge=0.0, le=1.0, description="The joint model's share in the brand's blend (1: as received)."
+    )
 
 
 class ChurnRisk(BaseModel):
