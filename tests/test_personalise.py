@@ -38,10 +38,10 @@ def test_share_one_is_the_joint_model_and_share_zero_the_brands_own() -> None:
 @settings(max_examples=30, deadline=None)
 @given(
     share=st.floats(0, 1),
-    a=st.floats(-5, 5),
-    b=st.floats(-5, 5),
-    x0=st.floats(-3, 3),
-    x1=st.floats(-3, 3),
+    a=st.floats(-2, 2),  # log-odds within about ±7: float32 probabilities still tell them apart
+    b=st.floats(-2, 2),
+    x0=st.floats(-2, 2),
+    x1=st.floats(-2, 2),
 )
 def test_for_the_logistic_model_a_blend_mixes_the_two_models_log_odds(
     share: float, a: float, b: float, x0: float, x1: float
@@ -49,7 +49,7 @@ def test_for_the_logistic_model_a_blend_mixes_the_two_models_log_odds(
     own, joint = logistic(a, 1.0), logistic(b, -1.0, 0.5)
 
     def logit(w: dict[str, np.ndarray]) -> float:
-        p = min(max(predict(w, [[x0, x1]])[0], 1e-7), 1 - 1e-7)
+        p = predict(w, [[x0, x1]])[0]
         return math.log(p / (1 - p))
 
     expected = share * logit(joint) + (1 - share) * logit(own)
