@@ -14,6 +14,7 @@ from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any, Protocol
 
+from rich import box
 from rich.console import Console
 from rich.table import Table
 
@@ -217,33 +218,44 @@ def _spent(site: Site, settings: RunSettings) -> float | None:
 
 def print_outcomes(run: NodesRun, console: Console) -> None:
     """Each brand alone vs together, the epsilon spent and left, and its contribution."""
-    table = Table(title=f"Joint churn model, run {run.report.settings.run}: held-out AUC alone and together")
-    for col in ("brand", "rows", "alone", "together", "served", "share", "gain", "ε spent", "ε left", "contrib."):
-        table.add_column(col, justify="left" if col == "brand" else "right", no_wrap=col == "brand")
+    # compact enough for 80 columns, the width of anything that is not a terminal (logs, CI)
+    table = Table(
+        title=f"Joint churn model, run {run.report.settings.run}: held-out AUC alone and together",
+        box=box.SIMPLE_HEAD,
+        show_edge=False,
+        collapse_padding=True,
+    )
+    for col in ("brand", "rows", "alone", "joint", "served", "gain", "ε used", "ε left", "contrib."):
+        table.add_column(col, justify="left" if col == "brand" else "right", no_wrap=True)
     for b in run.brands:
         best = b.auc_served if b.auc_served is not None else b.auc_together
         gain = None if best is None else best - b.auc_alone
         table.add_row(
-            b.brand.split(".", 1)[0],  # node ids are domain names: the first label names the brand
+            _brand(b.brand),
             f"{b.train_rows:,}",
             _f(b.auc_alone),
             _f(b.auc_together),
             _f(b.auc_served),
-            _f(b.joint_share, 1),
             _f(gain, 3, sign=True),
             _f(b.epsilon_spent, 2),
             _f(b.epsilon_remaining, 2),
             _f(b.contribution, 4),
         )
     console.print(table)
+    shares = ", ".join(f"{_brand(b.brand)} {_f(b.joint_share, 1)}" for b in run.brands)
     console.print(
-        "served: the joint model blended with the brand's own, the joint share chosen on its validation rows; "
-        "each node scores its members with its blend. gain: served against alone.",
+        "joint: the alliance's model; served: each node's blend of it with its own model alone, the joint "
+        f"model's share chosen on its own validation rows ({shares}); gain: served against alone.",
         highlight=False,
     )
     for b in run.brands:
         if b.refused:
             console.print(f"[yellow]{b.brand} did not train in the last round:[/yellow] {b.refused}", highlight=False)
+
+
+def _brand(node_id: str) -> str:
+    """Node ids are domain names: the first label names the brand."""
+    return node_id.split(".", 1)[0]
 
 
 def _f(v: object, digits: int = 3, sign: bool = False) -> str:
