@@ -78,7 +78,7 @@ class Trained:
 def train(
     weights: Mapping[str, np.ndarray],
     x: Sequence[Sequence[float]],
-    y: Sequence[int],
+    y: Sequence[float],
     *,
     epochs: int = 1,
     batch_size: int = 256,
@@ -86,8 +86,13 @@ def train(
     plan: PrivacyPlan | None = None,
     history: Sequence[Step] = (),
     seed: int = 0,
+    regression: bool = False,
 ) -> Trained:
-    """Train from ``weights`` on (x, y); with a ``plan``, DP-SGD whose spend adds to ``history``."""
+    """Train from ``weights`` on (x, y); with a ``plan``, DP-SGD whose spend adds to ``history``.
+
+    ``regression``: ``y`` are real-valued targets and the loss is the squared error (a vertical
+    partner's bottom model), not labels under the log-loss.
+    """
     if len(x) != len(y) or not len(x):
         raise ValueError("one label per row, and at least one row")
     torch.manual_seed(seed)
@@ -101,11 +106,11 @@ def train(
         # the input layer's hook fires on outputs because inputs carry no gradient
         warnings.filterwarnings("ignore", message="Secure RNG turned off")
         warnings.filterwarnings("ignore", message="Full backward hook is firing")
-        return _train(model, optimizer, loader, xt, epochs, plan, history)
+        return _train(model, optimizer, loader, xt, epochs, plan, history, nn.MSELoss() if regression else None)
 
 
 def _train(model: nn.Module, optimizer: torch.optim.Optimizer, loader: DataLoader, xt: torch.Tensor, epochs: int,
-           plan: PrivacyPlan | None, history: Sequence[Step]) -> Trained:
+           plan: PrivacyPlan | None, history: Sequence[Step], loss_fn: nn.Module | None = None) -> Trained:
     engine = None
     if plan is not None:
         engine = PrivacyEngine(accountant="rdp")
@@ -118,7 +123,7 @@ def _train(model: nn.Module, optimizer: torch.optim.Optimizer, loader: DataLoade
             max_grad_norm=plan.max_grad_norm,
             poisson_sampling=True,
         )
-    loss_fn = nn.BCEWithLogitsLoss()
+    loss_fn = loss_fn or nn.BCEWithLogitsLoss()
     model.train()
     total, batches = 0.0, 0
     for _ in range(epochs):
