@@ -120,7 +120,10 @@ def infer_schema(tables: Sequence[Table], label: str, exclude: Iterable[str] = (
     """The union schema of ``tables`` (simulation shortcut): a column is numeric when every present
     value in every file parses as a finite number, categorical otherwise; scaling from the pooled rows."""
     _check_same_columns(tables, label)
-    skip = {label, *exclude}
+    return _infer(tables, {label, *exclude}, label)
+
+
+def _infer(tables: Sequence[Table], skip: set[str], label: str) -> Schema:
     numeric: dict[str, tuple[float, float]] = {}
     categorical: dict[str, tuple[str, ...]] = {}
     for col in tables[0].columns:
@@ -136,21 +139,38 @@ def infer_schema(tables: Sequence[Table], label: str, exclude: Iterable[str] = (
         else:
             categorical[col] = tuple(sorted(set(values)))
     if not numeric and not categorical:
-        raise TableError(f"no column besides the label {label!r} to learn from")
+        names = ", ".join(repr(c) for c in sorted(skip))
+        raise TableError(f"{tables[0].name}: no column besides {names} to learn from")
     return Schema(label, numeric, categorical)
+
+
+def infer_features(table: Table, exclude: Iterable[str] = ()) -> Schema:
+    """The schema of one brand's own columns (a vertical partner's, which has no label column): a
+    column is numeric when every present value parses as a finite number, categorical otherwise."""
+    return _infer([table], set(exclude), "")
 
 
 def encode(table: Table, schema: Schema) -> tuple[list[list[float]], list[int]]:
     """Model rows and 0/1 labels of ``table``: numbers standardised (a missing one becomes the mean,
     i.e. 0), categories one-hot (an unknown or missing one is all zeros)."""
-    missing = [c for c in (schema.label, *schema.numeric, *schema.categorical) if c not in table.columns]
+    if schema.label not in table.columns:
+        raise TableError(f"{table.name}: missing column(s) {schema.label}")
+    i = table.columns.index(schema.label)
+    y = [parse_label(row[i], table.name, line_no) for line_no, row in enumerate(table.rows, start=2)]
+    x = encode_features(table, schema)
+    if len(set(y)) < 2:
+        raise TableError(f"{table.name}: every row has the same label; churn cannot be learned from one class")
+    return x, y
+
+
+def encode_features(table: Table, schema: Schema) -> list[list[float]]:
+    """Model rows of ``table`` under ``schema`` (its label, if any, is not read)."""
+    missing = [c for c in (*schema.numeric, *schema.categorical) if c not in table.columns]
     if missing:
         raise TableError(f"{table.name}: missing column(s) {', '.join(missing)}")
     idx = {c: table.columns.index(c) for c in table.columns}
     x: list[list[float]] = []
-    y: list[int] = []
     for line_no, row in enumerate(table.rows, start=2):
-        y.append(_label(row[idx[schema.label]], table.name, line_no))
         out: list[float] = []
         for col, (mean, scale) in schema.numeric.items():
             raw = row[idx[col]]
@@ -165,9 +185,7 @@ def encode(table: Table, schema: Schema) -> tuple[list[list[float]], list[int]]:
             raw = row[idx[col]]
             out.extend(1.0 if raw == v else 0.0 for v in values)
         x.append(out)
-    if len(set(y)) < 2:
-        raise TableError(f"{table.name}: every row has the same label; churn cannot be learned from one class")
-    return x, y
+    return x
 
 
 def _check_same_columns(tables: Sequence[Table], label: str) -> None:
@@ -189,7 +207,8 @@ def _number(raw: str) -> float | None:
     return value if math.isfinite(value) else None
 
 
-def _label(raw: str, table: str, line_no: int) -> int:
+def parse_label(raw: str, table: str, line_no: int) -> int:
+    """A 0/1 label cell (true/false and yes/no read too); :class:`TableError` names the file and line."""
     v = raw.strip().lower()
     if v in POSITIVE:
         return 1

@@ -30,8 +30,24 @@ def simulate_cmd(
     label: Annotated[str, typer.Option("--label", help="The 0/1 column to predict (true/false, yes/no also read).")],
     epsilon: Annotated[float, typer.Option("--epsilon", help="Each brand's DP budget for the run.")] = 3.0,
     rounds: Annotated[
-        int, typer.Option("--rounds", help="Most rounds (and epochs alone or pooled); DP runs all of them.")
-    ] = 30,
+        int | None,
+        typer.Option(
+            "--rounds", help="Most rounds (and epochs alone or pooled); DP runs all of them. Default 30; vertical 1."
+        ),
+    ] = None,
+    vertical: Annotated[
+        bool,
+        typer.Option(
+            "--vertical",
+            help="The files hold different columns of shared customers (keyed by --id); the label is in one of them.",
+        ),
+    ] = False,
+    id_column: Annotated[
+        str | None, typer.Option("--id", help="With --vertical: the identifier column every file shares.")
+    ] = None,
+    min_intersection: Annotated[
+        int, typer.Option("--min-intersection", help="With --vertical: refuse fewer shared customers than this.")
+    ] = 100,
     name: Annotated[
         list[str] | None, typer.Option("--name", help="Brand names, in --csv order (default: file names).")
     ] = None,
@@ -71,7 +87,21 @@ def simulate_cmd(
     them. --json says how many optimiser steps each model made.
     Without --schema, columns and categories come from the union of the files: a simulation
     shortcut, since a real alliance agrees on a schema without pooling anything.
+
+    With --vertical the files are different brands' columns of shared customers: they are aligned
+    on --id by private set intersection, and the label holder (the file with --label) is judged
+    alone, vertical at --epsilon, vertical without DP and with every column pooled, on the same
+    held-out shared customers (docs/federation.md).
     """
+    if vertical:
+        from node.cli.vertical import simulate_vertical_cmd
+
+        if len(csv) < 2:
+            fail("give --csv at least twice: the label holder's file and a partner's", 2)
+        simulate_vertical_cmd(csv, id_column, label, list(name or []), list(ignore or []), epsilon, rounds or 1,
+                              seed, min_intersection, as_json)
+        return
+    rounds = 30 if rounds is None else rounds
     from federation.server_app import SERVER_OPTIMISERS
     from federation.simulate import Brand, SimulationSettings, simulate
     from federation.tabular import Schema, Table, TableError, encode, infer_schema
