@@ -133,7 +133,7 @@ def main(argv: list[str] | None = None) -> int:
             "\n".join(md)
             + "\n\n"
             + "\n".join(f"- {line}" for line in lines)
-            + f"\n\n`python benchmarks/psi.py {shown}`".rstrip()
+            + f"\n\n`{f'python benchmarks/psi.py {shown}'.strip()}`"
             + f", {datetime.now(UTC):%Y-%m-%d}.\n"
         )
         replace_section(DOCS, MD_START, MD_END, "Private set intersection", section)

@@ -72,6 +72,7 @@ class VerticalResult:
             "auc_centralized": round(self.auc_centralized, 4),
             "members": self.report.members,
             "contributions": {k: round(v, 4) for k, v in self.report.contributions.items()},
+            "partners_used": self.report.used,
             "rounds": self.report.settings.rounds,
             "epsilon_target": self.report.settings.epsilon,
         }

@@ -30,8 +30,8 @@ from federation.manifest import manifest
 from federation.metrics import auc
 from federation.privacy import BudgetExceeded, Step, epsilon_of
 from federation.site import Audit, PrivacyBook, RoundRefused, RunPrivacy, Weights, _no_audit, _open_gate
-from federation.stopping import fit
-from federation.training import initial_weights, predict, train
+from federation.stopping import MIN_DELTA, fit
+from federation.training import initial_weights, log_loss, predict, train
 from federation.vertical import LabelPlan, PartnerPlan, gaussian_release, log_odds_gradient, scores
 
 #: Error code of a partner asked about members it does not hold for the run.
@@ -304,6 +304,9 @@ class VerticalReport:
     rounds: list[VerticalRound]
     contributions: dict[str, float]
     top: Weights | None = None
+    #: the partners whose scores the served top model uses (none: the partners' noised scores did not
+    #: lower the label holder's validation loss, so it serves its model alone)
+    used: list[str] = field(default_factory=list)
 
 
 def run_vertical(
@@ -319,7 +322,7 @@ def run_vertical(
     nodes = list(grid.get_node_ids())
     names = _names(grid, nodes)
     y = label.y
-    top = _fit_top(label, {}, train_ids, val_ids, settings)
+    top = own = _fit_top(label, {}, train_ids, val_ids, settings)
     alone = _auc(top, label, {}, test_ids)
     # each run is calibrated for its own epsilon; the budget check counts every earlier run
     plan = LabelPlan.for_run(settings.epsilon, settings.delta, settings.rounds) if settings.dp else None
@@ -378,8 +381,16 @@ def run_vertical(
         others = {k: v for k, v in released.items() if k != partner}
         contributions[partner] = together - _auc(_fit_top(label, others, train_ids, val_ids, settings), label, others,
                                                  test_ids)
+    if released and _val_loss(top, label, released, val_ids) > _val_loss(own, label, {}, val_ids) - MIN_DELTA:
+        # the label holder's own validation rows decide, as a brand's served blend does: noised scores
+        # that do not help it are not used (they never cost it accuracy beyond the choice's own noise)
+        top, released, together = own, {}, alone
     members = {"training": len(train_ids), "validation": len(val_ids), "held_out": len(test_ids)}
-    return VerticalReport(settings, members, alone, together, rounds, contributions, top)
+    return VerticalReport(settings, members, alone, together, rounds, contributions, top, sorted(released))
+
+
+def _val_loss(top: Weights, label: LabelSite, released: Mapping[str, Mapping[str, float]], ids: Sequence[str]) -> float:
+    return log_loss(top, [_row(label, released, i) for i in ids], [label.y[i] for i in ids])
 
 
 def _names(grid: Grid, nodes: Sequence[int]) -> dict[int, str]:

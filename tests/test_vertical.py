@@ -71,6 +71,23 @@ def test_with_dp_each_brand_spends_its_epsilon_and_no_more() -> None:
     assert len(label.privacy.rounds) == 2
 
 
+def test_scores_that_help_are_used_by_the_served_top_model() -> None:
+    report, _, _ = run(dp=False)
+    assert report.used == ["bank"]
+
+
+def test_scores_that_do_not_lower_the_validation_loss_are_not_used() -> None:
+    own, _, labels = members()
+    rng = random.Random(7)
+    noise = {k: [rng.gauss(0, 1), rng.gauss(0, 1)] for k in own}  # a partner that knows nothing useful
+    partner = PartnerSite("bank", lambda _run: noise, MemoryPrivacyBook(3.0))
+    grid = InProcessGrid(make_partner_app(lambda _ctx: partner), [{"brand": "bank"}])
+    label = LabelSite("airline", own, labels, MemoryPrivacyBook(3.0))
+    report = run_vertical(grid, VerticalSettings(run="v1", epochs=5, dp=False), label)  # no noise: deterministic
+    assert report.used == []
+    assert report.auc_vertical == report.auc_alone
+
+
 def test_the_partner_is_asked_only_by_alignment_ids_it_holds() -> None:
     report, _, _ = run(dp=True)
     assert report.rounds[0].refused == {}
