@@ -38,7 +38,7 @@ from rich.table import Table
 from benchmarks.httpload import replace_section
 from federation.features import MemberHistory, Purchase, Scaler, churned, features
 from federation.simulate_vertical import VerticalBrand, simulate_vertical
-from federation.vertical_apps import VerticalSettings
+from federation.vertical_server import VerticalSettings
 
 DOCS = Path(__file__).resolve().parent.parent / "docs" / "benchmarks.md"
 MD_START, MD_END = "<!-- vertical:start -->", "<!-- vertical:end -->"

@@ -12,6 +12,7 @@
 
 from __future__ import annotations
 
+import secrets
 from collections.abc import Callable, Mapping, Sequence
 
 import numpy as np
@@ -110,7 +111,9 @@ def _train(site: Site, msg: Message) -> Message:
         lr=float(cfg.get("lr", 0.5)),
         plan=plan,
         history=history,
-        seed=int(cfg.get("seed", 0)) * 1000 + round_no,
+        seed=int(cfg.get("seed", 0)) * 1000 + round_no
+        if site.repeatable_noise or plan is None
+        else secrets.randbits(31),
     )
     run_epsilon = epsilon_of(trained.history, delta) if dp else -1.0
     epsilon = (epsilon_of([*earlier, *trained.history], delta) if earlier else run_epsilon) if dp else -1.0

@@ -110,6 +110,7 @@ class Party:
         self._order = list(range(len(items)))
         secrets.SystemRandom().shuffle(self._order)
         self._workers = workers or os.cpu_count() or 1
+        self._sent: frozenset[bytes] = frozenset()
 
     def blinded(self) -> bytes:
         """This side's items as points ``k·H(x)``, in the secret order."""
@@ -118,7 +119,9 @@ class Party:
         def blind(part: Sequence[bytes]) -> bytes:
             return b"".join(scalarmult(key, from_hash(element_hash(salt, x))) for x in part)
 
-        return self._parallel([self._items[i] for i in self._order], blind)
+        blob = self._parallel([self._items[i] for i in self._order], blind)
+        self._sent = frozenset(split_points(blob))
+        return blob
 
     def reblind(self, theirs: bytes, expected: int | None = None) -> bytes:
         """The other side's points blinded again with this side's scalar, in the order received.
@@ -128,6 +131,12 @@ class Party:
         points = split_points(theirs)
         if expected is not None and len(points) != expected:
             raise PsiError(f"{len(points)} points received, {expected} announced")
+        if len(set(points)) != len(points):  # distinct items blind to distinct points
+            raise PsiError("the other side sent the same point more than once")
+        if self._sent & set(points):
+            # this side's own points sent back as the other's would come back doubly blinded by this
+            # side alone and match every item: a peer making this side believe everything is shared
+            raise PsiError("the other side sent back points this side sent")
         key = self._key
         try:
             return self._parallel(points, lambda part: b"".join(scalarmult(key, p) for p in part))

@@ -349,7 +349,9 @@ class Bench:
         s = self.settings
         dp = epsilon is not None
         budget = epsilon if epsilon is not None else s.epsilon
-        sites = {n: Site(n, _constant(d), MemoryPrivacyBook(budget)) for n, d in self.data.items()}
+        sites = {
+            n: Site(n, _constant(d), MemoryPrivacyBook(budget), repeatable_noise=True) for n, d in self.data.items()
+        }
         app = make_client_app(lambda ctx: sites[str(ctx.node_config["brand"])])
         grid = InProcessGrid(app, [{"brand": n} for n in sites])
         run = replace(s, epsilon=budget).run(f"simulate-{epsilon if dp else 'nodp'}", dp)

@@ -6,7 +6,7 @@ members are aligned by the same PSI the nodes run (:mod:`federation.psi`, one ru
 in this process), and on the same held-out members of the intersection four models are judged:
 
 - the label holder alone, on its own columns;
-- vertical with DP (:mod:`federation.vertical_apps` through the in-process Grid);
+- vertical with DP (:mod:`federation.vertical_server`, :mod:`federation.vertical_client`, in-process Grid);
 - vertical without DP (what DP costs);
 - every brand's columns pooled, no DP (what nobody may build).
 """
@@ -20,16 +20,8 @@ from dataclasses import dataclass, replace
 from federation.inprocess import InProcessGrid
 from federation.psi import DEFAULT_MINIMUM, intersect
 from federation.site import MemoryPrivacyBook
-from federation.vertical_apps import (
-    LabelSite,
-    PartnerSite,
-    VerticalReport,
-    VerticalSettings,
-    _auc,
-    _fit_top,
-    make_partner_app,
-    run_vertical,
-)
+from federation.vertical_client import PartnerSite, make_partner_app
+from federation.vertical_server import LabelSite, VerticalReport, VerticalSettings, judge_top, run_vertical
 
 
 @dataclass(frozen=True)
@@ -111,13 +103,17 @@ def simulate_vertical(
     x = {m: holder.x[index[m]] for m in members}
     y = {m: holder.y[index[m]] for m in members}
 
+    split_key = f"simulation-{settings.seed}"
+
     def run(dp: bool) -> VerticalReport:
         say("vertical " + ("with DP" if dp else "without DP"))
         sites = {
-            p.name: PartnerSite(p.name, lambda _run, n=p.name: partner_rows[n], MemoryPrivacyBook(settings.epsilon))
+            p.name: PartnerSite(p.name, lambda _run, n=p.name: partner_rows[n], MemoryPrivacyBook(settings.epsilon),
+                                epsilon=settings.epsilon, delta=settings.delta, dp=dp)
             for p in partners
         }
-        label = LabelSite(holder.name, x, y, MemoryPrivacyBook(settings.epsilon), aliases)
+        # the same split in both runs and for pooling (a simulation: nobody here to keep it from)
+        label = LabelSite(holder.name, x, y, MemoryPrivacyBook(settings.epsilon), aliases, split_key=split_key)
         app = make_partner_app(lambda ctx: sites[str(ctx.node_config["brand"])])
         grid = InProcessGrid(app, [{"brand": p.name} for p in partners])
         flower = logging.getLogger("flwr")
@@ -130,7 +126,7 @@ def simulate_vertical(
 
     with_dp, without = run(True), run(False)
     say("pooled")
-    pooled = _pooled(holder, partners, members, aliases, partner_rows, settings)
+    pooled = _pooled(holder, partners, members, aliases, partner_rows, settings, split_key)
     spent = {r_brand: eps for r in with_dp.rounds for r_brand, eps in r.epsilon.items()}
     listed: list[dict[str, object]] = [
         {"name": holder.name, "rows": len(holder.ids), "label_holder": True, "epsilon": _round(spent.get(holder.name))},
@@ -152,6 +148,7 @@ def _pooled(
     aliases: Mapping[str, Mapping[str, str]],
     partner_rows: Mapping[str, Mapping[str, list[float]]],
     settings: VerticalSettings,
+    split_key: str,
 ) -> float:
     """Every column in one place, judged on the same held-out members as the vertical runs."""
     assert holder.y is not None
@@ -160,6 +157,6 @@ def _pooled(
         m: [*holder.x[index[m]], *(v for p in partners for v in partner_rows[p.name][aliases[p.name][m]])]
         for m in members
     }
-    label = LabelSite(holder.name, x, {m: holder.y[index[m]] for m in members}, MemoryPrivacyBook(0.0))
-    train_ids, val_ids, test_ids = label.split(settings.seed)
-    return _auc(_fit_top(label, {}, train_ids, val_ids, settings), label, {}, test_ids)
+    label = LabelSite(holder.name, x, {m: holder.y[index[m]] for m in members}, MemoryPrivacyBook(0.0),
+                      split_key=split_key)
+    return judge_top(label, settings)

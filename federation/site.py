@@ -159,6 +159,10 @@ class Site:
     audit: Audit = _no_audit
     gate: Callable[[], None] = _open_gate  # raises RoundRefused when the brand may not train now
     width: int | None = None  # the feature count, if known without reading any row
+    #: DP-SGD's sampling and noise from the run's seed (simulations, whose comparisons repeat); a
+    #: brand's node draws them from the operating system, or the server that sends the seed could
+    #: reproduce the noise and subtract it
+    repeatable_noise: bool = False
 
     def held_out(self) -> tuple[Sequence[Sequence[float]], Sequence[int]]:
         """The rows this brand evaluates every model on."""

@@ -2,7 +2,7 @@
 
 The same members (aligned by PSI, :mod:`federation.psi`) are known to several brands; one brand
 holds the label. A run has ``rounds`` rounds, each of two messages per partner (Flower's
-``train``/``query`` pattern, :mod:`federation.vertical_apps`):
+``train``/``query`` pattern, :mod:`federation.vertical_server`, :mod:`federation.vertical_client`):
 
 1. ``train``: the label holder sends, for every aligned training member, the gradient of its
    log-loss with respect to the partner's contribution to the member's log-odds: ``p − y`` of its
@@ -22,6 +22,12 @@ subsampling amplification applies. Why the noise is scaled to twice the clipping
 know who is in the intersection, so neighbouring datasets *replace* one member's values rather than
 add or remove the member, and a value clipped to norm C moves by up to 2C. The partner's bottom model
 is trained with DP-SGD because later scores of other members carry what it learnt from each member.
+
+Known limit (issue 16, open): the gradients come from a top model fitted on the labels without noise,
+so one member's label also moves every other member's gradient a little; the release's noise bounds
+what a member's own gradient says, and the top model's share is not yet bounded. Fitting that model
+on a DP release of the labels (or with DP-SGD) closes it; until then the label holder's epsilon is a
+per-member bound on its own gradient only.
 """
 
 from __future__ import annotations

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import logging
+from dataclasses import replace
 
 import numpy as np
 import pytest
@@ -207,3 +208,29 @@ def test_a_dp_run_serves_the_mean_of_its_last_rounds_models() -> None:
     assert np.allclose(report.weights["0.weight"], served[("run-1", 4)]["0.weight"], atol=1e-6)
     # rounds 3 and 4 are averaged: what round 4 served differs from what round 3 served
     assert not np.allclose(served[("run-1", 3)]["0.weight"], served[("run-1", 4)]["0.weight"])
+
+
+def seeds_used(monkeypatch: pytest.MonkeyPatch, repeatable: bool) -> list[int]:
+    """The seeds the ClientApp handed to DP-SGD in a one-round run."""
+    import federation.client_app as client_app
+
+    seen: list[int] = []
+    real = client_app.train
+
+    def spy(*args: object, **kwargs: object):  # type: ignore[no-untyped-def]
+        seen.append(int(kwargs["seed"]))  # type: ignore[call-overload]
+        return real(*args, **kwargs)  # type: ignore[arg-type]
+
+    monkeypatch.setattr(client_app, "train", spy)
+    federate({n: replace(s, repeatable_noise=repeatable) for n, s in three_brands().items()}, rounds=1, seed=7)
+    return seen
+
+
+def test_a_brands_dp_noise_does_not_come_from_the_seed_the_server_sends(monkeypatch: pytest.MonkeyPatch) -> None:
+    first, second = seeds_used(monkeypatch, False), seeds_used(monkeypatch, False)
+    assert 7 * 1000 + 1 not in first
+    assert first != second
+
+
+def test_a_simulation_asks_for_the_runs_seed(monkeypatch: pytest.MonkeyPatch) -> None:
+    assert seeds_used(monkeypatch, True) == [7 * 1000 + 1] * 3

@@ -268,3 +268,18 @@ def test_with_joint_modeling_switched_off_a_brand_reads_nothing_and_refuses(node
     denied = audit_events(shop, "gate.denied")
     assert denied[-1]["details"]["feature"] == "joint_modeling"
     assert all(b.trained for b in report.rounds[0].brands if b.brand != shop.settings.node_id)
+
+
+def test_with_joint_modeling_switched_off_after_a_run_a_brand_keeps_no_blend_and_reads_nothing(
+    nodes: dict[str, Node],
+) -> None:
+    from compliance.pia import Feature
+    from node.learning.run import federate_nodes
+
+    shop = nodes["shop"]
+    shop.pia.disable(Feature.JOINT_MODELING, "olga")
+    result = federate_nodes(nodes, WINDOW, RunSettings(run="off-1", rounds=1, epsilon=3.0, batch_size=32))
+    outcome = next(b for b in result.brands if b.brand == shop.settings.node_id)
+    assert outcome.train_rows == 0
+    assert outcome.auc_served is None
+    assert NodeModelShelf(shop.store.engine).served() == []

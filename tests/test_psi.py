@@ -148,8 +148,8 @@ def test_chunks_keep_every_point_in_order() -> None:
 
 def test_the_work_shared_by_threads_gives_what_one_thread_gives() -> None:
     salt = joint_salt(os.urandom(32), os.urandom(32))
-    party = Party(phones(0, 5000), salt, workers=2)
-    blob = party.blinded()
+    party = Party(phones(0, 10), salt, workers=2)
+    blob = Party(phones(0, 5000), salt).blinded()
     one = Party(phones(0, 1), salt, workers=1)
     one._key = party._key  # the same secret: the same points, whoever computes them
     assert party.reblind(blob) == one.reblind(blob)
@@ -175,3 +175,18 @@ def test_scalarmult_is_the_group_operation_so_blinding_commutes() -> None:
     p = from_hash(os.urandom(64))
     a, b = scalar_random(), scalar_random()
     assert scalarmult(a, scalarmult(b, p)) == scalarmult(b, scalarmult(a, p))
+
+
+def test_points_sent_twice_are_refused() -> None:
+    salt = joint_salt(os.urandom(32), os.urandom(32))
+    other = Party(phones(0, 3), salt).blinded()
+    with pytest.raises(PsiError, match="more than once"):
+        Party(phones(0, 3), salt).reblind(other + other[:POINT])
+
+
+def test_a_peer_sending_back_this_sides_own_points_is_refused() -> None:
+    salt = joint_salt(os.urandom(32), os.urandom(32))
+    me = Party(phones(0, 200), salt)
+    mine = me.blinded()
+    with pytest.raises(PsiError, match="sent back points this side sent"):
+        me.reblind(mine)  # reflected, every item would look shared

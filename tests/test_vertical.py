@@ -16,15 +16,8 @@ from typer.testing import CliRunner
 from federation.inprocess import InProcessGrid
 from federation.simulate_vertical import VerticalBrand, simulate_vertical
 from federation.site import MemoryPrivacyBook
-from federation.vertical_apps import (
-    UNKNOWN_MEMBERS,
-    LabelSite,
-    PartnerSite,
-    VerticalReport,
-    VerticalSettings,
-    make_partner_app,
-    run_vertical,
-)
+from federation.vertical_client import PartnerSite, make_partner_app
+from federation.vertical_server import LabelSite, VerticalReport, VerticalSettings, run_vertical
 from node.cli.main import app
 
 N = 1600
@@ -47,10 +40,10 @@ def members(seed: int = 0) -> tuple[dict[str, list[float]], dict[str, list[float
     return own, theirs, labels
 
 
-def run(dp: bool = True, budget: float = 3.0, rounds: int = 1) -> tuple[VerticalReport, PartnerSite, LabelSite]:
+def run(dp: bool = True, budget: float = 10.0, rounds: int = 1) -> tuple[VerticalReport, PartnerSite, LabelSite]:
     own, theirs, labels = members()
-    partner = PartnerSite("bank", lambda _run: theirs, MemoryPrivacyBook(budget))
-    label = LabelSite("airline", own, labels, MemoryPrivacyBook(3.0))
+    partner = PartnerSite("bank", lambda _run: theirs, MemoryPrivacyBook(budget), epsilon=3.0, dp=dp)
+    label = LabelSite("airline", own, labels, MemoryPrivacyBook(10.0))
     grid = InProcessGrid(make_partner_app(lambda _ctx: partner), [{"brand": "bank"}])
     settings = VerticalSettings(run="v1", rounds=rounds, epsilon=3.0, dp=dp, epochs=10)
     return run_vertical(grid, settings, label), partner, label
@@ -69,6 +62,15 @@ def test_with_dp_each_brand_spends_its_epsilon_and_no_more() -> None:
     assert all(v <= 3.0 + 1e-6 for r in report.rounds for v in r.epsilon.values())
     assert [r["round"] for r in partner.privacy.rounds] == [1, 1, 2, 2]  # training, then the release, each round
     assert len(label.privacy.rounds) == 2
+    state = partner.privacy.run("v1")
+    assert state is not None
+    steps: dict[tuple[float, float], int] = {}
+    for noise, rate, n in state.history:
+        steps[(noise, rate)] = steps.get((noise, rate), 0) + n
+    plan = partner.runs["v1"].plan
+    assert plan is not None
+    assert steps[(plan.noise, 1.0)] == 2  # both rounds' releases
+    assert steps[(plan.sgd.noise_multiplier, plan.sgd.sample_rate)] == 2 * plan.sgd.steps_per_round  # both trainings
 
 
 def test_scores_that_help_are_used_by_the_served_top_model() -> None:
@@ -80,7 +82,7 @@ def test_scores_that_do_not_lower_the_validation_loss_are_not_used() -> None:
     own, _, labels = members()
     rng = random.Random(7)
     noise = {k: [rng.gauss(0, 1), rng.gauss(0, 1)] for k in own}  # a partner that knows nothing useful
-    partner = PartnerSite("bank", lambda _run: noise, MemoryPrivacyBook(3.0))
+    partner = PartnerSite("bank", lambda _run: noise, MemoryPrivacyBook(3.0), dp=False)
     grid = InProcessGrid(make_partner_app(lambda _ctx: partner), [{"brand": "bank"}])
     label = LabelSite("airline", own, labels, MemoryPrivacyBook(3.0))
     report = run_vertical(grid, VerticalSettings(run="v1", epochs=5, dp=False), label)  # no noise: deterministic
@@ -94,7 +96,7 @@ def test_the_partner_is_asked_only_by_alignment_ids_it_holds() -> None:
 
 
 def test_a_partner_without_budget_refuses_and_the_label_holder_goes_on_alone() -> None:
-    report, partner, _ = run(dp=True, budget=1.0)
+    report, partner, _ = run(dp=True, budget=1.0)  # the run would spend 3
     assert "bank" in report.rounds[0].refused
     assert "budget" in report.rounds[0].refused["bank"]
     assert report.contributions == {}
@@ -110,7 +112,7 @@ def test_members_unknown_to_the_partner_are_refused_with_a_reason() -> None:
     report = run_vertical(grid, VerticalSettings(run="v1", epochs=2), LabelSite("airline", own, labels,
                                                                                 MemoryPrivacyBook(3.0)))
     assert "not aligned" in report.rounds[0].refused["bank"]
-    assert UNKNOWN_MEMBERS == 4042
+    assert partner.privacy.rounds == []
 
 
 def test_a_partners_contribution_is_the_held_out_auc_lost_without_its_scores() -> None:
@@ -119,12 +121,12 @@ def test_a_partners_contribution_is_the_held_out_auc_lost_without_its_scores() -
     assert report.contributions["bank"] > 0.05
 
 
-def test_the_split_is_stratified_and_fixed_by_the_seed() -> None:
+def test_the_split_is_stratified_and_keyed_by_a_secret_of_the_label_holder() -> None:
     own, _, labels = members()
     site = LabelSite("airline", own, labels, MemoryPrivacyBook(3.0))
-    train, val, test = site.split(0)
-    assert site.split(0) == (train, val, test)
-    assert site.split(1) != (train, val, test)
+    train, val, test = site.split()
+    assert site.split() == (train, val, test)
+    assert LabelSite("airline", own, labels, MemoryPrivacyBook(3.0)).split() != (train, val, test)
     assert len(test) == pytest.approx(N * 0.25, abs=2)
     rate = sum(labels.values()) / N
     assert sum(labels[m] for m in test) / len(test) == pytest.approx(rate, abs=0.01)

@@ -26,7 +26,7 @@ def simulate_vertical_cmd(
     """Read the files, align them by PSI, run vertical with and without DP, print the comparison."""
     from federation.simulate_vertical import VerticalBrand, simulate_vertical
     from federation.tabular import Table, TableError, encode_features, infer_features, parse_label
-    from federation.vertical_apps import VerticalSettings
+    from federation.vertical_server import VerticalSettings
 
     if not id_column:
         fail("--vertical needs --id COLUMN: the identifier every brand shares (a normalised phone number)", 2)

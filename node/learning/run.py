@@ -24,7 +24,7 @@ from federation.metrics import auc
 from federation.personalise import choose, with_validation
 from federation.privacy import epsilon_of
 from federation.server_app import BrandRound, FederationReport, RoundReport, RunSettings, run_federation
-from federation.site import BrandData, Site
+from federation.site import BrandData, RoundRefused, Site
 from federation.stopping import fit
 from federation.training import HIDDEN, initial_weights, kind_of, predict
 from node.core.settings import NodeSettings
@@ -148,7 +148,11 @@ def federate_nodes(
     last = {b.brand: b for b in report.rounds[-1].brands} if report.rounds else {}
     outcomes = []
     for key, site in sites.items():
-        data = site.data()
+        try:
+            site.gate()  # the brand's joint-modeling switch: closed, nothing of its members is read
+            data = site.data()
+        except RoundRefused:
+            data = BrandData([], [], [], [])
         alone, served = _personalise(nodes[key].model_shelf(), data, settings)
         b = last.get(site.name)
         contributions = [

@@ -1,46 +1,44 @@
-"""A vertical run on Flower's Message API: partners' ClientApp and the label holder's ServerApp body.
+"""The label holder's side of a vertical run: its top model, and the run over every partner's ClientApp.
 
-Per round and partner, two messages (few and large: on the Deployment Engine each message starts
-a process), the second sent only once the first is answered:
+Per round and partner, two messages (few and large: on the Deployment Engine each message starts a
+process), the second sent only once the first is answered:
 
 - ``train.apply``: the aligned training members' ids and the label holder's noised log-loss
-  gradients; the partner trains its bottom model on them with DP-SGD and keeps it;
-- ``query.embed``: every aligned member's id (training and held-out); the partner answers their
+  gradients; the partner trains its bottom model on them with DP-SGD (:mod:`federation.vertical_client`);
+- ``query.embed``: every aligned member's id (training and held out); the partner answers their
   noised scores.
 
-Members travel as per-run alignment ids (:mod:`federation.psi`), never as identifiers. Each side's
-spend is recorded in its :class:`~federation.site.PrivacyBook` (the same records as horizontal runs)
-before anything is released, and a release that would pass the brand's budget is refused. What is
-released and why its noise is what it is: :mod:`federation.vertical`.
+Members travel as per-run alignment ids (:mod:`federation.psi`), never as identifiers. The split
+into training, validation and held-out members is keyed by a secret of the label holder's, since
+a split stratified by label that a partner could recompute would tell it labels. The served top
+model uses the partners' scores only if they lower the loss on the label holder's own validation
+rows. What is released and why its noise is what it is: :mod:`federation.vertical`.
 """
 
 from __future__ import annotations
 
 import hashlib
+import secrets
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 
 import numpy as np
-from flwr.app import Array, ArrayRecord, ConfigRecord, Context, Error, Message, MetricRecord, RecordDict
-from flwr.clientapp import ClientApp
+from flwr.app import Array, ArrayRecord, ConfigRecord, RecordDict
 from flwr.serverapp import Grid
 
-from federation.client_app import BUDGET_REFUSED, GATE_CLOSED, NO_MEMBERS
 from federation.manifest import manifest
 from federation.metrics import auc
 from federation.privacy import BudgetExceeded, Step, epsilon_of
-from federation.site import Audit, PrivacyBook, RoundRefused, RunPrivacy, Weights, _no_audit, _open_gate
+from federation.site import Audit, PrivacyBook, RunPrivacy, Weights, _no_audit
 from federation.stopping import MIN_DELTA, fit
-from federation.training import initial_weights, log_loss, predict, train
-from federation.vertical import LabelPlan, PartnerPlan, gaussian_release, log_odds_gradient, scores
-
-#: Error code of a partner asked about members it does not hold for the run.
-UNKNOWN_MEMBERS = 4042
+from federation.training import initial_weights, log_loss, predict
+from federation.vertical import LabelPlan, gaussian_release, log_odds_gradient
 
 
 @dataclass(frozen=True)
 class VerticalSettings:
-    """One vertical run, as the label holder configures it (partners take it from the messages)."""
+    """One vertical run as the label holder configures it: its own privacy (epsilon, delta, DP on) and
+    the run's terms, which partners receive (each partner applies its own privacy settings)."""
 
     run: str
     rounds: int = 1
@@ -59,15 +57,13 @@ class VerticalSettings:
     seed: int = 0
 
     def config(self, round_no: int) -> ConfigRecord:
-        """What a partner needs to know of the run."""
+        """What a partner needs to know of the run: its terms. Never privacy settings: each partner
+        keeps its own (DP on or off, delta, epsilon per run, the most rounds)."""
         return ConfigRecord(
             {
                 "run": self.run,
                 "round": round_no,
                 "rounds": self.rounds,
-                "epsilon": self.epsilon,
-                "delta": self.delta,
-                "dp": self.dp,
                 "epochs": self.epochs,
                 "batch-size": self.batch_size,
                 "lr": self.lr,
@@ -75,22 +71,6 @@ class VerticalSettings:
                 "seed": self.seed,
             }
         )
-
-
-class BottomShelf(dict[str, Weights]):
-    """A partner's bottom model per run, kept between messages (a node keeps it in its database)."""
-
-
-@dataclass
-class PartnerSite:
-    """A partner brand as its ClientApp sees it: its features of the run's aligned members."""
-
-    name: str
-    rows: Callable[[str], Mapping[str, Sequence[float]]]  # run -> alignment id -> feature row
-    privacy: PrivacyBook
-    bottoms: BottomShelf = field(default_factory=BottomShelf)
-    audit: Audit = _no_audit
-    gate: Callable[[], None] = _open_gate
 
 
 @dataclass
@@ -108,17 +88,19 @@ class LabelSite:
     test_fraction: float = 0.25
     val_fraction: float = 0.2
     audit: Audit = _no_audit
+    #: orders members into the split; secret, or partners could recompute a split stratified by label
+    split_key: str = field(default_factory=lambda: secrets.token_hex(16))
 
     def ids_for(self, partner: str, members: Sequence[str]) -> list[str]:
         """``members`` as ``partner`` knows them."""
         alias = self.aliases.get(partner)
         return list(members) if alias is None else [alias[m] for m in members]
 
-    def split(self, seed: int) -> tuple[list[str], list[str], list[str]]:
-        """Training, validation and held-out ids, stratified, fixed by the seed and the ids alone."""
+    def split(self) -> tuple[list[str], list[str], list[str]]:
+        """Training, validation and held-out ids, stratified, fixed by the label holder's secret key."""
         parts: tuple[list[str], list[str], list[str]] = ([], [], [])
         for label in (0, 1):
-            ids = sorted((i for i, v in self.y.items() if v == label), key=lambda i: _rank(seed, i))
+            ids = sorted((i for i, v in self.y.items() if v == label), key=lambda i: _rank(self.split_key, i))
             cut_test = round(len(ids) * self.test_fraction)
             rest = ids[cut_test:]
             cut_val = round(len(rest) * self.val_fraction)
@@ -128,155 +110,8 @@ class LabelSite:
         return tuple(sorted(p) for p in parts)  # type: ignore[return-value]
 
 
-def _rank(seed: int, member: str) -> str:
-    return hashlib.sha256(f"{seed}:{member}".encode()).hexdigest()
-
-
-# --- the partner's ClientApp -----------------------------------------------------------------
-
-
-def make_partner_app(site_of: Callable[[Context], PartnerSite]) -> ClientApp:
-    """The partner's ClientApp: ``train.apply`` and ``query.embed`` (and ``query`` for its name)."""
-    app = ClientApp()
-
-    @app.query()
-    def describe(msg: Message, context: Context) -> Message:
-        site = site_of(context)
-        return Message(RecordDict({"brand": ConfigRecord({"name": site.name})}), reply_to=msg)
-
-    @app.train("apply")
-    def apply(msg: Message, context: Context) -> Message:
-        return _apply(site_of(context), msg)
-
-    @app.query("embed")
-    def embed(msg: Message, context: Context) -> Message:
-        return _embed(site_of(context), msg)
-
-    return app
-
-
-def _partner_plan(site: PartnerSite, cfg: ConfigRecord, rows: int) -> PartnerPlan | None:
-    if not bool(cfg["dp"]):
-        return None
-    run = str(cfg["run"])
-    state = site.privacy.run(run)
-    plan = PartnerPlan.for_run(
-        float(cfg["epsilon"]),
-        float(cfg["delta"]),
-        rows,
-        int(cfg["rounds"]),
-        int(cfg["batch-size"]),
-        int(cfg["epochs"]),
-        float(cfg["clip"]),
-    )
-    if state is not None and state.noise_multiplier != plan.noise:
-        # the release noise is fixed at the run's first round; later rounds keep it
-        plan = PartnerPlan(plan.epsilon, plan.delta, plan.rounds, plan.sgd, state.noise_multiplier, plan.clip)
-    return plan
-
-
-def _record(site: PartnerSite | LabelSite, run: str, round_no: int, noise: float, steps: Sequence[Step],
-            delta: float, budget_check: bool, members: Sequence[str]) -> float:
-    """Add ``steps`` to the run's history, refusing (before anything is released) past the budget."""
-    state = site.privacy.run(run)
-    history = [*(state.history if state else ()), *steps]
-    before = site.privacy.spent_before(run)
-    spent = epsilon_of([*before, *(state.history if state else ())], delta)
-    after = epsilon_of([*before, *history], delta)
-    if budget_check and after > site.privacy.budget() + 1e-9:
-        raise BudgetExceeded(spent, after, site.privacy.budget())
-    site.privacy.record_round(run, round_no, RunPrivacy(noise, tuple(history)), after, delta, manifest(members))
-    return after
-
-
-def _apply(site: PartnerSite, msg: Message) -> Message:
-    cfg = msg.content["config"]
-    run, round_no = str(cfg["run"]), int(cfg["round"])
-    try:
-        site.gate()
-    except RoundRefused as exc:
-        return Message(error=Error(GATE_CLOSED, f"{site.name}: {exc}"), reply_to=msg)
-    ids = [str(i) for i in msg.content["members"]["ids"]]  # type: ignore[union-attr]
-    known = site.rows(run)
-    missing = [i for i in ids if i not in known]
-    if missing:
-        return Message(error=Error(UNKNOWN_MEMBERS, f"{site.name}: {len(missing)} members not aligned in {run}"),
-                       reply_to=msg)
-    if not ids:
-        return Message(error=Error(NO_MEMBERS, f"{site.name}: no members to train on"), reply_to=msg)
-    gradients = msg.content["gradients"]["g"].numpy().astype(np.float64)  # type: ignore[union-attr]
-    plan = _partner_plan(site, cfg, len(ids))
-    x = [list(known[i]) for i in ids]
-    start = site.bottoms.get(run) or initial_weights(len(x[0]), int(cfg["seed"]))
-    state = site.privacy.run(run)
-    history = list(state.history) if state else []
-    try:
-        if plan is not None:  # refuse before training if this round's training and release would pass the budget
-            full = [*site.privacy.spent_before(run), *history, *plan.round_steps()]
-            if epsilon_of(full, plan.delta) > site.privacy.budget() + 1e-9:
-                spent = epsilon_of([*site.privacy.spent_before(run), *history], plan.delta)
-                raise BudgetExceeded(spent, epsilon_of(full, plan.delta), site.privacy.budget())
-        trained = train(
-            start,
-            x,
-            (-gradients).tolist(),  # the bottom model raises the log-odds where the label holder's loss falls
-            epochs=int(cfg["epochs"]),
-            batch_size=int(cfg["batch-size"]),
-            lr=float(cfg["lr"]),
-            plan=plan.sgd if plan else None,
-            history=history,
-            seed=int(cfg["seed"]) * 1000 + round_no,
-            regression=True,
-        )
-        site.bottoms[run] = trained.weights
-        epsilon = 0.0
-        if plan is not None:
-            new = trained.history[len(history) :]
-            epsilon = _record(site, run, round_no, plan.noise, new, plan.delta, True, ids)
-    except BudgetExceeded as exc:
-        site.audit("vertical.refused", {"run": run, "round": round_no, "reason": str(exc)})
-        return Message(error=Error(BUDGET_REFUSED, f"{site.name}: {exc}"), reply_to=msg)
-    site.audit("vertical.train", {"run": run, "round": round_no, "members": len(ids), "epsilon": epsilon})
-    return Message(
-        RecordDict({"metrics": MetricRecord({"num-examples": len(ids), "epsilon": epsilon, "steps": trained.steps})}),
-        reply_to=msg,
-    )
-
-
-def _embed(site: PartnerSite, msg: Message) -> Message:
-    cfg = msg.content["config"]
-    run, round_no = str(cfg["run"]), int(cfg["round"])
-    try:
-        site.gate()
-    except RoundRefused as exc:
-        return Message(error=Error(GATE_CLOSED, f"{site.name}: {exc}"), reply_to=msg)
-    ids = [str(i) for i in msg.content["members"]["ids"]]  # type: ignore[union-attr]
-    known = site.rows(run)
-    bottom = site.bottoms.get(run)
-    if bottom is None or any(i not in known for i in ids):
-        return Message(error=Error(UNKNOWN_MEMBERS, f"{site.name}: no bottom model or unknown members in {run}"),
-                       reply_to=msg)
-    plan = _partner_plan(site, cfg, max(1, len(ids)))
-    raw = scores(bottom, np.asarray([known[i] for i in ids], dtype=np.float64))
-    epsilon = 0.0
-    if plan is not None:
-        try:
-            epsilon = _record(site, run, round_no, plan.noise, [(plan.noise, 1.0, 1)], plan.delta, True, ids)
-        except BudgetExceeded as exc:
-            site.audit("vertical.refused", {"run": run, "round": round_no, "reason": str(exc)})
-            return Message(error=Error(BUDGET_REFUSED, f"{site.name}: {exc}"), reply_to=msg)
-    rng = np.random.default_rng()  # fresh OS entropy: the noise must not be reproducible by anyone
-    released = gaussian_release(raw, plan.clip if plan else np.inf, plan.noise if plan else 0.0, rng)
-    site.audit("vertical.embed", {"run": run, "round": round_no, "members": len(ids), "epsilon": epsilon})
-    return Message(
-        RecordDict(
-            {
-                "embedding": ArrayRecord({"scores": Array(released.astype(np.float32))}),
-                "metrics": MetricRecord({"num-examples": len(ids), "epsilon": epsilon}),
-            }
-        ),
-        reply_to=msg,
-    )
+def _rank(key: str, member: str) -> str:
+    return hashlib.sha256(f"{key}:{member}".encode()).hexdigest()
 
 
 # --- the label holder's side (the ServerApp's body) -----------------------------------------------
@@ -316,7 +151,7 @@ def run_vertical(
     on_round: Callable[[VerticalRound], None] | None = None,
 ) -> VerticalReport:
     """The label holder's run over every partner node of ``grid`` (its ServerApp's ``main`` calls this)."""
-    train_ids, val_ids, test_ids = label.split(settings.seed)
+    train_ids, val_ids, test_ids = label.split()
     fit_ids = train_ids + val_ids
     everyone = fit_ids + test_ids
     nodes = list(grid.get_node_ids())
@@ -334,8 +169,8 @@ def run_vertical(
         g = log_odds_gradient(p, [y[i] for i in fit_ids])
         epsilon: dict[str, float] = {}
         if plan is not None:
-            epsilon[label.name] = _record(label, settings.run, round_no, plan.noise, [plan.round_step()],
-                                          settings.delta, True, fit_ids)
+            epsilon[label.name] = _record(label, settings.run, round_no, plan.noise, plan.round_step(),
+                                          settings.delta, fit_ids)
         noisy = gaussian_release(g[:, None], plan.clip if plan else np.inf, plan.noise if plan else 0.0, rng)[:, 0]
         label.audit("vertical.gradients", {"run": settings.run, "round": round_no, "members": len(fit_ids),
                                            "epsilon": epsilon.get(label.name, 0.0)})
@@ -389,16 +224,39 @@ def run_vertical(
     return VerticalReport(settings, members, alone, together, rounds, contributions, top, sorted(released))
 
 
+def _record(label: LabelSite, run: str, round_no: int, noise: float, step: Step, delta: float,
+            members: Sequence[str]) -> float:
+    """Charge one release of the members' gradients to the label holder's book, refusing past its budget."""
+    state = label.privacy.run(run)
+    history = [*(state.history if state else ()), step]
+    before = label.privacy.spent_before(run)
+    spent = epsilon_of([*before, *(state.history if state else ())], delta)
+    after = epsilon_of([*before, *history], delta)
+    if after > label.privacy.budget() + 1e-9:
+        raise BudgetExceeded(spent, after, label.privacy.budget())
+    label.privacy.record_round(run, round_no, RunPrivacy(noise, tuple(history)), after, delta, manifest(members))
+    return after
+
+
 def _val_loss(top: Weights, label: LabelSite, released: Mapping[str, Mapping[str, float]], ids: Sequence[str]) -> float:
     return log_loss(top, [_row(label, released, i) for i in ids], [label.y[i] for i in ids])
 
 
+def judge_top(label: LabelSite, settings: VerticalSettings) -> float:
+    """The held-out AUC of a top model over the label holder's rows alone (pooling, in a simulation)."""
+    train_ids, val_ids, test_ids = label.split()
+    return _auc(_fit_top(label, {}, train_ids, val_ids, settings), label, {}, test_ids)
+
+
 def _names(grid: Grid, nodes: Sequence[int]) -> dict[int, str]:
+    """Each partner node's brand name; a name two nodes claim is refused (its scores would mix)."""
     replies = grid.send_and_receive([grid.create_message(RecordDict(), "query", n, "describe") for n in nodes])
     names = {n: str(n) for n in nodes}
     for reply in replies:
         if not reply.has_error():
             names[reply.metadata.src_node_id] = str(reply.content["brand"]["name"])
+    if len(set(names.values())) != len(names):
+        raise ValueError(f"two partner nodes claim the same brand name: {sorted(names.values())}")
     return names
 
 
