@@ -5,10 +5,11 @@ holds the label. A run has ``rounds`` rounds, each of two messages per partner (
 ``train``/``query`` pattern, :mod:`federation.vertical_server`, :mod:`federation.vertical_client`):
 
 1. ``train``: the label holder sends, for every aligned training member, the gradient of its
-   log-loss with respect to the partner's contribution to the member's log-odds: ``p − y`` of its
-   current top model, clipped to ``[−C_g, C_g]`` and noised (a Gaussian release of each member's
-   label, :class:`LabelPlan`). The partner trains its bottom model (a linear scorer over its own
-   features) to move the log-odds against that gradient, with Opacus DP-SGD (Poisson sampling).
+   log-loss with respect to the partner's contribution to the member's log-odds, ``p − ỹ``. With DP,
+   ``ỹ`` is the member's label released once per run with Gaussian noise (:class:`LabelPlan`) and
+   ``p`` comes from a model fitted to those noised labels only, so every gradient of every round
+   is post-processing of that one release. The partner trains its bottom model (a linear scorer
+   over its own features) to move the log-odds against the gradient, with Opacus DP-SGD.
 2. ``query``: the partner answers every aligned member's score from its bottom model (training and
    held-out members: the label holder scores with it), scaled by the model's weight norm, clipped
    to ``[−C_h, C_h]`` and noised (a Gaussian release of each member's embedding, :class:`PartnerPlan`).
@@ -23,11 +24,8 @@ know who is in the intersection, so neighbouring datasets *replace* one member's
 add or remove the member, and a value clipped to norm C moves by up to 2C. The partner's bottom model
 is trained with DP-SGD because later scores of other members carry what it learnt from each member.
 
-Known limit (issue 16, open): the gradients come from a top model fitted on the labels without noise,
-so one member's label also moves every other member's gradient a little; the release's noise bounds
-what a member's own gradient says, and the top model's share is not yet bounded. Fitting that model
-on a DP release of the labels (or with DP-SGD) closes it; until then the label holder's epsilon is a
-per-member bound on its own gradient only.
+The label holder's own top model (what it serves) is fitted on its true labels: it never leaves the
+label holder, and nothing sent to a partner is computed from it.
 """
 
 from __future__ import annotations
@@ -42,6 +40,9 @@ from federation.privacy import BudgetExceeded, PrivacyPlan, Step, epsilon_of
 
 #: The label holder's gradients are clipped to this (a log-loss gradient ``p − y`` lies in (−1, 1)).
 GRADIENT_CLIP = 1.0
+#: The label holder's labels, centred to ±0.5, are released with this bound (replacing one label
+#: moves the value by 1 = twice the bound).
+LABEL_CLIP = 0.5
 #: Partners' scores, divided by their bottom model's weight norm, are clipped to this.
 EMBEDDING_CLIP = 2.0
 #: The share of a partner's epsilon that DP-SGD of its bottom model may take; the rest is the
@@ -84,7 +85,8 @@ def gaussian_release(values: np.ndarray, clip: float, noise: float, rng: np.rand
 
 @dataclass(frozen=True)
 class LabelPlan:
-    """The label holder's DP for a run: one release of every training member's gradient per round."""
+    """The label holder's DP: ``rounds`` Gaussian releases of every training member's value (a vertical
+    run releases the labels once, ``rounds`` = 1, and computes every gradient from that release)."""
 
     epsilon: float
     delta: float

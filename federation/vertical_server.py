@@ -32,7 +32,7 @@ from federation.privacy import BudgetExceeded, Step, epsilon_of
 from federation.site import Audit, PrivacyBook, RunPrivacy, Weights, _no_audit
 from federation.stopping import MIN_DELTA, fit
 from federation.training import initial_weights, log_loss, predict
-from federation.vertical import LabelPlan, gaussian_release, log_odds_gradient
+from federation.vertical import LABEL_CLIP, LabelPlan, gaussian_release, log_odds_gradient, release_noise
 
 
 @dataclass(frozen=True)
@@ -159,26 +159,32 @@ def run_vertical(
     y = label.y
     top = own = _fit_top(label, {}, train_ids, val_ids, settings)
     alone = _auc(top, label, {}, test_ids)
-    # each run is calibrated for its own epsilon; the budget check counts every earlier run
-    plan = LabelPlan.for_run(settings.epsilon, settings.delta, settings.rounds) if settings.dp else None
     released: dict[str, dict[str, float]] = {}  # partner -> id -> standardised score
     rounds: list[VerticalRound] = []
     rng = np.random.default_rng()
+    labels = np.asarray([y[i] for i in fit_ids], dtype=np.float64)
+    epsilon_label: float | None = None
+    if settings.dp:
+        # the labels cross once, noised: each training member's label is one Gaussian release, and every
+        # gradient of every round is computed from that release and from models fitted on it alone
+        # (post-processing), so a run costs the label holder the same whatever its rounds
+        plan = LabelPlan(settings.epsilon, settings.delta, 1, release_noise(settings.epsilon, settings.delta, 1),
+                         clip=LABEL_CLIP)
+        epsilon_label = _record(label, settings.run, 1, plan.noise, plan.round_step(), settings.delta, fit_ids)
+        labels = gaussian_release((labels - 0.5)[:, None], plan.clip, plan.noise, rng)[:, 0] + 0.5
+        label.audit("vertical.labels", {"run": settings.run, "members": len(fit_ids), "epsilon": epsilon_label})
     for round_no in range(1, settings.rounds + 1):
-        p = predict(top, [_row(label, released, i) for i in fit_ids])
-        g = log_odds_gradient(p, [y[i] for i in fit_ids])
-        epsilon: dict[str, float] = {}
-        if plan is not None:
-            epsilon[label.name] = _record(label, settings.run, round_no, plan.noise, plan.round_step(),
-                                          settings.delta, fit_ids)
-        noisy = gaussian_release(g[:, None], plan.clip if plan else np.inf, plan.noise if plan else 0.0, rng)[:, 0]
-        label.audit("vertical.gradients", {"run": settings.run, "round": round_no, "members": len(fit_ids),
-                                           "epsilon": epsilon.get(label.name, 0.0)})
+        if settings.dp:
+            p = _shadow(label, released, fit_ids, labels, settings)
+        else:
+            p = np.asarray(predict(top, [_row(label, released, i) for i in fit_ids]))
+        gradients = log_odds_gradient(p, labels)  # type: ignore[arg-type]
+        epsilon: dict[str, float] = {} if epsilon_label is None else {label.name: epsilon_label}
         refused: dict[str, str] = {}
         group = f"{settings.run}:{round_no}"
         ask = [
             grid.create_message(
-                _content(settings, round_no, label.ids_for(names[n], fit_ids), noisy), "train.apply", n, group
+                _content(settings, round_no, label.ids_for(names[n], fit_ids), gradients), "train.apply", n, group
             )
             for n in nodes
         ]
@@ -216,12 +222,25 @@ def run_vertical(
         others = {k: v for k, v in released.items() if k != partner}
         contributions[partner] = together - _auc(_fit_top(label, others, train_ids, val_ids, settings), label, others,
                                                  test_ids)
-    if released and _val_loss(top, label, released, val_ids) > _val_loss(own, label, {}, val_ids) - MIN_DELTA:
+    # an improvement smaller than one member's share of the loss is within what a useless column buys by chance
+    needed = max(MIN_DELTA, 1 / max(1, len(val_ids)))
+    if released and _val_loss(top, label, released, val_ids) > _val_loss(own, label, {}, val_ids) - needed:
         # the label holder's own validation rows decide, as a brand's served blend does: noised scores
         # that do not help it are not used (they never cost it accuracy beyond the choice's own noise)
         top, released, together = own, {}, alone
     members = {"training": len(train_ids), "validation": len(val_ids), "held_out": len(test_ids)}
     return VerticalReport(settings, members, alone, together, rounds, contributions, top, sorted(released))
+
+
+def _shadow(label: LabelSite, released: Mapping[str, Mapping[str, float]], ids: Sequence[str], noisy: np.ndarray,
+            settings: VerticalSettings) -> np.ndarray:
+    """Probabilities from a linear model fitted to the noised labels (never to the labels themselves):
+    the gradients computed from them are post-processing of the one label release."""
+    x = np.asarray([_row(label, released, i) for i in ids], dtype=np.float64)
+    design = np.column_stack([x, np.ones(len(x))])
+    ridge = 1.0 * np.eye(design.shape[1])  # keeps the fit stable when a column carries nothing
+    coef = np.linalg.solve(design.T @ design + ridge, design.T @ noisy)
+    return np.clip(design @ coef, 0.01, 0.99)
 
 
 def _record(label: LabelSite, run: str, round_no: int, noise: float, step: Step, delta: float,
