@@ -61,6 +61,7 @@ ACTIONS: frozenset[str] = frozenset(
         "pi.provide.denied",
         "xborder.transfer",
         "xborder.block",
+        "fl.align",
         "fl.round.start",
         "fl.round.contribute",
         "fl.round.exclude",

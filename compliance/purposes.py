@@ -98,8 +98,8 @@ class Catalogue:
         for key, spec in self.families.items():
             if spec["consent"] == ConsentKind.NONE:
                 continue
-            if key == "points_exchange:":
-                out += [f"points_exchange:{r}" for r in recipients]
+            if key in ("points_exchange:", "joint_modeling:"):
+                out += [f"{key}{r}" for r in recipients]
             elif key == "cross_border:":
                 out += [f"cross_border:{c}" for c in countries]
             elif not key.endswith(":"):

@@ -43,7 +43,7 @@ def build_receipt(records: list[ConsentRecord], notice: Notice, node_id: str) ->
                 "legalBasis": p.legal_basis.value,
                 "piiCategory": list(p.pi_categories),
                 "sensitive": any(c in cat.sensitive_categories() for c in p.pi_categories),
-                "thirdPartyDisclosure": bool(p.parameter and p.family == "points_exchange:"),
+                "thirdPartyDisclosure": bool(p.parameter and "provision" in p.methods),
                 "thirdPartyName": [x.name for x in recipients] or ([p.parameter] if p.parameter else []),
                 "expiresAt": r.expires_at.isoformat() if r.expires_at else None,
             }

@@ -22,6 +22,7 @@ def _member_json(record: MemberRecord) -> dict[str, Any]:
         "member_ref": record.member_ref,
         "birth_date": record.birth_date.isoformat() if record.birth_date else None,
         "guardian_ref": record.guardian_ref,
+        "phone": record.phone,
         "legal_hold": record.legal_hold,
         "created_at": record.created_at.isoformat() if record.created_at else None,
     }

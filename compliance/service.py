@@ -15,6 +15,7 @@ from compliance import consent as consent_mod
 from compliance import outbox
 from compliance.consent import ConsentAction, Decision, Reason
 from compliance.notices import PIPO_THRESHOLD, Notice, NoticeError
+from compliance.phones import PhoneError, normalise_phone
 from compliance.pseudonyms import Keyring
 from compliance.purposes import PurposeError, catalogue
 from compliance.receipts import build_receipt, sign_receipt
@@ -158,6 +159,52 @@ class ConsentService:
     def _minor(self, member_ref: str) -> bool:
         m = self.store.member(member_ref)
         return m is not None and consent_mod.is_minor(m.birth_date, datetime.now(UTC).date())
+
+    # --- the shared identifier -------------------------------------------------------------
+
+    def set_phone(self, member_ref: str, phone: str | None) -> str | None:
+        """Record the member's phone number in E.164 form (:class:`PhoneError` if it is not a valid
+        number), or remove it with ``None``; audited as an update of the member's data. Returns what
+        is stored. Registering a number shares nothing: only a cross-brand consent does."""
+        return self.set_phones([(member_ref, phone)])[0]
+
+    def set_phones(self, phones: Sequence[tuple[str, str | None]], skip_gone: bool = False) -> list[str | None]:
+        """:meth:`set_phone` for many members (bulk onboarding): every number is checked before any
+        is stored, then all are stored in one transaction and audited in one append. ``skip_gone``
+        leaves out members no longer registered (erased since the list was made) instead of refusing."""
+        if skip_gone:  # two reads for everyone rather than two per member
+            index, keys, registered = self.store.cipher.index, self.keyring.by_index(), set(self.store.birth_dates())
+            phones = [(ref, phone) for ref, phone in phones if index(ref) in registered and index(ref) in keys]
+            pseudonyms = [keys[index(ref)] for ref, _ in phones]
+        else:
+            pseudonyms = [self.member_pseudonym(ref) for ref, _ in phones]
+        normal = []
+        for ref, phone in phones:
+            try:
+                normal.append(normalise_phone(phone) if phone is not None else None)
+            except PhoneError as exc:
+                raise PhoneError(f"{ref}: {exc}" if len(phones) > 1 else str(exc)) from exc
+        self.store.set_phones(zip((ref for ref, _ in phones), normal, strict=True))
+        events = [
+            ("pi.update", {"subject_pseudo_ids": pseudonyms[i : i + 1000], "subject_count": len(pseudonyms),
+                           "details": {"field": "phone", "removed": all(n is None for n in normal[i : i + 1000])}})
+            for i in range(0, len(pseudonyms), 1000)
+        ]
+        if self.audit_batch is not None:
+            self.audit_batch(events)
+        else:
+            for action, fields in events:
+                self.audit(action, **fields)
+        return normal
+
+    def cross_brand_cohort(self, partner: str) -> dict[str, str]:
+        """Who may enter a cross-brand run with ``partner`` now, pseudonym -> phone number: members with
+        ``joint_modeling`` and ``joint_modeling:<partner>`` consent, not minors, not erased, with a phone
+        number on record. Read at the start of every run, so a withdrawal counts from the next one."""
+        allowed = set(self.cohort("joint_modeling")) & set(self.cohort(f"joint_modeling:{partner}"))
+        by_index = self.keyring.by_index()
+        phones = self.store.phones()
+        return {by_index[i]: phone for i, phone in phones.items() if by_index.get(i) in allowed}
 
     # --- consent --------------------------------------------------------------------------
 

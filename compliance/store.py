@@ -7,7 +7,7 @@ from collections.abc import Iterable
 from dataclasses import dataclass
 from datetime import UTC, date, datetime
 
-from sqlalchemy import Engine, LargeBinary, Text, delete, func, insert, select, update
+from sqlalchemy import Engine, LargeBinary, Text, bindparam, delete, func, insert, select, update
 from sqlalchemy.exc import IntegrityError
 from sqlmodel import Column, Field, SQLModel
 
@@ -38,6 +38,9 @@ class MemberRow(SQLModel, table=True):
     birth_sealed: bytes | None = Field(default=None, sa_column=Column(LargeBinary, nullable=True))
     guardian_index: str | None = Field(default=None, max_length=64, index=True)
     guardian_sealed: bytes | None = Field(default=None, sa_column=Column(LargeBinary, nullable=True))
+    # the shared identifier of cross-brand runs (E.164), optional; read only by the alignment's cohort
+    phone_index: str | None = Field(default=None, max_length=64, index=True)
+    phone_sealed: bytes | None = Field(default=None, sa_column=Column(LargeBinary, nullable=True))
     legal_hold: bool = False  # storage only: erasure is refused while set (PIPL Art. 47 para. 2)
     created_at: datetime = Field(default_factory=_now)
 
@@ -51,6 +54,7 @@ class MemberRecord:
     guardian_ref: str | None = None
     legal_hold: bool = False
     created_at: datetime | None = None
+    phone: str | None = None
 
 
 class NoticeRecord(SQLModel, table=True):
@@ -158,6 +162,7 @@ class ComplianceStore:
             guardian_ref=c.open(r["guardian_sealed"], "member.guardian") if r["guardian_sealed"] else None,
             legal_hold=bool(r["legal_hold"]),
             created_at=_aware(r["created_at"]),
+            phone=c.open(r["phone_sealed"], "member.phone") if r["phone_sealed"] else None,
         )
 
     def add_member(self, member_ref: str, birth_date: date | None, guardian_ref: str | None) -> None:
@@ -195,6 +200,37 @@ class ComplianceStore:
         sealed = self.cipher.seal(birth_date.isoformat(), "member.birth_date") if birth_date else None
         with self.engine.begin() as conn:
             conn.execute(update(t).where(t.c.ref_index == self.cipher.index(member_ref)).values(birth_sealed=sealed))
+
+    def set_phones(self, phones: Iterable[tuple[str, str | None]]) -> None:
+        """Record (or with ``None`` remove) members' normalised phone numbers, sealed with a blind index,
+        in one transaction."""
+        forget()
+        t = MemberRow.__table__
+        c = self.cipher
+        rows = [
+            {
+                "ref": c.index(ref),
+                "phone_index": c.index(phone) if phone else None,
+                "phone_sealed": c.seal(phone, "member.phone") if phone else None,
+            }
+            for ref, phone in phones
+        ]
+        if not rows:
+            return
+        statement = (
+            update(t)
+            .where(t.c.ref_index == bindparam("ref"))
+            .values(phone_index=bindparam("phone_index"), phone_sealed=bindparam("phone_sealed"))
+        )
+        with self.engine.begin() as conn:
+            conn.execute(statement, rows)
+
+    def phones(self) -> dict[str, str]:
+        """Every registered phone number by the member's reference index (opened: callers keep them in memory)."""
+        t = MemberRow.__table__
+        with self.engine.connect() as conn:
+            rows = conn.execute(select(t.c.ref_index, t.c.phone_sealed).where(t.c.phone_sealed.is_not(None))).all()
+        return {r.ref_index: self.cipher.open(r.phone_sealed, "member.phone") for r in rows}
 
     def set_legal_hold(self, member_ref: str, held: bool) -> None:
         """Mark a member's record as kept for storage only (erasure refused) or release it."""

@@ -112,6 +112,11 @@ class Party:
         self._workers = workers or os.cpu_count() or 1
         self._sent: frozenset[bytes] = frozenset()
 
+    @property
+    def order(self) -> tuple[int, ...]:
+        """Which item each point of :meth:`blinded` is, by position (this side's secret: never sent)."""
+        return tuple(self._order)
+
     def blinded(self) -> bytes:
         """This side's items as points ``k·H(x)``, in the secret order."""
         salt, key = self.salt, self._key

@@ -14,6 +14,7 @@ What is released and why its noise is what it is: :mod:`federation.vertical`.
 
 from __future__ import annotations
 
+import hashlib
 import secrets
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
@@ -53,6 +54,7 @@ class PartnerRun:
     trained: int = 0  # the last round trained
     embedded: int = 0  # the last round whose scores were released
     bottom: Weights | None = None
+    rows: int = 0  # the members of the first message: the plan's sample size
 
 
 @dataclass
@@ -83,20 +85,30 @@ def make_partner_app(site_of: Callable[[Context], PartnerSite]) -> ClientApp:
 
     @app.train("apply")
     def apply(msg: Message, context: Context) -> Message:
-        return _answer(site_of(context), msg, _apply)
+        return _answer(site_of(context), msg, _apply, context)
 
     @app.query("embed")
     def embed(msg: Message, context: Context) -> Message:
-        return _answer(site_of(context), msg, _embed)
+        return _answer(site_of(context), msg, _embed, context)
 
     return app
 
 
-def _answer(site: PartnerSite, msg: Message, handle: Callable[[PartnerSite, Message], RecordDict]) -> Message:
-    """Run ``handle``; a refusal, a closed gate, a spent budget or a malformed message is an error reply."""
+def _answer(
+    site: PartnerSite, msg: Message, handle: Callable[[PartnerSite, Message], RecordDict], context: Context
+) -> Message:
+    """Run ``handle``; a refusal, a closed gate, a spent budget or a malformed message is an error reply.
+
+    The run's record travels in ``context.state`` too: on the Deployment Engine every message is a
+    fresh process, and the SuperNode keeps the state between a run's messages.
+    """
     try:
         site.gate()
-        return Message(handle(site, msg), reply_to=msg)
+        run = str(msg.content["config"]["run"])
+        _restore(site, context, run)
+        reply = Message(handle(site, msg), reply_to=msg)
+        _save(site, context, run)
+        return reply
     except RoundRefused as exc:
         return Message(error=Error(GATE_CLOSED, f"{site.name}: {exc}"), reply_to=msg)
     except BudgetExceeded as exc:
@@ -107,6 +119,47 @@ def _answer(site: PartnerSite, msg: Message, handle: Callable[[PartnerSite, Mess
         return Message(error=Error(exc.code, f"{site.name}: {exc}"), reply_to=msg)
     except (KeyError, TypeError, ValueError) as exc:  # a message without the records and values it needs
         return Message(error=Error(BAD_REQUEST, f"{site.name}: malformed message ({exc!r})"), reply_to=msg)
+
+
+def _state_key(run: str) -> str:
+    return f"vertical-run:{hashlib.sha256(run.encode()).hexdigest()[:16]}"
+
+
+def _save(site: PartnerSite, context: Context, run: str) -> None:
+    """Keep the run's record (terms, rows, rounds trained and released, the bottom model) in the context."""
+    state = site.runs.get(run)
+    if state is None:
+        return
+    key = _state_key(run)
+    context.state[f"{key}:record"] = ConfigRecord(
+        {"run": run, "rows": state.rows, "trained": state.trained, "embedded": state.embedded,
+         **{f"term:{k}": v for k, v in state.terms.items()}}
+    )
+    if state.bottom is not None:
+        context.state[f"{key}:bottom"] = ArrayRecord({k: Array(np.asarray(v)) for k, v in state.bottom.items()})
+
+
+def _restore(site: PartnerSite, context: Context, run: str) -> None:
+    """The run's record from the context when this process has not seen the run (the plan is recomputed
+    from the terms and the partner's own settings, as its first message fixed them)."""
+    key = _state_key(run)
+    if run in site.runs or f"{key}:record" not in context.state:
+        return
+    record = context.state[f"{key}:record"]
+    terms = {k: float(record[f"term:{k}"]) for k in TERMS}  # type: ignore[arg-type]
+    rows = int(record["rows"])  # type: ignore[arg-type]
+    state = PartnerRun(terms, _plan(site, terms, rows), int(record["trained"]), int(record["embedded"]),  # type: ignore[arg-type]
+                       rows=rows)
+    if f"{key}:bottom" in context.state:
+        state.bottom = {k: v.numpy() for k, v in context.state[f"{key}:bottom"].items()}  # type: ignore[union-attr]
+    site.runs[run] = state
+
+
+def _plan(site: PartnerSite, terms: Mapping[str, float], rows: int) -> PartnerPlan | None:
+    if not site.dp:
+        return None
+    return PartnerPlan.for_run(site.epsilon, site.delta, rows, int(terms["rounds"]), int(terms["batch-size"]),
+                               int(terms["epochs"]), terms["clip"])
 
 
 def _members(site: PartnerSite, msg: Message, run: str) -> tuple[list[str], Mapping[str, Sequence[float]]]:
@@ -136,22 +189,18 @@ def _run(site: PartnerSite, cfg: ConfigRecord, rows: int) -> PartnerRun:
         raise Refusal(BAD_REQUEST, f"a run has 1 to {site.max_rounds} rounds here, not {rounds}")
     if min(terms["epochs"], terms["batch-size"], terms["lr"], terms["clip"]) <= 0:
         raise Refusal(BAD_REQUEST, "epochs, batch size, learning rate and clipping norm are positive")
-    plan = None
-    if site.dp:
-        plan = PartnerPlan.for_run(site.epsilon, site.delta, rows, rounds, int(terms["batch-size"]),
-                                   int(terms["epochs"]), terms["clip"])
-    site.runs[run] = PartnerRun(terms, plan)
+    site.runs[run] = PartnerRun(terms, _plan(site, terms, rows), rows=rows)
     return site.runs[run]
 
 
 def _charge(site: PartnerSite, run: str, round_no: int, plan: PartnerPlan, history: Sequence[Step],
             members: Sequence[str]) -> float:
-    """Record ``history`` as the run's whole history (checked by :func:`_check` first); the brand's
-    cumulative epsilon after it."""
+    """Record ``history`` as the run's whole history (checked by :func:`_check` first); the run's
+    epsilon so far (what the label holder is told; the book keeps the brand's cumulative one)."""
     after = epsilon_of([*site.privacy.spent_before(run), *history], site.delta)
     site.privacy.record_round(run, round_no, RunPrivacy(plan.noise, tuple(history)), after, site.delta,
                               manifest(members))
-    return after
+    return epsilon_of(history, site.delta)
 
 
 def _apply(site: PartnerSite, msg: Message) -> RecordDict:
@@ -209,7 +258,8 @@ def _embed(site: PartnerSite, msg: Message) -> RecordDict:
     state.embedded = round_no
     rng = np.random.default_rng()  # fresh OS entropy: the noise must not be reproducible by anyone
     released = gaussian_release(raw, plan.clip if plan else np.inf, plan.noise if plan else 0.0, rng)
-    site.audit("vertical.embed", {"run": run, "round": round_no, "members": len(ids), "epsilon": epsilon})
+    site.audit("vertical.embed", {"run": run, "round": round_no, "members": len(ids), "epsilon": epsilon,
+                                  "last": round_no == int(state.terms["rounds"])})
     return RecordDict(
         {
             "embedding": ArrayRecord({"scores": Array(released.astype(np.float32))}),

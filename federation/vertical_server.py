@@ -142,6 +142,8 @@ class VerticalReport:
     #: the partners whose scores the served top model uses (none: the partners' noised scores did not
     #: lower the label holder's validation loss, so it serves its model alone)
     used: list[str] = field(default_factory=list)
+    #: every aligned member's churn risk from the served top model, by the label holder's member key
+    scores: dict[str, float] = field(default_factory=dict)
 
 
 def run_vertical(
@@ -229,7 +231,9 @@ def run_vertical(
         # that do not help it are not used (they never cost it accuracy beyond the choice's own noise)
         top, released, together = own, {}, alone
     members = {"training": len(train_ids), "validation": len(val_ids), "held_out": len(test_ids)}
-    return VerticalReport(settings, members, alone, together, rounds, contributions, top, sorted(released))
+    served = predict(top, [_row(label, released, i) for i in everyone])  # post-processing of the releases
+    scores = {i: float(p) for i, p in zip(everyone, served, strict=True)}
+    return VerticalReport(settings, members, alone, together, rounds, contributions, top, sorted(released), scores)
 
 
 def _shadow(label: LabelSite, released: Mapping[str, Mapping[str, float]], ids: Sequence[str], noisy: np.ndarray,
@@ -254,7 +258,7 @@ def _record(label: LabelSite, run: str, round_no: int, noise: float, step: Step,
     if after > label.privacy.budget() + 1e-9:
         raise BudgetExceeded(spent, after, label.privacy.budget())
     label.privacy.record_round(run, round_no, RunPrivacy(noise, tuple(history)), after, delta, manifest(members))
-    return after
+    return epsilon_of(history, delta)  # the run's: the book keeps the brand's cumulative one
 
 
 def _val_loss(top: Weights, label: LabelSite, released: Mapping[str, Mapping[str, float]], ids: Sequence[str]) -> float:

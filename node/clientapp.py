@@ -8,27 +8,16 @@ the same :func:`federation.client_app.make_client_app` the in-process Grid drive
 
 from __future__ import annotations
 
-from datetime import UTC, date, datetime
 from pathlib import Path
 
 from flwr.app import Context
 
 from federation.client_app import make_client_app
 from federation.site import Site
-from node.learning.rows import ChurnWindow, churn_window
+from node.learning.rows import window_of
 from node.runtime import Node
 
 _sites: dict[tuple[str, str, str], Site] = {}
-
-
-def window_of(run_config: dict[str, bool | float | int | str]) -> ChurnWindow:
-    """The churn window a run asks for."""
-    end_text, cut_text = str(run_config.get("horizon-end", "")), str(run_config.get("cutoff", ""))
-    return churn_window(
-        date.fromisoformat(cut_text) if cut_text else None,
-        date.fromisoformat(end_text) if end_text else None,
-        datetime.now(UTC).date(),
-    )
 
 
 def site_of(context: Context) -> Site:

@@ -37,10 +37,12 @@ from node.exchange.links import LinkStore
 from node.exchange.recovery import Recovery
 from node.exchange.source import ExchangeSource
 from node.exchange.store import DestinationSide, SourceSide
+from node.learning.alignment import Alignment
 from node.learning.rows import ChurnWindow
 from node.learning.scoring import ChurnScoring
 from node.learning.site import ConsentGatedLoader, node_site
 from node.learning.store import NodeModelShelf
+from node.learning.vertical_store import AlignmentStore, VerticalStore
 from node.peers.nonces import PeerNonces
 from node.peers.outbound import Outbound
 from node.peers.registry import RegistryFile
@@ -161,7 +163,7 @@ class Node:
             self.consent,
             self.audit.about,
             lambda p: p in held(),
-            sources=(self.wallets, self.purchases, self.links, self.member_tokens),
+            sources=(self.wallets, self.purchases, self.links, self.member_tokens, self.vertical),
             after_erase=self.store.checkpoint_wal,  # no copy of the shredded key left in SQLite's WAL
         )
 
@@ -306,6 +308,18 @@ class Node:
             self.model_shelf(),
             self.audit,
             self.settings.points_per_yuan,
+        )
+
+    @cached_property
+    def vertical(self) -> VerticalStore:
+        """Cross-brand (vertical) runs this node took part in, and its members' scores from them."""
+        return VerticalStore(self.store.engine)
+
+    @cached_property
+    def alignment(self) -> Alignment:
+        """Private set intersection with other brands' nodes over signed peer calls."""
+        return Alignment(
+            self.settings.node_id, self.consent, self.outbound, self.audit, AlignmentStore(self.store.engine)
         )
 
     def learning_site(self, window: ChurnWindow) -> tuple[Site, ConsentGatedLoader]:

@@ -26,6 +26,7 @@ import node.core.tokens
 import node.exchange.links
 import node.exchange.store
 import node.learning.store
+import node.learning.vertical_store
 import node.peers.nonces
 import node.wallet.purchases
 import node.wallet.store
@@ -46,6 +47,7 @@ MODEL_MODULES = (
     node.exchange.links,
     node.exchange.store,
     node.learning.store,
+    node.learning.vertical_store,
     node.peers.nonces,
     node.wallet.purchases,
     node.wallet.store,

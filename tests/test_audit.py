@@ -120,6 +120,7 @@ NODE_ACTIONS = {
     "dsr.escalated",
     "exchange.refused",
     "link.created",
+    "fl.align",  # a PSI run between two nodes (issue 16): counts and the manifest of the common members
 }
 
 

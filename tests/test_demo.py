@@ -21,7 +21,7 @@ def test_demo_appends_every_cdnow_purchase_and_verifies_every_log(tmp_path: Path
     assert sum(money.positions.values()) == 0
     assert not money.disputes
     assert all(money.reconciled.values())
-    assert sum(result.customers.values()) == 23_570
+    assert sum(result.customers.values()) - result.shared_customers == 23_570  # shared ones are at two brands
     assert sum(size for (_, log), (size, _) in result.verified.items() if log == "purchases") == 69_659
     assert len(result.verified) == 9  # three brands x audit, exchange, purchases
     assert all(n == 2 for (_, log), n in result.cosignatures.items() if log == "purchases")
@@ -39,6 +39,13 @@ def test_demo_appends_every_cdnow_purchase_and_verifies_every_log(tmp_path: Path
         "airline", "supermarket", "coffee"]
     assert all(b.refused is None and b.epsilon_spent is not None and 0 < b.epsilon_spent <= 3.0 for b in fl.brands)
     assert all(b.auc_together is not None and b.auc_together > 0.65 for b in fl.brands)
+    cross = result.vertical  # the supermarket's cross-brand model with the airline's side of shared customers
+    assert cross is not None
+    assert result.shared_customers > 1000
+    assert 100 <= cross.aligned["airline.alliance.example"] < result.shared_customers
+    assert all(e is not None and 0 < e <= 3.0 + 1e-6 for e in cross.epsilon.values())
+    assert cross.auc_alone > 0.6
+    assert cross.scored > 0
     for brand in ("airline", "supermarket", "coffee"):
         report = (tmp_path / "alliance" / brand / "pia-report.md").read_text()
         assert "| points_exchange | ON | pia-" in report

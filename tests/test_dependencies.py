@@ -41,6 +41,7 @@ NODE_FLOORS: Mapping[str, int] = {
     "node.demo": 2,
     "node.api": 3,  # the HTTP entry point ...
     "node.clientapp": 3,  # ... and the ClientApp a Flower SuperNode loads: entry points side by side
+    "node.vertical_apps": 3,  # the vertical run's ServerApp and ClientApp on the Deployment Engine
     "node.runtime_facts": 4,
     "node.runtime": 5,  # the composition root ...
     "node.tables": 5,  # ... and every table of the node's own, for Alembic (both gather the wings below)

@@ -51,6 +51,9 @@ ENDPOINTS: list[tuple[str, str, Any, set[str]]] = [
     ("GET", "/v1/me/requests", None, {MEMBER}),
     ("POST", "/v1/me/erasure", None, {MEMBER}),
     ("GET", "/v1/me/wallet", None, {MEMBER}),
+    ("GET", "/v1/me/phone", None, {MEMBER}),
+    ("PUT", "/v1/me/phone", {"phone": "13800138000"}, {MEMBER}),
+    ("DELETE", "/v1/me/phone", None, {MEMBER}),
     ("GET", "/v1/me/churn-risk", None, {MEMBER}),
     ("POST", "/v1/me/exchange-quotes", {"to": PARTNER, "points": 10}, {MEMBER}),
     ("POST", "/v1/me/exchanges", {"to": PARTNER, "points": 10}, {MEMBER}),
@@ -85,6 +88,10 @@ PEER_ENDPOINTS = [
     ("POST", "/v1/peer/exchanges/records"),
     ("POST", "/v1/peer/links/claim"),
     ("POST", "/v1/peer/settlement/statement"),
+    ("POST", "/v1/peer/alignment/open"),
+    ("POST", "/v1/peer/alignment/points"),
+    ("POST", "/v1/peer/alignment/theirs"),
+    ("POST", "/v1/peer/alignment/close"),
 ]
 # not walked here: the witness endpoint authenticates by the checkpoint's signature (tests/test_api.py)
 SIGNATURE_AUTHENTICATED = [("POST", "/v1/witness/add-checkpoint")]

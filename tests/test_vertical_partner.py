@@ -141,3 +141,16 @@ def test_gradients_must_be_one_finite_value_per_member() -> None:
                           "gradients": ArrayRecord({"g": Array(bad)})})
     (reply,) = grid.send_and_receive([grid.create_message(content, "train.apply", node, "g")])
     assert "finite gradient" in reply.error.reason
+
+
+def test_a_run_continues_when_every_message_is_a_fresh_process() -> None:
+    # the Deployment Engine starts a process per message: the run's record must come back from context.state
+    site, grid = partner()
+    assert not send(grid, "train.apply", 1, IDS).has_error()
+    site.runs.clear()  # what a new process knows of the run
+    reply = send(grid, "query.embed", 1, IDS)
+    assert not reply.has_error(), reply.error.reason if reply.has_error() else ""
+    site.runs.clear()
+    assert send(grid, "query.embed", 1, IDS).error.code == BAD_REQUEST  # released once, even across processes
+    site.runs.clear()
+    assert "not the next one" in send(grid, "train.apply", 1, IDS).error.reason

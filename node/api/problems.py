@@ -21,6 +21,7 @@ from starlette.exceptions import HTTPException as StarletteHTTPException
 
 from compliance.consent import Reason
 from compliance.notices import NoticeError
+from compliance.phones import PhoneError
 from compliance.pia import PiaRefused, UnknownPiaError
 from compliance.pseudonyms import MemberErasedError
 from compliance.purposes import PurposeError
@@ -80,6 +81,7 @@ STATUS: dict[type[Exception], dict[str | None, int]] = {
     PurposeError: {None: 422},
     GuardianRequiredError: {None: 422},
     BirthDateError: {None: 422},
+    PhoneError: {None: 422},
     UnknownLogError: {None: 404},
     StorageError: {None: 409},
     TreeSizeError: {None: 400},
@@ -90,6 +92,7 @@ FIXED_REASONS: dict[type[Exception], str] = {
     PermissionError: "guardian_consent_required",
     GuardianRequiredError: "guardian_required",
     BirthDateError: "birth_date_out_of_range",
+    PhoneError: "invalid_phone",
 }
 
 

@@ -107,3 +107,21 @@ def acting(node: Node, name: str, *roles: Role) -> None:
         wanted = " or ".join(r.value for r in roles)
         fail(f"{name!r} holds no active {wanted} key: see `alliance-node staff add`")
     current_caller.set(Caller(allowed[0], name))
+
+
+# --- options the learning commands share ----------------------------------------------------
+
+NodesOpt = Annotated[
+    list[Path], typer.Option("--node", help="A node's data directory on this machine; repeat per brand.")
+]
+RunOpt = Annotated[
+    str, typer.Option("--run", help="Run name (the privacy record and model versions are kept under it).")
+]
+EpsilonOpt = Annotated[float, typer.Option("--epsilon", help="The run's epsilon at each brand (within its budget).")]
+RoundsOpt = Annotated[int, typer.Option("--rounds", help="Federated rounds.")]
+CutoffOpt = Annotated[str | None, typer.Option("--cutoff", help="Features up to this day (ISO); default 180 days ago.")]
+HorizonOpt = Annotated[
+    str | None,
+    typer.Option("--horizon-end", help="Churned = no purchase after the cutoff up to this day; default today."),
+]
+JsonOpt = Annotated[bool, typer.Option("--json", help="Print the result as JSON.")]

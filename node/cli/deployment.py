@@ -14,8 +14,21 @@ from typing import Annotated
 
 import typer
 
-from node.cli.common import DataDir, err, fail, friendly, out
-from node.cli.learning import CutoffOpt, EpsilonOpt, HorizonOpt, JsonOpt, NodesOpt, RoundsOpt, RunOpt, run_over_nodes
+from node.cli.common import (
+    CutoffOpt,
+    DataDir,
+    EpsilonOpt,
+    HorizonOpt,
+    JsonOpt,
+    NodesOpt,
+    RoundsOpt,
+    RunOpt,
+    err,
+    fail,
+    friendly,
+    out,
+)
+from node.cli.learning import run_over_nodes
 
 federation_app = typer.Typer(
     no_args_is_help=True,

@@ -115,6 +115,13 @@ def settle(
                 failed = True
         table.add_row(*cells)
     out.print(table)
+    led = [r.to_json() for r in node.vertical.runs(window.start, window.end) if r.role == "label_holder"]
+    if led:  # what each partner's features were worth to this brand's cross-brand models (no money moves)
+        from node.settlement.contributions import contributions_file
+
+        path = out_dir / f"{window.start:%Y%m%dT%H%M}_{me}__contributions.json"
+        path.write_text(json.dumps(contributions_file(me, window, led, node.signer), indent=2, sort_keys=True) + "\n")
+        out.print(f"cross-brand model contributions of {len(led)} run(s): {path}", highlight=False)
     if failed:
         raise typer.Exit(1)
 
@@ -138,14 +145,16 @@ def settlement_report(
     the command then exits 1.
     """
     from node.peers.registry import load_registry
-    from node.settlement.report import net_from_files
+    from node.settlement.report import net_from_files, split_contributions
     from node.settlement.statements import SettlementError, settlement_csv, settlement_json
 
     if fmt not in ("table", "csv", "json"):
         raise ValueError("--format is table, csv or json")
     try:
+        registry = load_registry(registry_file)
         previous = carry_from.read_text() if carry_from is not None else None
-        result, disputes = net_from_files(files, load_registry(registry_file), previous)
+        pairs, contributions = split_contributions(files, registry)
+        result, disputes = net_from_files(pairs, registry, previous)
     except OSError as exc:
         fail(f"cannot read {exc.filename}: {exc.strerror}")
         return
@@ -155,9 +164,19 @@ def settlement_report(
     if fmt == "csv":
         typer.echo(settlement_csv(result), nl=False)
     elif fmt == "json":
-        typer.echo(settlement_json(result), nl=False)
+        data = json.loads(settlement_json(result))
+        if contributions:
+            data["model_contributions"] = [c.__dict__ | {"at": c.at.isoformat()} for c in contributions]
+        typer.echo(json.dumps(data, indent=2, sort_keys=True) + "\n", nl=False)
     else:
         print_settlement(result)
+        if contributions:
+            table = Table("label holder", "run", "partner", "AUC gain", "used", "members",
+                          title="cross-brand model contributions (no money moves)")
+            for c in contributions:
+                table.add_row(c.label_holder, c.run, c.partner, f"{c.auc_gain:+.3f}", "yes" if c.used else "no",
+                              f"{c.members:,}")
+            out.print(table)
     for d in disputes:
         err.print(f"[red]dispute:[/red] {d} (left out of the netting)")
     if disputes:

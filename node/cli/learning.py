@@ -11,7 +11,21 @@ from typing import Annotated
 import typer
 from rich.table import Table as RichTable
 
-from node.cli.common import DataDir, err, fail, friendly, open_node, out
+from node.cli.common import (
+    CutoffOpt,
+    DataDir,
+    EpsilonOpt,
+    HorizonOpt,
+    JsonOpt,
+    NodesOpt,
+    RoundsOpt,
+    RunOpt,
+    err,
+    fail,
+    friendly,
+    open_node,
+    out,
+)
 from node.core.progress import progress_bar
 
 federate_app = typer.Typer(
@@ -210,22 +224,6 @@ def _f(v: object, digits: int = 3, sign: bool = False) -> str:
     if v is None or (isinstance(v, float) and v != v):
         return "-"
     return f"{v:+.{digits}f}" if sign else f"{v:.{digits}f}"
-
-
-NodesOpt = Annotated[
-    list[Path], typer.Option("--node", help="A node's data directory on this machine; repeat per brand.")
-]
-RunOpt = Annotated[
-    str, typer.Option("--run", help="Run name (the privacy record and model versions are kept under it).")
-]
-EpsilonOpt = Annotated[float, typer.Option("--epsilon", help="The run's epsilon at each brand (within its budget).")]
-RoundsOpt = Annotated[int, typer.Option("--rounds", help="Federated rounds.")]
-CutoffOpt = Annotated[str | None, typer.Option("--cutoff", help="Features up to this day (ISO); default 180 days ago.")]
-HorizonOpt = Annotated[
-    str | None,
-    typer.Option("--horizon-end", help="Churned = no purchase after the cutoff up to this day; default today."),
-]
-JsonOpt = Annotated[bool, typer.Option("--json", help="Print the result as JSON.")]
 
 
 def run_over_nodes(

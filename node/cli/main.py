@@ -11,7 +11,7 @@ from typing import Annotated
 import typer
 from rich.markup import escape
 
-from node.cli import audit, chain, compliance, deployment, exchange, learning, ledger, peers, rights
+from node.cli import audit, chain, compliance, deployment, exchange, learning, ledger, peers, rights, vertical
 from node.cli.common import HERE, DataDir, err, fail, friendly, open_node, out
 
 app = typer.Typer(
@@ -148,6 +148,7 @@ for group, name in (
     (chain.chain_app, "chain"),
 ):
     app.add_typer(group, name=name)
+learning.federate_app.command("vertical")(vertical.vertical_cmd)  # its own module: learning.py is full
 
 
 def main() -> None:

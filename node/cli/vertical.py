@@ -1,13 +1,18 @@
-"""``alliance-node federate simulate --vertical``: shared customers' exports, aligned by PSI, trained vertically."""
+"""``alliance-node federate vertical`` (a cross-brand run over local nodes) and ``federate simulate --vertical``
+(shared customers' exports, aligned by PSI, trained vertically)."""
 
 from __future__ import annotations
 
 import json
+from datetime import UTC, date, datetime
 from pathlib import Path
+from typing import Annotated
 
+import typer
 from rich.table import Table as RichTable
 
-from node.cli.common import err, fail, out
+from federation.psi import DEFAULT_MINIMUM
+from node.cli.common import CutoffOpt, HorizonOpt, JsonOpt, NodesOpt, RunOpt, err, fail, friendly, open_node, out
 from node.core.progress import progress_bar
 
 
@@ -84,3 +89,88 @@ def simulate_vertical_cmd(
         contribution = data["contributions"].get(b["name"])  # type: ignore[attr-defined]
         extra = "" if contribution is None else f", contribution {contribution:+.4f}"
         out.print(f"{b['name']} ({role}, {b['rows']:,} rows): epsilon spent {eps}{extra}", highlight=False)
+
+
+@friendly
+def vertical_cmd(
+    node: NodesOpt,
+    label_holder: Annotated[
+        str, typer.Option("--label-holder", help="The brand (node id) whose churn labels the model learns.")
+    ],
+    run: RunOpt,
+    epsilon: Annotated[
+        float, typer.Option("--epsilon", help="The run's epsilon at each brand (within its joint_modeling budget).")
+    ] = 3.0,
+    rounds: Annotated[int, typer.Option("--rounds", help="Rounds of partner training (each costs epsilon).")] = 1,
+    minimum: Annotated[
+        int, typer.Option("--min-intersection", help="Refuse a run with fewer shared members than this.")
+    ] = DEFAULT_MINIMUM,
+    cutoff: CutoffOpt = None,
+    horizon_end: HorizonOpt = None,
+    deployment: Annotated[
+        Path | None,
+        typer.Option(
+            "--deployment",
+            help="Train on Flower's Deployment Engine (a SuperLink, a SuperNode per partner, TLS and SuperNode "
+            "auth), its files under this directory; default: in this process.",
+        ),
+    ] = None,
+    as_json: JsonOpt = False,
+) -> None:
+    """Train a cross-brand churn model for the label holder with partners' features of shared members.
+
+    Opens every node in this process. For each partner, private set intersection on the phone numbers
+    of members who gave joint_modeling and joint_modeling:<the other brand> consent (signed peer calls
+    through each node's egress check); then vertical training with DP at every brand, each charged to
+    its own budget. Prints the shared members, the label holder's held-out AUC alone and with the
+    partners, each partner's contribution and each brand's epsilon; every node records the run.
+    """
+    from federation.vertical_server import VerticalSettings
+    from node.api.app import create_app
+    from node.demo.vertical import connect
+    from node.learning.rows import churn_window
+    from node.learning.vertical_run import print_vertical, vertical_nodes
+
+    if len(node) < 2:
+        fail("give --node at least twice: the label holder's and a partner's", 2)
+    if rounds < 1 or epsilon <= 0 or minimum < 1:
+        fail("--rounds and --min-intersection are at least 1 and --epsilon is positive", 2)
+    try:
+        window = churn_window(
+            date.fromisoformat(cutoff) if cutoff else None,
+            date.fromisoformat(horizon_end) if horizon_end else None,
+            datetime.now(UTC).date(),
+        )
+    except ValueError as exc:
+        fail(f"--cutoff/--horizon-end: {exc}", 2)
+        return
+    nodes = [open_node(d) for d in node]
+    try:
+        by_id = {n.settings.node_id: n for n in nodes}
+        if label_holder not in by_id:
+            fail(f"--label-holder {label_holder!r} is none of the nodes given: {', '.join(sorted(by_id))}", 2)
+        apps = {n.settings.node_id: create_app(n) for n in nodes}
+        for n in nodes:  # each node's peer calls reach the others' apps at the URLs it knows them by
+            connect(n, apps)
+        holder = by_id[label_holder]
+        partners = [n for n in nodes if n is not holder]
+        with progress_bar(err, transient=True) as bar:
+            task = bar.add_task("aligning", total=len(partners) + 1)
+            outcome = vertical_nodes(
+                holder,
+                partners,
+                run,
+                window,
+                VerticalSettings(run=run, rounds=rounds, epsilon=epsilon),
+                minimum,
+                lambda message: bar.update(task, description=message, advance=1),
+                deployment,
+            )
+    finally:
+        for n in nodes:
+            n.dispose()
+    data = outcome.to_json()
+    if as_json:
+        out.print_json(json.dumps(data))
+        return
+    print_vertical(data, out)

@@ -93,3 +93,27 @@ def split_customers(
         if p.customer_id not in brands:  # the file lists each customer's purchases oldest first
             brands[p.customer_id] = assign_brand(p.customer_id, profiles[first_basket_tier(p.amount_fen)])
     return brands
+
+
+#: Customers of the airline who are members of the supermarket too (percent, by a hash of the id):
+#: their purchases are split between the two brands, so each brand sees part of their history.
+SHARED_WITH = ("airline", "supermarket", 40)
+
+
+def is_shared(customer_id: str, percent: int = SHARED_WITH[2]) -> bool:
+    """Whether this customer of the first brand of :data:`SHARED_WITH` is a member of the second too."""
+    return int.from_bytes(hashlib.sha256(b"shared|" + customer_id.encode()).digest()[:4], "big") % 100 < percent
+
+
+def brand_of_purchase(p: Purchase, brand: str) -> str:
+    """Where a purchase of a customer of ``brand`` is made: a shared customer's alternate by a hash of the day."""
+    first, second, _ = SHARED_WITH
+    if brand != first or not is_shared(p.customer_id):
+        return brand
+    digest = hashlib.sha256(f"{p.customer_id}|{p.day.isoformat()}".encode()).digest()
+    return second if digest[0] & 1 else first
+
+
+def phone_of(customer_id: str) -> str:
+    """The demo's phone number of a CDNOW customer (a valid mainland mobile number, the same at every brand)."""
+    return f"+86139{int(customer_id):08d}"

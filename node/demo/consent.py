@@ -71,6 +71,22 @@ def notice_for(node: Node, partners: list[str]) -> Notice:
                     "1 year",
                     "excluded from training",
                 ),
+                "joint_modeling:": terms(
+                    "A churn model trained with a partner brand you name, over members of both: your phone "
+                    "number is matched by private set intersection (neither brand learns who else is a member "
+                    "there), then each brand's features are combined under differential privacy",
+                    [
+                        "identity.pseudonym",
+                        "contact.basic",
+                        "loyalty.balance",
+                        "loyalty.transactions",
+                        "purchase.history",
+                        "derived.scores",
+                    ],
+                    ["provision", "fl_training"],
+                    "for the run; scores 1 year",
+                    "alignment dropped after each run; scores deleted",
+                ),
                 "personalization": terms(
                     "Offers chosen for you", ["purchase.history", "derived.scores"], ["adm"], "1 year", "tags deleted"
                 ),
@@ -104,6 +120,16 @@ def notice_for(node: Node, partners: list[str]) -> Notice:
                     "purpose": "points exchange",
                     "method": "provision",
                     "pi_categories": ["identity.pseudonym", "loyalty.transactions"],
+                }
+                for p in partners
+            ]
+            + [
+                {
+                    "name": p,
+                    "contact": f"privacy@{p}",
+                    "purpose": "joint modeling over shared members",
+                    "method": "provision",
+                    "pi_categories": ["contact.basic", "purchase.history", "derived.scores"],
                 }
                 for p in partners
             ],

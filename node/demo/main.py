@@ -26,7 +26,9 @@ from node.demo import consent as demo_consent
 from node.demo.alliance import BrandSpec, create_alliance
 from node.demo.exchange import ExchangeResult, earn_purchases, exchange_phase
 from node.demo.learning import federation_phase
+from node.demo.vertical import vertical_phase
 from node.learning.run import NodesRun
+from node.learning.vertical_run import VerticalOutcome
 from node.peers.witnessing import LocalWitness, request_cosignatures
 from node.runtime import Node
 from node.runtime_facts import gather
@@ -59,6 +61,7 @@ class DemoResult:
     """What the demo proved, for the closing table and for tests."""
 
     customers: Counter[str] = field(default_factory=Counter)
+    shared_customers: int = 0  # members of two brands (the same phone number at both)
     purchases: Counter[str] = field(default_factory=Counter)
     cosignatures: dict[tuple[str, str], int] = field(default_factory=dict)
     verified: dict[tuple[str, str], tuple[int, str]] = field(default_factory=dict)
@@ -67,6 +70,7 @@ class DemoResult:
     audit_bundles: dict[str, tuple[int, int]] = field(default_factory=dict)
     exchange: ExchangeResult | None = None
     federation: NodesRun | None = None
+    vertical: VerticalOutcome | None = None
     chain: ChainResult | None = None
 
     @property
@@ -98,14 +102,15 @@ def _split_purchases(result: DemoResult) -> dict[str, list[cdnow.Purchase]]:
     purchases = list(cdnow.purchases())
     brand_of = cdnow.split_customers(purchases)
     by_brand: dict[str, list[cdnow.Purchase]] = {b: [] for b, _ in BRANDS}
-    seen: set[str] = set()
+    seen: set[tuple[str, str]] = set()
     for p in purchases:
-        brand = brand_of[p.customer_id]
-        if p.customer_id not in seen:
-            seen.add(p.customer_id)
+        brand = cdnow.brand_of_purchase(p, brand_of[p.customer_id])  # shared customers buy at two brands
+        if (brand, p.customer_id) not in seen:
+            seen.add((brand, p.customer_id))
             result.customers[brand] += 1
         by_brand[brand].append(p)
         result.purchases[brand] += 1
+    result.shared_customers = sum(result.customers.values()) - len({cid for _, cid in seen})
     return by_brand
 
 
@@ -204,8 +209,10 @@ def run_demo(
     try:
         by_brand = _split_purchases(result)
         console.print(
-            f"CDNOW ({cdnow.dataset_path().name}): {sum(result.customers.values()):,} customers, "
-            f"{sum(result.purchases.values()):,} purchases, split across the brands."
+            f"CDNOW ({cdnow.dataset_path().name}): "
+            f"{sum(result.customers.values()) - result.shared_customers:,} customers, "
+            f"{sum(result.purchases.values()):,} purchases, split across the brands; "
+            f"{result.shared_customers:,} customers shop at the airline and the supermarket both."
         )
         for node in nodes.values():
             node.store.ensure_log(PURCHASE_LOG, node.settings.origin(PURCHASE_LOG))
@@ -222,6 +229,9 @@ def run_demo(
         if federation:
             console.rule("Joint churn model: Flower + Opacus across the three nodes")
             result.federation = federation_phase(nodes, console, deployment=base / "flower" if deployment else None)
+            console.rule("Cross-brand churn model: PSI on shared members, then vertical learning with DP")
+            members = {b: list(dict.fromkeys(p.customer_id for p in by_brand[b])) for b in by_brand}
+            result.vertical = vertical_phase(nodes, members, _member_ref, console)
         if chain:
             from node.demo.chain import chain_phase
 

@@ -140,7 +140,9 @@ def make_supernode_key(directory: Path, name: str) -> tuple[Path, Path]:
     return private, public
 
 
-def write_app(directory: Path, run_config: dict[str, str | int | float | bool]) -> Path:
+def write_app(
+    directory: Path, run_config: dict[str, str | int | float | bool], apps: tuple[str, str] = (SERVER_APP, CLIENT_APP)
+) -> Path:
     """The Flower app: a pyproject naming our ServerApp and ClientApp (their code is installed, not bundled)."""
     directory.mkdir(parents=True, exist_ok=True)
     lines = [
@@ -157,8 +159,8 @@ def write_app(directory: Path, run_config: dict[str, str | int | float | bool]) 
         'publisher = "alliance"',
         "",
         "[tool.flwr.app.components]",
-        f'serverapp = "{SERVER_APP}"',
-        f'clientapp = "{CLIENT_APP}"',
+        f'serverapp = "{apps[0]}"',
+        f'clientapp = "{apps[1]}"',
         "",
         "[tool.flwr.app.config]",
     ]
@@ -224,6 +226,7 @@ class LocalFederation:
     processes: dict[str, subprocess.Popen[bytes]] = field(default_factory=dict)
     tls: Tls | None = None
     keys: dict[str, tuple[Path, Path]] = field(default_factory=dict)
+    apps: tuple[str, str] = (SERVER_APP, CLIENT_APP)  # the ServerApp and ClientApp (module:attribute)
 
     @property
     def home(self) -> Path:
@@ -310,7 +313,7 @@ class LocalFederation:
 
     def run(self, run_config: dict[str, Any], timeout: float = 1800.0) -> Iterator[dict[str, Any]]:
         """``flwr run --stream`` the app; yield the ServerApp's progress lines (per round, then the report)."""
-        app = write_app(self.work / "app", run_config)
+        app = write_app(self.work / "app", run_config, self.apps)
         cmd = [_bin("flwr"), "run", str(app), "alliance", "--stream"]
         self._log(" ".join(cmd))
         log = (self.work / "logs" / "run.log").open("a", encoding="utf-8")

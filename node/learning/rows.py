@@ -9,7 +9,7 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from dataclasses import dataclass
-from datetime import date, timedelta
+from datetime import UTC, date, datetime, timedelta
 
 from federation.features import MemberHistory, Purchase
 from node.wallet.journal import Kind, Movement
@@ -72,4 +72,14 @@ def history_from_journal(
         points_balance=sum(m.points for m in upto),
         exchanges=sum(1 for m in upto if m.reason in EXCHANGE_REASONS),
         tier=tier,
+    )
+
+
+def window_of(run_config: dict[str, bool | float | int | str]) -> ChurnWindow:
+    """The churn window a run asks for."""
+    end_text, cut_text = str(run_config.get("horizon-end", "")), str(run_config.get("cutoff", ""))
+    return churn_window(
+        date.fromisoformat(cut_text) if cut_text else None,
+        date.fromisoformat(end_text) if end_text else None,
+        datetime.now(UTC).date(),
     )

@@ -11,6 +11,7 @@ module of ours imports an HTTP client.
 
 from __future__ import annotations
 
+import asyncio
 import threading
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
@@ -106,6 +107,16 @@ class Outbound:
                 self._client = httpx.Client(timeout=self.timeout, limits=httpx.Limits(max_keepalive_connections=32))
             return self._client
 
+    def connect_in_process(self, apps: Mapping[str, Any]) -> None:
+        """Send peer calls for the base URLs in ``apps`` (``http://host:port``) to those nodes' ASGI
+        apps in this process: the same signing, egress check, routes, signature checks and handlers as
+        over the network, without a server (``federate vertical --node DIR...`` opens every node here).
+        """
+        with self._lock:
+            if self._client is not None:
+                self._client.close()
+            self._client = httpx.Client(timeout=self.timeout, transport=_InProcess(apps))
+
     def close(self) -> None:
         """Close the pooled connections."""
         with self._lock:
@@ -140,6 +151,7 @@ class Outbound:
         *,
         purpose: str | None = None,
         members: Sequence[str] = (),
+        cohort: Sequence[str] | None = None,
         today: date | None = None,
     ) -> Permit:
         """Decide one call, or raise :class:`EgressRefused` (audited).
@@ -147,6 +159,9 @@ class Outbound:
         ``fields`` declares every field this kind of message may carry, mapped to its PI
         category or ``non_pi``; ``members`` are the brand references of the people the
         payload is about; ``purpose`` is why their data goes (the recipient is ``peer_id``).
+        ``cohort`` instead names them by pseudonym, as the consent gate's cohort for this
+        purpose and recipient selected them (a bulk call about thousands of members): their
+        consent was decided by that selection, everything else is checked here as for ``members``.
         """
         today = today or date.today()
         found = self.destination(peer_id)
@@ -159,7 +174,7 @@ class Outbound:
         mechanism: tuple[Mechanism, str] | None = None
         needed = Mechanism.NONE
         if pi_cats and dest is not None:
-            if not purpose or not members:
+            if not purpose or not (members or cohort):
                 raise ValueError("personal information leaves only for a purpose and named members")
             outside = sorted(set(pi_cats) - set(_purpose_categories(purpose, peer_id)))
             if outside:
@@ -167,12 +182,19 @@ class Outbound:
                 refused = EgressDecision(False, EgressReason.CATEGORY_OUTSIDE_PURPOSE, abroad, tuple(outside))
                 self._audit_refusal(peer_id, purpose, [], pi_cats, refused, needed)
                 raise EgressRefused(refused, f"{purpose!r} does not cover {', '.join(outside)}")
-            pseudonyms = [self.consent.member_pseudonym(m) for m in members]
-            purpose_ok = self._consented(members, purpose, peer_id) and self._feature_on(purpose)
+            if cohort is not None:
+                pseudonyms = list(cohort)
+                purpose_ok = self._feature_on(purpose)
+            else:
+                pseudonyms = [self.consent.member_pseudonym(m) for m in members]
+                purpose_ok = self._consented(members, purpose, peer_id) and self._feature_on(purpose)
             if abroad:
-                cross_ok = self._consented(members, f"cross_border:{dest.region}", None) and self._on(
-                    Feature.CROSS_BORDER
-                )
+                abroad_purpose = f"cross_border:{dest.region}"
+                if cohort is not None:
+                    consented = set(pseudonyms) <= set(self.consent.cohort(abroad_purpose))
+                else:
+                    consented = self._consented(members, abroad_purpose, None)
+                cross_ok = consented and self._on(Feature.CROSS_BORDER)
                 sensitive = any(catalogue().categories[c].sensitive for c in pi_cats if c in catalogue().categories)
                 counter = self.xborder
                 new = counter.new_among(set(pseudonyms), sensitive, today.year)
@@ -209,6 +231,7 @@ class Outbound:
         payload_fields: set[str] | None = None,
         purpose: str | None = None,
         members: Sequence[str] = (),
+        cohort: Sequence[str] | None = None,
         headers: Mapping[str, str] | None = None,
         idempotent: bool = False,
     ) -> httpx.Response:
@@ -224,7 +247,7 @@ class Outbound:
         found = self.destination(peer_id)
         if found is not None and found[1] is None:  # before authorize, which counts and audits the transfer
             raise httpx.InvalidURL(f"peer {peer_id!r} has no URL configured: `alliance-node peers add --url`")
-        permit = self.authorize(peer_id, fields, payload_fields, purpose=purpose, members=members)
+        permit = self.authorize(peer_id, fields, payload_fields, purpose=purpose, members=members, cohort=cohort)
         assert permit.url is not None
         url = f"{permit.url.rstrip('/')}{path}"
 
@@ -306,6 +329,28 @@ class Outbound:
                 "reason": decision.reason.value,
             },
         )
+
+
+class _InProcess(httpx.BaseTransport):
+    """A transport to ASGI apps in this process, by base URL; any other URL cannot be reached."""
+
+    def __init__(self, apps: Mapping[str, Any]) -> None:
+        self.apps = {url.rstrip("/"): httpx.ASGITransport(app=app) for url, app in apps.items()}
+
+    def handle_request(self, request: httpx.Request) -> httpx.Response:
+        transport = self.apps.get(f"{request.url.scheme}://{request.url.netloc.decode()}")
+        if transport is None:
+            raise httpx.ConnectError(f"no node in this process answers {request.url}", request=request)
+        body = request.read()
+
+        async def call() -> httpx.Response:
+            inner = httpx.Request(request.method, request.url, headers=request.headers, content=body)
+            response = await transport.handle_async_request(inner)
+            content = await response.aread()
+            return httpx.Response(response.status_code, headers=response.headers, content=content, request=request)
+
+        # each call gets its own event loop: the caller is synchronous code with none of its own
+        return asyncio.run(call())
 
 
 def _purpose_categories(purpose: str, recipient: str) -> tuple[str, ...]:

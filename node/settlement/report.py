@@ -13,6 +13,7 @@ from decimal import Decimal
 from pathlib import Path
 
 from node.peers.registry import BrandBook
+from node.settlement.contributions import Contribution, is_contributions, read_contributions
 from node.settlement.statements import (
     Exchange,
     Settlement,
@@ -25,6 +26,27 @@ from node.settlement.statements import (
     statement_from_json,
     verify_statement,
 )
+
+
+def split_contributions(paths: Iterable[Path], registry: BrandBook) -> tuple[list[Path], list[Contribution]]:
+    """The pair statement files, and the contributions of the contributions files among ``paths``
+    (each checked against its label holder's key in the registry)."""
+    pairs: list[Path] = []
+    found: list[Contribution] = []
+    for path in paths:
+        try:
+            data = json.loads(path.read_text())
+        except ValueError as exc:
+            raise SettlementError(f"{path}: not JSON: {exc}") from exc
+        if not is_contributions(data):
+            pairs.append(path)
+            continue
+        try:
+            key = registry.brand(str(data.get("label_holder"))).verifier
+            found += read_contributions(data, key)[1]
+        except (LookupError, SettlementError) as exc:
+            raise SettlementError(f"{path}: {exc}") from exc
+    return pairs, found
 
 
 def net_from_files(

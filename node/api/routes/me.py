@@ -135,6 +135,38 @@ def erase(node: NodeDep, me: MemberWrite) -> RequestState:
     return _state(node.rights.erase(me.id))
 
 
+class PhoneNumber(BaseModel):
+    """A phone number, in any usual form (stored as E.164; +86 assumed without a country code)."""
+
+    phone: str = Field(min_length=1, max_length=40, examples=["138 0013 8000"])
+
+
+class StoredPhone(BaseModel):
+    """The number as this node stores it (sealed at rest; shared only under a cross-brand consent)."""
+
+    phone: str | None
+
+
+@router.get("/phone")
+def my_phone(node: NodeDep, me: Member) -> StoredPhone:
+    """The member's phone number on record, if any."""
+    record = node.consent.store.member(me.id)
+    return StoredPhone(phone=record.phone if record else None)
+
+
+@router.put("/phone")
+def set_phone(node: NodeDep, me: MemberWrite, body: PhoneNumber) -> StoredPhone:
+    """Register or change the member's phone number: the identifier cross-brand models align on,
+    and only for partners the member gave ``joint_modeling:<brand>`` consent."""
+    return StoredPhone(phone=node.consent.set_phone(me.id, body.phone))
+
+
+@router.delete("/phone", status_code=204)
+def remove_phone(node: NodeDep, me: MemberWrite) -> None:
+    """Remove the member's phone number: they are in no cross-brand run from the next one on."""
+    node.consent.set_phone(me.id, None)
+
+
 @router.get("/requests")
 def my_requests(node: NodeDep, me: Member) -> list[RequestState]:
     """The member's rights requests with their state and deadline."""

@@ -122,3 +122,66 @@ def settlement_statement(node: NodeDep, caller: PeerCaller, body: StatementReque
 def exchange_records(node: NodeDep, caller: PeerCaller) -> dict[str, Any]:
     """The caller's exchanges on this node's exchange log, with inclusion proofs and the signed checkpoint."""
     return node.settlement.records_for(caller)
+
+
+# --- private set intersection for cross-brand runs (node.learning.alignment) ---------------------
+
+Points = Field(max_length=6_000_000)  # a chunk of 32,768 points in base64, with room
+
+
+class OpenAlignment(BaseModel):
+    """A label holder opens a PSI run: its name and a commitment to the starter's half of the salt."""
+
+    run: str = Field(min_length=3, max_length=200)
+    commit: str = Field(min_length=64, max_length=64)
+    minimum: int = Field(ge=1, le=10_000_000)
+
+
+class AlignmentPoints(BaseModel):
+    """A chunk of the starter's blinded points (the first also reveals its half of the salt)."""
+
+    run: str = Field(min_length=3, max_length=200)
+    chunk: int = Field(ge=0, le=10_000)
+    chunks: int = Field(ge=1, le=10_000)
+    points: str = Points
+    salt: str | None = Field(default=None, max_length=64)
+
+
+class AlignmentTheirs(BaseModel):
+    """Ask for a chunk of this side's blinded points."""
+
+    run: str = Field(min_length=3, max_length=200)
+    chunk: int = Field(ge=0, le=10_000)
+
+
+class AlignmentClose(BaseModel):
+    """A chunk of this side's points as the starter blinded them again."""
+
+    run: str = Field(min_length=3, max_length=200)
+    chunk: int = Field(ge=0, le=10_000)
+    chunks: int = Field(ge=1, le=10_000)
+    reblinded: str = Points
+
+
+@router.post("/alignment/open")
+def alignment_open(node: NodeDep, caller: PeerCaller, body: OpenAlignment) -> dict[str, Any]:
+    """Take part in the caller's PSI run: this side's half of the salt."""
+    return node.alignment.on_open(caller, body.run, body.commit, body.minimum)
+
+
+@router.post("/alignment/points")
+def alignment_points(node: NodeDep, caller: PeerCaller, body: AlignmentPoints) -> dict[str, Any]:
+    """The starter's points, blinded again here in the order received."""
+    return node.alignment.on_points(caller, body.run, body.chunk, body.chunks, body.points, body.salt)
+
+
+@router.post("/alignment/theirs")
+def alignment_theirs(node: NodeDep, caller: PeerCaller, body: AlignmentTheirs) -> dict[str, Any]:
+    """A chunk of this side's blinded points (through this node's egress check)."""
+    return node.alignment.on_theirs(caller, body.run, body.chunk)
+
+
+@router.post("/alignment/close")
+def alignment_close(node: NodeDep, caller: PeerCaller, body: AlignmentClose) -> dict[str, Any]:
+    """This side's points blinded again by the starter; the common count after the last chunk."""
+    return node.alignment.on_close(caller, body.run, body.chunk, body.chunks, body.reblinded)
