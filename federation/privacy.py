@@ -13,12 +13,19 @@ import math
 import warnings
 from collections.abc import Sequence
 from dataclasses import dataclass
+from functools import lru_cache
 
+import numpy as np
 from opacus.accountants import RDPAccountant
+from opacus.accountants.analysis.rdp import compute_rdp, get_privacy_spent
 from opacus.accountants.utils import get_noise_multiplier
 
-#: One accountant step record: (noise multiplier, sample rate, steps).
+#: One accountant step record: (noise multiplier, sample rate, steps); ``(PURE, epsilon, count)`` for
+#: ``count`` pure epsilon-DP releases (randomized response), which Opacus' accountant cannot express.
 Step = tuple[float, float, int]
+PURE = -1.0
+#: The Renyi orders of every epsilon reported: Opacus' RDP accountant's defaults.
+ORDERS = list(RDPAccountant.DEFAULT_ALPHAS)
 
 #: Integer Renyi orders for calibrating the noise: six times faster than Opacus' default orders,
 #: which include fractional ones, and never below them (fewer orders can only raise the epsilon
@@ -99,19 +106,40 @@ def _calibrate(target_epsilon: float, delta: float, sample_rate: float, steps: i
         )
 
 
+def pure_step(epsilon: float) -> Step:
+    """A pure ``epsilon``-DP release (randomized response) as an entry of an accountant history."""
+    if not epsilon > 0:
+        raise ValueError("a pure release has a positive epsilon")
+    return (PURE, float(epsilon), 1)
+
+
+@lru_cache(maxsize=1024)
+def _step_rdp(noise: float, rate: float) -> np.ndarray:
+    """One Gaussian step's RDP at Opacus' default orders (what its RDP accountant sums; cached, since
+    calibrating a release asks for the same steps dozens of times)."""
+    return np.asarray(compute_rdp(q=rate, noise_multiplier=noise, steps=1, orders=ORDERS), dtype=np.float64)
+
+
 def epsilon_of(history: Sequence[Step], delta: float) -> float:
-    """Cumulative epsilon of everything in ``history`` at ``delta`` (0 for no training)."""
-    if not history:
-        return 0.0
+    """Cumulative epsilon of everything in ``history`` at ``delta`` (0 for no training).
+
+    Gaussian steps compose by RDP exactly as Opacus' ``RDPAccountant`` does (the same orders, the
+    same conversion); pure releases (:func:`pure_step`) add their epsilon to that (basic composition
+    of an (ε₁, δ) and an (ε₂, 0) mechanism is (ε₁ + ε₂, δ)).
+    """
+    pure = sum(rate * steps for noise, rate, steps in history if noise == PURE)
     merged: dict[tuple[float, float], int] = {}
     for noise, rate, steps in history:  # RDP adds up over steps: equal (noise, rate) entries merge exactly
-        merged[(noise, rate)] = merged.get((noise, rate), 0) + steps
-    accountant = RDPAccountant()
-    accountant.history = [(noise, rate, steps) for (noise, rate), steps in merged.items()]
+        if noise != PURE:
+            merged[(noise, rate)] = merged.get((noise, rate), 0) + steps
+    if not merged:
+        return float(pure)
+    rdp = sum(_step_rdp(float(noise), float(rate)) * steps for (noise, rate), steps in merged.items())
     with warnings.catch_warnings():
         # "optimal order is the smallest/largest alpha": the bound is still valid, only not the tightest
         warnings.filterwarnings("ignore", message="Optimal order is the")
-        return float(accountant.get_epsilon(delta))
+        eps, _ = get_privacy_spent(orders=ORDERS, rdp=rdp, delta=delta)
+    return float(eps) + float(pure)
 
 
 def check_budget(history: Sequence[Step], plan: PrivacyPlan, budget: float) -> float:

@@ -3,13 +3,13 @@
 The label holder asks; the partner decides what it costs. Everything that bears on the partner's
 privacy is the partner's own setting, never the message's: whether DP is on, delta, the epsilon a
 run may spend, the most rounds a run may have. A run's terms (rounds, epochs, batch, learning rate,
-clipping) are fixed by its first message and both noise multipliers with them; a later message that
+clipping) are fixed by its first message and its DP plan with them; a later message that
 changes them, skips or repeats a round, repeats a member or names one the partner does not hold is
 refused with a reason, before anything is trained or released. DP-SGD's sampling and noise come from
 the operating system's entropy, so the label holder cannot predict them from the seed it sends
 (the seed only sets the bottom model's starting weights).
 
-What is released and why its noise is what it is: :mod:`federation.vertical`.
+What is released and what it costs: :mod:`federation.vertical`.
 """
 
 from __future__ import annotations
@@ -28,7 +28,7 @@ from federation.manifest import manifest
 from federation.privacy import BudgetExceeded, Step, epsilon_of
 from federation.site import Audit, PrivacyBook, RoundRefused, RunPrivacy, Weights, _no_audit, _open_gate
 from federation.training import initial_weights, train
-from federation.vertical import PartnerPlan, gaussian_release, scores
+from federation.vertical import PartnerPlan, scores
 
 #: Error codes of refused messages (beside the horizontal apps' budget, gate and no-member codes).
 UNKNOWN_MEMBERS = 4042
@@ -198,7 +198,7 @@ def _charge(site: PartnerSite, run: str, round_no: int, plan: PartnerPlan, histo
     """Record ``history`` as the run's whole history (checked by :func:`_check` first); the run's
     epsilon so far (what the label holder is told; the book keeps the brand's cumulative one)."""
     after = epsilon_of([*site.privacy.spent_before(run), *history], site.delta)
-    site.privacy.record_round(run, round_no, RunPrivacy(plan.noise, tuple(history)), after, site.delta,
+    site.privacy.record_round(run, round_no, RunPrivacy(plan.sgd.noise_multiplier, tuple(history)), after, site.delta,
                               manifest(members))
     return epsilon_of(history, site.delta)
 
@@ -252,12 +252,12 @@ def _embed(site: PartnerSite, msg: Message) -> RecordDict:
     plan = state.plan
     epsilon = 0.0
     if plan is not None:
-        history = [*site.privacy.run(run).history, (plan.noise, 1.0, 1)]  # type: ignore[union-attr]
+        history = [*site.privacy.run(run).history, plan.round_steps()[1]]  # type: ignore[union-attr]
         _check(site, run, history)
         epsilon = _charge(site, run, round_no, plan, history, ids)  # recorded before anything leaves
     state.embedded = round_no
-    rng = np.random.default_rng()  # fresh OS entropy: the noise must not be reproducible by anyone
-    released = gaussian_release(raw, plan.clip if plan else np.inf, plan.noise if plan else 0.0, rng)
+    rng = np.random.default_rng()  # fresh OS entropy: the responses must not be reproducible by anyone
+    released = (plan.release(raw, rng) if plan else np.asarray(raw, dtype=np.float64).reshape(-1)).reshape(-1, 1)
     site.audit("vertical.embed", {"run": run, "round": round_no, "members": len(ids), "epsilon": epsilon,
                                   "last": round_no == int(state.terms["rounds"])})
     return RecordDict(

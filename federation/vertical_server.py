@@ -3,16 +3,17 @@
 Per round and partner, two messages (few and large: on the Deployment Engine each message starts a
 process), the second sent only once the first is answered:
 
-- ``train.apply``: the aligned training members' ids and the label holder's noised log-loss
-  gradients; the partner trains its bottom model on them with DP-SGD (:mod:`federation.vertical_client`);
+- ``train.apply``: the aligned training members' ids and the label holder's log-loss gradients
+  (from its labels, released once by randomized response); the partner trains its bottom model on
+  them with DP-SGD (:mod:`federation.vertical_client`);
 - ``query.embed``: every aligned member's id (training and held out); the partner answers their
-  noised scores.
+  scores, released by randomized response.
 
 Members travel as per-run alignment ids (:mod:`federation.psi`), never as identifiers. The split
 into training, validation and held-out members is keyed by a secret of the label holder's, since
 a split stratified by label that a partner could recompute would tell it labels. The served top
 model uses the partners' scores only if they lower the loss on the label holder's own validation
-rows. What is released and why its noise is what it is: :mod:`federation.vertical`.
+rows. What is released and what it costs: :mod:`federation.vertical`.
 """
 
 from __future__ import annotations
@@ -32,7 +33,7 @@ from federation.privacy import BudgetExceeded, Step, epsilon_of
 from federation.site import Audit, PrivacyBook, RunPrivacy, Weights, _no_audit
 from federation.stopping import MIN_DELTA, fit
 from federation.training import initial_weights, log_loss, predict
-from federation.vertical import LABEL_CLIP, LabelPlan, gaussian_release, log_odds_gradient, release_noise
+from federation.vertical import LabelPlan, log_odds_gradient
 
 
 @dataclass(frozen=True)
@@ -139,7 +140,7 @@ class VerticalReport:
     rounds: list[VerticalRound]
     contributions: dict[str, float]
     top: Weights | None = None
-    #: the partners whose scores the served top model uses (none: the partners' noised scores did not
+    #: the partners whose scores the served top model uses (none: the partners' released scores did not
     #: lower the label holder's validation loss, so it serves its model alone)
     used: list[str] = field(default_factory=list)
     #: every aligned member's churn risk from the served top model, by the label holder's member key
@@ -167,13 +168,12 @@ def run_vertical(
     labels = np.asarray([y[i] for i in fit_ids], dtype=np.float64)
     epsilon_label: float | None = None
     if settings.dp:
-        # the labels cross once, noised: each training member's label is one Gaussian release, and every
+        # the labels cross once: each training member's label is one randomized response, and every
         # gradient of every round is computed from that release and from models fitted on it alone
         # (post-processing), so a run costs the label holder the same whatever its rounds
-        plan = LabelPlan(settings.epsilon, settings.delta, 1, release_noise(settings.epsilon, settings.delta, 1),
-                         clip=LABEL_CLIP)
-        epsilon_label = _record(label, settings.run, 1, plan.noise, plan.round_step(), settings.delta, fit_ids)
-        labels = gaussian_release((labels - 0.5)[:, None], plan.clip, plan.noise, rng)[:, 0] + 0.5
+        plan = LabelPlan(settings.epsilon)
+        epsilon_label = _record(label, settings.run, 1, 0.0, plan.step(), settings.delta, fit_ids)
+        labels = plan.release(labels, rng)
         label.audit("vertical.labels", {"run": settings.run, "members": len(fit_ids), "epsilon": epsilon_label})
     for round_no in range(1, settings.rounds + 1):
         if settings.dp:
@@ -227,7 +227,7 @@ def run_vertical(
     # an improvement smaller than one member's share of the loss is within what a useless column buys by chance
     needed = max(MIN_DELTA, 1 / max(1, len(val_ids)))
     if released and _val_loss(top, label, released, val_ids) > _val_loss(own, label, {}, val_ids) - needed:
-        # the label holder's own validation rows decide, as a brand's served blend does: noised scores
+        # the label holder's own validation rows decide, as a brand's served blend does: released scores
         # that do not help it are not used (they never cost it accuracy beyond the choice's own noise)
         top, released, together = own, {}, alone
     members = {"training": len(train_ids), "validation": len(val_ids), "held_out": len(test_ids)}
@@ -238,7 +238,7 @@ def run_vertical(
 
 def _shadow(label: LabelSite, released: Mapping[str, Mapping[str, float]], ids: Sequence[str], noisy: np.ndarray,
             settings: VerticalSettings) -> np.ndarray:
-    """Probabilities from a linear model fitted to the noised labels (never to the labels themselves):
+    """Probabilities from a linear model fitted to the released labels (never to the labels themselves):
     the gradients computed from them are post-processing of the one label release."""
     x = np.asarray([_row(label, released, i) for i in ids], dtype=np.float64)
     design = np.column_stack([x, np.ones(len(x))])

@@ -308,6 +308,7 @@ class Node:
             self.model_shelf(),
             self.audit,
             self.settings.points_per_yuan,
+            cross_brand=self.vertical,
         )
 
     @cached_property

@@ -166,3 +166,18 @@ def test_factors_are_the_effect_of_each_feature_against_an_average_member() -> N
     assert s.factors[0].feature == "recency_days"
     assert s.factors[0].effect > 0.2
     assert s.factors[1].effect == pytest.approx(0.0)
+
+
+def test_a_member_scored_by_a_cross_brand_run_sees_that_risk_too(api) -> None:  # type: ignore[no-untyped-def]
+    from node.learning.vertical_store import VerticalRunRecord
+
+    client, node, tokens, _ = api
+    with_model(node)
+    member = node.consent.member_pseudonym("M-in")
+    run = f"{node.settings.node_id}/v1"
+    record = VerticalRunRecord(run, "label_holder", node.settings.node_id, ["p"], 1, 3.0, 0.7, 0.72, {"p": 0.02},
+                               ["p"], datetime.now(UTC))
+    node.vertical.record_run(record, {member: 0.8125})
+    body = client.get("/v1/me/churn-risk", headers=tokens["M-in"]).json()
+    assert body["cross_brand"] == {"run": run, "risk": 0.8125}
+    assert client.get("/v1/me/churn-risk", headers=tokens["M-out"]).json()["personalised"] is False  # no consent

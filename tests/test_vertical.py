@@ -14,6 +14,7 @@ import pytest
 from typer.testing import CliRunner
 
 from federation.inprocess import InProcessGrid
+from federation.privacy import PURE
 from federation.simulate_vertical import VerticalBrand, simulate_vertical
 from federation.site import MemoryPrivacyBook
 from federation.vertical_client import PartnerSite, make_partner_app
@@ -69,7 +70,7 @@ def test_with_dp_each_brand_spends_its_epsilon_and_no_more() -> None:
         steps[(noise, rate)] = steps.get((noise, rate), 0) + n
     plan = partner.runs["v1"].plan
     assert plan is not None
-    assert steps[(plan.noise, 1.0)] == 2  # both rounds' releases
+    assert steps[(PURE, plan.release_epsilon)] == 2  # both rounds' releases (randomized response)
     assert steps[(plan.sgd.noise_multiplier, plan.sgd.sample_rate)] == 2 * plan.sgd.steps_per_round  # both trainings
 
 

@@ -105,7 +105,7 @@ def test_a_run_spends_no_more_than_the_partners_own_epsilon_per_run() -> None:
 
 
 def test_the_budget_across_runs_is_enforced_before_training() -> None:
-    site, grid = partner(epsilon=3.0, budget=2.0)
+    site, grid = partner(epsilon=3.0, budget=1.0)  # a round (training, then its release) costs about 1.5
     reply = send(grid, "train.apply", 1, IDS)
     assert reply.error.code == BUDGET_REFUSED
     assert site.runs["r1"].bottom is None

@@ -2,67 +2,78 @@
 
 from __future__ import annotations
 
+import math
+
 import numpy as np
 import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from federation.privacy import BudgetExceeded, epsilon_of
+from federation.privacy import BudgetExceeded, epsilon_of, pure_step
 from federation.training import initial_weights, train
-from federation.vertical import LabelPlan, PartnerPlan, gaussian_release, log_odds_gradient, release_noise, scores
+from federation.vertical import LabelPlan, PartnerPlan, log_odds_gradient, randomized_response, rr_keep, scores
 
 
-@pytest.mark.parametrize("releases", [1, 2, 5])
-def test_the_release_noise_spends_exactly_the_epsilon_asked_for(releases: int) -> None:
-    noise = release_noise(3.0, 1e-5, releases)
-    assert epsilon_of([(noise, 1.0, releases)], 1e-5) == pytest.approx(3.0, abs=1e-3)
+@pytest.mark.parametrize(("epsilon", "levels"), [(1.0, 2), (3.0, 2), (2.0, 4)])
+def test_randomized_response_keeps_a_value_as_often_as_its_epsilon_allows(epsilon: float, levels: int) -> None:
+    values = np.zeros(200_000, dtype=np.int64)
+    out = randomized_response(values, epsilon, np.random.default_rng(1), levels)
+    assert (out == 0).mean() == pytest.approx(math.exp(epsilon) / (math.exp(epsilon) + levels - 1), abs=0.005)
+    others = np.bincount(out[out != 0], minlength=levels)[1:]
+    assert others.min() / others.max() > 0.9  # the other levels equally likely
 
 
-def test_more_releases_need_more_noise_for_the_same_epsilon() -> None:
-    assert release_noise(3.0, 1e-5, 1) < release_noise(3.0, 1e-5, 2) < release_noise(3.0, 1e-5, 10)
+@settings(max_examples=40, deadline=None)
+@given(epsilon=st.floats(0.05, 8), levels=st.integers(2, 8))
+def test_randomized_response_is_pure_epsilon_dp(epsilon: float, levels: int) -> None:
+    # any output is at most e^epsilon times likelier under one input than under another
+    keep = rr_keep(epsilon, levels)
+    move = (1 - keep) / (levels - 1)
+    assert keep / move == pytest.approx(math.exp(epsilon))
 
 
-def test_the_release_noise_counts_what_was_spent_before() -> None:
-    before = [(1.0, 0.01, 100)]
-    noise = release_noise(3.0, 1e-5, 1, before)
-    assert noise > release_noise(3.0, 1e-5, 1)
-    assert epsilon_of([*before, (noise, 1.0, 1)], 1e-5) == pytest.approx(3.0, abs=1e-3)
+def test_randomized_response_refuses_values_outside_its_levels() -> None:
+    with pytest.raises(ValueError, match="levels"):
+        randomized_response(np.array([0, 2]), 1.0, np.random.default_rng(0), levels=2)
 
 
-def test_nothing_is_released_once_the_budget_is_spent() -> None:
-    with pytest.raises(BudgetExceeded):
-        release_noise(1.0, 1e-5, 1, [(0.5, 1.0, 10)])
+def test_released_labels_debiased_are_unbiased() -> None:
+    labels = np.tile([0, 1], 100_000)
+    out = LabelPlan(1.0).release(labels, np.random.default_rng(2))
+    assert out[labels == 1].mean() == pytest.approx(1.0, abs=0.02)
+    assert out[labels == 0].mean() == pytest.approx(0.0, abs=0.02)
 
 
-def test_a_label_plan_spends_its_epsilon_over_its_rounds() -> None:
-    plan = LabelPlan.for_run(3.0, 1e-5, rounds=2)
-    assert epsilon_of([plan.round_step()] * 2, 1e-5) == pytest.approx(3.0, abs=1e-3)
-    assert plan.round_step()[1] == 1.0  # the partner sees whom it is told about: no sampling to hide in
+def test_a_label_release_costs_exactly_its_epsilon() -> None:
+    assert epsilon_of([LabelPlan(3.0).step()], 1e-5) == pytest.approx(3.0)
+
+
+def test_pure_releases_add_their_epsilon_to_the_gaussian_spend() -> None:
+    gaussian = [(1.1, 0.01, 500)]
+    assert epsilon_of([*gaussian, pure_step(0.5), pure_step(0.25)], 1e-5) == pytest.approx(
+        epsilon_of(gaussian, 1e-5) + 0.75
+    )
 
 
 def test_a_partner_plan_spends_its_epsilon_on_training_and_releases_together() -> None:
     plan = PartnerPlan.for_run(3.0, 1e-5, rows=5000, rounds=2, batch_size=256, epochs=5)
     history = [step for _ in range(2) for step in plan.round_steps()]
-    assert epsilon_of(history, 1e-5) == pytest.approx(3.0, abs=1e-3)
+    assert epsilon_of(history, 1e-5) == pytest.approx(3.0, abs=1e-6)
     sgd_only = [plan.sgd.round_step()] * 2
     assert epsilon_of(sgd_only, 1e-5) == pytest.approx(0.75, abs=0.02)  # its training share, a quarter
 
 
-@settings(max_examples=40, deadline=None)
-@given(
-    rows=st.lists(st.lists(st.floats(-1e3, 1e3), min_size=3, max_size=3), min_size=1, max_size=20),
-    clip=st.floats(0.1, 10),
-)
-def test_without_noise_a_release_is_each_row_clipped_to_the_bound(rows: list[list[float]], clip: float) -> None:
-    out = gaussian_release(np.array(rows), clip, 0.0, np.random.default_rng(0))
-    assert (np.linalg.norm(out, axis=1) <= clip * (1 + 1e-9)).all()
-    small = np.linalg.norm(rows, axis=1) <= clip
-    assert np.allclose(out[small], np.array(rows)[small])
+def test_nothing_is_released_when_training_alone_would_spend_the_epsilon() -> None:
+    with pytest.raises(BudgetExceeded):
+        PartnerPlan.for_run(1.0, 1e-5, rows=5000, rounds=1, batch_size=256, epochs=5, before=[(0.5, 1.0, 10)])
 
 
-def test_the_noise_is_scaled_to_twice_the_bound_because_a_member_is_replaced_not_removed() -> None:
-    out = gaussian_release(np.zeros((200_000, 1)), clip=2.0, noise=1.5, rng=np.random.default_rng(1))
-    assert out.std() == pytest.approx(1.5 * 2 * 2.0, rel=0.01)
+def test_a_partner_releases_each_scores_sign_mostly_kept() -> None:
+    plan = PartnerPlan.for_run(3.0, 1e-5, rows=5000, rounds=1, batch_size=256, epochs=5)
+    values = np.random.default_rng(3).normal(size=100_000)
+    out = plan.release(values, np.random.default_rng(4))
+    assert set(np.unique(out)) == {-1.0, 1.0}
+    assert (np.sign(values) == out).mean() == pytest.approx(rr_keep(plan.release_epsilon), abs=0.01)
 
 
 def test_the_gradient_of_the_log_loss_in_the_log_odds_is_p_minus_y() -> None:

@@ -21,6 +21,7 @@ from node.core.audit import NodeAudit
 from node.core.refusals import Refused
 from node.learning.rows import history_from_journal
 from node.learning.store import NodeModelShelf
+from node.learning.vertical_store import VerticalStore
 from node.wallet.store import WalletStore
 from node.wallet.tiers import TierRules, default_rules
 
@@ -34,6 +35,7 @@ NOT_PERSONALISED: dict[str, Any] = {
     "model": None,
     "note": "Scores are personalised only with your personalization consent, which you can grant or "
     "withdraw at any time (POST /v1/me/consents).",
+    "cross_brand": None,
 }
 
 
@@ -56,6 +58,7 @@ class ChurnScoring:
     points_per_yuan: int
     rules: TierRules = field(default_factory=default_rules)
     scaler: Scaler = field(default_factory=Scaler.reference)
+    cross_brand: VerticalStore | None = None  # the label holder's scores from vertical runs
 
     def _model(self) -> tuple[dict[str, object], Any]:
         served = self.models.scoring()
@@ -91,7 +94,11 @@ class ChurnScoring:
             legal_basis="consent",
             details={"decision": "churn_score", "band": s.band, **out["model"]},
         )
-        return _view(s, out["model"])
+        view = _view(s, out["model"])
+        found = self.cross_brand.latest_score(member) if self.cross_brand is not None else None
+        if found is not None:
+            view["cross_brand"] = {"run": found[0], "risk": round(found[1], 4)}
+        return view
 
     def at_risk(self, today: date, limit: int = 50, min_risk: float = 0.6) -> dict[str, Any]:
         """The members with consent whose risk is at least ``min_risk``, highest first (pseudonyms only);

@@ -33,6 +33,14 @@ class ModelVersion(BaseModel):
     )
 
 
+class CrossBrandRisk(BaseModel):
+    """The member's risk from the newest cross-brand (vertical) run that scored them, with the
+    partners' side of them (only members who gave joint_modeling consent for that partner)."""
+
+    run: str
+    risk: float
+
+
 class ChurnRisk(BaseModel):
     """A member's churn risk; without personalization consent, the same answer for everyone."""
 
@@ -42,6 +50,7 @@ class ChurnRisk(BaseModel):
     factors: list[Factor]
     model: ModelVersion | None = None
     note: str | None = None
+    cross_brand: CrossBrandRisk | None = None
 
 
 class AtRiskMember(BaseModel):
