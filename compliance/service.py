@@ -6,6 +6,7 @@ grant or withdrawal returns a signed receipt.
 
 from __future__ import annotations
 
+from collections import Counter
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from datetime import UTC, date, datetime
@@ -204,7 +205,10 @@ class ConsentService:
         allowed = set(self.cohort("joint_modeling")) & set(self.cohort(f"joint_modeling:{partner}"))
         by_index = self.keyring.by_index()
         phones = self.store.phones()
-        return {by_index[i]: phone for i, phone in phones.items() if by_index.get(i) in allowed}
+        # a number two members gave identifies neither of them: both are left out (nobody is aligned on
+        # a number someone else also claims)
+        held = Counter(phones.values())
+        return {by_index[i]: p for i, p in phones.items() if by_index.get(i) in allowed and held[p] == 1}
 
     # --- consent --------------------------------------------------------------------------
 

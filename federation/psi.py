@@ -154,6 +154,8 @@ class Party:
         mine = split_points(mine_twice)
         if len(mine) != len(self._items):
             raise PsiError(f"{len(mine)} of this side's points came back, {len(self._items)} were sent")
+        if len(set(mine)) != len(mine):  # distinct items blind to distinct points: a repeat is tampering
+            raise PsiError("a point came back more than once")
         theirs = set(split_points(theirs_twice))
         ids = {
             alignment_id(self.salt, point): self._order[position]

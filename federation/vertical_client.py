@@ -184,6 +184,11 @@ def _run(site: PartnerSite, cfg: ConfigRecord, rows: int) -> PartnerRun:
         if terms != known.terms:
             raise Refusal(BAD_REQUEST, f"the terms of {run} were fixed by its first message and cannot change")
         return known
+    state = site.privacy.run(run)
+    if state is not None and state.history:
+        # a run this partner already spent on, yet unknown to this process and its context: a new Flower run
+        # reusing the name would start the rounds again; a run's name is used once
+        raise Refusal(BAD_REQUEST, f"{run} was already run here: a run's name is used once")
     rounds = int(terms["rounds"])
     if not 1 <= rounds <= site.max_rounds:
         raise Refusal(BAD_REQUEST, f"a run has 1 to {site.max_rounds} rounds here, not {rounds}")
@@ -208,6 +213,8 @@ def _apply(site: PartnerSite, msg: Message) -> RecordDict:
     run, round_no = str(cfg["run"]), int(cfg["round"])  # type: ignore[arg-type]
     ids, known = _members(site, msg, run)
     state = _run(site, cfg, len(ids))
+    if len(ids) != state.rows:  # the plan's sampling rate was fixed for that many members
+        raise Refusal(BAD_REQUEST, f"every round of {run} trains on its first round's {state.rows} members")
     if round_no != state.trained + 1 or round_no > int(state.terms["rounds"]):
         raise Refusal(BAD_REQUEST, f"round {round_no} of {run} is not the next one (trained so far: {state.trained})")
     gradients = np.asarray(msg.content["gradients"]["g"].numpy(), dtype=np.float64).reshape(-1)  # type: ignore[union-attr]

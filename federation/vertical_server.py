@@ -155,8 +155,10 @@ def run_vertical(
 ) -> VerticalReport:
     """The label holder's run over every partner node of ``grid`` (its ServerApp's ``main`` calls this)."""
     train_ids, val_ids, test_ids = label.split()
-    fit_ids = train_ids + val_ids
-    everyone = fit_ids + test_ids
+    # one order for every message, not part by part: the parts' sizes would hint at the labels' balance
+    fit_ids = sorted(train_ids + val_ids)
+    everyone = sorted(fit_ids + test_ids)
+    fitting = np.isin(np.asarray(everyone), np.asarray(fit_ids))
     nodes = list(grid.get_node_ids())
     names = _names(grid, nodes)
     y = label.y
@@ -209,8 +211,7 @@ def run_vertical(
                 refused[node] = reply.error.reason
                 continue
             values = reply.content["embedding"]["scores"].numpy()[:, 0].astype(np.float64)
-            fit_mask = np.arange(len(fit_ids))
-            mean, sd = values[fit_mask].mean(), values[fit_mask].std() + 1e-12  # post-processing: free
+            mean, sd = values[fitting].mean(), values[fitting].std() + 1e-12  # post-processing: free
             released[node] = {i: float((v - mean) / sd) for i, v in zip(everyone, values, strict=True)}
             epsilon[node] = float(reply.content["metrics"]["epsilon"])
         top = _fit_top(label, released, train_ids, val_ids, settings)

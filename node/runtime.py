@@ -320,7 +320,12 @@ class Node:
     def alignment(self) -> Alignment:
         """Private set intersection with other brands' nodes over signed peer calls."""
         return Alignment(
-            self.settings.node_id, self.consent, self.outbound, self.audit, AlignmentStore(self.store.engine)
+            self.settings.node_id,
+            self.consent,
+            self.outbound,
+            self.audit,
+            AlignmentStore(self.store.engine),
+            max_points=self.settings.psi_max_points,
         )
 
     def learning_site(self, window: ChurnWindow) -> tuple[Site, ConsentGatedLoader]:

@@ -17,6 +17,7 @@ from compliance.service import ConsentChange
 from federation.psi import IntersectionTooSmall
 from federation.vertical_server import VerticalSettings
 from node.demo.vertical import shared_pair
+from node.learning.alignment import AlignmentRefused
 from node.learning.rows import ChurnWindow
 from node.learning.store import NodePrivacyBook
 from node.learning.vertical_run import vertical_nodes
@@ -273,3 +274,70 @@ def test_a_vertical_run_on_the_deployment_engine_is_recorded_like_in_process(
     assert NodePrivacyBook(shop.store.engine).run(run_name).history
     assert shop.alignment.store.load(run_name) == {}
     assert (tmp_path / "flower" / "tls").exists()  # TLS and SuperNode auth
+
+
+# --- what a dishonest peer cannot do (an independent review's findings) -------------------------------
+
+
+def _open_psi(brands: dict[str, Node], name: str) -> tuple[Node, str, str, bytes]:
+    """The shop answering an airline PSI run opened by hand: (shop, caller, run, the starter's half)."""
+    import hashlib
+    import secrets
+
+    air, shop = brands["airline"], brands["shop"]
+    caller, run, half = air.settings.node_id, f"{air.settings.node_id}/{name}", secrets.token_bytes(32)
+    shop.alignment.on_open(caller, run, hashlib.sha256(half).hexdigest(), 100)
+    return shop, caller, run, half
+
+
+def _points(n: int) -> str:
+    import base64
+
+    from federation.psi import Party
+
+    return base64.b64encode(Party([f"+8613{i:09d}".encode() for i in range(n)], bytes(32)).blinded()).decode()
+
+
+def test_no_point_is_blinded_once_the_answerers_own_points_went_out(brands: dict[str, Node]) -> None:
+    # otherwise the starter could blind guessed numbers afterwards and compare: an oracle on phone numbers
+    shop, caller, run, half = _open_psi(brands, "oracle")
+    shop.alignment.on_points(caller, run, 0, 1, _points(5), half.hex())
+    shop.alignment.on_theirs(caller, run, 0)
+    with pytest.raises(AlignmentRefused, match="not the next one"):
+        shop.alignment.on_points(caller, run, 1, 1, _points(5), None)
+    with pytest.raises(AlignmentRefused, match="no alignment"):  # the run is void
+        shop.alignment.on_theirs(caller, run, 0)
+
+
+def test_a_malformed_salt_or_point_is_a_refusal_not_a_server_error(brands: dict[str, Node]) -> None:
+    shop, caller, run, _ = _open_psi(brands, "bad-salt")
+    with pytest.raises(AlignmentRefused, match="salt"):
+        shop.alignment.on_points(caller, run, 0, 1, _points(3), "zz" * 32)
+    shop, caller, run, half = _open_psi(brands, "bad-point")
+    with pytest.raises(AlignmentRefused, match=r"bad_message|point"):
+        shop.alignment.on_points(caller, run, 0, 1, __import__("base64").b64encode(bytes(64)).decode(), half.hex())
+
+
+def test_a_phone_number_two_members_gave_aligns_neither(brands: dict[str, Node]) -> None:
+    air = brands["airline"]
+    shop_id = brands["shop"].settings.node_id
+    first, second = f"{air.settings.node_id}:1", f"{air.settings.node_id}:2"
+    air.consent.set_phone(second, phone(1))
+    cohort = air.consent.cross_brand_cohort(shop_id)
+    assert air.consent.member_pseudonym(first) not in cohort
+    assert air.consent.member_pseudonym(second) not in cohort
+
+
+def test_a_partner_spends_by_its_own_settings_not_the_label_holders(brands: dict[str, Node]) -> None:
+    shop = brands["shop"]
+    shop.settings.cross_brand_epsilon = 1.0
+    outcome = vertical_nodes(brands["airline"], [shop], "own-terms", WINDOW, VerticalSettings(run="x", epsilon=3.0,
+                                                                                              epochs=5))
+    assert 0 < outcome.epsilon[shop.settings.node_id] <= 1.0 + 1e-6
+
+
+def test_a_partner_refuses_a_run_name_it_already_spent_on(brands: dict[str, Node]) -> None:
+    run(brands, "once")
+    again = run(brands, "once")  # a label holder starting the same run again (say, a new Flower run)
+    assert brands["shop"].settings.node_id in again.refused
+    assert "used once" in again.refused[brands["shop"].settings.node_id]

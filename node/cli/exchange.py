@@ -174,7 +174,8 @@ def settlement_report(
             table = Table("label holder", "run", "partner", "AUC gain", "used", "members",
                           title="cross-brand model contributions (no money moves)")
             for c in contributions:
-                table.add_row(c.label_holder, c.run, c.partner, f"{c.auc_gain:+.3f}", "yes" if c.used else "no",
+                gain = "n/a" if c.auc_gain is None else f"{c.auc_gain:+.3f}"
+                table.add_row(c.label_holder, c.run, c.partner, gain, "yes" if c.used else "no",
                               f"{c.members:,}")
             out.print(table)
     for d in disputes:

@@ -99,7 +99,12 @@ def vertical_cmd(
     ],
     run: RunOpt,
     epsilon: Annotated[
-        float, typer.Option("--epsilon", help="The run's epsilon at each brand (within its joint_modeling budget).")
+        float,
+        typer.Option(
+            "--epsilon",
+            help="The label holder's epsilon for the run (within its joint_modeling budget); each partner "
+            "spends at most its own cross_brand_epsilon setting.",
+        ),
     ] = 3.0,
     rounds: Annotated[int, typer.Option("--rounds", help="Rounds of partner training (each costs epsilon).")] = 1,
     minimum: Annotated[

@@ -105,6 +105,14 @@ class NodeSettings(BaseSettings):
     chain_key_file: str | None = Field(
         default=None, description="hex private key signing this node's transactions locally (relative to data_dir)"
     )
+    cross_brand_epsilon: float = Field(
+        default=3.0, gt=0, le=20, description="as a partner in a cross-brand run: the most epsilon one run may spend"
+    )
+    cross_brand_delta: float = Field(default=1e-5, gt=0, le=1e-3, description="as a partner: the delta of its spends")
+    cross_brand_max_rounds: int = Field(default=5, ge=1, le=50, description="as a partner: the most rounds of a run")
+    psi_max_points: int = Field(
+        default=2_000_000, ge=1000, description="the most points another node may send in one PSI run"
+    )
     anchor_every_entries: int = Field(default=1000, ge=1, description="anchor a log after this many new entries")
     anchor_every_seconds: float = Field(default=600.0, gt=0, description="or after this long with any new entry")
     body_limits: BodyLimits = Field(

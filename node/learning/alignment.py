@@ -26,7 +26,8 @@ import binascii
 import hashlib
 import secrets
 import threading
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from typing import Any
@@ -83,6 +84,7 @@ class _Session:
     minimum: int
     chunks: int | None = None
     party: psi.Party | None = None
+    theirs_started: bool = False  # once this side's points go out, the starter's are all in
     blinded: list[bytes] = field(default_factory=list)  # this side's points, in chunks
     reblinded: list[bytes] = field(default_factory=list)  # the starter's points, blinded again here
     returned: list[bytes] = field(default_factory=list)  # this side's points, blinded again there
@@ -100,6 +102,7 @@ class Alignment:
     store: AlignmentStore
     minimum: int = psi.DEFAULT_MINIMUM
     chunk: int = psi.CHUNK
+    max_points: int = 2_000_000  # the most points the other side may send in a run
     _sessions: dict[tuple[str, str], _Session] = field(default_factory=dict, repr=False)
     _lock: threading.Lock = field(default_factory=threading.Lock, repr=False)
 
@@ -130,7 +133,11 @@ class Alignment:
         while len(theirs) < total:
             answer = self._call(peer, "theirs", {"run": run, "chunk": len(theirs)})
             total, count = _int(answer, "chunks"), _int(answer, "count")
+            if count > self.max_points or total > -(-count // self.chunk) or total < 1:
+                raise AlignmentRefused("bad_message", f"{peer} announced {count} points in {total} chunks")
             theirs.append(_points(answer, "points", None))
+            if len(theirs[-1]) > self.chunk * psi.POINT:
+                raise AlignmentRefused("bad_message", f"{peer} sent a chunk larger than {self.chunk} points")
         theirs_twice = party.reblind(b"".join(theirs), expected=count)
         result = party.finish(b"".join(mine_twice), theirs_twice, minimum=0)
         back = psi.chunks(theirs_twice, self.chunk)
@@ -180,8 +187,8 @@ class Alignment:
         session = _Session(members, [cohort[m].encode() for m in members], commit, secrets.token_bytes(32), floor)
         with self._lock:
             now = datetime.now(UTC)
-            for key in [k for k, s in self._sessions.items() if now - s.started > SESSION_TTL]:
-                del self._sessions[key]
+            for key in [k for k, s in self._sessions.items() if now - s.started > SESSION_TTL or k[0] == caller]:
+                del self._sessions[key]  # stale, or an earlier run of this caller: one at a time per peer
             self._sessions[(caller, run)] = session
         return {"salt": session.half.hex()}
 
@@ -190,19 +197,30 @@ class Alignment:
     ) -> dict[str, Any]:
         """Blind a chunk of the starter's points again (the first chunk reveals its half of the salt)."""
         session = self._session(caller, run)
-        if chunk != len(session.reblinded) or (session.chunks is not None and chunks != session.chunks):
-            raise AlignmentRefused("out_of_turn", f"chunk {chunk} of {chunks} is not the next one")
-        if chunk == 0:
-            half = bytes.fromhex(salt) if salt and len(salt) == 64 else b""
-            if hashlib.sha256(half).hexdigest() != session.commit:
-                self._drop(caller, run)
-                raise AlignmentRefused("bad_commitment", "the salt does not match the run's commitment: run void")
-            session.party = psi.Party(session.phones, psi.joint_salt(half, session.half))
-            session.chunks = chunks
-            session.blinded = psi.chunks(session.party.blinded(), self.chunk)
-        assert session.party is not None
-        piece = _decode(points)
-        reblinded = session.party.reblind(piece)
+        if (
+            session.theirs_started
+            or not 0 <= chunk < chunks
+            or chunk != len(session.reblinded)
+            or (session.chunks is not None and chunks != session.chunks)
+        ):
+            # a point blinded here after this side's own went out would make this node an oracle on numbers
+            self._drop(caller, run)
+            raise AlignmentRefused("out_of_turn", f"chunk {chunk} of {chunks} is not the next one: run void")
+        with self._refusing(caller, run):
+            if chunk == 0:
+                if chunks * self.chunk > self.max_points:
+                    raise AlignmentRefused("too_many_points", f"more than {self.max_points} points in one run")
+                half = _salt_half(salt)
+                if hashlib.sha256(half).hexdigest() != session.commit:
+                    raise AlignmentRefused("bad_commitment", "the salt does not match the run's commitment: run void")
+                session.party = psi.Party(session.phones, psi.joint_salt(half, session.half))
+                session.chunks = chunks
+                session.blinded = psi.chunks(session.party.blinded(), self.chunk)
+            assert session.party is not None
+            piece = _decode(points)
+            if len(piece) > self.chunk * psi.POINT:
+                raise AlignmentRefused("bad_message", f"a chunk holds at most {self.chunk} points")
+            reblinded = session.party.reblind(piece)
         session.reblinded.append(reblinded)
         return {"reblinded": _b64(reblinded)}
 
@@ -211,10 +229,15 @@ class Alignment:
         session = self._session(caller, run)
         if session.party is None or len(session.reblinded) != session.chunks or not 0 <= chunk < len(session.blinded):
             raise AlignmentRefused("out_of_turn", "this side's points go after all of the other side's")
+        if chunk == 0 and not set(session.members) <= set(self.consent.cross_brand_cohort(caller)):
+            self._drop(caller, run)  # someone withdrew or was erased since the run opened: nothing of theirs leaves
+            raise AlignmentRefused("cohort_changed", "members left the cohort during the run: start it again")
+        session.theirs_started = True
         piece = session.blinded[chunk]
         start = chunk * self.chunk
         who = [session.members[session.party.order[p]] for p in range(start, start + len(piece) // psi.POINT)]
-        self.outbound.authorize(caller, FIELDS, {"points"}, purpose=PURPOSE, cohort=who)
+        with self._refusing(caller, run):
+            self.outbound.authorize(caller, FIELDS, {"points"}, purpose=PURPOSE, cohort=who)
         return {"points": _b64(piece), "chunks": len(session.blinded), "count": len(session.members)}
 
     def on_close(self, caller: str, run: str, chunk: int, chunks: int, reblinded: str) -> dict[str, Any]:
@@ -222,7 +245,8 @@ class Alignment:
         session = self._session(caller, run)
         if session.party is None or chunk != len(session.returned) or chunks != len(session.blinded):
             raise AlignmentRefused("out_of_turn", f"chunk {chunk} of {chunks} is not the next one")
-        session.returned.append(_decode(reblinded))
+        with self._refusing(caller, run):
+            session.returned.append(_decode(reblinded))
         if len(session.returned) < chunks:
             return {"common": None}
         self._drop(caller, run)
@@ -232,15 +256,34 @@ class Alignment:
             raise AlignmentRefused("intersection_too_small", str(exc)) from exc
         except psi.PsiError as exc:
             raise AlignmentRefused("bad_message", str(exc)) from exc
-        kept = self._keep(run, caller, "answerer", {a: session.members[i] for a, i in result.ids.items()}, result)
+        still = set(self.consent.cross_brand_cohort(caller))  # a withdrawal since then counts now
+        ids = {a: session.members[i] for a, i in result.ids.items() if session.members[i] in still}
+        kept = self._keep(run, caller, "answerer", ids, result)
         return {"common": len(kept.ids)}
 
     def _session(self, caller: str, run: str) -> _Session:
         with self._lock:
             session = self._sessions.get((caller, run))
+            if session is not None and datetime.now(UTC) - session.started > SESSION_TTL:
+                del self._sessions[(caller, run)]
+                session = None
         if session is None:
             raise AlignmentRefused("unknown_run", f"no alignment {run!r} with {caller} is open here")
         return session
+
+    @contextmanager
+    def _refusing(self, caller: str, run: str) -> Iterator[None]:
+        """Any refusal or malformed input ends the run here (no half-run state is kept)."""
+        try:
+            yield
+        except AlignmentRefused:
+            self._drop(caller, run)
+            raise
+        except (ValueError, EgressRefused) as exc:  # PsiError is a ValueError: bad points, repeats, counts
+            self._drop(caller, run)
+            if isinstance(exc, EgressRefused):
+                raise
+            raise AlignmentRefused("bad_message", str(exc)) from exc
 
     def _drop(self, caller: str, run: str) -> None:
         with self._lock:
@@ -267,6 +310,16 @@ class Alignment:
             },
         )
         return Aligned(run, peer, ids, result.mine, result.theirs)
+
+
+def _salt_half(text: str | None) -> bytes:
+    try:
+        half = bytes.fromhex(text or "")
+    except ValueError:
+        half = b""
+    if len(half) != 32:
+        raise AlignmentRefused("bad_commitment", "the first chunk reveals the starter's 32-byte half of the salt")
+    return half
 
 
 def _b64(blob: bytes) -> str:

@@ -132,7 +132,7 @@ def vertical_nodes(
         say("vertical training" + (" on the Deployment Engine" if deployment else ""))
         if deployment is not None:
             return _on_deployment(holder, partners, settings, window, deployment)
-        sites = {p.settings.node_id: partner_site(p, run, window, settings.epsilon, settings.delta) for p in partners}
+        sites = {p.settings.node_id: partner_site(p, run, window) for p in partners}
         grid = InProcessGrid(make_partner_app(lambda ctx: sites[str(ctx.node_config["brand"])]),
                              [{"brand": n} for n in names])
         flower = logging.getLogger("flwr")
@@ -192,9 +192,10 @@ def lead(
     )
 
 
-def partner_site(partner: Brand, run: str, window: ChurnWindow, epsilon: float, delta: float) -> PartnerSite:
+def partner_site(partner: Brand, run: str, window: ChurnWindow) -> PartnerSite:
     """A partner as its ClientApp sees it: rows of its side of the run's aligned members (read when first
-    asked), its own book, gate and audit; it records the run once its last scores are released."""
+    asked), its own privacy terms (its settings, never the label holder's), book, gate and audit; it
+    records the run once its last scores are released."""
     cache: dict[str, dict[str, list[float]]] = {}
 
     def rows_of(asked: str) -> dict[str, list[float]]:
@@ -206,8 +207,11 @@ def partner_site(partner: Brand, run: str, window: ChurnWindow, epsilon: float, 
             cache[run] = {a: rows[m][0] for a, m in ids.items()}
         return cache[run]
 
+    terms = partner.settings
     return PartnerSite(partner.settings.node_id, rows_of, NodePrivacyBook(partner.store.engine, PURPOSE),
-                       epsilon=epsilon, delta=delta, audit=_audit(partner, partner.settings.node_id, delta),
+                       epsilon=terms.cross_brand_epsilon, delta=terms.cross_brand_delta,
+                       max_rounds=terms.cross_brand_max_rounds,
+                       audit=_audit(partner, partner.settings.node_id, terms.cross_brand_delta),
                        gate=feature_gate(partner.pia))
 
 

@@ -9,6 +9,7 @@ to the payments. No money moves for them: the alliance decides what, if anything
 
 from __future__ import annotations
 
+import math
 from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
@@ -28,7 +29,7 @@ class Contribution:
     run: str
     label_holder: str
     partner: str
-    auc_gain: float  # held-out AUC lost without the partner's scores
+    auc_gain: float | None  # held-out AUC lost without the partner's scores (None: not measurable)
     used: bool  # whether the served model uses the partner's scores
     members: int
     at: datetime
@@ -48,7 +49,8 @@ def contributions_file(label_holder: str, window: Window, runs: list[dict[str, A
                 "run": r["run"],
                 "members": r["members"],
                 "at": r["at"],
-                "contributions": r["contributions"],
+                # an AUC on held-out rows of one class is not a number: recorded as not measurable
+                "contributions": {p: g if math.isfinite(g) else None for p, g in r["contributions"].items()},
                 "used": r["used"],
             }
             for r in runs
@@ -76,7 +78,7 @@ def read_contributions(data: dict[str, Any], key: note.Verifier) -> tuple[Window
                 str(r["run"]),
                 str(body["label_holder"]),
                 str(partner),
-                float(gain),
+                None if gain is None else float(gain),
                 partner in r["used"],
                 int(r["members"]),
                 datetime.fromisoformat(r["at"]),

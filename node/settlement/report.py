@@ -43,7 +43,8 @@ def split_contributions(paths: Iterable[Path], registry: BrandBook) -> tuple[lis
             continue
         try:
             key = registry.brand(str(data.get("label_holder"))).verifier
-            found += read_contributions(data, key)[1]
+            seen = {(c.label_holder, c.run, c.partner) for c in found}  # both copies of one file count once
+            found += [c for c in read_contributions(data, key)[1] if (c.label_holder, c.run, c.partner) not in seen]
         except (LookupError, SettlementError) as exc:
             raise SettlementError(f"{path}: {exc}") from exc
     return pairs, found
