@@ -11,6 +11,7 @@ import functools
 import tomllib
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
+from datetime import UTC, date, datetime
 from pathlib import Path
 from typing import TYPE_CHECKING, Annotated, NoReturn, TypeVar
 
@@ -24,6 +25,7 @@ from node.core.progress import progress_bar
 
 if TYPE_CHECKING:
     from node.core.auth import Role
+    from node.learning.rows import ChurnWindow
     from node.runtime import Node
 
 out = Console()
@@ -125,3 +127,18 @@ HorizonOpt = Annotated[
     typer.Option("--horizon-end", help="Churned = no purchase after the cutoff up to this day; default today."),
 ]
 JsonOpt = Annotated[bool, typer.Option("--json", help="Print the result as JSON.")]
+
+
+def window_option(cutoff: str | None, horizon_end: str | None) -> ChurnWindow:
+    """The churn window ``--cutoff``/``--horizon-end`` ask for (ISO days; defaults: 180 days ago, today),
+    or a clear failure (exit 2)."""
+    from node.learning.rows import churn_window
+
+    try:
+        return churn_window(
+            date.fromisoformat(cutoff) if cutoff else None,
+            date.fromisoformat(horizon_end) if horizon_end else None,
+            datetime.now(UTC).date(),
+        )
+    except ValueError as exc:
+        fail(f"--cutoff/--horizon-end: {exc}", 2)

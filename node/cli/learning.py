@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import json
 from dataclasses import asdict
-from datetime import UTC, date, datetime
 from pathlib import Path
 from typing import Annotated
 
@@ -25,6 +24,7 @@ from node.cli.common import (
     friendly,
     open_node,
     out,
+    window_option,
 )
 from node.core.progress import progress_bar
 
@@ -240,20 +240,11 @@ def run_over_nodes(
 ) -> None:
     """The body both `federate run` and `federation run` share: window, nodes, progress, report."""
     from federation.server_app import RunSettings
-    from node.learning.rows import churn_window
     from node.learning.run import federate_nodes, in_process, print_outcomes
 
     if len(node) < 2:
         fail("give --node at least twice: federation needs two brands", 2)
-    try:
-        window = churn_window(
-            date.fromisoformat(cutoff) if cutoff else None,
-            date.fromisoformat(horizon_end) if horizon_end else None,
-            datetime.now(UTC).date(),
-        )
-    except ValueError as exc:
-        fail(f"--cutoff/--horizon-end: {exc}", 2)
-        return
+    window = window_option(cutoff, horizon_end)
     nodes = {str(i): open_node(d) for i, d in enumerate(node)}
     try:
         with progress_bar(err, transient=True) as bar:

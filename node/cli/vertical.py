@@ -4,7 +4,6 @@
 from __future__ import annotations
 
 import json
-from datetime import UTC, date, datetime
 from pathlib import Path
 from typing import Annotated
 
@@ -12,7 +11,19 @@ import typer
 from rich.table import Table as RichTable
 
 from federation.psi import DEFAULT_MINIMUM
-from node.cli.common import CutoffOpt, HorizonOpt, JsonOpt, NodesOpt, RunOpt, err, fail, friendly, open_node, out
+from node.cli.common import (
+    CutoffOpt,
+    HorizonOpt,
+    JsonOpt,
+    NodesOpt,
+    RunOpt,
+    err,
+    fail,
+    friendly,
+    open_node,
+    out,
+    window_option,
+)
 from node.core.progress import progress_bar
 
 
@@ -133,22 +144,13 @@ def vertical_cmd(
     from federation.vertical_server import VerticalSettings
     from node.api.app import create_app
     from node.demo.vertical import connect
-    from node.learning.rows import churn_window
     from node.learning.vertical_run import print_vertical, vertical_nodes
 
     if len(node) < 2:
         fail("give --node at least twice: the label holder's and a partner's", 2)
     if rounds < 1 or epsilon <= 0 or minimum < 1:
         fail("--rounds and --min-intersection are at least 1 and --epsilon is positive", 2)
-    try:
-        window = churn_window(
-            date.fromisoformat(cutoff) if cutoff else None,
-            date.fromisoformat(horizon_end) if horizon_end else None,
-            datetime.now(UTC).date(),
-        )
-    except ValueError as exc:
-        fail(f"--cutoff/--horizon-end: {exc}", 2)
-        return
+    window = window_option(cutoff, horizon_end)
     nodes = [open_node(d) for d in node]
     try:
         by_id = {n.settings.node_id: n for n in nodes}
