@@ -51,6 +51,7 @@ class Purpose:
     consent: ConsentKind
     pi_categories: tuple[str, ...]
     methods: tuple[str, ...]
+    title_zh: str = ""  # the title in Chinese, for the member's privacy centre
 
     @property
     def needs_consent(self) -> bool:
@@ -90,6 +91,7 @@ class Catalogue:
             consent=ConsentKind(spec["consent"]),
             pi_categories=cats,
             methods=tuple(spec["methods"]),
+            title_zh=spec.get("title_zh", spec["title"]),
         )
 
     def optional_codes(self, recipients: list[str] = (), countries: list[str] = ()) -> list[str]:  # type: ignore[assignment]

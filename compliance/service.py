@@ -291,11 +291,13 @@ class ConsentService:
             self.after_change([r for records, _ in prepared for r in records])
         return [receipt for _, receipt in prepared]
 
-    def decisions(self, member_ref: str) -> dict[str, Decision]:
-        """The current decision for every optional purpose the member has a record for, plus the rest."""
+    def decisions(self, member_ref: str, recipients: Sequence[str] = ()) -> dict[str, Decision]:
+        """The current decision for every optional purpose the member has a record for, plus the rest
+        (with ``recipients``, also each recipient-specific purpose for each of them, chosen or not)."""
         member, minor = self._registered(member_ref)
         history = self.store.history(member)
-        codes = dict.fromkeys([*catalogue().optional_codes(), *(r.purpose_code for r in history)])
+        optional = catalogue().optional_codes(recipients=list(recipients))
+        codes = dict.fromkeys([*optional, *(r.purpose_code for r in history)])
         notices = self.store.notices()  # read once for every purpose
         return {code: self._decide(member_ref, history, code, notices, minor) for code in codes}
 

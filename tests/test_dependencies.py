@@ -39,19 +39,20 @@ NODE_FLOORS: Mapping[str, int] = {
     "node.__main__": 0,  # `python -m node`
     "node.cli": 1,
     "node.demo": 2,
-    "node.api": 3,  # the HTTP entry point ...
-    "node.clientapp": 3,  # ... and the ClientApp a Flower SuperNode loads: entry points side by side
-    "node.vertical_apps": 3,  # the vertical run's ServerApp and ClientApp on the Deployment Engine
-    "node.runtime_facts": 4,
-    "node.runtime": 5,  # the composition root ...
-    "node.tables": 5,  # ... and every table of the node's own, for Alembic (both gather the wings below)
-    "node.learning": 6,
-    "node.chain": 6,
-    "node.settlement": 7,
-    "node.exchange": 8,
-    "node.peers": 9,
-    "node.wallet": 10,
-    "node.core": 11,
+    "node.web": 3,  # the pages, beside the API they extend into the site `serve` runs
+    "node.api": 4,  # the HTTP entry point ...
+    "node.clientapp": 4,  # ... and the ClientApp a Flower SuperNode loads: entry points side by side
+    "node.vertical_apps": 4,  # the vertical run's ServerApp and ClientApp on the Deployment Engine
+    "node.runtime_facts": 5,
+    "node.runtime": 6,  # the composition root ...
+    "node.tables": 6,  # ... and every table of the node's own, for Alembic (both gather the wings below)
+    "node.learning": 7,
+    "node.chain": 7,
+    "node.settlement": 8,
+    "node.exchange": 9,
+    "node.peers": 10,
+    "node.wallet": 11,
+    "node.core": 12,
 }
 
 # Modules that import nothing of ours: the package `node` itself sits above no wing and below none.

@@ -52,4 +52,5 @@ def test_the_wings_are_the_ones_the_architecture_names() -> None:
         "peers",
         "settlement",
         "wallet",
+        "web",
     }

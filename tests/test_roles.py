@@ -35,6 +35,7 @@ ENDPOINTS: list[tuple[str, str, Any, set[str]]] = [
     ("POST", "/v1/notices", notice_data(version=2), {COMPLIANCE}),
     ("POST", "/v1/members", {"member_ref": "NEW-1"}, {OPERATOR}),
     ("POST", "/v1/members/M-1/token", None, {OPERATOR}),
+    ("POST", "/v1/members/M-1/privacy-link", None, {OPERATOR}),
     ("DELETE", "/v1/members/M-1/tokens", None, {OPERATOR}),
     ("GET", "/v1/members/M-1/gate/loyalty.core", None, {OPERATOR}),
     ("POST", "/v1/members/M-1/prompts/marketing", None, {OPERATOR}),

@@ -40,7 +40,8 @@ def _anchor_loop(node: Node) -> AnchorLoop | None:
 
 
 def create_app(node: Node, recovery: bool = False) -> FastAPI:
-    """Build the API of ``node`` (OpenAPI at ``/openapi.json``, docs at ``/docs``).
+    """Build the API of ``node`` (OpenAPI at ``/openapi.json``; its docs are pages of :mod:`node.web`,
+    served from the package rather than FastAPI's default CDN).
 
     With ``recovery`` (what ``serve`` uses) unfinished exchanges are resumed at start-up and
     retried every ``recovery_interval`` seconds while the app runs.
@@ -65,6 +66,8 @@ def create_app(node: Node, recovery: bool = False) -> FastAPI:
         title="Alliance node",
         summary=f"Loyalty alliance node {node.settings.node_id}",
         version="0.1.0",
+        docs_url=None,
+        redoc_url=None,
     )
     app.state.node = node
     app.state.limiters = Limiters.from_settings(node.settings.rate_limits)

@@ -31,6 +31,12 @@ from node.api.problems import PROBLEM_JSON, reason_codes
 from node.peers.signing import AUTH_REASONS
 
 _REF = "#/components/responses/"
+BEARER = "bearer"
+BEARER_SCHEME: dict[str, Any] = {
+    "type": "http",
+    "scheme": "bearer",
+    "description": "A staff API key (ank_...) or a member token the operator issued.",
+}
 _PROBLEM = {PROBLEM_JSON: {"schema": {"$ref": "#/components/schemas/Problem"}}}
 
 PROBLEM_SCHEMA: dict[str, Any] = {
@@ -140,12 +146,15 @@ def declare_problems(document: dict[str, Any], routes: Sequence[tuple[APIRoute, 
     parts = document.setdefault("components", {})
     parts.setdefault("schemas", {})["Problem"] = PROBLEM_SCHEMA
     parts["responses"] = shared
+    parts["securitySchemes"] = {BEARER: BEARER_SCHEME}
     for route, access in routes:
         operations = document["paths"].get(route.path_format, {})
         for method in sorted(route.methods):
             operation = operations.get(method.lower())
             if operation is None:
                 continue  # HEAD, or a route left out of the document
+            if access is Access.CREDENTIALS:  # so that Swagger UI's "Authorize" sends the credential
+                operation["security"] = [{BEARER: []}]
             answers = operation.setdefault("responses", {})
             for status, name in statuses(route, access, operation).items():
                 own = answers.get(str(status))

@@ -316,7 +316,7 @@ def budget_cmd(
                 purpose_code="joint_modeling",
                 details={"setting": "privacy_budget_epsilon", "old": before, "new": float(epsilon)},
             )
-        spent = _spent_total(book)
+        spent = book.spent()
         out.print(
             f"joint_modeling budget: epsilon {book.budget():g}; spent {spent:.3f}; "
             f"remaining {max(0.0, book.budget() - spent):.3f}",
@@ -368,17 +368,7 @@ def status_cmd(data_dir: DataDir) -> None:
                 str(v["at"])[:19],
             )
         out.print(served)
-        spent = _spent_total(book)
+        spent = book.spent()
         out.print(f"budget {book.budget():g}, spent {spent:.3f}, remaining {max(0.0, book.budget() - spent):.3f}")
     finally:
         n.dispose()
-
-
-def _spent_total(book: object) -> float:
-    from federation.privacy import epsilon_of
-    from node.learning.store import NodePrivacyBook
-
-    assert isinstance(book, NodePrivacyBook)
-    rounds = book.rounds()
-    delta = float(rounds[-1]["delta"]) if rounds else 1e-5
-    return epsilon_of(book.spent_before(""), delta)

@@ -77,18 +77,19 @@ def serve(
     host: Annotated[str | None, typer.Option(help="Override the configured listen address.")] = None,
     port: Annotated[int | None, typer.Option(help="Override the configured port.")] = None,
 ) -> None:
-    """Serve the node's API (OpenAPI at /docs) with uvicorn."""
+    """Serve the node with uvicorn: the API (docs at /docs), the privacy centre (/privacy), the console
+    and dashboard (/console)."""
     import uvicorn
 
     from compliance.egress import hosting_problem
-    from node.api.app import create_app
+    from node.web.site import create_site
 
     node = open_node(data_dir, recover=True)
     _warn_loose_permissions(data_dir, node.settings.key_file)
     if problem := hosting_problem(node.settings.region):  # the deploy check: refuse to serve from abroad
         fail(problem)
     node.signer  # noqa: B018  fail now, not at the first request, if the key is unreadable
-    app = create_app(node, recovery=True)  # resumes unfinished exchanges at start and then periodically
+    app = create_site(node, recovery=True)  # resumes unfinished exchanges at start and then periodically
     uvicorn.run(app, host=host or node.settings.host, port=port or node.settings.port, log_level="info")
 
 
@@ -110,6 +111,10 @@ def demo(
     chain: Annotated[
         bool, typer.Option("--chain", help="Anchor the logs and settle the window on an embedded EVM chain.")
     ] = False,
+    serve: Annotated[
+        bool,
+        typer.Option("--serve", help="Leave the nodes running after the demo, with console and privacy-centre links."),
+    ] = False,
 ) -> None:
     """Run the alliance demo: three brands as server processes, CDNOW purchases earning points, consent,
     linked accounts, exchanges, a settlement window, liability, witnessed checkpoints, verified exports,
@@ -125,6 +130,11 @@ def demo(
     out.print(f"nodes and exports kept in {base}")
     if not result.ok:
         raise typer.Exit(1)
+    if serve:
+        from node.demo.main import BRANDS
+        from node.demo.serving import serve_until_interrupted
+
+        serve_until_interrupted(base, [brand for brand, _ in BRANDS], out)
 
 
 app.command("settle")(exchange.settle)

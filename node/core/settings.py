@@ -98,6 +98,9 @@ class NodeSettings(BaseSettings):
     recovery_interval: float = Field(
         default=5.0, gt=0, description="seconds between retries of unfinished exchanges while serving"
     )
+    session_minutes: int = Field(
+        default=30, ge=1, le=720, description="how long a console or privacy-centre session lasts after sign-in"
+    )
     chain_rpc_url: str | None = Field(default=None, description="EVM JSON-RPC URL; anchoring is off without it")
     chain_anchor_address: str | None = Field(default=None, description="the alliance's Anchor contract")
     chain_settlement_address: str | None = Field(default=None, description="the alliance's Settlement contract")

@@ -72,6 +72,15 @@ class MemberTokens:
             raise AuthError("member token revoked, or issued for an account that no longer exists")
         return caller
 
+    def still_current(self, caller: Caller) -> bool:
+        """Whether a member checked earlier still speaks for the same account (not erased, not revoked)."""
+        try:
+            pseudonym, generation = self._current(caller.id)
+        except AuthError:
+            return False
+        current = account_binding(pseudonym, generation)
+        return caller.account is not None and hmac.compare_digest(caller.account, current)
+
     def export_member(self, member: str) -> dict[str, object]:
         """How often the member's tokens were revoked, and when last (pseudonym ``member``)."""
         t = TokenGenerationRow.__table__

@@ -9,6 +9,7 @@ and keeps the blend to score with, so the report shows what the alliance adds fo
 from __future__ import annotations
 
 import logging
+import math
 from collections.abc import Callable
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
@@ -31,7 +32,7 @@ from node.core.settings import NodeSettings
 from node.learning.deploy import LocalFederation
 from node.learning.rows import ChurnWindow
 from node.learning.site import ConsentGatedLoader
-from node.learning.store import NodeModelShelf
+from node.learning.store import NodeModelShelf, RunOutcomes
 
 #: The brand's own model stops after this many epochs without a better validation loss, as in
 #: ``federate simulate`` (its DP-free models never run to the cap).
@@ -176,7 +177,22 @@ def federate_nodes(
                 joint_share=served[1] if served else None,
             )
         )
+    for key, outcome in zip(sites, outcomes, strict=True):
+        RunOutcomes(nodes[key].model_shelf().engine).record(
+            settings.run,
+            auc_alone=_finite(outcome.auc_alone),
+            auc_together=_finite(outcome.auc_together),
+            auc_served=_finite(outcome.auc_served),
+            epsilon_spent=outcome.epsilon_spent,
+            epsilon_budget=outcome.epsilon_budget,
+            test_rows=outcome.test_rows,
+        )
     return NodesRun(report, outcomes)
+
+
+def _finite(value: float | None) -> float | None:
+    """A measure worth keeping (``None`` for none, or NaN: a brand with nothing to test on)."""
+    return None if value is None or math.isnan(value) else value
 
 
 def _personalise(

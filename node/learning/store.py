@@ -87,8 +87,42 @@ class ServedModelRow(SQLModel, table=True):
     at: datetime
 
 
+class RunOutcomeRow(SQLModel, table=True):
+    """How a finished run did for this brand on its own held-out members: alone, together, served."""
+
+    __tablename__ = "run_outcome"
+    run: str = Field(primary_key=True, max_length=100)
+    auc_alone: float | None = None
+    auc_together: float | None = None
+    auc_served: float | None = None
+    epsilon_spent: float | None = None
+    epsilon_budget: float
+    test_rows: int
+    at: datetime
+
+
 def _now() -> datetime:
     return datetime.now(UTC)
+
+
+class RunOutcomes:
+    """Each finished run's outcome at this brand, what the operator's dashboard shows."""
+
+    def __init__(self, engine: Engine) -> None:
+        self.engine = engine
+
+    def record(self, run: str, **outcome: float | int | None) -> None:
+        """Keep ``run``'s outcome (a run named again replaces it)."""
+        t = RunOutcomeRow.__table__
+        with self.engine.begin() as conn:
+            conn.execute(t.delete().where(t.c.run == run))
+            conn.execute(t.insert().values(run=run, at=_now(), **outcome))
+
+    def all(self) -> list[dict[str, object]]:
+        """Every recorded outcome, oldest first."""
+        t = RunOutcomeRow.__table__
+        with self.engine.connect() as conn:
+            return [dict(r) for r in conn.execute(select(t).order_by(t.c.at)).mappings()]
 
 
 class NodePrivacyBook:
@@ -112,6 +146,14 @@ class NodePrivacyBook:
         with self.engine.connect() as conn, conn.execution_options(ledger_write=True).begin():
             conn.execute(t.delete().where(t.c.purpose == self.purpose))
             conn.execute(t.insert().values(purpose=self.purpose, epsilon=float(epsilon), set_at=_now()))
+
+    def spent(self) -> float:
+        """Epsilon spent so far on the purpose, every run composed (at the delta of the latest round)."""
+        from federation.privacy import epsilon_of  # Opacus' accountant: imported only when asked
+
+        rounds = self.rounds()
+        delta = float(rounds[-1]["delta"]) if rounds else 1e-5
+        return epsilon_of(self.spent_before(""), delta)
 
     def spent_before(self, run: str) -> list[Step]:
         """Accountant history of the purpose's other runs."""

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 from datetime import date
+from decimal import Decimal
 from typing import Any
 
 from ledger import note
@@ -165,6 +166,23 @@ class SettlementService:
         if response.status_code != 200:
             raise SettlementError(f"{peer} answered {response.status_code}: {response.text[:300]}", "peer_refused")
         return response.json()
+
+    def positions(self, window: Window) -> dict[str, tuple[Decimal, int]]:
+        """This brand's net position with each partner in ``window`` (fen; positive: the partner owes
+        this brand, for points this brand credited) and the exchanges behind it."""
+        out: dict[str, tuple[Decimal, int]] = {}
+        for x in settled_exchanges(self._entries()):
+            if not window.holds(x.committed_at):
+                continue
+            if x.source == self.node_id:
+                peer, fen = x.destination, -x.credited_fen
+            elif x.destination == self.node_id:
+                peer, fen = x.source, x.credited_fen
+            else:
+                continue
+            total, n = out.get(peer, (Decimal(0), 0))
+            out[peer] = (total + fen, n + 1)
+        return dict(sorted(out.items()))
 
     # --- liability -------------------------------------------------------------------------------
 

@@ -65,6 +65,30 @@ def token(node: NodeDep, _: Operator, member_ref: MemberRef, ttl: int = DEFAULT_
     )
 
 
+class PrivacyLink(BaseModel):
+    """A link into the member's privacy centre: it works once, within minutes, and needs no password."""
+
+    url: str = Field(description="path on this node; the app opens it in a browser for the member")
+    expires_at: datetime
+
+
+PRIVACY_LINK_TTL = 5 * 60
+
+
+@router.post("/{member_ref}/privacy-link", status_code=201)
+def privacy_link(node: NodeDep, _: Operator, member_ref: MemberRef) -> PrivacyLink:
+    """A sign-in link to the privacy centre for the brand's app to open (a short-lived member token,
+    exchanged once for a session cookie: a used or late link is refused)."""
+    if node.consent.store.member(member_ref) is None:
+        raise Problem(404, f"member {member_ref!r} is not registered here")
+    now = datetime.now(UTC)
+    token = node.member_tokens.issue(member_ref, PRIVACY_LINK_TTL, now.timestamp())
+    return PrivacyLink(
+        url=f"/privacy/enter?token={token}",
+        expires_at=datetime.fromtimestamp(int(now.timestamp()) + PRIVACY_LINK_TTL, UTC),
+    )
+
+
 class Revocation(BaseModel):
     """Every token issued so far for the member's account no longer works; new ones do."""
 

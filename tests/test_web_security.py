@@ -1,0 +1,108 @@
+"""What every page promises a browser: a strict CSP with no inline script, no framing, nothing from
+another host, sessions that end, and API docs that work offline with a declared Bearer scheme."""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Iterator
+from importlib.resources import files
+from pathlib import Path
+
+import pytest
+from web_fixtures import Site, open_site
+
+from node.core.auth import Caller, Role
+from node.web.sessions import SessionStore
+
+TEMPLATES = Path(str(files("node.web").joinpath("templates")))
+
+
+@pytest.fixture(scope="module")
+def site(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Site]:
+    s = open_site(tmp_path_factory.mktemp("web-security"))
+    yield s
+    s.node.dispose()
+
+
+@pytest.mark.parametrize("path", ["/", "/docs", "/privacy", "/console/sign-in", "/static/site.css"])
+def test_every_page_forbids_inline_scripts_foreign_hosts_and_framing(site: Site, path: str) -> None:
+    r = site.client().get(path)
+    csp = r.headers["content-security-policy"]
+    assert "script-src 'self'" in csp
+    assert "'unsafe-inline'" not in csp
+    assert "frame-ancestors 'none'" in csp
+    assert r.headers["x-frame-options"] == "DENY"
+    assert r.headers["x-content-type-options"] == "nosniff"
+
+
+def test_the_json_api_keeps_its_own_headers(site: Site) -> None:
+    assert "content-security-policy" not in site.client().get("/v1/logs").headers
+
+
+@pytest.mark.parametrize("template", sorted(TEMPLATES.rglob("*.html")), ids=lambda p: p.name)
+def test_no_template_has_an_inline_script_style_or_handler(template: Path) -> None:
+    text = template.read_text()
+    assert not re.search(r"<script(?![^>]*\bsrc=)", text), "inline <script>"
+    assert not re.search(r"\sstyle=|<style", text), "inline style (the CSP refuses it)"
+    assert not re.search(r"\son[a-z]+=", text), "inline event handler"
+
+
+@pytest.mark.parametrize("template", sorted(TEMPLATES.rglob("*.html")), ids=lambda p: p.name)
+def test_no_template_loads_anything_from_another_host(template: Path) -> None:
+    assert not re.search(r"(src|href)=\"(https?:)?//", template.read_text())
+
+
+def test_the_api_docs_are_served_from_the_package(site: Site) -> None:
+    c = site.client()
+    page = c.get("/docs").text
+    scripts = re.findall(r'<script src="([^"]+)"', page)
+    assert scripts
+    assert all(s.startswith("/static/") for s in scripts)
+    assert all(c.get(s).status_code == 200 for s in scripts)
+
+
+def test_the_openapi_document_declares_the_bearer_scheme_where_credentials_are_needed(site: Site) -> None:
+    doc = site.client().get("/openapi.json").json()
+    assert doc["components"]["securitySchemes"]["bearer"] == {
+        "type": "http",
+        "scheme": "bearer",
+        "description": "A staff API key (ank_...) or a member token the operator issued.",
+    }
+    assert doc["paths"]["/v1/me/consents"]["get"]["security"] == [{"bearer": []}]
+    assert "security" not in doc["paths"]["/health"]["get"]
+
+
+def test_the_landing_page_links_the_three_areas_and_the_docs(site: Site) -> None:
+    page = site.client().get("/").text
+    assert all(f'href="{p}"' in page for p in ("/privacy", "/console", "/console/dashboard", "/docs"))
+
+
+def test_a_session_ends_when_its_time_is_up() -> None:
+    now = [1000.0]
+    store = SessionStore(ttl_seconds=60, clock=lambda: now[0])
+    session = store.open(Caller(Role.COMPLIANCE, "chen"))
+    now[0] += 59
+    assert store.find(session.id) is session
+    now[0] += 2
+    assert store.find(session.id) is None
+
+
+def test_an_ended_session_is_forgotten() -> None:
+    store = SessionStore(ttl_seconds=60)
+    session = store.open(Caller(Role.OPERATOR, "olga"))
+    store.end(session.id)
+    assert store.find(session.id) is None
+
+
+def test_a_link_token_is_taken_once() -> None:
+    store = SessionStore(ttl_seconds=60)
+    assert store.use_link("t", valid_until=9e9)
+    assert not store.use_link("t", valid_until=9e9)
+
+
+def test_the_session_cookie_is_secure_under_tls(site: Site) -> None:
+    from fastapi.testclient import TestClient
+
+    c = TestClient(site.app, base_url="https://testserver", follow_redirects=False)
+    r = c.post("/console/sign-in", data={"key": site.officer})
+    assert "Secure" in r.headers["set-cookie"]
