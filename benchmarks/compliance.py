@@ -66,6 +66,7 @@ import uvicorn
 from rich.console import Console
 
 from benchmarks.httpload import Report, percentile, replace_section, run_load
+from benchmarks.page_load import page_endpoints, pages_report, sign_in_members, sign_in_officer
 from compliance.audit import AuditFilter
 from compliance.audit_bundle import verify_bundle
 from compliance.consent import ConsentAction
@@ -146,6 +147,8 @@ class ApiFixture:
     grant_tokens: list[str]
     gate_refs: list[str]
     audit_size: int
+    page_refs: list[str]  # members the pages are measured with (sessions, not tokens)
+    officer_key: str
 
 
 def prepare_api_node(data_dir: Path) -> ApiFixture:
@@ -160,17 +163,19 @@ def prepare_api_node(data_dir: Path) -> ApiFixture:
         node.consent.publish_notice(notice_for(node, ["hotel.example"]))
         grant_refs = [f"G-{i:04d}" for i in range(GRANT_MEMBERS)]
         gate_refs = [f"C-{i:04d}" for i in range(GATE_MEMBERS)]
-        node.consent.register_members([(ref, None, None) for ref in grant_refs + gate_refs])
+        page_refs = [f"P-{i:04d}" for i in range(GRANT_MEMBERS)]
+        node.consent.register_members([(ref, None, None) for ref in grant_refs + gate_refs + page_refs])
         node.consent.change_many(
             [ConsentChange(ref, ("marketing",), ConsentAction.GRANT, collection_method="bench") for ref in gate_refs]
         )
         operator_key = node.staff_keys.issue("bench", Role.OPERATOR)
+        officer_key = node.staff_keys.issue("bench-officer", Role.COMPLIANCE)
         now = time.time()
         tokens = [node.member_tokens.issue(ref, TOKEN_TTL, now) for ref in grant_refs]
         audit_size = node.store.log("audit").size
     finally:
         node.dispose()
-    return ApiFixture(data_dir, operator_key, tokens, gate_refs, audit_size)
+    return ApiFixture(data_dir, operator_key, tokens, gate_refs, audit_size, page_refs, officer_key)
 
 
 @dataclass
@@ -246,8 +251,8 @@ class Endpoint:
         return self.count / self.elapsed
 
 
-def endpoints(fx: ApiFixture) -> list[Endpoint]:
-    """The endpoints measured, /health first (the reference)."""
+def endpoints(fx: ApiFixture, server: Server) -> list[Endpoint]:
+    """The endpoints measured, /health first (the reference), then the pages and the API calls they match."""
     operator = {"Authorization": f"Bearer {fx.operator_key}"}
     members = [{"Authorization": f"Bearer {t}"} for t in fx.grant_tokens]
     grant = {"action": "grant", "purposes": ["marketing"]}
@@ -273,18 +278,27 @@ def endpoints(fx: ApiFixture) -> list[Endpoint]:
         Endpoint("POST /v1/me/consents (grant / withdraw marketing, member token)", consent, 200, True),
         Endpoint("GET /v1/members/{ref}/gate/marketing (allowed: 200, operator key)", gate_allowed, 200, False),
         Endpoint("GET /v1/members/{ref}/gate/personalization (denied: 403, audited)", gate_denied, 403, True),
+        *(
+            Endpoint(*e)
+            for e in page_endpoints(
+                sign_in_members(server.base_url, fx.operator_key, fx.page_refs),
+                sign_in_officer(server.base_url, fx.officer_key),
+                fx.grant_tokens,
+                fx.officer_key,
+            )
+        ),
     ]
 
 
 def bench_http(
     fx: ApiFixture, server: Server, requests: int, concurrency: int, rounds: int, budget_s: float
-) -> tuple[Report, int]:
+) -> tuple[list[Report], int]:
     """Drive every endpoint through ``server``, interleaved in rounds.
 
     Returns the table of part 1 and how many audit events the requests should have appended
     (one per consent change and one per denial, warm-up included).
     """
-    eps = endpoints(fx)
+    eps = endpoints(fx, server)
     warmup = max(10, min(100, requests // 10))
     pid = server.proc.pid
     clients = [httpx.Client(base_url=server.base_url, timeout=30.0) for _ in range(concurrency)]
@@ -346,7 +360,7 @@ def bench_http(
             f"{ep.name}: mean {statistics.fmean(lat) * 1e3:.2f} ms, max {lat[-1] * 1e3:.2f} ms, "
             f"{warmup} warm-up requests"
         )
-    return report, sum(ep.next_index for ep in eps if ep.audited)
+    return [report, pages_report(eps)], sum(ep.next_index for ep in eps if ep.audited)
 
 
 def check_http_effects(fx: ApiFixture, want: int) -> None:
@@ -666,9 +680,11 @@ def main(argv: Sequence[str] | None = None) -> int:
             ):
                 with served_node(fx.data_dir, work / "server.log") as server:
                     err.print(f"  server: pid {server.proc.pid} at {server.base_url}", style="dim", highlight=False)
-                    report, audited = bench_http(fx, server, args.requests, args.concurrency, args.rounds, args.budget)
+                    http_reports, audited = bench_http(
+                        fx, server, args.requests, args.concurrency, args.rounds, args.budget
+                    )
                 check_http_effects(fx, audited)  # the server has stopped
-                reports.append(report)
+                reports += http_reports
         if not args.no_audit:
             with phase(f"2. audit bundles: {args.events:,} events"):
                 reports.append(bench_audit(work / "audit-node", args.events, args.reps, with_cli=not args.no_cli))

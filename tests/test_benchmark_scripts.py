@@ -9,7 +9,7 @@ from pathlib import Path
 import pytest
 
 ROOT = Path(__file__).resolve().parent.parent
-LIBRARIES = {"__init__.py", "httpload.py", "public_data.py"}  # imported by the scripts, not run
+LIBRARIES = {"__init__.py", "httpload.py", "page_load.py", "public_data.py"}  # imported by the scripts, not run
 SCRIPTS = sorted(p for p in (ROOT / "benchmarks").glob("*.py") if p.name not in LIBRARIES)
 
 

@@ -206,6 +206,20 @@ def test_after_a_run_each_node_serves_its_blend_of_the_joint_model_and_its_own(n
         assert scoring[0] == {"run": "blend-1", "round": 2, "joint_share": served["joint_share"]}
 
 
+def test_after_a_run_each_node_keeps_its_own_outcome_for_the_dashboard(nodes: dict[str, Node]) -> None:
+    from node.learning.run import federate_nodes
+    from node.learning.store import RunOutcomes
+
+    result = federate_nodes(nodes, WINDOW, RunSettings(run="kept-1", rounds=1, epsilon=3.0, batch_size=32))
+    for outcome, node in zip(result.brands, nodes.values(), strict=True):
+        (kept,) = RunOutcomes(node.store.engine).all()
+        assert kept["run"] == "kept-1"
+        assert kept["auc_alone"] == outcome.auc_alone
+        assert kept["auc_together"] == outcome.auc_together
+        assert kept["epsilon_spent"] == outcome.epsilon_spent
+        assert kept["test_rows"] == outcome.test_rows
+
+
 def test_a_newer_joint_model_is_served_as_received_until_the_brand_blends_it(nodes: dict[str, Node]) -> None:
     from node.learning.run import federate_nodes
 

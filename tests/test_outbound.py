@@ -222,12 +222,14 @@ def test_only_the_egress_module_imports_an_http_client() -> None:
                     offenders.append(str(path.relative_to(ROOT)))
     # witnessing only catches httpx's error type; its calls go through node.outbound.
     # local_servers polls the /health of child processes it started itself, and demo_client plays
-    # the members' apps against the demo's own servers: both on loopback only. flower_deploy only
+    # the members' apps against the demo's own servers, and demo --serve asks the servers it started for
+    # a privacy link: all on loopback only. flower_deploy only
     # probes the port of the SuperLink it started itself on 127.0.0.1 (Flower's own traffic carries
     # weights and metrics, never rows, between processes it starts).
     assert sorted(set(offenders)) == [
         "node/core/processes.py",
         "node/demo/client.py",
+        "node/demo/serving.py",
         "node/learning/deploy.py",
         "node/peers/outbound.py",
         "node/peers/witnessing.py",

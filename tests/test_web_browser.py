@@ -159,6 +159,12 @@ def _check(page: Page, served: Served, name: str) -> None:
         page.screenshot(path=str(DOCS_SHOTS / f"{name}.png"), full_page=False)
 
 
+def _enter(page: Page, served: Served, member: str, query: str = "") -> None:
+    """Open the member's privacy link as the app would, and wait for the centre it leads to."""
+    page.goto(served.privacy_link(member) + query)
+    page.wait_for_url(served.url + "/privacy")
+
+
 def _sign_in(page: Page, served: Served, who: str, then: str = "/console") -> None:
     page.goto(f"{served.url}/console/sign-in?next={then}")
     page.fill("#key", served.keys[who])
@@ -176,8 +182,7 @@ def test_landing_and_api_docs_render_with_nothing_from_outside(page: Page, serve
 
 
 def test_a_member_grants_and_withdraws_a_purpose_and_sees_the_receipt(page: Page, served: Served) -> None:
-    page.goto(served.privacy_link(served.members[0]))
-    page.wait_for_url(served.url + "/privacy")
+    _enter(page, served, served.members[0])
     _check(page, served, "privacy-centre")
     page.click("form:has(input[value='marketing']) button")
     page.wait_for_url("**/privacy/receipts*")
@@ -190,7 +195,7 @@ def test_a_member_grants_and_withdraws_a_purpose_and_sees_the_receipt(page: Page
 
 
 def test_a_member_downloads_their_data(page: Page, served: Served) -> None:
-    page.goto(served.privacy_link(served.members[0]))
+    _enter(page, served, served.members[0])
     page.goto(served.url + "/privacy/data")
     page.click("main form button")
     page.wait_for_url("**/privacy/data/*")
@@ -201,7 +206,7 @@ def test_a_member_downloads_their_data(page: Page, served: Served) -> None:
 
 
 def test_a_member_reads_the_erasure_page_and_erases(page: Page, served: Served) -> None:
-    page.goto(served.privacy_link(served.members[1]) + "&lang=en")
+    _enter(page, served, served.members[1], "&lang=en")
     page.goto(served.url + "/privacy/erase")
     _check(page, served, "privacy-erase")
     page.check("#confirm")
@@ -289,3 +294,17 @@ def test_demo_serve_leaves_the_nodes_running_with_ways_in(
     assert link.startswith("http://127.0.0.1:")
     assert "/privacy/enter?token=" in link
     assert "stopping the nodes" in printed
+
+
+@pytest.mark.parametrize("path", ["/privacy?lang=en", "/privacy/churn", "/privacy/receipts"])
+def test_every_member_page_passes_axe(page: Page, served: Served, path: str) -> None:
+    _enter(page, served, served.members[0])
+    page.goto(served.url + path)
+    _check(page, served, "privacy" + path.removeprefix("/privacy").replace("/", "-").replace("?lang=", "-"))
+
+
+def test_the_pages_met_before_signing_in_pass_axe(page: Page, served: Served) -> None:
+    page.goto(served.url + "/privacy/enter?token=expired")
+    _check(page, served, "privacy-link-needed")
+    page.goto(served.url + "/console/sign-in")
+    _check(page, served, "console-sign-in")

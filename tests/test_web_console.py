@@ -143,3 +143,17 @@ def test_signing_out_ends_the_staff_session(site: Site) -> None:
     c = site.staff(site.officer)
     c.post("/console/sign-out", data={"csrf": csrf_of(c.get("/console").text)})
     assert c.get("/console").status_code == 303
+
+
+def test_a_sign_in_sent_from_another_site_is_refused(site: Site) -> None:
+    r = site.client().post("/console/sign-in", data={"key": site.officer}, headers={"Origin": "https://evil.example"})
+    assert r.status_code == 403
+
+
+def test_the_logs_page_says_so_when_the_chain_does_not_answer(site: Site) -> None:
+    site.node.settings.chain_rpc_url = "http://127.0.0.1:9"  # nothing listens on the discard port
+    site.node.settings.chain_anchor_address = "0x" + "11" * 20
+    site.node.settings.chain_account = "0x" + "22" * 20
+    r = site.staff(site.operator).get("/console/logs")
+    assert r.status_code == 200
+    assert "the chain did not answer" in r.text

@@ -33,6 +33,13 @@ class Anchorer:
     policy: AnchorPolicy = field(default_factory=AnchorPolicy)
     _last: dict[str, float] = field(default_factory=dict)
 
+    def anchored(self) -> dict[str, int]:
+        """Each log's size as the Anchor contract holds it now (0: never anchored), by log name."""
+        return {
+            name: int(self.anchor.functions.size_of(self.chain.w3.keccak(text=self.store.log(name).origin)).call())
+            for name in self.store.log_names()
+        }
+
     def tick(self) -> list[tuple[str, int]]:
         """One pass over the logs; the (origin, size) pairs anchored."""
         done = []

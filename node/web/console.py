@@ -30,6 +30,7 @@ from node.web.guard import (
     OfficerPage,
     StaffPage,
     check_form,
+    check_origin,
     clear_session_cookie,
     read_form,
     sessions_of,
@@ -58,7 +59,7 @@ def _local(path: str) -> str:
 async def sign_in(request: Request, node: NodeDep) -> Response:
     """Check the API key; a staff session replaces it from here on."""
     form = await read_form(request)
-    check_form(request, _PRE_SESSION, {"csrf": _PRE_SESSION.csrf})  # the Origin check (no session yet)
+    check_origin(request)  # no session yet, so no CSRF token: SameSite cookies and the Origin guard it
     key = form.get("key", "").strip()
     failures = request.app.state.limiters.failed_auth
     if wait := failures.wait(credential_key(key)):
@@ -78,13 +79,6 @@ async def sign_in(request: Request, node: NodeDep) -> Response:
     response = RedirectResponse(_local(form.get("next", "/console")), status_code=303)
     set_session_cookie(request, response, STAFF_COOKIE, session)
     return response
-
-
-class _NoSession:
-    csrf = "-"
-
-
-_PRE_SESSION: Any = _NoSession()
 
 
 @router.post("/sign-out", response_model=None)

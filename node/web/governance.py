@@ -8,6 +8,7 @@ compliance officer approves (never their own) and reads the report; only an oper
 from __future__ import annotations
 
 import json
+import logging
 import tomllib
 from datetime import UTC, datetime
 
@@ -18,11 +19,13 @@ from pydantic import ValidationError
 from compliance.audit import AuditFilter, AuditTrail
 from compliance.pia import Assessment, Feature, utcnow
 from compliance.pia_report import document, to_markdown
+from node.chain.anchoring import from_settings
 from node.runtime_facts import gather
 from node.web.guard import NodeDep, OfficerForm, OfficerPage, OperatorForm, StaffForm, StaffPage
 from node.web.render import FAILED, attempt, back, page
 
 router = APIRouter(prefix="/console", include_in_schema=False)
+log = logging.getLogger("alliance.node")
 MAX_INCIDENTS = 100
 
 
@@ -172,6 +175,20 @@ def logs(request: Request, node: NodeDep, session: StaffPage) -> HTMLResponse:
                 "checkpoint": log.latest_checkpoint(),
             }
         )
+    return page(request, "console/logs.html", session, logs=rows, anchoring=_anchoring(node))
+
+
+def _anchoring(node: NodeDep) -> dict[str, object] | None:
+    """Where the logs are anchored and each one's anchored size, read from the chain (None: off)."""
     s = node.settings
-    anchoring = {"rpc": s.chain_rpc_url, "contract": s.chain_anchor_address} if s.chain_rpc_url else None
-    return page(request, "console/logs.html", session, logs=rows, anchoring=anchoring)
+    if not s.chain_rpc_url:
+        return None
+    state: dict[str, object] = {"rpc": s.chain_rpc_url, "contract": s.chain_anchor_address, "sizes": {}}
+    try:
+        anchorer = from_settings(s, node.store)
+        state["sizes"] = anchorer.anchored() if anchorer else {}
+    # a status page must render when the chain does not answer (web3 raises many kinds for that)
+    except Exception as exc:
+        log.warning("anchoring state unavailable: %s", exc)
+        state["error"] = f"the chain did not answer: {type(exc).__name__}"
+    return state
