@@ -51,6 +51,7 @@ from federation.server_app import SERVER_OPTIMISERS
 from federation.simulate import Bench, SimulationSettings
 from node.demo import cdnow
 from node.demo.cdnow_churn import churn_brands
+from node.wallet.bulk import import_earns
 
 DOCS = Path(__file__).resolve().parent.parent / "docs" / "benchmarks.md"
 PLOT = Path(__file__).resolve().parent.parent / "docs" / "federation-privacy-utility.png"
@@ -300,8 +301,11 @@ def _public(key: str, seeds: int, rounds: int) -> tuple[list[str], list[str]]:
             for server in SERVER_OPTIMISERS:
                 means = []
                 for seed in range(seeds):
-                    bench = Bench(brands, SimulationSettings(rounds=rounds, seed=seed, server=server),
-                                  lambda m, server=server: status.update(f"{key}, {server}: {m}"))
+                    bench = Bench(
+                        brands,
+                        SimulationSettings(rounds=rounds, seed=seed, server=server),
+                        lambda m, server=server: status.update(f"{key}, {server}: {m}"),
+                    )
                     report = bench.federated(3.0)
                     assert report.weights is not None
                     means.append(fmean(bench.judge(report.weights, n) for n in names))
@@ -348,7 +352,8 @@ def _engine_seconds(purchases: list[cdnow.Purchase]) -> tuple[list[float], list[
             refs = list(dict.fromkeys(p.customer_id for p in mine))
             node.consent.register_members([(r, None, None) for r in refs])
             pseudonyms = node.keyring.pseudonyms(refs)
-            node.wallets.import_earns(
+            import_earns(
+                node.wallets,
                 [
                     (
                         pseudonyms[p.customer_id],
@@ -360,7 +365,7 @@ def _engine_seconds(purchases: list[cdnow.Purchase]) -> tuple[list[float], list[
                     )
                     for i, p in enumerate(mine)
                     if p.amount_fen >= 100
-                ]
+                ],
             )
             node.consent.change_many(
                 [ConsentChange(r, ("joint_modeling",), ConsentAction.GRANT, collection_method="bench") for r in refs]

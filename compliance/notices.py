@@ -158,7 +158,6 @@ def notice_bytes(notice: Notice) -> bytes:
     ).encode("utf-8")
 
 
-
 def parse_notice(data: dict) -> Notice:
     """Validate a notice; a :class:`NoticeError` lists every missing or invalid field."""
     try:

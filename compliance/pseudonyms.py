@@ -78,8 +78,9 @@ class Keyring:
                     key = conn.execute(select(t.c.key).where(t.c.ref_index == ref)).scalar_one()
         return pseudonym_of(bytes(key), self.node_id, ref)
 
-    def pseudonyms(self, member_refs: list[str], *, create: bool = True) -> dict[str, str]:
-        """Pseudonyms of many members in one transaction, creating missing keys unless ``create`` is false."""
+    def pseudonyms(self, member_refs: list[str], *, create: bool = True, skip_missing: bool = False) -> dict[str, str]:
+        """Pseudonyms of many members in one transaction, creating missing keys unless ``create`` is false
+        (then a member with no key is :class:`MemberErasedError`, or left out with ``skip_missing``)."""
         t = MemberKeyRecord.__table__
         index = {m: self.cipher.index(m) for m in member_refs}
         refs = list(dict.fromkeys(index.values()))
@@ -90,6 +91,10 @@ class Keyring:
                 rows = conn.execute(select(t.c.ref_index, t.c.key).where(t.c.ref_index.in_(chunk))).all()
                 keys.update({r.ref_index: bytes(r.key) for r in rows})
             if not create and len(keys) < len(refs):
+                if skip_missing:
+                    return {
+                        m: pseudonym_of(keys[index[m]], self.node_id, index[m]) for m in member_refs if index[m] in keys
+                    }
                 gone = next(m for m in member_refs if index[m] not in keys)
                 raise MemberErasedError(f"no pseudonym key for member {gone!r}")
             missing = [

@@ -17,7 +17,7 @@ from compliance import outbox
 from compliance.consent import ConsentAction, Decision, Reason
 from compliance.notices import PIPO_THRESHOLD, Notice, NoticeError
 from compliance.phones import PhoneError, normalise_phone
-from compliance.pseudonyms import Keyring
+from compliance.pseudonyms import Keyring, MemberErasedError
 from compliance.purposes import PurposeError, catalogue
 from compliance.receipts import build_receipt, sign_receipt
 from compliance.store import ComplianceStore
@@ -149,6 +149,19 @@ class ConsentService:
         """The pseudonym of a registered member (404-style error if unknown, 410 if erased)."""
         return self._registered(member_ref)[0]
 
+    def member_pseudonyms(self, member_refs: Sequence[str]) -> dict[str, str | LookupError]:
+        """Each member's pseudonym, or why there is none (not registered; erased), in two reads for all."""
+        unique = list(dict.fromkeys(member_refs))
+        registered = self.store.members(unique)
+        keys = self.keyring.pseudonyms([m for m in unique if m in registered], create=False, skip_missing=True)
+        out: dict[str, str | LookupError] = {}
+        for m in unique:
+            if m not in registered:
+                out[m] = UnknownMemberError(f"member {m!r} is not registered here")
+            else:
+                out[m] = keys.get(m) or MemberErasedError(f"member {m!r} was erased")
+        return out
+
     def _registered(self, member_ref: str) -> tuple[str, bool]:
         """(pseudonym, is a minor) of a registered member, from one read of their record."""
         record = self.store.member(member_ref)
@@ -187,8 +200,14 @@ class ConsentService:
                 raise PhoneError(f"{ref}: {exc}" if len(phones) > 1 else str(exc)) from exc
         self.store.set_phones(zip((ref for ref, _ in phones), normal, strict=True))
         events = [
-            ("pi.update", {"subject_pseudo_ids": pseudonyms[i : i + 1000], "subject_count": len(pseudonyms),
-                           "details": {"field": "phone", "removed": all(n is None for n in normal[i : i + 1000])}})
+            (
+                "pi.update",
+                {
+                    "subject_pseudo_ids": pseudonyms[i : i + 1000],
+                    "subject_count": len(pseudonyms),
+                    "details": {"field": "phone", "removed": all(n is None for n in normal[i : i + 1000])},
+                },
+            )
             for i in range(0, len(pseudonyms), 1000)
         ]
         if self.audit_batch is not None:

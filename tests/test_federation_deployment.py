@@ -22,6 +22,7 @@ from node.demo.alliance import BrandSpec, create_alliance, enable_exchange
 from node.learning.deploy import LocalFederation, make_supernode_key
 from node.learning.store import NodeModelShelf, NodePrivacyBook
 from node.runtime import Node
+from node.wallet.bulk import import_earns
 
 pytestmark = pytest.mark.slow
 TODAY = datetime.now(UTC).date()
@@ -55,7 +56,7 @@ def alliance(tmp_path_factory: pytest.TempPathFactory) -> list[Path]:
                 (pseudonyms[r], rng.randint(20, 900), "purchase", d, d + timedelta(days=730), f"p:{r}:{j}")
                 for j, d in enumerate(days)
             ]
-        node.wallets.import_earns(rows)
+        import_earns(node.wallets, rows)
         node.consent.change_many(
             [ConsentChange(r, ("joint_modeling",), ConsentAction.GRANT, collection_method="test") for r in refs]
         )

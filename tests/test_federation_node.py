@@ -22,6 +22,7 @@ from node.learning.rows import ChurnWindow
 from node.learning.site import ConsentGatedLoader
 from node.learning.store import NodeModelShelf, NodePrivacyBook
 from node.runtime import Node
+from node.wallet.bulk import import_earns
 
 TODAY = datetime.now(UTC).date()
 WINDOW = ChurnWindow(TODAY - timedelta(days=180), TODAY)
@@ -49,7 +50,7 @@ def onboard(node: Node, refs: list[str], seed: int) -> None:
             days.append(WINDOW.cutoff + timedelta(days=rng.randint(1, 150)))
         for i, d in enumerate(days):
             rows.append((pseudonyms[r], rng.randint(20, 900), "purchase", d, d + timedelta(days=730), f"p:{r}:{i}"))
-    node.wallets.import_earns(rows)
+    import_earns(node.wallets, rows)
 
 
 def grant(node: Node, refs: list[str], actor: str = "self") -> None:
@@ -256,8 +257,24 @@ def test_federate_run_over_node_directories_then_status_lists_the_rounds(nodes: 
     from node.cli.main import app
 
     dirs = [str(n.settings.data_dir) for n in nodes.values()]
-    r = CliRunner().invoke(app, ["federate", "run", "--node", dirs[0], "--node", dirs[1], "--run", "cli-1",
-                                 "--rounds", "1", "--cutoff", str(WINDOW.cutoff), "--json"])
+    r = CliRunner().invoke(
+        app,
+        [
+            "federate",
+            "run",
+            "--node",
+            dirs[0],
+            "--node",
+            dirs[1],
+            "--run",
+            "cli-1",
+            "--rounds",
+            "1",
+            "--cutoff",
+            str(WINDOW.cutoff),
+            "--json",
+        ],
+    )
     assert r.exit_code == 0, r.output
     data = json.loads(r.stdout)
     assert len(data["brands"]) == 2

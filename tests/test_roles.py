@@ -41,6 +41,12 @@ ENDPOINTS: list[tuple[str, str, Any, set[str]]] = [
     ("POST", "/v1/members/M-1/prompts/marketing", None, {OPERATOR}),
     ("GET", "/v1/members/M-1/wallet", None, {OPERATOR}),
     ("POST", "/v1/members/M-1/purchases", {"purchase_id": "p-1", "amount_fen": 1000}, {OPERATOR}),
+    (
+        "POST",
+        "/v1/purchases:batch",
+        {"purchases": [{"member_ref": "M-1", "purchase_id": "pb-1", "amount_fen": 1000}]},
+        {OPERATOR},
+    ),
     ("GET", "/v1/members/at-risk", None, {OPERATOR}),
     ("GET", "/v1/me/consents", None, {MEMBER}),
     ("POST", "/v1/me/consents", {"action": "grant", "purposes": ["marketing"]}, {MEMBER}),

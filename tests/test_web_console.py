@@ -11,6 +11,7 @@ import pytest
 from compliance_fixtures import PIA
 from web_fixtures import Site, csrf_of, open_site
 
+from compliance.audit import AuditFilter
 from compliance.audit_bundle import verify_bundle
 from compliance.consent import ConsentAction
 from compliance.pia import Feature
@@ -157,3 +158,25 @@ def test_the_logs_page_says_so_when_the_chain_does_not_answer(site: Site) -> Non
     r = site.staff(site.operator).get("/console/logs")
     assert r.status_code == 200
     assert "the chain did not answer" in r.text
+
+
+def test_an_assessment_id_the_api_would_refuse_is_refused(site: Site) -> None:
+    c = site.staff(site.officer)
+    text = "\n".join(f"{k} = {v!r}".replace("'", '"') for k, v in PIA.items())
+    c.post("/console/pia", data={"csrf": csrf_of(c.get("/console/pia").text), "assessment": text, "id": "a/b?c"})
+    assert site.node.pia.all() == []
+    assert "1 to 80 letters" in c.get("/console/pia").text
+
+
+def test_an_assessment_nested_too_deep_is_explained_not_a_500(site: Site) -> None:
+    c = site.staff(site.officer)
+    deep = "[" * 5000 + "]" * 5000
+    r = c.post("/console/pia", data={"csrf": csrf_of(c.get("/console/pia").text), "assessment": '{"a": ' + deep + "}"})
+    assert r.status_code == 303
+    assert "could not be read" in c.get("/console/pia").text
+
+
+def test_searching_the_trail_on_the_page_is_itself_audited(site: Site) -> None:
+    site.staff(site.officer).get("/console/audit?member=M-1")
+    (event,) = [e for _, e in site.node.audit.select(AuditFilter(action="audit.export"))]
+    assert event.details["format"] == "page"

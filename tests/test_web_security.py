@@ -3,16 +3,19 @@ another host, sessions that end, and API docs that work offline with a declared 
 
 from __future__ import annotations
 
+import logging
 import re
 from collections.abc import Iterator
 from importlib.resources import files
 from pathlib import Path
 
 import pytest
+from fastapi.testclient import TestClient
 from web_fixtures import Site, open_site
 
 from node.core.auth import Caller, Role
 from node.web.sessions import SessionStore
+from node.web.site import RedactTokens, create_site
 
 TEMPLATES = Path(str(files("node.web").joinpath("templates")))
 
@@ -94,15 +97,59 @@ def test_an_ended_session_is_forgotten() -> None:
     assert store.find(session.id) is None
 
 
-def test_a_link_token_is_taken_once() -> None:
-    store = SessionStore(ttl_seconds=60)
-    assert store.use_link("t", valid_until=9e9)
-    assert not store.use_link("t", valid_until=9e9)
+def test_a_privacy_links_token_is_no_api_token(site: Site) -> None:
+    token = site.privacy_link("M-1").split("token=")[1]
+    r = site.client().get("/v1/me/consents", headers={"Authorization": f"Bearer {token}"})
+    assert r.status_code == 401
+
+
+def test_an_api_token_opens_no_privacy_centre(site: Site) -> None:
+    token = site.node.member_tokens.issue("M-1")
+    assert site.client().get(f"/privacy/enter?token={token}").status_code == 401
+
+
+def test_a_used_link_stays_used_after_a_restart(site: Site) -> None:
+    link = site.privacy_link("M-2")
+    assert site.client().get(link).status_code == 200
+    restarted = TestClient(create_site(site.node), follow_redirects=False)  # sessions are gone, used links not
+    assert restarted.get(link).status_code == 401
+
+
+def test_revoking_a_staff_key_ends_its_console_session(tmp_path: Path) -> None:
+    s = open_site(tmp_path)
+    key = s.node.staff_keys.issue("ruth", Role.COMPLIANCE)
+    c = s.staff(key)
+    assert c.get("/console").status_code == 200
+    s.node.staff_keys.revoke(key.split("_")[1])
+    assert c.get("/console").status_code == 303
+    s.node.dispose()
+
+
+def test_a_csrf_field_that_is_not_ascii_is_refused_not_a_500(site: Site) -> None:
+    c = site.member("M-1")
+    assert c.post("/privacy/consents", data={"csrf": "é", "purpose": "marketing", "action": "grant"}).status_code == 403
+
+
+def test_a_sign_in_from_a_page_with_no_origin_is_refused(site: Site) -> None:
+    r = site.client().post("/console/sign-in", data={"key": site.officer}, headers={"Origin": "null"})
+    assert r.status_code == 403
+
+
+def test_the_access_log_never_shows_a_privacy_links_token() -> None:
+    record = logging.LogRecord(
+        "uvicorn.access",
+        logging.INFO,
+        "",
+        0,
+        '%s - "%s %s HTTP/%s" %d',
+        ("127.0.0.1:5000", "GET", "/privacy/enter?token=eyJh.c2ln&lang=en", "1.1", 200),
+        None,
+    )
+    RedactTokens().filter(record)
+    assert record.getMessage() == '127.0.0.1:5000 - "GET /privacy/enter?token=[redacted]&lang=en HTTP/1.1" 200'
 
 
 def test_the_session_cookie_is_secure_under_tls(site: Site) -> None:
-    from fastapi.testclient import TestClient
-
     c = TestClient(site.app, base_url="https://testserver", follow_redirects=False)
     r = c.post("/console/sign-in", data={"key": site.officer})
     assert "Secure" in r.headers["set-cookie"]

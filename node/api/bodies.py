@@ -39,6 +39,9 @@ FAMILIES: tuple[tuple[str, str], ...] = (
     ("/v1/witness/", "witness"),
     ("/v1/notices", "documents"),
     ("/v1/pia", "documents"),
+    ("/v1/purchases:batch", "bulk"),
+    ("/console/pia", "documents"),  # an assessment pasted into the console's form
+    ("/privacy/receipts/check", "documents"),
 )
 #: Smaller JSON bodies are parsed on the event loop: well under a millisecond, less than a thread hop.
 PARSE_INLINE_BELOW = 32 * 1024

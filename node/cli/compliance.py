@@ -25,8 +25,6 @@ feature_app = typer.Typer(
 xborder_app = typer.Typer(no_args_is_help=True, help="Cross-border transfers: counters and transfer mechanisms.")
 
 
-
-
 @pia_app.command("submit")
 @friendly
 def pia_submit(

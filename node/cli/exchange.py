@@ -1,4 +1,4 @@
-"""``alliance-node exchange``, ``settle``, ``settlement`` and ``liability``: the money path's commands."""
+"""``alliance-node exchange``, ``settle``, ``settlement``, ``liability``, ``purchases``: the money path's commands."""
 
 from __future__ import annotations
 
@@ -15,6 +15,7 @@ from node.cli.common import HERE, DataDir, err, fail, friendly, open_node, out
 
 exchange_app = typer.Typer(no_args_is_help=True, help="Points exchange: recovery and log reconciliation with peers.")
 settlement_app = typer.Typer(no_args_is_help=True, help="Settlement between brands: statements and net positions.")
+purchases_app = typer.Typer(no_args_is_help=True, help="Purchases that earn points, posted in bulk as tills do.")
 
 
 def _when(value: str) -> datetime:
@@ -171,12 +172,18 @@ def settlement_report(
     else:
         print_settlement(result)
         if contributions:
-            table = Table("label holder", "run", "partner", "AUC gain", "used", "members",
-                          title="cross-brand model contributions (no money moves)")
+            table = Table(
+                "label holder",
+                "run",
+                "partner",
+                "AUC gain",
+                "used",
+                "members",
+                title="cross-brand model contributions (no money moves)",
+            )
             for c in contributions:
                 gain = "n/a" if c.auc_gain is None else f"{c.auc_gain:+.3f}"
-                table.add_row(c.label_holder, c.run, c.partner, gain, "yes" if c.used else "no",
-                              f"{c.members:,}")
+                table.add_row(c.label_holder, c.run, c.partner, gain, "yes" if c.used else "no", f"{c.members:,}")
             out.print(table)
     for d in disputes:
         err.print(f"[red]dispute:[/red] {d} (left out of the netting)")
@@ -222,3 +229,87 @@ def print_liability(rows: list[object]) -> None:
             f"{r.breakage_fen / Decimal(100):,.2f}",  # type: ignore[attr-defined]
         )
     out.print(table)
+
+
+CSV_COLUMNS = ("member_ref", "purchase_id", "amount_fen")  # and "day" (YYYY-MM-DD), optional
+
+
+def read_purchases(path: Path) -> list[dict[str, object]]:
+    """The purchases of a CSV with a header row (``member_ref,purchase_id,amount_fen[,day]``), checked
+    line by line so that a bad line is named before anything is sent."""
+    import csv
+
+    with open(path, newline="", encoding="utf-8-sig") as f:
+        reader = csv.DictReader(f)
+        missing = [c for c in CSV_COLUMNS if c not in (reader.fieldnames or [])]
+        if missing:
+            raise ValueError(
+                f"{path}: the header row lacks {', '.join(missing)} (columns: {', '.join(CSV_COLUMNS)}, day)"
+            )
+        rows: list[dict[str, object]] = []
+        for line, row in enumerate(reader, start=2):
+            amount = (row.get("amount_fen") or "").strip()
+            if not amount.isdigit():
+                raise ValueError(f"{path}, line {line}: amount_fen must be a whole number of fen, not {amount!r}")
+            item: dict[str, object] = {
+                "member_ref": (row.get("member_ref") or "").strip(),
+                "purchase_id": (row.get("purchase_id") or "").strip(),
+                "amount_fen": int(amount),
+            }
+            if day := (row.get("day") or "").strip():
+                try:
+                    item["day"] = date.fromisoformat(day).isoformat()
+                except ValueError as exc:
+                    raise ValueError(f"{path}, line {line}: day must be YYYY-MM-DD, not {day!r}") from exc
+            rows.append(item)
+    return rows
+
+
+@purchases_app.command("import")
+@friendly
+def purchases_import(
+    file: Annotated[Path, typer.Argument(help="CSV with a header: member_ref,purchase_id,amount_fen[,day].")],
+    url: Annotated[str, typer.Option(help="The node's API, e.g. http://127.0.0.1:8470.")],
+    key: Annotated[str, typer.Option(envvar="ALLIANCE_API_KEY", help="An operator's API key (or ALLIANCE_API_KEY).")],
+    batch: Annotated[int, typer.Option(min=1, max=1000, help="Purchases per call (at most 1,000).")] = 1000,
+    rejects: Annotated[Path | None, typer.Option(help="Write the refused purchases and why to this CSV.")] = None,
+) -> None:
+    """Post a CSV of purchases through ``POST /v1/purchases:batch``: each earns its points once (a
+    re-run of the same file credits nothing twice), with a result per purchase."""
+    import csv
+
+    import httpx
+
+    from node.core.progress import progress_bar
+
+    rows = read_purchases(file)
+    earned, refused = 0, []
+    auth = {"Authorization": f"Bearer {key}"}
+    with httpx.Client(base_url=url, timeout=60.0, headers=auth) as client, progress_bar(err, remaining=True) as bar:
+        task = bar.add_task(f"posting {len(rows):,} purchases", total=len(rows))
+        for i in range(0, len(rows), batch):
+            chunk = rows[i : i + batch]
+            try:
+                r = client.post("/v1/purchases:batch", json={"purchases": chunk})
+            except httpx.TransportError as exc:
+                fail(f"the node at {url} did not answer: {exc}")
+                return
+            if r.status_code != 200:
+                detail = r.json().get("detail", r.text) if "json" in r.headers.get("content-type", "") else r.text
+                fail(f"the node refused the batch from line {i + 2} ({r.status_code}): {detail}")
+                return
+            answer = r.json()
+            earned += answer["earned"]
+            refused += [res for res in answer["results"] if res["status"] == "refused"]
+            bar.advance(task, len(chunk))
+    out.print(f"{earned:,} purchases recorded (points earned now or by an earlier run), {len(refused):,} refused")
+    if refused and rejects is not None:
+        with open(rejects, "w", newline="", encoding="utf-8") as f:
+            writer = csv.writer(f)
+            writer.writerow(["purchase_id", "reason_code", "detail"])
+            writer.writerows([res["purchase_id"], res["reason_code"], res["detail"]] for res in refused)
+        out.print(f"the refused ones, with why, are in {rejects}")
+    if refused:
+        for res in refused[:5]:
+            err.print(f"  {res['purchase_id']}: {res['reason_code']} ({res['detail']})", highlight=False)
+        raise typer.Exit(1)

@@ -112,8 +112,18 @@ def simulate_cmd(
 
         if len(csv) < 2:
             fail("give --csv at least twice: the label holder's file and a partner's", 2)
-        simulate_vertical_cmd(csv, id_column, label, list(name or []), list(ignore or []), epsilon, rounds or 1,
-                              seed, min_intersection, as_json)
+        simulate_vertical_cmd(
+            csv,
+            id_column,
+            label,
+            list(name or []),
+            list(ignore or []),
+            epsilon,
+            rounds or 1,
+            seed,
+            min_intersection,
+            as_json,
+        )
         return
     rounds = 30 if rounds is None else rounds
     from federation.server_app import SERVER_OPTIMISERS

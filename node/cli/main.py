@@ -82,7 +82,7 @@ def serve(
     import uvicorn
 
     from compliance.egress import hosting_problem
-    from node.web.site import create_site
+    from node.web.site import create_site, redact_access_log
 
     node = open_node(data_dir, recover=True)
     _warn_loose_permissions(data_dir, node.settings.key_file)
@@ -90,7 +90,9 @@ def serve(
         fail(problem)
     node.signer  # noqa: B018  fail now, not at the first request, if the key is unreadable
     app = create_site(node, recovery=True)  # resumes unfinished exchanges at start and then periodically
-    uvicorn.run(app, host=host or node.settings.host, port=port or node.settings.port, log_level="info")
+    config = uvicorn.Config(app, host=host or node.settings.host, port=port or node.settings.port, log_level="info")
+    redact_access_log()  # after uvicorn.Config set its loggers up: privacy links carry a token in their query
+    uvicorn.Server(config).run()
 
 
 @app.command()
@@ -153,6 +155,7 @@ for group, name in (
     (rights.incident_app, "incident"),
     (exchange.exchange_app, "exchange"),
     (exchange.settlement_app, "settlement"),
+    (exchange.purchases_app, "purchases"),
     (learning.federate_app, "federate"),
     (deployment.federation_app, "federation"),
     (chain.chain_app, "chain"),

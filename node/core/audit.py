@@ -8,11 +8,12 @@ node itself outside a request.
 
 from __future__ import annotations
 
+from collections import deque
 from collections.abc import Callable
 from typing import Any, BinaryIO
 
 from compliance import outbox
-from compliance.audit import AuditEvent, AuditFilter, AuditTrail
+from compliance.audit import AuditEvent, AuditFilter, AuditTrail, decode_entry
 from compliance.audit_bundle import BundleManifest, export_bundle
 from compliance.audit_index import AuditIndex
 from ledger import note
@@ -72,12 +73,32 @@ class NodeAudit:
 
         return outbox.recover(self.log.store.engine, logged, self.many)
 
+    def select(self, flt: AuditFilter, keep: int | None = None) -> list[tuple[int, AuditEvent]]:
+        """The events ``flt`` selects, oldest first (the newest ``keep`` of them): through the indexes
+        when the filter names a member, an action or a time, else by reading the whole log."""
+        found = AuditIndex(self.log.store.engine, self.log).candidates(flt, self.log.size)
+        if found is None:
+            tail: deque[tuple[int, AuditEvent]] = deque(maxlen=keep)
+            tail.extend((i, e) for i, e in AuditTrail(self.log, self.node_id).events() if flt.matches(e))
+            return list(tail)
+        chosen: list[tuple[int, AuditEvent]] = []
+        for i in reversed(found):  # newest first, so that `keep` stops the reading early
+            event = decode_entry(i, self.log.entry(i).data)
+            if flt.matches(event):
+                chosen.append((i, event))
+                if len(chosen) == keep:
+                    break
+        return chosen[::-1]
+
     def export(self, flt: AuditFilter, out: BinaryIO, progress: Callable[[int], None] | None = None) -> BundleManifest:
         """Write an audit bundle for ``flt`` and record the export itself in the audit trail.
 
         The caller keeps the bundle only if this returns: the export is audited first.
         """
-        manifest = export_bundle(self.log, self.signer, flt, out, progress=progress)
+        index = AuditIndex(self.log.store.engine, self.log)
+        manifest = export_bundle(
+            self.log, self.signer, flt, out, progress=progress, candidates=lambda size: index.candidates(flt, size)
+        )
         details: dict[str, str | int | None] = {f"filter.{k}": v for k, v in flt.to_dict().items()}
         details |= {"count": manifest.count, "tree_size": manifest.tree_size, "events_sha256": manifest.events_sha256}
         self(

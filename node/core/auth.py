@@ -68,6 +68,8 @@ class Caller:
     role: Role
     id: str  # staff name, or the member's reference at this brand
     account: str | None = None  # a member token's account binding (its ``acct`` claim)
+    key_id: str | None = None  # a staff key's id (what revocation names)
+    use: str | None = None  # a member token made for one use only (its ``use`` claim): not an API credential
 
 
 # Who the current request acts for, so audit events name their actor without every call passing it.
@@ -108,7 +110,14 @@ class StaffKeys:
             row = conn.execute(select(t).where(t.c.key_id == key_id)).first()
         if row is None or row.revoked_at is not None or not secrets.compare_digest(row.sha256, _sha256(secret)):
             raise AuthError("unknown or revoked staff API key")
-        return Caller(Role(row.role), row.name)
+        return Caller(Role(row.role), row.name, key_id=key_id)
+
+    def active(self, key_id: str | None) -> bool:
+        """Whether the key ``key_id`` still works (not revoked since a session was opened with it)."""
+        t = StaffKeyRecord.__table__
+        with self.engine.connect() as conn:
+            revoked = conn.execute(select(t.c.revoked_at).where(t.c.key_id == key_id)).first()
+        return revoked is not None and revoked.revoked_at is None
 
     def roles_of(self, name: str) -> set[Role]:
         """The roles ``name`` holds through active (unrevoked) keys."""
@@ -147,8 +156,10 @@ def issue_member_token(
     ttl: int = DEFAULT_TOKEN_TTL,
     now: float | None = None,
     account: str | None = None,
+    use: str | None = None,
 ) -> str:
-    """A token that lets the brand's app act for ``member_ref``'s ``account`` for ``ttl`` seconds."""
+    """A token that lets the brand's app act for ``member_ref``'s ``account`` for ``ttl`` seconds
+    (with ``use``, only for that one use: the API refuses it)."""
     issued = int(now if now is not None else time.time())
     claims: dict[str, object] = {
         "iss": signer.name,
@@ -159,6 +170,8 @@ def issue_member_token(
     }
     if account is not None:
         claims["acct"] = account
+    if use is not None:
+        claims["use"] = use
     payload = canonical_json(claims)
     return f"{_b64(payload)}.{_b64(signer.sign_raw(TOKEN_DOMAIN + payload))}"
 
@@ -178,5 +191,10 @@ def check_member_token(verifier: note.Verifier, token: str, now: float | None = 
         raise AuthError("member token expired")
     if not isinstance(claims.get("sub"), str) or not claims["sub"]:
         raise AuthError("member token names no member")
-    account = claims.get("acct")
-    return Caller(Role.MEMBER, claims["sub"], account if isinstance(account, str) else None)
+    account, use = claims.get("acct"), claims.get("use")
+    return Caller(
+        Role.MEMBER,
+        claims["sub"],
+        account if isinstance(account, str) else None,
+        use=use if isinstance(use, str) else None,
+    )

@@ -53,6 +53,9 @@ class BodyLimits(BaseModel):
         description="signed node-to-node calls (/v1/peer/); a settlement statement of about 60,000 exchanges fits",
     )
     witness: int = Field(default=64 * KIB, ge=KIB, description="C2SP tlog-witness checkpoints (/v1/witness/)")
+    bulk: int = Field(
+        default=256 * KIB, ge=KIB, description="a till's batch of up to 1,000 purchases (/v1/purchases:batch)"
+    )
 
 
 class RateLimits(BaseModel):

@@ -59,14 +59,19 @@ class MemberTokens:
             generation = conn.execute(select(t.c.generation).where(t.c.member == pseudonym)).scalar_one_or_none()
         return pseudonym, generation or 0
 
-    def issue(self, member_ref: str, ttl: int = DEFAULT_TOKEN_TTL, now: float | None = None) -> str:
-        """A token for the member's current account, valid ``ttl`` seconds."""
+    def issue(
+        self, member_ref: str, ttl: int = DEFAULT_TOKEN_TTL, now: float | None = None, use: str | None = None
+    ) -> str:
+        """A token for the member's current account, valid ``ttl`` seconds (with ``use``: for that use only)."""
         pseudonym, generation = self._current(member_ref)
-        return issue_member_token(self.signer, member_ref, ttl, now, account_binding(pseudonym, generation))
+        return issue_member_token(self.signer, member_ref, ttl, now, account_binding(pseudonym, generation), use)
 
-    def check(self, token: str, now: float | None = None) -> Caller:
-        """The member a token speaks for, or :class:`AuthError` (also for another or a revoked account)."""
+    def check(self, token: str, now: float | None = None, use: str | None = None) -> Caller:
+        """The member a token speaks for, or :class:`AuthError` (also for another or a revoked account,
+        and for a token made for another use than ``use``: an API call takes only plain tokens)."""
         caller = check_member_token(self.signer.verifier(), token, now)
+        if caller.use != use:
+            raise AuthError(f"this member token is for {caller.use or 'the API'}, not for {use or 'the API'}")
         pseudonym, generation = self._current(caller.id)
         if caller.account is None or not hmac.compare_digest(caller.account, account_binding(pseudonym, generation)):
             raise AuthError("member token revoked, or issued for an account that no longer exists")

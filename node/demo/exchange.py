@@ -26,6 +26,7 @@ from node.demo.consent import CONSENT_MIX, _roll
 from node.runtime import Node
 from node.settlement.report import net_from_files
 from node.settlement.statements import Window
+from node.wallet.bulk import import_earns
 from node.wallet.loyalty import points_for
 from node.wallet.tiers import add_months
 
@@ -71,9 +72,17 @@ def earn_purchases(nodes: dict[str, Node], by_brand: dict[str, list[cdnow.Purcha
             if points < 1:
                 continue
             day = p.day + shift
-            rows.append((pseudonyms[ref_of(brand, p.customer_id)], points, "purchase", day, add_months(day, months),
-                         f"purchase:{p.customer_id}:{i}"))
-        node.wallets.import_earns(rows)
+            rows.append(
+                (
+                    pseudonyms[ref_of(brand, p.customer_id)],
+                    points,
+                    "purchase",
+                    day,
+                    add_months(day, months),
+                    f"purchase:{p.customer_id}:{i}",
+                )
+            )
+        import_earns(node.wallets, rows)
         earned[brand] = sum(r[1] for r in rows)
     return earned
 
@@ -82,7 +91,9 @@ Pick = tuple[str, str, str, str]  # brand, partner, member ref at brand, member 
 
 
 def pick_members(
-    nodes: dict[str, Node], by_brand: dict[str, list[cdnow.Purchase]], ref_of  # type: ignore[no-untyped-def]
+    nodes: dict[str, Node],
+    by_brand: dict[str, list[cdnow.Purchase]],
+    ref_of,  # type: ignore[no-untyped-def]
 ) -> list[Pick]:
     """Per ordered pair of brands, members who consented to exchange with the partner and earned enough;
     each opens an account at the partner and consents there to exchange back."""
@@ -106,8 +117,9 @@ def pick_members(
             back = f"points_exchange:{node.settings.node_id}"
             refs = [f"{ref_of(partner, c)}-from-{brand}" for c in chosen]
             other.consent.register_members([(r, None, None) for r in refs])
-            other.consent.change_many([ConsentChange(r, (back,), ConsentAction.GRANT, collection_method="demo-app")
-                                       for r in refs])
+            other.consent.change_many(
+                [ConsentChange(r, (back,), ConsentAction.GRANT, collection_method="demo-app") for r in refs]
+            )
             picks += [(brand, partner, ref_of(brand, c), r) for c, r in zip(chosen, refs, strict=True)]
     return picks
 
@@ -258,8 +270,13 @@ def _print(nodes: dict[str, Node], result: ExchangeResult, console: Console) -> 
     today = datetime.now(UTC).date()
     for brand, node in nodes.items():
         r = node.settlement.liability(today)
-        liab.add_row(brand, f"{r.outstanding_points:,}", f"{r.liability_fen / 100:,.2f}", f"{r.expired_points:,}",
-                     f"{r.breakage_fen / 100:,.2f}")
+        liab.add_row(
+            brand,
+            f"{r.outstanding_points:,}",
+            f"{r.liability_fen / 100:,.2f}",
+            f"{r.expired_points:,}",
+            f"{r.breakage_fen / 100:,.2f}",
+        )
     console.print(liab)
     for (a, b), agreed in result.reconciled.items():
         verdict = "[green]agree[/green]" if agreed else "[red]MISMATCH[/red]"

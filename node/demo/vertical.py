@@ -32,6 +32,7 @@ from node.demo.learning import demo_window
 from node.learning.rows import ChurnWindow
 from node.learning.vertical_run import VerticalOutcome, print_vertical, vertical_nodes
 from node.runtime import Node
+from node.wallet.bulk import import_earns
 
 PARTNER, LABEL_HOLDER, _ = cdnow.SHARED_WITH  # the supermarket learns, with the airline's features
 AGREE = 70  # percent of shared customers who grant cross-brand consent at both brands
@@ -66,8 +67,10 @@ def vertical_phase(
     for brand, other in ((LABEL_HOLDER, partner), (PARTNER, holder)):
         purposes = ("joint_modeling", f"joint_modeling:{other.settings.node_id}")
         nodes[brand].consent.change_many(
-            [ConsentChange(ref_of(brand, c), purposes, ConsentAction.GRANT, collection_method="demo-app")
-             for c in agreeing]
+            [
+                ConsentChange(ref_of(brand, c), purposes, ConsentAction.GRANT, collection_method="demo-app")
+                for c in agreeing
+            ]
         )
     console.print(
         f"{len(both):,} customers are members of {LABEL_HOLDER} and {PARTNER} (same phone number); "
@@ -114,10 +117,16 @@ def shared_pair(base: Path, shared: int = 240, own: int = 60) -> dict[str, Node]
         refs = {i: f"{node.settings.node_id}:{i}" for i in people[key]}
         node.consent.register_members([(r, date(1990, 1, 1), None) for r in refs.values()])
         node.consent.set_phones([(r, f"+86139{i:08d}") for i, r in refs.items()])
-        node.consent.change_many([ConsentChange(r, ("joint_modeling", f"joint_modeling:{other}"), ConsentAction.GRANT,
-                                                collection_method="test") for r in refs.values()])
+        node.consent.change_many(
+            [
+                ConsentChange(
+                    r, ("joint_modeling", f"joint_modeling:{other}"), ConsentAction.GRANT, collection_method="test"
+                )
+                for r in refs.values()
+            ]
+        )
         pseudonyms = node.keyring.pseudonyms(list(refs.values()))
-        node.wallets.import_earns([row for i, r in refs.items() for row in _earns(pseudonyms[r], i, key, window)])
+        import_earns(node.wallets, [row for i, r in refs.items() for row in _earns(pseudonyms[r], i, key, window)])
     apps = {n.settings.node_id: create_app(n) for n in nodes.values()}
     for n in nodes.values():
         connect(n, apps)
@@ -133,8 +142,10 @@ def _earns(member: str, person: int, brand: str, window: ChurnWindow) -> list[tu
     else:
         back = (1, 20) if active else (120, 300)
         days = [window.cutoff - timedelta(days=rng.randint(*back)) for _ in range(rng.randint(2, 6))]
-    return [(member, rng.randint(20, 900), "purchase", d, d + timedelta(days=730), f"p:{brand}:{person}:{k}")
-            for k, d in enumerate(days)]
+    return [
+        (member, rng.randint(20, 900), "purchase", d, d + timedelta(days=730), f"p:{brand}:{person}:{k}")
+        for k, d in enumerate(days)
+    ]
 
 
 def connect(node: Node, apps: dict[str, Any]) -> None:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import UTC, date, datetime
 
@@ -58,6 +59,35 @@ class Loyalty:
         member = self.consent.member_pseudonym(member_ref)
         expires = add_months(day, self.expiry_months)
         return self.purchases.earn(member, Purchase(purchase_id, amount_fen, day, stated), points, expires)
+
+    def earn_purchases(
+        self, items: Sequence[tuple[str, str, int, date | None]], today: date | None = None
+    ) -> list[Entry | Exception]:
+        """Credit a till's batch of ``(member_ref, purchase_id, amount_fen, day)`` in one transaction,
+        each as :meth:`earn_purchase` would: one result per item (its entry, or why it was refused),
+        and one refused item never refuses the others."""
+        today = today or datetime.now(UTC).date()
+        results: list[Entry | Exception | None] = [None] * len(items)
+        accepted: list[tuple[int, tuple[str, Purchase, int, date]]] = []
+        pseudonyms = self.consent.member_pseudonyms([ref for ref, *_ in items])
+        for pos, (member_ref, purchase_id, amount_fen, day) in enumerate(items):
+            try:
+                stated = day is not None
+                on = day or today
+                check_business_day(on, today)
+                points = points_for(amount_fen, self.points_per_yuan)
+                if points < 1:
+                    raise WalletError("too_small", "this purchase earns no points")
+                member = pseudonyms[member_ref]
+                if isinstance(member, LookupError):
+                    raise member
+                purchase = Purchase(purchase_id, amount_fen, on, stated)
+                accepted.append((pos, (member, purchase, points, add_months(on, self.expiry_months))))
+            except (WalletError, LookupError, ValueError) as exc:  # this item only: the others go on
+                results[pos] = exc
+        for (pos, _), result in zip(accepted, self.purchases.earn_many([item for _, item in accepted]), strict=True):
+            results[pos] = result
+        return [r for r in results if r is not None]
 
     def view(self, member_ref: str, today: date) -> WalletView:
         """Balance today, tier over the rules' window, and the lots still holding points."""

@@ -73,7 +73,7 @@ def _now() -> datetime:
     return datetime.now(UTC)
 
 
-def _check_earn(points: int, reason: str, earned_on: date, expires_on: date, kind: Kind) -> None:
+def check_earn(points: int, reason: str, earned_on: date, expires_on: date, kind: Kind) -> None:
     """Refuse an earn the journal must never hold (bad amount, reason or expiry)."""
     wallet.check_amount(points)
     wallet.check_reason(kind, reason)
@@ -213,40 +213,12 @@ class WalletStore:
         kind: Kind = Kind.EARN,
     ) -> Entry:
         """:meth:`earn` inside a transaction from :meth:`locked` (the caller holds the member's lock)."""
-        _check_earn(points, reason, earned_on, expires_on, kind)
+        check_earn(points, reason, earned_on, expires_on, kind)
         done = self._existing(conn, member, ref)
         if done is not None:
             return done
         lot = Lot(uuid.uuid4().hex, points, earned_on, expires_on)
         return self._append(conn, member, Entry(uuid.uuid4().hex, kind, reason, points, _now(), lot=lot, ref=ref))
-
-    def import_earns(self, earns: list[tuple[str, int, str, date, date, str]]) -> int:
-        """Bulk-load ``(member, points, reason, earned_on, expires_on, ref)`` earns in one transaction.
-
-        For onboarding a brand's history before the node serves: no per-member lock is taken,
-        and an earn whose ``ref`` the member already has makes the whole batch fail (nothing
-        half-loaded). Returns how many entries were written.
-        """
-        entries, lots = [], []
-        now = _now()
-        for member, points, reason, earned_on, expires_on, ref in earns:
-            _check_earn(points, reason, earned_on, expires_on, Kind.EARN)
-            common = {"entry_id": uuid.uuid4().hex, "member": member, "points": points}
-            entries.append(common | {"kind": Kind.EARN.value, "reason": reason, "at": now, "ref": ref})
-            lots.append(common | {"lot_id": uuid.uuid4().hex, "earned_on": earned_on, "expires_on": expires_on})
-        members = sorted({e["member"] for e in entries})
-        with self.engine.connect() as conn, conn.execution_options(ledger_write=True).begin():
-            known = set()
-            t = WalletAccount.__table__
-            for i in range(0, len(members), 500):
-                known |= set(conn.execute(select(t.c.member).where(t.c.member.in_(members[i : i + 500]))).scalars())
-            fresh = [{"member": m, "opened_at": now} for m in members if m not in known]
-            if fresh:
-                conn.execute(insert(t), fresh)
-            if entries:
-                conn.execute(insert(WalletEntryRow.__table__), entries)
-                conn.execute(insert(WalletLotRow.__table__), lots)
-        return len(entries)
 
     def redeem(
         self, member: str, points: int, reason: str, today: date, *, ref: str | None = None, kind: Kind = Kind.REDEEM

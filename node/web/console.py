@@ -12,15 +12,15 @@ import csv
 import io
 import json
 import tempfile
-from collections import deque
 from datetime import UTC, datetime
 from typing import Any
+from urllib.parse import urlencode
 
 from fastapi import APIRouter, Request
 from fastapi.responses import HTMLResponse, RedirectResponse, Response, StreamingResponse
 from pydantic import ValidationError
 
-from compliance.audit import AuditEvent, AuditFilter, AuditTrail
+from compliance.audit import AuditEvent, AuditFilter
 from node.api.ratelimits import credential_key
 from node.core.auth import AuthError
 from node.web.guard import (
@@ -59,7 +59,7 @@ def _local(path: str) -> str:
 async def sign_in(request: Request, node: NodeDep) -> Response:
     """Check the API key; a staff session replaces it from here on."""
     form = await read_form(request)
-    check_origin(request)  # no session yet, so no CSRF token: SameSite cookies and the Origin guard it
+    check_origin(request, allow_opaque=False)  # no session yet, so no CSRF token: the Origin guards it
     key = form.get("key", "").strip()
     failures = request.app.state.limiters.failed_auth
     if wait := failures.wait(credential_key(key)):
@@ -123,19 +123,15 @@ def _criteria(request: Request) -> dict[str, str]:
 
 
 def _matching(node: NodeDep, flt: AuditFilter, keep: int | None) -> list[tuple[int, AuditEvent]]:
-    """The events ``flt`` selects, oldest first (the newest ``keep`` of them)."""
-    found: deque[tuple[int, AuditEvent]] = deque(maxlen=keep)
-    for index, event in AuditTrail(node.audit.log, node.settings.node_id).events():
-        if flt.matches(event):
-            found.append((index, event))
-    return list(found)
+    """The events ``flt`` selects, oldest first (the newest ``keep`` of them), as ``audit export`` finds them."""
+    return node.audit.select(flt, keep)
 
 
 def _bad_filter(session: Session, exc: Exception) -> None:
     if isinstance(exc, ValidationError):
-        session.flash.append("bad filter: " + exc.errors()[0]["msg"].removeprefix("Value error, "))
+        session.say("bad filter: " + exc.errors()[0]["msg"].removeprefix("Value error, "))
     else:
-        session.flash.append(f"bad filter: {exc}")
+        session.say(f"bad filter: {exc}")
 
 
 @router.get("/audit", response_class=HTMLResponse)
@@ -145,10 +141,13 @@ def audit(request: Request, node: NodeDep, session: OfficerPage) -> HTMLResponse
     rows: list[tuple[int, AuditEvent]] | None = None
     if criteria:
         try:
-            rows = list(reversed(_matching(node, _filter(node, criteria), SHOWN)))
+            flt = _filter(node, criteria)
+            rows = list(reversed(_matching(node, flt, SHOWN)))
         except (ValidationError, ValueError, LookupError) as exc:
             _bad_filter(session, exc)
-    query = "&".join(f"{k}={v}" for k, v in criteria.items())
+        else:  # who looked at whom is part of the trail, as for a download
+            _audit_export(node, flt, len(rows), "page")
+    query = urlencode(criteria)
     return page(request, "console/audit.html", session, criteria=criteria, rows=rows, query=query, shown=SHOWN)
 
 
@@ -171,6 +170,14 @@ def bundle(request: Request, node: NodeDep, session: OfficerPage) -> Response:
     spool.seek(0)
     headers = {"Content-Disposition": f'attachment; filename="audit-{manifest.tree_size}.bundle.jsonl"'}
     return StreamingResponse(spool, media_type="application/x-ndjson", headers=headers)
+
+
+def _audit_export(node: NodeDep, flt: AuditFilter, count: int, shape: str) -> None:
+    """Record that staff saw or took ``count`` events of the trail (as ``audit export`` records itself)."""
+    details: dict[str, Any] = {f"filter.{k}": v for k, v in flt.to_dict().items()} | {"format": shape}
+    node.audit(
+        "audit.export", subject_pseudo_ids=[flt.subject] if flt.subject else [], record_count=count, details=details
+    )
 
 
 @router.get("/audit/events.csv", response_model=None)
@@ -197,10 +204,7 @@ def events_csv(request: Request, node: NodeDep, session: OfficerPage) -> Respons
                 json.dumps(e.details, ensure_ascii=False, sort_keys=True),
             ]
         )
-    details: dict[str, Any] = {f"filter.{k}": v for k, v in flt.to_dict().items()} | {"format": "csv"}
-    node.audit(
-        "audit.export", subject_pseudo_ids=[flt.subject] if flt.subject else [], record_count=len(rows), details=details
-    )
+    _audit_export(node, flt, len(rows), "csv")
     stamp = datetime.now(UTC).strftime("%Y%m%dT%H%M%SZ")
     headers = {"Content-Disposition": f'attachment; filename="audit-{stamp}.csv"'}
     return Response("\ufeff" + out.getvalue(), media_type="text/csv; charset=utf-8", headers=headers)
@@ -218,5 +222,5 @@ def requests_queue(request: Request, node: NodeDep, session: OfficerPage) -> HTM
 def escalate(node: NodeDep, session: OfficerPage, form: OfficerForm) -> Response:
     """What ``rights escalate`` does: every overdue request escalated (audited)."""
     escalated = node.rights.escalate()
-    session.flash.append(f"{len(escalated)} overdue request(s) escalated")
+    session.say(f"{len(escalated)} overdue request(s) escalated", alert=False)
     return back("/console/requests")

@@ -9,14 +9,16 @@ from __future__ import annotations
 
 import json
 import logging
+import re
 import tomllib
 from datetime import UTC, datetime
+from urllib.parse import urlsplit
 
 from fastapi import APIRouter, Request
 from fastapi.responses import HTMLResponse, PlainTextResponse, Response
 from pydantic import ValidationError
 
-from compliance.audit import AuditFilter, AuditTrail
+from compliance.audit import AuditFilter
 from compliance.pia import Assessment, Feature, utcnow
 from compliance.pia_report import document, to_markdown
 from node.chain.anchoring import from_settings
@@ -27,6 +29,7 @@ from node.web.render import FAILED, attempt, back, page
 router = APIRouter(prefix="/console", include_in_schema=False)
 log = logging.getLogger("alliance.node")
 MAX_INCIDENTS = 100
+PIA_ID = re.compile(r"[A-Za-z0-9._:-]{1,80}")  # as the API's Submission takes it
 
 
 @router.get("/pia", response_class=HTMLResponse)
@@ -47,14 +50,18 @@ def _assessment(text: str) -> Assessment:
 @router.post("/pia", response_model=None)
 def submit(node: NodeDep, session: StaffPage, form: StaffForm) -> Response:
     """Submit an assessment as a draft: another compliance officer approves it."""
+    pia_id = form.get("id") or None
+    if pia_id is not None and not PIA_ID.fullmatch(pia_id):
+        session.say("an assessment id is 1 to 80 letters, digits and . _ : -")
+        return back("/console/pia")
     try:
         assessment = _assessment(form.get("assessment", ""))
-    except (ValueError, ValidationError) as exc:  # TOML, JSON and field errors are all ValueErrors
-        session.flash.append(f"the assessment could not be read: {str(exc).splitlines()[0][:300]}")
+    except (ValueError, ValidationError, RecursionError) as exc:  # TOML, JSON and field errors are ValueErrors
+        session.say(f"the assessment could not be read: {(str(exc).splitlines() or [''])[0][:300]}")
         return back("/console/pia")
-    record = attempt(session, node.pia.submit, assessment, session.caller.id, form.get("id") or None)
+    record = attempt(session, node.pia.submit, assessment, session.caller.id, pia_id)
     if record is not FAILED:
-        session.flash.append(f"{record.pia_id} submitted as a draft")
+        session.say(f"{record.pia_id} submitted as a draft", alert=False)
     return back("/console/pia")
 
 
@@ -62,7 +69,7 @@ def submit(node: NodeDep, session: StaffPage, form: StaffForm) -> Response:
 def approve(node: NodeDep, session: OfficerPage, form: OfficerForm, pia_id: str) -> Response:
     """Approve an assessment: refused to its author (four eyes) and once approved."""
     if attempt(session, node.pia.approve, pia_id, session.caller.id) is not FAILED:
-        session.flash.append(f"{pia_id} approved")
+        session.say(f"{pia_id} approved", alert=False)
     return back("/console/pia")
 
 
@@ -91,7 +98,11 @@ def features(request: Request, node: NodeDep, session: StaffPage) -> HTMLRespons
 def switch(node: NodeDep, session: StaffPage, form: OperatorForm, feature: Feature) -> Response:
     """Switch a feature on (under an approved assessment) or off."""
     if form.get("enabled") == "true":
-        attempt(session, node.pia.enable, feature, form.get("pia_id", ""), session.caller.id)
+        pia_id = form.get("pia_id", "")
+        if not PIA_ID.fullmatch(pia_id):
+            session.say("choose an approved assessment to switch the feature on under")
+            return back("/console/features")
+        attempt(session, node.pia.enable, feature, pia_id, session.caller.id)
     else:
         attempt(session, node.pia.disable, feature, session.caller.id)
     return back("/console/features")
@@ -117,9 +128,7 @@ def cross_border(request: Request, node: NodeDep, session: OfficerPage) -> HTMLR
 @router.get("/incidents", response_class=HTMLResponse)
 def incidents(request: Request, node: NodeDep, session: OfficerPage) -> HTMLResponse:
     """Incidents detected and notified, from the audit trail (``alliance-node incident notify`` records them)."""
-    flt = AuditFilter(action="incident.")
-    trail = AuditTrail(node.audit.log, node.settings.node_id)
-    found = [(i, e) for i, e in trail.events() if flt.matches(e)][-MAX_INCIDENTS:]
+    found = node.audit.select(AuditFilter(action="incident."), MAX_INCIDENTS)
     return page(request, "console/incidents.html", session, events=list(reversed(found)))
 
 
@@ -141,11 +150,11 @@ def hold(node: NodeDep, session: OfficerPage, form: OfficerForm) -> Response:
     """Place a legal hold: nothing about the member is purged or erased until it is released."""
     reason = form.get("reason", "").strip()
     if not reason:
-        session.flash.append("a hold needs the case or order it serves")
+        session.say("a hold needs the case or order it serves")
         return back("/console/retention")
     target = attempt(session, _target, node, form)
     if target is not FAILED and attempt(session, node.retention.hold, target, reason, session.caller.id) is not FAILED:
-        session.flash.append(f"hold placed on {target}")
+        session.say(f"hold placed on {target}", alert=False)
     return back("/console/retention")
 
 
@@ -155,7 +164,7 @@ def release(node: NodeDep, session: OfficerPage, form: OfficerForm) -> Response:
     target = attempt(session, _target, node, form)
     if target is not FAILED:
         released = node.retention.release(target, session.caller.id)
-        session.flash.append(f"holds on {target} released" if released else f"no active hold on {target}")
+        session.say(f"holds on {target} released" if released else f"no active hold on {target}", alert=not released)
     return back("/console/retention")
 
 
@@ -183,12 +192,17 @@ def _anchoring(node: NodeDep) -> dict[str, object] | None:
     s = node.settings
     if not s.chain_rpc_url:
         return None
-    state: dict[str, object] = {"rpc": s.chain_rpc_url, "contract": s.chain_anchor_address, "sizes": {}}
+    rpc = urlsplit(s.chain_rpc_url)  # the scheme and host only: a provider's URL often holds its API key
+    state: dict[str, object] = {
+        "rpc": f"{rpc.scheme}://{rpc.hostname}",
+        "contract": s.chain_anchor_address,
+        "sizes": {},
+    }
     try:
         anchorer = from_settings(s, node.store)
         state["sizes"] = anchorer.anchored() if anchorer else {}
     # a status page must render when the chain does not answer (web3 raises many kinds for that)
     except Exception as exc:
-        log.warning("anchoring state unavailable: %s", exc)
+        log.warning("anchoring state unavailable: %s", type(exc).__name__)
         state["error"] = f"the chain did not answer: {type(exc).__name__}"
     return state

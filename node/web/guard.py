@@ -116,8 +116,13 @@ class PageRole:
         area = AREA_PATH[self.cookie]
         if session is None:
             raise SignInNeeded(area)
-        if session.role is Role.MEMBER and not node_of(request).member_tokens.still_current(session.caller):
-            sessions_of(request).end(session.id)  # erased, or the operator revoked the member's tokens
+        node = node_of(request)
+        if session.role is Role.MEMBER:
+            current = node.member_tokens.still_current(session.caller)  # not erased, tokens not revoked
+        else:
+            current = node.staff_keys.active(session.caller.key_id)  # the key not revoked since sign-in
+        if not current:
+            sessions_of(request).end(session.id)
             raise SignInNeeded(area)
         if session.role not in self.roles:
             raise SignInNeeded(area, session.role)
@@ -141,9 +146,12 @@ async def read_form(request: Request) -> dict[str, str]:
     return dict(pairs)
 
 
-def check_origin(request: Request) -> None:
-    """Refuse a form a page of another site sent (browsers name the sending origin on every POST)."""
+def check_origin(request: Request, allow_opaque: bool = True) -> None:
+    """Refuse a form a page of another site sent (browsers name the sending origin on every POST);
+    without ``allow_opaque``, also one from an opaque origin (``null``: a sandboxed frame, a file)."""
     origin = request.headers.get("origin")
+    if origin == "null" and not allow_opaque:
+        raise FormRefused("this form was sent from a page with no origin")
     if origin and origin != "null" and urlsplit(origin).netloc != request.url.netloc:
         raise FormRefused("this form was sent from another site")
 
@@ -151,7 +159,7 @@ def check_origin(request: Request) -> None:
 def check_form(request: Request, session: Session, form: dict[str, str]) -> None:
     """Refuse a form without its session's CSRF token, or sent from a page of another origin."""
     check_origin(request)
-    if not hmac.compare_digest(form.get("csrf", ""), session.csrf):
+    if not hmac.compare_digest(form.get("csrf", "").encode(), session.csrf.encode()):
         raise FormRefused("this form has expired: reload the page and try again")
 
 

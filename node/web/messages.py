@@ -9,6 +9,7 @@ _TEXT: dict[str, tuple[str, str]] = {
     "privacy_centre": ("隐私中心", "Privacy centre"),
     "switch_language": ("English", "中文"),
     "sign_out": ("退出", "Sign out"),
+    "signed_in_as": ("当前账户", "Signed in as"),
     "skip": ("跳到正文", "Skip to content"),
     "choices": ("您的授权", "Your choices"),
     "choices_intro": (

@@ -1,16 +1,17 @@
 """The member's privacy centre (``/privacy``): choices per purpose and per partner brand, receipts, their
 data, corrections, the phone number, rights requests, the churn-risk explanation and erasure.
 
-The brand's app opens it with a link holding a short-lived member token
-(``POST /v1/members/{ref}/privacy-link``); the token is exchanged once for a session cookie and is
-then worthless. Every action calls the service the API calls, under the same per-member budget.
+The brand's app opens it with a link holding a five-minute token made for that use only
+(``POST /v1/members/{ref}/privacy-link``): the API refuses it, and the centre takes it once (kept
+as used in the database) in exchange for a session cookie. Every action calls the service the API
+calls, under the same per-member budget.
 """
 
 from __future__ import annotations
 
+import hashlib
 import json
-import time
-from datetime import UTC, date, datetime
+from datetime import UTC, date, datetime, timedelta
 from typing import Any
 
 from fastapi import APIRouter, Request
@@ -19,7 +20,9 @@ from fastapi.responses import HTMLResponse, RedirectResponse, Response
 from compliance.consent import ConsentAction
 from compliance.purposes import PurposeError, catalogue
 from compliance.receipts import ReceiptError, verify_receipt
+from node.api.routes.members import PRIVACY_LINK, PRIVACY_LINK_TTL
 from node.core.auth import AuthError
+from node.peers.nonces import PeerNonces
 from node.web.guard import (
     MEMBER_COOKIE,
     MemberForm,
@@ -35,6 +38,7 @@ from node.web.sessions import Session
 
 router = APIRouter(prefix="/privacy", include_in_schema=False)
 HOME = "/privacy"
+LINK_NONCES = "privacy-link"  # the "peer" under which used links are kept with the peer calls' nonces
 
 
 def _title(code: str, lang: str, brands: dict[str, str]) -> str:
@@ -70,11 +74,12 @@ def enter(request: Request, node: NodeDep, token: str = "") -> Response:
     """Exchange the app's link (a member token) for a session cookie, once; then on to the centre."""
     lang = language(request)
     try:
-        caller = node.member_tokens.check(token)
+        caller = node.member_tokens.check(token, use=PRIVACY_LINK)  # a link's token, never an API token
     except AuthError:
         return page(request, "privacy/link_needed.html", status_code=401, lang=lang)
-    valid_until = time.time() + 3600  # longer than any token lives: a used link stays refused
-    if not sessions_of(request).use_link(token, valid_until):
+    # used once, remembered in the database past the token's life: a restart does not revive a link
+    used = PeerNonces(node.store.engine, window=timedelta(seconds=2 * PRIVACY_LINK_TTL))
+    if used.seen(LINK_NONCES, hashlib.sha256(token.encode()).hexdigest(), datetime.now(UTC)):
         return page(request, "privacy/link_needed.html", status_code=401, lang=lang)
     session = sessions_of(request).open(caller)
     # a page, not a redirect: a SameSite=Strict cookie set during a cross-site navigation (the app's link)
@@ -107,7 +112,7 @@ def _budget(request: Request, session: Session) -> bool:
     """Take one audited action from the member's budget; ``False`` (and a message) when it is spent."""
     wait = request.app.state.limiters.member_writes.take(session.caller.id)
     if wait:
-        session.flash.append(f"too many changes: try again in {int(wait) + 1} s")
+        session.say(f"too many changes: try again in {int(wait) + 1} s")
     return not wait
 
 
@@ -120,12 +125,12 @@ def change(request: Request, node: NodeDep, session: MemberPage, form: MemberFor
     try:
         catalogue().purpose(form.get("purpose", ""))
     except PurposeError as exc:
-        session.flash.append(str(exc))
+        session.say(str(exc))
         return back(HOME)
     receipt = attempt(session, node.consent.change, session.caller.id, [form["purpose"]], ConsentAction(action))
     if receipt is FAILED:
         return back(HOME)
-    session.flash.append(language_text(request, "receipt_issued"))
+    session.say(language_text(request, "receipt_issued"), language(request), alert=False)
     return back(f"{HOME}/receipts#latest")
 
 
@@ -217,13 +222,13 @@ def correct(request: Request, node: NodeDep, session: MemberPage, form: MemberFo
     try:
         born = date.fromisoformat(form.get("birth_date", ""))
     except ValueError:
-        session.flash.append("the date of birth must be a date (YYYY-MM-DD)")
+        session.say("the date of birth must be a date (YYYY-MM-DD)")
         return back(HOME)
     if (
         _budget(request, session)
         and attempt(session, node.rights.correct, session.caller.id, birth_date=born) is not FAILED
     ):
-        session.flash.append(language_text(request, "corrected"))
+        session.say(language_text(request, "corrected"), language(request), alert=False)
     return back(HOME)
 
 
@@ -237,7 +242,10 @@ def phone(request: Request, node: NodeDep, session: MemberPage, form: MemberForm
 
 @router.get("/churn", response_class=HTMLResponse)
 def churn(request: Request, node: NodeDep, session: MemberPage) -> HTMLResponse:
-    """The member's churn risk and its factors, if they allowed personalization."""
+    """The member's churn risk and its factors, if they allowed personalization (each look is an
+    audited automated decision, so it counts against the member's budget as the API's does)."""
+    if not _budget(request, session):
+        return page(request, "privacy/churn.html", session, lang=language(request), risk=None)
     risk = attempt(session, node.churn_scoring.for_member, session.caller.id, datetime.now(UTC).date())
     shown = None if risk is FAILED else risk
     return page(request, "privacy/churn.html", session, lang=language(request), risk=shown)

@@ -90,7 +90,7 @@ def attempt(session: Session, action: Any, *args: Any, **kwargs: Any) -> Any:
         message = refusal(exc)
         if message is None:
             raise
-        session.flash.append(message)
+        session.say(message)
         return FAILED
 
 

@@ -7,7 +7,6 @@ end with the process and never reach the database or a backup; a restart signs e
 
 from __future__ import annotations
 
-import hashlib
 import secrets
 import threading
 import time
@@ -22,6 +21,15 @@ STAFF_COOKIE = "alliance_console"
 AREA_PATH = {MEMBER_COOKIE: "/privacy", STAFF_COOKIE: "/console"}
 
 
+@dataclass(frozen=True)
+class Flash:
+    """A message for the next page: a refusal (an alert) or news, in its own language."""
+
+    text: str
+    lang: str = "en"
+    alert: bool = True
+
+
 @dataclass
 class Session:
     """Who a cookie stands for, its CSRF token and when it ends (monotonic seconds)."""
@@ -30,7 +38,11 @@ class Session:
     caller: Caller
     csrf: str
     expires: float
-    flash: list[str] = field(default_factory=list)
+    flash: list[Flash] = field(default_factory=list)
+
+    def say(self, text: str, lang: str = "en", alert: bool = True) -> None:
+        """Keep a message for the next page this session sees."""
+        self.flash.append(Flash(text, lang, alert))
 
     @property
     def role(self) -> Role:
@@ -39,13 +51,12 @@ class Session:
 
 
 class SessionStore:
-    """Open, find and end sessions; remember which sign-in links were used (each works once)."""
+    """Open, find and end sessions."""
 
     def __init__(self, ttl_seconds: int, clock: Callable[[], float] = time.monotonic) -> None:
         self.ttl = ttl_seconds
         self.clock = clock
         self._sessions: dict[str, Session] = {}
-        self._used_links: dict[str, float] = {}
         self._lock = threading.Lock()
 
     def open(self, caller: Caller) -> Session:
@@ -78,17 +89,6 @@ class SessionStore:
             ended = [s.id for s in self._sessions.values() if s.role is Role.MEMBER and s.caller.id == member_ref]
             for sid in ended:
                 self._sessions.pop(sid)
-
-    def use_link(self, token: str, valid_until: float) -> bool:
-        """Mark a sign-in link's token used; ``False`` if it was used before (a link works once)."""
-        digest = hashlib.sha256(token.encode()).hexdigest()
-        with self._lock:
-            now = time.time()
-            self._used_links = {d: t for d, t in self._used_links.items() if t > now}
-            if digest in self._used_links:
-                return False
-            self._used_links[digest] = valid_until
-            return True
 
     def _forget_expired(self) -> None:
         now = self.clock()

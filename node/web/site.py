@@ -6,6 +6,8 @@ served from the package: a node hosted where a CDN cannot be reached still rende
 
 from __future__ import annotations
 
+import logging
+import re
 from importlib.resources import files
 
 from fastapi import FastAPI, Request
@@ -18,6 +20,25 @@ from node.web import console, dashboard, docs, governance, privacy
 from node.web.guard import FormRefused, SecurityHeaders, SignInNeeded
 from node.web.render import language, page
 from node.web.sessions import SessionStore
+
+_TOKEN = re.compile(r"(token=)[^&\s\"]+")
+
+
+class RedactTokens(logging.Filter):
+    """Keeps a privacy link's token out of uvicorn's access log, which writes each request's query."""
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        """Let the record through with ``token=...`` replaced in its arguments and message."""
+        if isinstance(record.args, tuple):
+            record.args = tuple(_TOKEN.sub(r"\1[redacted]", a) if isinstance(a, str) else a for a in record.args)
+        if isinstance(record.msg, str):
+            record.msg = _TOKEN.sub(r"\1[redacted]", record.msg)
+        return True
+
+
+def redact_access_log() -> None:
+    """Install :class:`RedactTokens` on uvicorn's access logger (after uvicorn configured its logging)."""
+    logging.getLogger("uvicorn.access").addFilter(RedactTokens())
 
 
 def create_site(node: Node, recovery: bool = False) -> FastAPI:

@@ -3,17 +3,20 @@
 from __future__ import annotations
 
 from datetime import UTC, date, datetime
-from typing import Annotated, Any
+from typing import Annotated, Any, Literal
 
 from fastapi import APIRouter, Path
 from pydantic import BaseModel, Field, model_validator
 
+from compliance.pseudonyms import MemberErasedError
+from compliance.service import UnknownMemberError
 from node.api.bodies import OffLoopJsonRoute
 from node.api.deps import Member, MemberWrite, NodeDep, Operator
 from node.api.problems import Problem
 from node.api.routes.members import MemberRef
 from node.exchange.quotes import MAX_POINTS, Quote
 from node.exchange.store import Outgoing
+from node.wallet.journal import Entry
 
 router = APIRouter(tags=["exchange"], route_class=OffLoopJsonRoute)
 BrandId = Annotated[str, Field(min_length=1, max_length=200, pattern=r"^[A-Za-z0-9._:-]+$")]
@@ -112,6 +115,74 @@ class Earned(BaseModel):
     entry_id: str
     points: int
     expires_on: date | None
+
+
+MAX_BATCH = 1000
+
+
+class TillPurchase(Purchase):
+    """One purchase of a till's batch, with the member it earns for."""
+
+    member_ref: str = Field(min_length=1, max_length=200, pattern=r"^[A-Za-z0-9._:-]+$")
+
+
+class PurchaseBatch(BaseModel):
+    """Up to 1,000 purchases, each credited once per ``purchase_id`` (a retry gets its first answer)."""
+
+    purchases: list[TillPurchase] = Field(min_length=1, max_length=MAX_BATCH)
+
+
+class PurchaseResult(BaseModel):
+    """What became of one purchase of a batch: its points, or why it earned none."""
+
+    purchase_id: str
+    status: Literal["earned", "refused"]
+    entry_id: str | None = None
+    points: int | None = None
+    expires_on: date | None = None
+    reason_code: str | None = None
+    detail: str | None = None
+
+
+class BatchResults(BaseModel):
+    """One result per purchase, in the batch's order."""
+
+    earned: int
+    refused: int
+    results: list[PurchaseResult]
+
+
+def _result(purchase_id: str, outcome: Entry | Exception) -> PurchaseResult:
+    if isinstance(outcome, Entry):
+        expires = outcome.lot.expires_on if outcome.lot else None
+        return PurchaseResult(
+            purchase_id=purchase_id,
+            status="earned",
+            entry_id=outcome.entry_id,
+            points=outcome.points,
+            expires_on=expires,
+        )
+    reason = getattr(outcome, "reason", None)
+    code = (
+        str(reason)
+        if isinstance(reason, str)
+        else {UnknownMemberError: "unknown_member"}.get(
+            type(outcome), "member_erased" if isinstance(outcome, MemberErasedError) else "refused"
+        )
+    )
+    return PurchaseResult(purchase_id=purchase_id, status="refused", reason_code=code, detail=str(outcome)[:300])
+
+
+@router.post("/v1/purchases:batch")
+def purchase_batch(node: NodeDep, _: Operator, body: PurchaseBatch) -> BatchResults:
+    """Credit a till's batch of purchases in one transaction, with a result per purchase (a refused
+    one, for an unknown member or a reused id, never refuses the others)."""
+    items = [(p.member_ref, p.purchase_id, p.amount_fen, p.day) for p in body.purchases]
+    results = [
+        _result(p.purchase_id, r) for p, r in zip(body.purchases, node.loyalty.earn_purchases(items), strict=True)
+    ]
+    earned = sum(r.status == "earned" for r in results)
+    return BatchResults(earned=earned, refused=len(results) - earned, results=results)
 
 
 def _state(out: Outgoing) -> ExchangeState:

@@ -73,6 +73,8 @@ class PrivacyLink(BaseModel):
 
 
 PRIVACY_LINK_TTL = 5 * 60
+#: The ``use`` of a privacy link's token: the privacy centre takes it once, the API never.
+PRIVACY_LINK = "privacy-link"
 
 
 @router.post("/{member_ref}/privacy-link", status_code=201)
@@ -82,7 +84,7 @@ def privacy_link(node: NodeDep, _: Operator, member_ref: MemberRef) -> PrivacyLi
     if node.consent.store.member(member_ref) is None:
         raise Problem(404, f"member {member_ref!r} is not registered here")
     now = datetime.now(UTC)
-    token = node.member_tokens.issue(member_ref, PRIVACY_LINK_TTL, now.timestamp())
+    token = node.member_tokens.issue(member_ref, PRIVACY_LINK_TTL, now.timestamp(), use=PRIVACY_LINK)
     return PrivacyLink(
         url=f"/privacy/enter?token={token}",
         expires_at=datetime.fromtimestamp(int(now.timestamp()) + PRIVACY_LINK_TTL, UTC),
