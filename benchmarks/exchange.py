@@ -12,6 +12,10 @@ keep-alive connection each) send, in rotating order:
   peer call, two wallet transactions, both exchange logs, the egress audit event);
 - `POST /v1/members/{ref}/purchases` with an operator key: one purchase earning points.
 
+Then bulk earning: `POST /v1/purchases:batch` with 1,000 purchases per call (members rotating),
+`--batches` calls from one client and then from two, each answered with 1,000 results; the rate
+is purchases per second, and every purchase must come back earned.
+
 Members rotate so concurrent requests mostly touch different wallets. Throughput is requests
 over wall time; p50/p99 by nearest rank; the servers' CPU time is read from /proc. Afterwards
 the benchmark checks every exchange confirmed, points conserved and both exchange logs equal.
@@ -118,6 +122,7 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--requests", type=int, default=None, help="requests per endpoint and level")
     ap.add_argument("--levels", default="1,4,16", help="concurrency levels, comma-separated")
     ap.add_argument("--budget", type=float, default=120.0, help="seconds at most per endpoint and level")
+    ap.add_argument("--batches", type=int, default=None, help="bulk-earning calls of 1,000 purchases (default 40)")
     ap.add_argument("--write-docs", action="store_true", help="rewrite the exchange section of docs/benchmarks.md")
     args = ap.parse_args(argv)
     requests = args.requests or (200 if args.quick else 1500)
@@ -133,17 +138,20 @@ def main(argv: list[str] | None = None) -> int:
             for s in servers:
                 s.wait_ready()
             report = measure(servers, shop, operator, tokens, refs, requests, levels, args.budget)
+            batches = args.batches or (6 if args.quick else 40)
+            bulk = measure_bulk(servers, operator, refs, batches)
             checks = verify(base, air, shop, refs)
         finally:
             for s in servers:
                 s.stop()
     out.print(report.rich())
+    out.print(bulk.rich())
     for line in checks:
         out.print(line)
     if args.write_docs:
         shown = " ".join(a for a in (argv or sys.argv[1:]) if a != "--write-docs")
         section = (
-            f"{report.markdown()}\n\n"
+            f"{report.markdown()}\n\n**{bulk.title}**\n\n{bulk.markdown()}\n\n"
             + "\n".join(f"- {line}" for line in checks)
             + f"\n\n`python benchmarks/exchange.py {shown}`, "
             f"{datetime.now(UTC):%Y-%m-%d}, {requests:,} requests per endpoint and level.\n"
@@ -215,6 +223,59 @@ def measure(
     return report
 
 
+def measure_bulk(servers: list[ServerProcess], operator: str, refs: list[str], batches: int) -> Report:
+    """``batches`` calls of 1,000 purchases to the airline, from one client then two; purchases per second."""
+    staff = {"Authorization": f"Bearer {operator}"}
+    stamp = int(time.time())
+    pids = [s.proc.pid for s in servers if s.proc is not None]
+    report = Report(
+        "Bulk earning: POST /v1/purchases:batch, 1,000 purchases per call (goal: 20,000 purchases/s)",
+        [
+            "clients",
+            "calls",
+            "purchases",
+            "purchases per second",
+            "p50 ms per call",
+            "p99 ms per call",
+            "server CPU µs/purchase",
+        ],
+    )
+
+    def batch(c: httpx.Client, i: int) -> httpx.Response:
+        items = [
+            {"member_ref": refs[(i * 1000 + k) % len(refs)], "purchase_id": f"b{stamp}-{i}-{k}", "amount_fen": 12_345}
+            for k in range(1000)
+        ]
+        r = c.post("/v1/purchases:batch", json={"purchases": items}, headers=staff)
+        if r.status_code == 200 and r.json()["earned"] != 1000:
+            raise RuntimeError(f"a batch earned {r.json()['earned']} of 1,000: {r.text[:300]}")
+        return r
+
+    for level in (1, 2):
+        ep = Endpoint("POST /v1/purchases:batch", batch, 200, next_index=level * 1_000_000)
+        clients = [httpx.Client(base_url=servers[0].base_url, timeout=120) for _ in range(level)]
+        try:
+            run_load(clients, ep, 2, 60, pids)  # warm-up
+            load = run_load(clients, ep, batches, 600, pids)
+        finally:
+            for c in clients:
+                c.close()
+        lat = sorted(load.latencies)
+        purchases = len(lat) * 1000
+        report.rows.append(
+            [
+                str(level),
+                f"{len(lat):,}",
+                f"{purchases:,}",
+                f"{purchases / load.elapsed:,.0f}",
+                fmt_ms(percentile(lat, 50)),
+                fmt_ms(percentile(lat, 99)),
+                "—" if load.server_cpu is None else f"{load.server_cpu / purchases * 1e6:.0f}",
+            ]
+        )
+    return report
+
+
 def verify(base: Path, air: BrandSpec, shop: BrandSpec, refs: list[str]) -> list[str]:
     """Every exchange confirmed, points conserved, both logs holding the same entries."""
     from node.core.settings import load_settings
@@ -233,9 +294,7 @@ def verify(base: Path, air: BrandSpec, shop: BrandSpec, refs: list[str]) -> list
 
         t = ExchangeOutRow.__table__
         with a.store.engine.connect() as conn:
-            confirmed = conn.execute(
-                select(func.count()).where(t.c.state == SourceState.CONFIRMED.value)
-            ).scalar_one()
+            confirmed = conn.execute(select(func.count()).where(t.c.state == SourceState.CONFIRMED.value)).scalar_one()
     finally:
         a.dispose()
         s.dispose()

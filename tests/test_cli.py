@@ -175,7 +175,7 @@ def test_serve_warns_on_stderr_about_a_database_others_can_read(
 ) -> None:
     d = _init(tmp_path)
     (d / "node.db").chmod(0o644)
-    monkeypatch.setattr("uvicorn.run", lambda *_args, **_kwargs: None)  # the check, not the server
+    monkeypatch.setattr("uvicorn.Server.run", lambda *_args, **_kwargs: None)  # the check, not the server
     r = runner.invoke(app, ["serve", "--data-dir", str(d)])
     assert r.exit_code == 0, r.output
     warning = r.stderr.strip()

@@ -8,23 +8,41 @@ never logged, or one whose bytes differ).
 
 from __future__ import annotations
 
+import json
 from collections.abc import Iterable
 from dataclasses import dataclass
 
-from node.exchange.records import CommittedExchange, RecordError
+from node.exchange.records import ENTRY_TYPE, CommittedExchange, RecordError
 from node.settlement.statements import Exchange
 
 
+def _quote_of(data: bytes) -> dict | None:
+    """An exchange entry's quote as JSON, not parsed further (``None``: not an exchange entry)."""
+    try:
+        raw = json.loads(data)
+    except ValueError:
+        return None
+    quote = raw.get("quote") if isinstance(raw, dict) and raw.get("type") == ENTRY_TYPE else None
+    return quote if isinstance(quote, dict) else None
+
+
+def brands_of(data: bytes) -> set[str] | None:
+    """The two brands of an exchange entry (``None``: not one)."""
+    quote = _quote_of(data)
+    return None if quote is None else {str(quote.get("source")), str(quote.get("destination"))}
+
+
 def between(entries: Iterable[bytes], a: str, b: str) -> dict[str, bytes]:
-    """The exchange entries between brands ``a`` and ``b`` (either direction), by exchange id."""
+    """The exchange entries between brands ``a`` and ``b`` (either direction), by exchange id.
+
+    Only the entries' JSON is read: comparing two logs needs their bytes and ids, not their quotes'
+    amounts (settlement reads those through :func:`settled_exchanges`).
+    """
     out: dict[str, bytes] = {}
     for data in entries:
-        try:
-            q = CommittedExchange.from_entry(data).quote
-        except RecordError:
-            continue
-        if {q.source, q.destination} == {a, b}:
-            out[q.quote_id] = data
+        quote = _quote_of(data)
+        if quote is not None and {quote.get("source"), quote.get("destination")} == {a, b}:
+            out[str(quote.get("quote_id"))] = data
     return out
 
 

@@ -18,10 +18,11 @@ from ledger.checkpoint import open_checkpoint
 from ledger.proof import verify_inclusion
 from ledger.rfc6962 import leaf_hash
 from ledger.storage import Log
+from ledger.tree import MemoryTree
 from node.core.refusals import Refused
 from node.peers.outbound import Outbound
 from node.peers.registry import RegistryFile
-from node.settlement.reconcile import Mismatch, between, compare, settled_exchanges
+from node.settlement.reconcile import Mismatch, between, brands_of, compare, settled_exchanges
 from node.settlement.statements import (
     Liability,
     Reconciliation,
@@ -125,23 +126,34 @@ class SettlementService:
         """The caller's exchanges in this node's log, each with an inclusion proof, and the checkpoint."""
         log = self.exchange_log
         checkpoint = log.current_checkpoint(self.signer)
-        size = open_checkpoint(checkpoint, self.signer.verifier())[0].size
-        mine = between((e.data for e in log.entries(0, size)), self.node_id, caller)
-        wanted = set(mine.values())
+        cp = open_checkpoint(checkpoint, self.signer.verifier())[0]
+        pair = {self.node_id, caller}
+        leaves: list[bytes] = []
+        chosen: list[tuple[int, bytes]] = []
+        for e in log.entries(0, cp.size):  # one pass: every leaf for the tree, the pair's entries kept
+            leaves.append(e.leaf_hash)
+            if brands_of(e.data) == pair:
+                chosen.append((e.index, e.data))
+        # the proofs from one in-memory tree, not a query each; it also checks the stored entries
+        tree = MemoryTree(leaves)
+        if tree.root() != cp.root_hash:
+            raise SettlementError("this node's exchange log does not hash to its checkpoint: run `ledger check`")
         records = [
             {
-                "index": e.index,
-                "data": note.b64encode(e.data),
-                "proof": [note.b64encode(h) for h in log.inclusion_proof(e.index, size)],
+                "index": i,
+                "data": note.b64encode(d),
+                "proof": [note.b64encode(h) for h in tree.inclusion_proof(i, cp.size)],
             }
-            for e in log.entries(0, size)
-            if e.data in wanted
+            for i, d in chosen
         ]
         return {"checkpoint": checkpoint, "records": records}
 
     def reconcile_with(self, peer: str) -> Mismatch:
         """Compare our exchange log with ``peer``'s, checking every record of theirs against their checkpoint."""
-        answer = self._post(peer, RECORDS_PATH, {})
+        return self.compare_records(peer, self._post(peer, RECORDS_PATH, {}))
+
+    def compare_records(self, peer: str, answer: dict[str, Any]) -> Mismatch:
+        """Check ``peer``'s answer to a records call against its checkpoint, then compare with our log."""
         key = self.registry.brand(peer).verifier
         try:
             cp, _ = open_checkpoint(str(answer["checkpoint"]), key)
