@@ -29,7 +29,7 @@ HEADERS = [
     (b"content-security-policy", CSP.encode()),
     (b"x-frame-options", b"DENY"),
     (b"x-content-type-options", b"nosniff"),
-    (b"referrer-policy", b"no-referrer"),
+    (b"referrer-policy", b"same-origin"),  # not no-referrer: Chrome then sends "Origin: null" on our own forms
     (b"cache-control", b"no-store"),
 ]
 #: The API answers JSON to programs: the page headers are for what a browser renders.
