@@ -583,7 +583,7 @@ def bench_audit(data_dir: Path, n_events: int, reps: int, with_cli: bool) -> Rep
         mb = f"{run.size_bytes / 1e6:.2f}"
         report.rows.append(
             [
-                f"export {run.label} (node.audit.export: {'scan' if run is full else 'index'}, proofs, sign)",
+                f"export {run.label} (node.audit.export: {'scan' if run is full else 'index or scan'}, proofs, sign)",
                 f"{run.tree_size:,}",
                 f"{run.count:,}",
                 f"{run.export_s:.2f}",
