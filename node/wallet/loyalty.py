@@ -49,16 +49,17 @@ class Loyalty:
         """Credit a purchase's points once per node (a retry gets the first answer, another member,
         amount or stated day under the same id ``idempotency_conflict``); the lot expires by the brand's
         policy. Without ``day`` the purchase is today's (UTC)."""
-        today = today or datetime.now(UTC).date()
-        stated = day is not None
-        day = day or today
-        check_business_day(day, today)
+        purchase, points, expires = self._priced(purchase_id, amount_fen, day, today or datetime.now(UTC).date())
+        return self.purchases.earn(self.consent.member_pseudonym(member_ref), purchase, points, expires)
+
+    def _priced(self, purchase_id: str, amount_fen: int, day: date | None, today: date) -> tuple[Purchase, int, date]:
+        """The purchase (today's without ``day``), its points and its lot's expiry, or why it earns none."""
+        on = day or today
+        check_business_day(on, today)
         points = points_for(amount_fen, self.points_per_yuan)
         if points < 1:
             raise WalletError("too_small", "this purchase earns no points")
-        member = self.consent.member_pseudonym(member_ref)
-        expires = add_months(day, self.expiry_months)
-        return self.purchases.earn(member, Purchase(purchase_id, amount_fen, day, stated), points, expires)
+        return Purchase(purchase_id, amount_fen, on, day is not None), points, add_months(on, self.expiry_months)
 
     def earn_purchases(
         self, items: Sequence[tuple[str, str, int, date | None]], today: date | None = None
@@ -72,17 +73,11 @@ class Loyalty:
         pseudonyms = self.consent.member_pseudonyms([ref for ref, *_ in items])
         for pos, (member_ref, purchase_id, amount_fen, day) in enumerate(items):
             try:
-                stated = day is not None
-                on = day or today
-                check_business_day(on, today)
-                points = points_for(amount_fen, self.points_per_yuan)
-                if points < 1:
-                    raise WalletError("too_small", "this purchase earns no points")
+                purchase, points, expires = self._priced(purchase_id, amount_fen, day, today)
                 member = pseudonyms[member_ref]
                 if isinstance(member, LookupError):
                     raise member
-                purchase = Purchase(purchase_id, amount_fen, on, stated)
-                accepted.append((pos, (member, purchase, points, add_months(on, self.expiry_months))))
+                accepted.append((pos, (member, purchase, points, expires)))
             except (WalletError, LookupError, ValueError) as exc:  # this item only: the others go on
                 results[pos] = exc
         for (pos, _), result in zip(accepted, self.purchases.earn_many([item for _, item in accepted]), strict=True):
