@@ -257,6 +257,8 @@ class Node:
             self.outgoing,
             self.outbound,
             self.exchange_log,
+            batch_max=self.settings.exchange_batch_max,
+            batch_linger=self.settings.exchange_batch_linger_ms / 1000,
         )
 
     @cached_property

@@ -9,6 +9,7 @@ from pathlib import Path
 
 import httpx
 
+from compliance.audit import AuditTrail
 from compliance.consent import ConsentAction
 from node.core.processes import ServerProcess, free_port
 from node.core.settings import load_settings
@@ -67,6 +68,15 @@ class Pair:
         """The brand's exchange log, parsed."""
         return [CommittedExchange.from_entry(d) for d in self.log_entries(key)]
 
+    def batch_sizes(self) -> list[int]:
+        """How many exchanges each of the source's credit calls carried (one egress event per call)."""
+        node = self.node("airline")
+        return [
+            e.subject_count or len(e.subject_pseudo_ids)
+            for _, e in AuditTrail(node.audit.log, node.settings.node_id).events()
+            if e.action == "pi.provide" and (e.purpose_code or "").startswith("points_exchange")
+        ]
+
     def close(self) -> None:
         """Stop the servers and close local handles."""
         for server in self.servers.values():
@@ -75,10 +85,18 @@ class Pair:
             node.dispose()
 
 
-def build_pair(base: Path, members: list[str], *, linked: bool = True, fault_files: bool = False) -> Pair:
+def build_pair(
+    base: Path,
+    members: list[str],
+    *,
+    linked: bool = True,
+    fault_files: bool = False,
+    env: dict[str, str] | None = None,
+) -> Pair:
     """Create both nodes, onboard ``members`` at both with consent, link them, give each points at the source.
 
-    With ``fault_files`` each server watches ``<base>/<key>.faults`` (:mod:`node.faults`).
+    With ``fault_files`` each server watches ``<base>/<key>.faults`` (:mod:`node.faults`); ``env``
+    is added to both servers' environment (settings as ``ALLIANCE_*``).
     """
     source, destination = specs()
     create_alliance(base, [source, destination], recovery_interval=0.2)
@@ -87,9 +105,7 @@ def build_pair(base: Path, members: list[str], *, linked: bool = True, fault_fil
         node = Node.open(base / spec.key)
         enable_exchange(node, [other.node_id])
         node.consent.register_members([(m, None, None) for m in members])
-        node.consent.change_many(
-            [_grant(m, f"points_exchange:{other.node_id}") for m in members]
-        )
+        node.consent.change_many([_grant(m, f"points_exchange:{other.node_id}") for m in members])
         node.dispose()
     if linked:
         link_directly(base, source, destination, members)
@@ -103,7 +119,7 @@ def build_pair(base: Path, members: list[str], *, linked: bool = True, fault_fil
             base / spec.key,
             spec.port,
             base / f"{spec.key}.log",
-            env={"ALLIANCE_FAULT_FILE": str(base / f"{spec.key}.faults")} if fault_files else {},
+            env=(env or {}) | ({"ALLIANCE_FAULT_FILE": str(base / f"{spec.key}.faults")} if fault_files else {}),
         )
         for spec in (source, destination)
     }

@@ -1,5 +1,7 @@
 """Crash either node (SIGKILL) at every step of an exchange, restart it, let recovery run.
 
+Each run starts one to four exchanges at once, so most crashes hit a batch: before, during and
+after its transaction and its peer call, on either side, and in recovery's batches after restart.
 Over 200 seeded runs: every exchange ends confirmed on both sides or cancelled on both; no
 credit lands twice; points and money are conserved to the fen; both exchange logs verify and
 hold exactly the confirmed exchanges, byte for byte the same on both nodes.
@@ -55,7 +57,11 @@ PAIRS = 2  # independent pairs crash and restart side by side: restarts are most
 
 @pytest.fixture(scope="module")
 def pairs(tmp_path_factory: pytest.TempPathFactory) -> Iterator[list[Pair]]:
-    built = [build_pair(tmp_path_factory.mktemp(f"crash{i}"), MEMBERS, fault_files=True) for i in range(PAIRS)]
+    # a linger long enough that a run's exchanges share one batch call
+    env = {"ALLIANCE_EXCHANGE_BATCH_LINGER_MS": "50"}
+    built = [
+        build_pair(tmp_path_factory.mktemp(f"crash{i}"), MEMBERS, fault_files=True, env=env) for i in range(PAIRS)
+    ]
     yield built
     for p in built:
         p.close()
@@ -73,18 +79,28 @@ def _settled(pair: Pair) -> bool:
 def _run(pair: Pair, seed: int, kills: dict[str, int]) -> None:
     rng = random.Random(seed)
     scenario = SCENARIOS[seed % len(SCENARIOS)]
-    member = rng.choice(MEMBERS)
-    with pair.client("airline", member) as c:
-        quoted = c.post(
-            "/v1/me/exchange-quotes", json={"to": pair.destination.node_id, "points": rng.randint(1, 300)}
-        ).json()
+    members = rng.sample(MEMBERS, rng.randint(1, 4))
+    quotes = {}
+    for member in members:
+        with pair.client("airline", member) as c:
+            quotes[member] = c.post(
+                "/v1/me/exchange-quotes", json={"to": pair.destination.node_id, "points": rng.randint(1, 300)}
+            ).json()
     for key, points in scenario.items():
         _fault_file(pair, key).write_text(" ".join(points))
-    try:
-        with pair.client("airline", member) as c:
-            c.post("/v1/me/exchanges", json=quoted)
-    except httpx.TransportError:
-        pass  # the source died while answering
+
+    def exchange(member: str) -> None:
+        try:
+            with pair.client("airline", member) as c:
+                c.post("/v1/me/exchanges", json=quotes[member])
+        except httpx.TransportError:
+            pass  # the source died while answering
+
+    started = [threading.Thread(target=exchange, args=(m,)) for m in members]
+    for t in started:
+        t.start()
+    for t in started:
+        t.join(SETTLE_S)
     deadline = time.monotonic() + SETTLE_S
     while True:
         for key, server in pair.servers.items():
@@ -133,6 +149,8 @@ def test_every_crash_at_every_step_ends_consistent_on_both_nodes(pairs: list[Pai
     assert sum(k["shop"] for k in kills) >= RUNS // 3, kills
     for pair in pairs:
         _check_consistent(pair)
+    sizes = [n for pair in pairs for n in pair.batch_sizes()]
+    assert max(sizes) > 1, "no run's exchanges shared a batch: the batch paths went untested"
 
 
 def _check_consistent(pair: Pair) -> None:

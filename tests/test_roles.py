@@ -92,6 +92,7 @@ NOTHING_TO_ACT_ON: dict[tuple[str, str], tuple[int, str | None]] = {
 PEER_ENDPOINTS = [
     ("POST", "/v1/peer/exchanges/credit"),
     ("POST", "/v1/peer/exchanges/cancel"),
+    ("POST", "/v1/peer/exchanges/batch"),
     ("POST", "/v1/peer/exchanges/records"),
     ("POST", "/v1/peer/links/claim"),
     ("POST", "/v1/peer/settlement/statement"),

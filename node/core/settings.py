@@ -101,6 +101,15 @@ class NodeSettings(BaseSettings):
     recovery_interval: float = Field(
         default=5.0, gt=0, description="seconds between retries of unfinished exchanges while serving"
     )
+    exchange_batch_max: int = Field(
+        default=64, ge=1, le=512, description="most exchanges (credits and cancels) sent to one node in one peer call"
+    )
+    exchange_batch_linger_ms: float = Field(
+        default=2.0,
+        ge=0,
+        le=100,
+        description="how long a batch waits for exchanges already under way before it is sent (never when alone)",
+    )
     session_minutes: int = Field(
         default=30, ge=1, le=720, description="how long a console or privacy-centre session lasts after sign-in"
     )

@@ -2,7 +2,8 @@
 
 Every transition is journaled before any message is sent, so recovery is "do what the recorded
 state calls for": the source resends credit or cancel (both idempotent on the exchange id), and
-either side appends to its ``exchange`` log what it committed but had not logged yet. ``serve``
+either side appends to its ``exchange`` log what it committed but had not logged yet. Both go in
+batches: a backlog after a long outage is a few batch calls and appends, not one per exchange. ``serve``
 runs it at start and every ``recovery_interval`` seconds; ``alliance-node exchange recover`` on demand.
 """
 
@@ -41,18 +42,13 @@ class Recovery:
     def recover(self) -> RecoveryReport:
         """Resume every unfinished exchange and log every committed one not yet logged."""
         report = RecoveryReport()
-        for out in self.outgoing.unfinished():
-            final = self.source.resume(out)
-            if final is None:
-                continue  # a request is driving it right now
+        for final in self.source.resume_many(self.outgoing.unfinished()):  # those a request drives are left out
             report.resumed += 1
             report.still_pending += final.state in (SourceState.HELD, SourceState.CANCELLING)
-        for out in self.outgoing.unlogged():
-            self.exchange_log.record_outgoing(out)
-            report.logged += 1
-        for incoming in self.incoming.unlogged():
-            self.exchange_log.record_incoming(incoming)
-            report.logged += 1
+        unlogged_out, unlogged_in = self.outgoing.unlogged(), self.incoming.unlogged()
+        self.exchange_log.record_outgoing_many(unlogged_out)
+        self.exchange_log.record_incoming_many(unlogged_in)
+        report.logged += len(unlogged_out) + len(unlogged_in)
         return report
 
 

@@ -12,7 +12,7 @@ from __future__ import annotations
 
 import logging
 import threading
-from collections.abc import Iterator
+from collections.abc import Iterator, Mapping, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
@@ -24,24 +24,31 @@ from compliance.read_once import read_once
 from compliance.service import ConsentDenied, ConsentService
 from ledger import note
 from node.core import faults
+from node.core.auth import current_caller
+from node.core.batching import Batcher
 from node.core.refusals import Refused
+from node.exchange.batches import BATCH_PATH, apply_outgoing
 from node.exchange.exchange_log import ExchangeLog
 from node.exchange.links import LinkStore
 from node.exchange.protocol import Action, SourceEvent, SourceState, pending_action
 from node.exchange.quotes import Quote, accept_quote, make_quote, sign_quote
 from node.exchange.records import receipt_valid
-from node.exchange.store import Outgoing, SourceSide
+from node.exchange.store import Hold, Outgoing, SourceSide
 from node.peers.outbound import EgressRefused, Outbound, Response
 from node.peers.registry import RegistryFile
+from node.wallet.journal import WalletError
 
 log = logging.getLogger(__name__)
 
-CREDIT_PATH = "/v1/peer/exchanges/credit"
-CANCEL_PATH = "/v1/peer/exchanges/cancel"
-#: What a credit request carries, field by field (the egress check needs every field declared).
-CREDIT_FIELDS = {"quote": "loyalty.transactions", "quote_sig": "non_pi", "link_id": "identity.pseudonym"}
-CANCEL_FIELDS = {"exchange_id": "non_pi"}
-_SENDS = {Action.SEND_CREDIT: CREDIT_PATH, Action.SEND_CANCEL: CANCEL_PATH}
+#: What a batch item carries, field by field (the egress check needs every field declared).
+BATCH_FIELDS = {
+    "kind": "non_pi",
+    "quote": "loyalty.transactions",
+    "quote_sig": "non_pi",
+    "link_id": "identity.pseudonym",
+    "exchange_id": "non_pi",
+}
+_SENDS = {Action.SEND_CREDIT, Action.SEND_CANCEL}
 
 
 @dataclass
@@ -57,8 +64,16 @@ class ExchangeSource:
     outgoing: SourceSide
     outbound: Outbound
     exchange_log: ExchangeLog
+    batch_max: int = 64
+    batch_linger: float = 0.002
+    _batchers: dict[str, Batcher[Outgoing, tuple[SourceEvent, Outgoing]]] = field(default_factory=dict, repr=False)
     _busy: set[str] = field(default_factory=set, repr=False)
+    _holds: Batcher[Hold, Outgoing | WalletError] = field(init=False, repr=False)
     _lock: threading.Lock = field(default_factory=threading.Lock, repr=False)
+
+    def __post_init__(self) -> None:
+        # holds from concurrent requests commit together (group commit: one transaction, one fsync)
+        self._holds = Batcher(self._hold_batch, self.batch_max)
 
     def quote(self, member_ref: str, to: str, points: int, now: datetime | None = None) -> tuple[Quote, str]:
         """A signed quote for moving ``points`` of the member's points to brand ``to``."""
@@ -97,13 +112,13 @@ class ExchangeSource:
             link_id = self.links.link_of(member, dest.node_id)
             if link_id is None:
                 raise Refused("not_linked", f"link your {dest.name} account first")
-            with self._claim(quote.quote_id) as mine:
+            with self._claim(quote.quote_id) as mine, self._batcher(dest.node_id).coming():
                 if not mine:
                     raise Refused("in_progress", "this quote is already being carried out")
-                faults.point("source.before_hold")
-                out = self.outgoing.hold(member, quote, signature, link_id, now.date())  # or insufficient_points
-                faults.point("source.after_hold")
-                return self._drive(out)
+                held = self._holds.submit(Hold(member, quote, signature, link_id))
+                if isinstance(held, WalletError):
+                    raise held  # insufficient_points: nothing was written
+                return self._drive(held)
 
     def status(self, member_ref: str, exchange_id: str) -> Outgoing:
         """The member's exchange (``LookupError`` if it is not theirs)."""
@@ -112,80 +127,157 @@ class ExchangeSource:
             raise LookupError(f"no outgoing exchange {exchange_id}")
         return out
 
-    def resume(self, out: Outgoing) -> Outgoing | None:
-        """Drive an unfinished exchange on (recovery); None if another thread is driving it now."""
-        with self._claim(out.exchange_id) as mine:
-            return self._drive(out) if mine else None
-
     @contextmanager
     def _claim(self, exchange_id: str) -> Iterator[bool]:
         # one thread drives an exchange at a time: the request that started it, or recovery
+        with self._claim_many([exchange_id]) as mine:
+            yield exchange_id in mine
+
+    def resume_many(self, outs: Sequence[Outgoing]) -> list[Outgoing]:
+        """Drive many unfinished exchanges on in batches (recovery); those another thread drives are left out."""
+        with self._claim_many([o.exchange_id for o in outs]) as mine:
+            pending = [o for o in outs if o.exchange_id in mine]
+            done: list[Outgoing] = []
+            for _ in range(4):  # as in _drive: at most three calls per exchange
+                sending = [o for o in pending if pending_action(o.state) in _SENDS]
+                done += [o for o in pending if pending_action(o.state) not in _SENDS]
+                pending = []
+                for dest in sorted({o.destination for o in sending}):
+                    group = [o for o in sending if o.destination == dest]
+                    for k in range(0, len(group), self.batch_max):
+                        chunk = group[k : k + self.batch_max]
+                        for before, (event, out) in zip(chunk, self._send(dest, chunk), strict=True):
+                            stuck = event is SourceEvent.TIMED_OUT and before.state is SourceState.CANCELLING
+                            (done if stuck else pending).append(out)
+            return done + pending
+
+    @contextmanager
+    def _claim_many(self, exchange_ids: Sequence[str]) -> Iterator[set[str]]:
         with self._lock:
-            mine = exchange_id not in self._busy
-            self._busy.add(exchange_id)
+            mine = {x for x in exchange_ids if x not in self._busy}
+            self._busy |= mine
         try:
             yield mine
         finally:
-            if mine:
-                with self._lock:
-                    self._busy.discard(exchange_id)
+            with self._lock:
+                self._busy -= mine
+
+    def _hold_batch(self, holds: Sequence[Hold]) -> list[Outgoing | WalletError]:
+        faults.point("source.before_hold")
+        held = self.outgoing.hold_many(holds, datetime.now(UTC).date())
+        faults.point("source.after_hold")
+        return held
+
+    def _batcher(self, destination: str) -> Batcher[Outgoing, tuple[SourceEvent, Outgoing]]:
+        with self._lock:
+            if destination not in self._batchers:
+                self._batchers[destination] = Batcher(
+                    lambda outs: self._send(destination, outs), self.batch_max, self.batch_linger
+                )
+            return self._batchers[destination]
 
     def _drive(self, out: Outgoing) -> Outgoing:
         """Send what the state calls for until the exchange is final or the peer cannot be reached."""
         for _ in range(4):  # held -> (timeout) cancelling -> answer: at most three calls
-            action = pending_action(out.state)
-            if action not in _SENDS:
+            if pending_action(out.state) not in _SENDS:
                 break
             before = out.state
-            event, receipt = self._call(out, _SENDS[action])
-            step, out = self.outgoing.apply_and_get(out.exchange_id, event, receipt, out.member)
-            faults.point("source.after_apply")
-            if Action.APPEND_LOG in step.actions:
-                self.exchange_log.record_outgoing(out)
+            event, out = self._batcher(out.destination).submit(out)
             if event is SourceEvent.TIMED_OUT and before is SourceState.CANCELLING:
                 break  # the peer is unreachable: recovery tries again later
         return out
 
-    def _call(self, out: Outgoing, path: str) -> tuple[SourceEvent, str | None]:
-        """Send a credit or cancel request; translate the answer into a protocol event."""
-        if path == CREDIT_PATH:
-            body: dict[str, Any] = {"quote": out.quote.to_json(), "quote_sig": out.quote_sig, "link_id": out.link_id}
-            member_ref = self.links.member_ref(out.link_id)
-            if member_ref is None:
-                raise LookupError(f"link {out.link_id} has no member reference")
-            fields, purpose, members = CREDIT_FIELDS, "points_exchange", [member_ref]
-        else:
-            body, fields, purpose, members = {"exchange_id": out.exchange_id}, CANCEL_FIELDS, None, []
-        step = path.rsplit("/", 1)[1]
-        faults.point(f"source.before_{step}_call")
+    def _send(self, destination: str, outs: Sequence[Outgoing]) -> list[tuple[SourceEvent, Outgoing]]:
+        """One batch call for ``outs`` (credits and cancels to one destination), its answers recorded
+        in one transaction and the confirmed exchanges logged in one append."""
+        acting = current_caller.set(None)  # a batch acts for the node, not for the member whose thread leads it
         try:
-            response = self.outbound.post(  # credit and cancel are idempotent on the exchange id
-                out.destination, path, json=body, fields=fields, purpose=purpose, members=members, idempotent=True
+            answers = self._call(destination, outs)
+            applied = apply_outgoing(self.outgoing, [(o, e, r) for o, (e, r) in zip(outs, answers, strict=True)])
+            faults.point("source.after_apply")
+            self.exchange_log.record_outgoing_many([o for step, o in applied if Action.APPEND_LOG in step.actions])
+        finally:
+            current_caller.reset(acting)
+        return [(e, o) for (e, _), (_, o) in zip(answers, applied, strict=True)]
+
+    def _call(self, destination: str, outs: Sequence[Outgoing]) -> list[tuple[SourceEvent, str | None]]:
+        """Send the batch; translate each item's answer into a protocol event (TIMED_OUT: unknown)."""
+        answers: list[tuple[SourceEvent, str | None]] = [(SourceEvent.TIMED_OUT, None)] * len(outs)
+        items, sent, pseudonyms = [], [], []
+        for k, out in enumerate(outs):
+            if out.state is SourceState.HELD:
+                member_ref = self.links.member_ref(out.link_id)
+                if member_ref is None or not self._may_send(member_ref, destination):
+                    continue  # never sent: the exchange will be cancelled
+                item = {"kind": "credit", "quote": out.quote.to_json(), "quote_sig": out.quote_sig}
+                items.append(item | {"link_id": out.link_id})
+                pseudonyms.append(out.member)
+            else:
+                items.append({"kind": "cancel", "exchange_id": out.exchange_id})
+            sent.append(k)
+        if not items:
+            return answers
+        kinds = sorted({i["kind"] for i in items})
+        for kind in kinds:
+            faults.point(f"source.before_{kind}_call")
+        try:
+            response = self.outbound.post(  # every item is idempotent on its exchange id
+                destination,
+                BATCH_PATH,
+                json={"items": items},
+                fields=BATCH_FIELDS,
+                payload_fields={f for i in items for f in i},
+                purpose="points_exchange" if pseudonyms else None,
+                cohort=pseudonyms or None,
+                idempotent=True,
             )
         except EgressRefused:
-            # the member withdrew consent or the switch went off since the hold: never send, cancel
-            return SourceEvent.TIMED_OUT, None
+            return answers  # the switch went off since the holds: never send, cancel
         except Exception as exc:  # unreachable, reset, timed out: the outcome is unknown
-            log.info("exchange %s: %s to %s failed: %s", out.exchange_id, path, out.destination, exc)
-            return SourceEvent.TIMED_OUT, None
-        faults.point(f"source.after_{step}_call")
-        return self._event(out, response)
+            log.info("exchange batch of %d to %s failed: %s", len(items), destination, exc)
+            return answers
+        for kind in kinds:
+            faults.point(f"source.after_{kind}_call")
+        results = _results(response, len(items))
+        if results is None:
+            log.warning("exchange batch to %s: answer %s not understood", destination, response.status_code)
+            return answers
+        for k, result in zip(sent, results, strict=True):
+            answers[k] = self._event(outs[k], result)
+        return answers
 
-    def _event(self, out: Outgoing, response: Response) -> tuple[SourceEvent, str | None]:
-        if response.status_code != 200:
-            log.warning("exchange %s: %s answered %s", out.exchange_id, out.destination, response.status_code)
-            return SourceEvent.TIMED_OUT, None
+    def _may_send(self, member_ref: str, destination: str) -> bool:
+        # the egress check's consent gate, item by item: one member's withdrawal holds back only their item
         try:
-            answer = response.json()
-            outcome, receipt = answer["outcome"], answer.get("destination_sig")
-        except (ValueError, KeyError, TypeError):
+            self.consent.check(member_ref, "points_exchange", recipient=destination, accessor="egress")
+        except (ConsentDenied, LookupError):
+            return False
+        return True
+
+    def _event(self, out: Outgoing, result: Mapping[str, Any]) -> tuple[SourceEvent, str | None]:
+        outcome, receipt = result.get("outcome"), result.get("destination_sig")
+        if result.get("exchange_id") != out.exchange_id:
             return SourceEvent.TIMED_OUT, None
         if outcome == "credited":
-            if receipt and receipt_valid(out.quote, receipt, self.registry.brand(out.destination).verifier):
+            verifier = self.registry.brand(out.destination).verifier
+            if isinstance(receipt, str) and receipt_valid(out.quote, receipt, verifier):
                 return SourceEvent.CREDITED, receipt
             log.warning("exchange %s: %s claims a credit without a valid receipt", out.exchange_id, out.destination)
             return SourceEvent.TIMED_OUT, None
-        return _OUTCOMES.get(outcome, SourceEvent.TIMED_OUT), None
+        return _OUTCOMES.get(str(outcome), SourceEvent.TIMED_OUT), None
+
+
+def _results(response: Response, count: int) -> list[Mapping[str, Any]] | None:
+    """The per-item answers of a batch call, or None if the answer is not one."""
+    if response.status_code != 200:
+        return None
+    try:
+        results = response.json()["results"]
+    except (ValueError, KeyError, TypeError):
+        return None
+    if not isinstance(results, list) or len(results) != count or not all(isinstance(r, dict) for r in results):
+        return None
+    return results
 
 
 _OUTCOMES = {"refused": SourceEvent.REFUSED, "tombstoned": SourceEvent.TOMBSTONED}

@@ -1,39 +1,33 @@
-"""Both sides of an exchange in the database: each protocol transition and its wallet movement commit together.
+"""Both sides of an exchange in the database: the records, and the hold that starts an exchange.
 
-The source's hold (points taken from the wallet) and its ``held`` record are one transaction; so
-are a refund and the ``cancelled`` state. At the destination, the credit (a new lot) and the
-``credited`` record are one transaction, and a tombstone is a row with the same primary key, so a
-credit and a cancel racing for one exchange id cannot both win: the second insert fails and is
-answered from what the first wrote. A crash therefore leaves every exchange in a state
-:func:`node.exchange.protocol.pending_action` knows how to finish. Where each exchange sits on the
-``exchange`` log is recorded in the log append's own transaction (:meth:`SourceSide.logged_at`).
+The source's hold (points taken from the wallet) and its ``held`` record are one transaction. The
+transitions after it (a credit or a tombstone at the destination, a confirmation or a refund at the
+source) are written a batch at a time by :mod:`node.exchange.batches`, each with its wallet movement
+in the same transaction. At the destination a tombstone is a row with the same primary key as a
+credit, so a credit and a cancel racing for one exchange id cannot both win. A crash therefore
+leaves every exchange in a state :func:`node.exchange.protocol.pending_action` knows how to finish.
+Where each exchange sits on the ``exchange`` log is recorded in the log append's own transaction
+(``logged_index``).
 """
 
 from __future__ import annotations
 
 import json
-from collections.abc import Callable, Iterator
-from contextlib import contextmanager
-from dataclasses import dataclass, replace
+from collections.abc import Sequence
+from dataclasses import dataclass
 from datetime import UTC, date, datetime
-from typing import Any
 
-from sqlalchemy import BigInteger, Connection, Text, insert, select, update
-from sqlalchemy.exc import IntegrityError
+from sqlalchemy import BigInteger, Connection, Text, insert, select
 from sqlmodel import Column, Field, SQLModel
 
 from node.exchange.protocol import (
-    Action,
-    Answer,
     DestinationState,
     SourceEvent,
     SourceState,
-    Step,
-    on_cancel,
-    on_credit,
-    source_step,
 )
 from node.exchange.quotes import Quote
+from node.wallet.bulk import locked_many
+from node.wallet.journal import WalletError
 from node.wallet.store import WalletStore
 
 
@@ -80,18 +74,14 @@ class AlreadyLogged(Exception):
     """Another thread put this exchange on the log first: the append is rolled back."""
 
 
-def _logged_at(engine: Any, table: str, exchange_id: str) -> Callable[[Any, int], None]:
-    """A hook for ``Log.append(then=)``: record the entry's index in ``table``, inside the append's
-    transaction, on the driver's cursor; :class:`AlreadyLogged` if it was recorded meanwhile."""
-    p = "?" if engine.dialect.paramstyle == "qmark" else "%s"
-    sql = f"UPDATE {table} SET logged_index = {p} WHERE exchange_id = {p} AND logged_index IS NULL"
+@dataclass(frozen=True)
+class Hold:
+    """A member's accepted quote, to be held: the points taken and the exchange recorded."""
 
-    def mark(cur: Any, index: int) -> None:
-        cur.execute(sql, (index, exchange_id))
-        if cur.rowcount != 1:
-            raise AlreadyLogged(exchange_id)
-
-    return mark
+    member: str
+    quote: Quote
+    quote_sig: str
+    link_id: str
 
 
 @dataclass(frozen=True)
@@ -133,26 +123,53 @@ class SourceSide:
 
     def hold(self, member: str, quote: Quote, quote_sig: str, link_id: str, today: date) -> Outgoing:
         """Take the points and record the exchange as held, in one transaction (idempotent on the quote id)."""
+        (held,) = self.hold_many([Hold(member, quote, quote_sig, link_id)], today)
+        if isinstance(held, WalletError):
+            raise held
+        return held
+
+    def hold_many(self, holds: Sequence[Hold], today: date) -> list[Outgoing | WalletError]:
+        """Many holds in one transaction (one commit): each held, or refused alone (``insufficient_points``).
+
+        A refused hold writes nothing, so it never undoes the others; each is idempotent on its quote id.
+        """
         t = ExchangeOutRow.__table__
-        with self.wallets.locked(member) as conn:
-            row = conn.execute(select(t).where(t.c.exchange_id == quote.quote_id)).first()
-            if row is not None:
-                return _outgoing(row)
-            self.wallets.redeem_in(conn, member, quote.points_given, "exchange_out", today, ref=quote.quote_id)
-            now = _now()
-            values = {
-                "exchange_id": quote.quote_id,
-                "member": member,
-                "destination": quote.destination,
-                "link_id": link_id,
-                "quote": quote.canonical().decode("ascii"),  # the canonical bytes the source signature covers
-                "quote_sig": quote_sig,
-                "state": SourceState.HELD.value,
-                "created_at": now,
-                "updated_at": now,
-            }
-            conn.execute(insert(t).values(**values))
-        return Outgoing(quote.quote_id, member, quote.destination, link_id, quote, quote_sig, SourceState.HELD)
+        results: list[Outgoing | WalletError] = []
+        with locked_many(self.wallets, [h.member for h in holds]) as conn:
+            ids = sorted({h.quote.quote_id for h in holds})
+            held = {r.exchange_id: _outgoing(r) for r in conn.execute(select(t).where(t.c.exchange_id.in_(ids)))}
+            rows = []
+            for h in holds:
+                q = h.quote
+                if q.quote_id in held:
+                    results.append(held[q.quote_id])
+                    continue
+                try:
+                    self.wallets.redeem_in(conn, h.member, q.points_given, "exchange_out", today, ref=q.quote_id)
+                except WalletError as exc:  # raised before anything is written for this hold
+                    results.append(exc)
+                    continue
+                now = _now()
+                rows.append(
+                    {
+                        "exchange_id": q.quote_id,
+                        "member": h.member,
+                        "destination": q.destination,
+                        "link_id": h.link_id,
+                        "quote": q.canonical().decode("ascii"),  # the canonical bytes the source signature covers
+                        "quote_sig": h.quote_sig,
+                        "state": SourceState.HELD.value,
+                        "created_at": now,
+                        "updated_at": now,
+                    }
+                )
+                held[q.quote_id] = Outgoing(
+                    q.quote_id, h.member, q.destination, h.link_id, q, h.quote_sig, SourceState.HELD
+                )
+                results.append(held[q.quote_id])
+            if rows:
+                conn.execute(insert(t), rows)
+        return results
 
     def get(self, exchange_id: str) -> Outgoing:
         """The exchange, or ``LookupError``."""
@@ -163,39 +180,8 @@ class SourceSide:
             raise LookupError(f"no outgoing exchange {exchange_id}")
         return _outgoing(row)
 
-    def apply(self, exchange_id: str, event: SourceEvent, destination_sig: str | None = None) -> Step:
-        """:meth:`apply_and_get` without the record."""
-        return self.apply_and_get(exchange_id, event, destination_sig)[0]
-
-    def apply_and_get(
-        self, exchange_id: str, event: SourceEvent, destination_sig: str | None = None, member: str | None = None
-    ) -> tuple[Step, Outgoing]:
-        """Record what the destination answered (or a timeout); a refund commits with the new state.
-
-        A credit is recorded with the destination's receipt (``destination_sig``), which the
-        caller has checked: the exchange log entry needs it. Returns the step and the record as
-        it now stands.
-        """
-        member = member or self.get(exchange_id).member
-        t = ExchangeOutRow.__table__
-        with self.wallets.locked(member) as conn:
-            current = _outgoing(conn.execute(select(t).where(t.c.exchange_id == exchange_id)).first())
-            step = source_step(current.state, event)
-            if Action.REFUND in step.actions:
-                self._refund(conn, current)
-            if step.state is not current.state:
-                values: dict[str, object] = {"state": step.state.value, "updated_at": _now()}
-                if step.state is SourceState.CONFIRMED:
-                    if destination_sig is None:
-                        raise ValueError("a confirmed exchange needs the destination's receipt")
-                    values["destination_sig"] = destination_sig
-                conn.execute(update(t).where(t.c.exchange_id == exchange_id).values(**values))
-                current = replace(
-                    current, state=step.state, destination_sig=values.get("destination_sig", current.destination_sig)
-                )
-        return step, current
-
-    def _refund(self, conn: Connection, ex: Outgoing) -> None:
+    def refund_in(self, conn: Connection, ex: Outgoing) -> None:
+        """Give a held exchange's points back, inside a transaction holding the member's lock."""
         # the points come back in lots with the expiry they had, so a refund never extends their life
         hold = self.wallets.entry_with_ref(conn, ex.member, ex.exchange_id)
         assert hold is not None  # the hold and the held record were written in one transaction
@@ -231,10 +217,6 @@ class SourceSide:
                 select(t).where(t.c.state == SourceState.CONFIRMED.value, t.c.logged_index.is_(None))
             ).all()
         return [_outgoing(r) for r in rows]
-
-    def logged_at(self, exchange_id: str) -> Callable[[Any, int], None]:
-        """The hook that records where the exchange log holds this exchange (see :func:`_logged_at`)."""
-        return _logged_at(self.engine, ExchangeOutRow.__tablename__, exchange_id)
 
 
 @dataclass(frozen=True)
@@ -298,97 +280,5 @@ class DestinationSide:
             ).all()
         return [_incoming(r) for r in rows]
 
-    def logged_at(self, exchange_id: str) -> Callable[[Any, int], None]:
-        """The hook that records where the exchange log holds this exchange (see :func:`_logged_at`)."""
-        return _logged_at(self.engine, ExchangeInRow.__tablename__, exchange_id)
 
-    def credit(
-        self,
-        quote: Quote,
-        member: str | None,
-        acceptable: bool,
-        today: date,
-        expires_on: date,
-        *,
-        quote_sig: str | None = None,
-        link_id: str | None = None,
-    ) -> Answer:
-        """Answer a credit request: credit once (lot and record in one transaction), or refuse for good.
-
-        ``member`` (the pseudonym the link id names here) may be None only when refusing.
-        """
-        if acceptable and member is None:
-            raise ValueError("a credit needs the member it goes to")
-        for _ in range(2):  # a concurrent cancel may insert first: answer from what it wrote
-            try:
-                return self._credit(quote, member, acceptable, today, expires_on, quote_sig, link_id)
-            except IntegrityError:
-                continue
-        return on_credit(self.state(quote.quote_id), acceptable)
-
-    @contextmanager
-    def _transaction(self, member: str | None) -> Iterator[Connection]:
-        if member is not None:
-            with self.wallets.locked(member) as conn:
-                yield conn
-            return
-        with self.engine.connect() as conn, conn.execution_options(ledger_write=True).begin():
-            yield conn
-
-    def _credit(
-        self,
-        quote: Quote,
-        member: str | None,
-        acceptable: bool,
-        today: date,
-        expires_on: date,
-        quote_sig: str | None,
-        link_id: str | None,
-    ) -> Answer:
-        t = ExchangeInRow.__table__
-        with self._transaction(member if acceptable else None) as conn:
-            existing = conn.execute(select(t.c.state).where(t.c.exchange_id == quote.quote_id)).scalar_one_or_none()
-            answer = on_credit(None if existing is None else DestinationState(existing), acceptable)
-            if answer.write is DestinationState.CREDITED:
-                assert member is not None
-                self.wallets.earn_in(
-                    conn, member, quote.points_received, "exchange_in", today, expires_on, ref=quote.quote_id
-                )
-            if answer.write is not None:
-                conn.execute(
-                    insert(t).values(
-                        exchange_id=quote.quote_id,
-                        source=quote.source,
-                        member=member if answer.write is DestinationState.CREDITED else None,
-                        state=answer.write.value,
-                        quote=quote.canonical().decode("ascii"),
-                        quote_sig=quote_sig,
-                        link_id=link_id,
-                        at=_now(),
-                    )
-                )
-        return answer
-
-    def cancel(self, exchange_id: str, source: str) -> Answer:
-        """Answer a cancel request: a credit already made stands; otherwise leave a tombstone."""
-        t = ExchangeInRow.__table__
-        for _ in range(2):
-            try:
-                with self.engine.connect() as conn, conn.execution_options(ledger_write=True).begin():
-                    existing = conn.execute(
-                        select(t.c.state).where(t.c.exchange_id == exchange_id)
-                    ).scalar_one_or_none()
-                    answer = on_cancel(None if existing is None else DestinationState(existing))
-                    if answer.write is not None:
-                        conn.execute(
-                            insert(t).values(
-                                exchange_id=exchange_id, source=source, state=answer.write.value, at=_now()
-                            )
-                        )
-                    return answer
-            except IntegrityError:  # a credit landed meanwhile: answer from it
-                continue
-        return on_cancel(self.state(exchange_id))
-
-
-__all__ = ["AlreadyLogged", "DestinationSide", "Incoming", "Outgoing", "SourceEvent", "SourceSide"]
+__all__ = ["AlreadyLogged", "DestinationSide", "Hold", "Incoming", "Outgoing", "SourceEvent", "SourceSide"]

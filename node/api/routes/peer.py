@@ -7,7 +7,7 @@ parses it, and ``PeerCaller`` hands the handlers the node id it verified.
 
 from __future__ import annotations
 
-from typing import Any
+from typing import Any, Literal
 
 from fastapi import APIRouter
 from pydantic import AwareDatetime, BaseModel, Field
@@ -15,6 +15,7 @@ from pydantic import AwareDatetime, BaseModel, Field
 from node.api.bodies import OffLoopJsonRoute
 from node.api.deps import NodeDep, PeerCaller
 from node.api.problems import Problem
+from node.exchange.batches import MAX_BATCH
 from node.exchange.destination import PeerAnswer
 from node.settlement.statements import Window, statement_to_json
 
@@ -48,10 +49,39 @@ def _answer(a: PeerAnswer) -> Answer:
     return Answer(**a.to_json())
 
 
+class BatchItem(BaseModel):
+    """One exchange in a batch: a credit (quote, signature, link) or a cancel (exchange id)."""
+
+    kind: Literal["credit", "cancel"]
+    quote: dict[str, Any] | None = None
+    quote_sig: str | None = Field(default=None, max_length=200)
+    link_id: str | None = Field(default=None, min_length=1, max_length=64)
+    exchange_id: str | None = Field(default=None, min_length=1, max_length=32)
+
+
+class BatchRequest(BaseModel):
+    """Credits and cancels from the calling node, each decided on its own."""
+
+    items: list[BatchItem] = Field(min_length=1, max_length=MAX_BATCH)
+
+
+class BatchAnswer(BaseModel):
+    """One answer per item, in the items' order (``rejected``: not genuine, nothing recorded)."""
+
+    results: list[Answer]
+
+
 @router.post("/exchanges/credit")
 def credit(node: NodeDep, caller: PeerCaller, body: CreditRequest) -> Answer:
     """Credit once per exchange id, or refuse for good (a tombstone)."""
     return _answer(node.exchange_destination.on_credit(caller, body.quote, body.quote_sig, body.link_id))
+
+
+@router.post("/exchanges/batch")
+def batch(node: NodeDep, caller: PeerCaller, body: BatchRequest) -> BatchAnswer:
+    """Settle many exchanges in one transaction and one log append; one bad item never refuses the others."""
+    items = [i.model_dump(exclude_none=True) for i in body.items]
+    return BatchAnswer(results=[_answer(a) for a in node.exchange_destination.on_batch(caller, items)])
 
 
 @router.post("/exchanges/cancel")
