@@ -77,6 +77,9 @@ class ConsentChange:
     actor: str = "self"
     collection_method: str = "api"
     expires_at: datetime | None = None
+    #: the audit events' actor (the request that asked, when changes are gathered from many requests);
+    #: None: whoever the current request acts for
+    audit_actor: dict[str, str] | None = None
 
 
 @dataclass
@@ -295,9 +298,9 @@ class ConsentService:
                 )
                 for r in records
             ]
-        if self.current_actor is not None:
-            actor = self.current_actor()
-            events = [(a, {**f, "actor": actor}) for a, f in events]
+        current = self.current_actor() if self.current_actor is not None else None
+        actors = [c.audit_actor or current for c in changes for _ in dict.fromkeys(c.purposes)]
+        events = [(a, {**f, "actor": actor}) if actor else (a, f) for (a, f), actor in zip(events, actors, strict=True)]
         staged = outbox.with_ids(events)
         self.store.append_consent_changes(prepared, staged)  # records and staged events: one transaction
         if self.audit_batch is not None:
@@ -309,6 +312,21 @@ class ConsentService:
         if self.after_change is not None:
             self.after_change([r for records, _ in prepared for r in records])
         return [receipt for _, receipt in prepared]
+
+    def change_each(self, changes: Sequence[ConsentChange]) -> list[str | Exception]:
+        """:meth:`change_many`, where a change refused (unknown member or purpose, a minor alone) is
+        answered with its error and never refuses the others: one receipt or one error per change."""
+        try:
+            return list(self.change_many(changes))
+        except (LookupError, PurposeError, PermissionError):
+            pass  # raised before anything was written: apply them one by one to find whose it was
+        results: list[str | Exception] = []
+        for c in changes:
+            try:
+                results += self.change_many([c])
+            except (LookupError, PurposeError, PermissionError) as exc:
+                results.append(exc)
+        return results
 
     def decisions(self, member_ref: str, recipients: Sequence[str] = ()) -> dict[str, Decision]:
         """The current decision for every optional purpose the member has a record for, plus the rest

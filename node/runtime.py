@@ -8,10 +8,12 @@ module a SuperNode loads (:mod:`node.clientapp`).
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import dataclass
 from functools import cached_property
 from pathlib import Path
 
+from compliance.consent import ConsentAction
 from compliance.egress import CrossBorderCounter, MechanismRegistry
 from compliance.fieldcrypt import FieldCipher, load_key_file
 from compliance.pia_service import PiaService
@@ -19,7 +21,7 @@ from compliance.prompts import PromptCounter
 from compliance.pseudonyms import Keyring
 from compliance.retention import Retention
 from compliance.rights_service import RightsService
-from compliance.service import ConsentService
+from compliance.service import ConsentChange, ConsentService
 from compliance.store import ComplianceStore
 from federation.site import Site
 from ledger import note
@@ -27,6 +29,7 @@ from ledger.storage import LedgerStore
 from ledger.witness import Witness
 from node.core.audit import NodeAudit
 from node.core.auth import StaffKeys
+from node.core.batching import Batcher
 from node.core.datadir import create_schemas, ensure_default_logs, load_signer, open_store
 from node.core.settings import DATA_KEY_FILE, NodeSettings, load_settings
 from node.core.tokens import MemberTokens
@@ -149,6 +152,11 @@ class Node:
             current_actor=self.audit.current_actor,
             after_change=unlink_on_withdrawal(self.links),
         )
+
+    @cached_property
+    def consent_changes(self) -> GroupedConsent:
+        """Members' own consent changes (API and privacy centre), committed together under load."""
+        return GroupedConsent(self.consent, self.audit)
 
     @cached_property
     def pia(self) -> PiaService:
@@ -349,3 +357,20 @@ class Node:
             self.outbound.close()
         if "store" in self.__dict__:
             self.store.close()
+
+
+class GroupedConsent:
+    """Consent changes from concurrent requests committed together: group commit, so one transaction
+    and one audit append serve many members, each request answered after its own change commits."""
+
+    def __init__(self, consent: ConsentService, audit: NodeAudit) -> None:
+        self.audit = audit
+        self._batcher: Batcher[ConsentChange, str | Exception] = Batcher(consent.change_each, max_items=64)
+
+    def change(self, member_ref: str, purposes: Sequence[str], action: ConsentAction) -> str:
+        """As :meth:`ConsentService.change`: the signed receipt, or the change's own error."""
+        wanted = ConsentChange(member_ref, tuple(purposes), action, audit_actor=self.audit.current_actor())
+        result = self._batcher.submit(wanted)
+        if isinstance(result, Exception):
+            raise result
+        return result

@@ -3,10 +3,11 @@
 from __future__ import annotations
 
 from collections.abc import Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import UTC, date, datetime
 
 from compliance.service import ConsentService
+from node.core.batching import Batcher
 from node.wallet.journal import Entry, Kind, WalletError
 from node.wallet.purchases import Purchase, Purchases, check_business_day
 from node.wallet.store import WalletStore
@@ -42,6 +43,11 @@ class Loyalty:
     points_per_yuan: int
     expiry_months: int
     rules: TierRules | None = None
+    _earns: Batcher[tuple[str, str, int, date | None], Entry | Exception] = field(init=False, repr=False)
+
+    def __post_init__(self) -> None:
+        # purchases posted one by one from many tills commit together (group commit: one transaction, one fsync)
+        self._earns = Batcher(self.earn_purchases, max_items=256)
 
     def earn_purchase(
         self, member_ref: str, purchase_id: str, amount_fen: int, day: date | None, today: date | None = None
@@ -49,8 +55,11 @@ class Loyalty:
         """Credit a purchase's points once per node (a retry gets the first answer, another member,
         amount or stated day under the same id ``idempotency_conflict``); the lot expires by the brand's
         policy. Without ``day`` the purchase is today's (UTC)."""
-        purchase, points, expires = self._priced(purchase_id, amount_fen, day, today or datetime.now(UTC).date())
-        return self.purchases.earn(self.consent.member_pseudonym(member_ref), purchase, points, expires)
+        item = (member_ref, purchase_id, amount_fen, day)
+        result = self._earns.submit(item) if today is None else self.earn_purchases([item], today)[0]
+        if isinstance(result, Exception):
+            raise result
+        return result
 
     def _priced(self, purchase_id: str, amount_fen: int, day: date | None, today: date) -> tuple[Purchase, int, date]:
         """The purchase (today's without ``day``), its points and its lot's expiry, or why it earns none."""

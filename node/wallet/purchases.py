@@ -3,9 +3,9 @@
 The same purchase id again, for the same member and amount (and day, when the till states one), is
 a retry and gets the first answer. Anything else is a conflict (``idempotency_conflict``): two tills
 gave one id to two sales, or a client reused an id, and answering the first silently would hide a
-lost sale. The row and the
-points it earned commit in one transaction under the member's wallet lock; a till's batch
-(:meth:`Purchases.earn_many`) commits in one transaction under every member's lock, with a result per item.
+lost sale. Purchases commit a batch at a time (:meth:`Purchases.earn_many`): a till's batch, or the
+single purchases of concurrent requests gathered by group commit. Each row and the points it earned
+commit in one transaction under every member's wallet lock, with a result per item.
 
 Purchases earned before this table existed were copied from the journal by migration 0009
 without their amount, so a retry of one of those is judged by its member alone. History loaded in
@@ -89,42 +89,6 @@ class Purchases:
         with self.wallets.engine.connect() as conn, conn.execution_options(ledger_write=True).begin():
             return conn.execute(delete(t).where(t.c.member == member)).rowcount
 
-    def earn(self, member: str, purchase: Purchase, points: int, expires_on: date) -> Entry:
-        """Credit ``points`` for ``purchase`` to ``member`` once; a retry gets the same entry back.
-
-        Raises ``idempotency_conflict`` when the id was already used for another member or amount.
-        """
-        for _ in range(2):  # a concurrent first use of the id commits first: answer from it
-            try:
-                return self._earn(member, purchase, points, expires_on)
-            except IntegrityError:
-                continue
-        return self._earn(member, purchase, points, expires_on)
-
-    def _earn(self, member: str, purchase: Purchase, points: int, expires_on: date) -> Entry:
-        t = PurchaseRow.__table__
-        ref = f"purchase:{purchase.purchase_id}"
-        with self.wallets.locked(member) as conn:
-            row = conn.execute(select(t).where(t.c.purchase_id == purchase.purchase_id)).first()
-            if row is not None:
-                if _conflicts(row.member, row.amount_fen, row.day, member, purchase):
-                    raise _conflict(purchase)
-                entry = self.wallets.entry_with_ref(conn, member, ref)
-                assert entry is not None  # the row and its entry were committed together
-                return entry
-            entry = self.wallets.earn_in(conn, member, points, "purchase", purchase.day, expires_on, ref=ref)
-            conn.execute(
-                insert(t).values(
-                    purchase_id=purchase.purchase_id,
-                    member=member,
-                    amount_fen=purchase.amount_fen,
-                    day=purchase.day,
-                    entry_id=entry.entry_id,
-                    at=datetime.now(UTC),
-                )
-            )
-            return entry
-
     def earn_many(self, items: Sequence[tuple[str, Purchase, int, date]]) -> list[Entry | WalletError]:
         """Credit ``(member, purchase, points, expires_on)`` items in one transaction, each once.
 
@@ -132,6 +96,14 @@ class Purchases:
         or the ``idempotency_conflict`` of an id already used for another member, amount or day.
         One item refused never refuses the others.
         """
+        for _ in range(2):  # another batch's first use of an id committed first (PostgreSQL): decide again
+            try:
+                return self._earn_many(items)
+            except IntegrityError:
+                continue
+        return self._earn_many(items)
+
+    def _earn_many(self, items: Sequence[tuple[str, Purchase, int, date]]) -> list[Entry | WalletError]:
         t = PurchaseRow.__table__
         results: list[Entry | WalletError | None] = [None] * len(items)
         with locked_many(self.wallets, (member for member, *_ in items)) as conn:

@@ -127,7 +127,7 @@ def change(request: Request, node: NodeDep, session: MemberPage, form: MemberFor
     except PurposeError as exc:
         session.say(str(exc))
         return back(HOME)
-    receipt = attempt(session, node.consent.change, session.caller.id, [form["purpose"]], ConsentAction(action))
+    receipt = attempt(session, node.consent_changes.change, session.caller.id, [form["purpose"]], ConsentAction(action))
     if receipt is FAILED:
         return back(HOME)
     session.say(language_text(request, "receipt_issued"), language(request), alert=False)

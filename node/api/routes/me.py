@@ -53,7 +53,7 @@ def consents(node: NodeDep, me: Member) -> list[ConsentState]:
 @router.post("/consents")
 def change_consents(node: NodeDep, me: MemberWrite, change: ConsentChange) -> Receipt:
     """Apply the change and return its signed receipt."""
-    return Receipt(receipt=node.consent.change(me.id, change.purposes, ConsentAction(change.action)))
+    return Receipt(receipt=node.consent_changes.change(me.id, change.purposes, ConsentAction(change.action)))
 
 
 @router.get("/receipts")
