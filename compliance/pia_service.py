@@ -184,9 +184,11 @@ class PiaService:
         return self._switches(now)
 
     def _switches(self, now: datetime) -> dict[Feature, tuple[bool, str | None, str]]:
-        t = FeatureRow.__table__
-        with self.engine.connect() as conn:
+        t, pt = FeatureRow.__table__, PiaRow.__table__
+        with self.engine.connect() as conn:  # one connection: this runs on every gated request
             rows = {r.feature: r for r in conn.execute(select(t))}
+            wanted = sorted({r.pia_id for r in rows.values() if r.enabled and r.pia_id})
+            pias = {r.pia_id: _record(r) for r in conn.execute(select(pt).where(pt.c.pia_id.in_(wanted)))}
         out: dict[Feature, tuple[bool, str | None, str]] = {}
         for feature in Feature:
             row = rows.get(feature.value)
@@ -194,7 +196,9 @@ class PiaService:
                 out[feature] = (False, None, "switched_off")
                 continue
             try:
-                check_feature(feature, self.get(row.pia_id), now)
+                if row.pia_id not in pias:
+                    raise UnknownPiaError(f"no impact assessment {row.pia_id!r}")
+                check_feature(feature, pias[row.pia_id], now)
             except (PiaRefused, LookupError) as exc:
                 out[feature] = (False, row.pia_id, getattr(exc, "reason", "no_pia"))
             else:

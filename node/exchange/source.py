@@ -51,6 +51,14 @@ BATCH_FIELDS = {
 _SENDS = {Action.SEND_CREDIT, Action.SEND_CANCEL}
 
 
+@dataclass(frozen=True)
+class _Send:
+    """An exchange to send now, and for a credit whether the member's consent lets it leave."""
+
+    out: Outgoing
+    allowed: bool
+
+
 @dataclass
 class ExchangeSource:
     """Exchanges leaving this node, from the member's request to their end."""
@@ -66,7 +74,7 @@ class ExchangeSource:
     exchange_log: ExchangeLog
     batch_max: int = 64
     batch_linger: float = 0.002
-    _batchers: dict[str, Batcher[Outgoing, tuple[SourceEvent, Outgoing]]] = field(default_factory=dict, repr=False)
+    _batchers: dict[str, Batcher[_Send, tuple[SourceEvent, Outgoing]]] = field(default_factory=dict, repr=False)
     _busy: set[str] = field(default_factory=set, repr=False)
     _holds: Batcher[Hold, Outgoing | WalletError] = field(init=False, repr=False)
     _lock: threading.Lock = field(default_factory=threading.Lock, repr=False)
@@ -145,9 +153,9 @@ class ExchangeSource:
                 for dest in sorted({o.destination for o in sending}):
                     group = [o for o in sending if o.destination == dest]
                     for k in range(0, len(group), self.batch_max):
-                        chunk = group[k : k + self.batch_max]
+                        chunk = [self._ready(o) for o in group[k : k + self.batch_max]]
                         for before, (event, out) in zip(chunk, self._send(dest, chunk), strict=True):
-                            stuck = event is SourceEvent.TIMED_OUT and before.state is SourceState.CANCELLING
+                            stuck = event is SourceEvent.TIMED_OUT and before.out.state is SourceState.CANCELLING
                             (done if stuck else pending).append(out)
             return done + pending
 
@@ -168,11 +176,11 @@ class ExchangeSource:
         faults.point("source.after_hold")
         return held
 
-    def _batcher(self, destination: str) -> Batcher[Outgoing, tuple[SourceEvent, Outgoing]]:
+    def _batcher(self, destination: str) -> Batcher[_Send, tuple[SourceEvent, Outgoing]]:
         with self._lock:
             if destination not in self._batchers:
                 self._batchers[destination] = Batcher(
-                    lambda outs: self._send(destination, outs), self.batch_max, self.batch_linger
+                    lambda sends: self._send(destination, sends), self.batch_max, self.batch_linger
                 )
             return self._batchers[destination]
 
@@ -182,17 +190,26 @@ class ExchangeSource:
             if pending_action(out.state) not in _SENDS:
                 break
             before = out.state
-            event, out = self._batcher(out.destination).submit(out)
+            event, out = self._batcher(out.destination).submit(self._ready(out))
             if event is SourceEvent.TIMED_OUT and before is SourceState.CANCELLING:
                 break  # the peer is unreachable: recovery tries again later
         return out
 
-    def _send(self, destination: str, outs: Sequence[Outgoing]) -> list[tuple[SourceEvent, Outgoing]]:
-        """One batch call for ``outs`` (credits and cancels to one destination), its answers recorded
-        in one transaction and the confirmed exchanges logged in one append."""
+    def _ready(self, out: Outgoing) -> _Send:
+        """The exchange with its egress consent decided here, in the requesting thread (whose read-once
+        scope already holds the member's consent), rather than by whichever thread leads the batch."""
+        if out.state is not SourceState.HELD:
+            return _Send(out, True)  # a cancel carries nothing about the member
+        member_ref = self.links.member_ref(out.link_id)
+        return _Send(out, member_ref is not None and self._may_send(member_ref, out.destination))
+
+    def _send(self, destination: str, sends: Sequence[_Send]) -> list[tuple[SourceEvent, Outgoing]]:
+        """One batch call (credits and cancels to one destination), its answers recorded in one
+        transaction and the confirmed exchanges logged in one append."""
+        outs = [s.out for s in sends]
         acting = current_caller.set(None)  # a batch acts for the node, not for the member whose thread leads it
         try:
-            answers = self._call(destination, outs)
+            answers = self._call(destination, sends)
             applied = apply_outgoing(self.outgoing, [(o, e, r) for o, (e, r) in zip(outs, answers, strict=True)])
             faults.point("source.after_apply")
             self.exchange_log.record_outgoing_many([o for step, o in applied if Action.APPEND_LOG in step.actions])
@@ -200,14 +217,14 @@ class ExchangeSource:
             current_caller.reset(acting)
         return [(e, o) for (e, _), (_, o) in zip(answers, applied, strict=True)]
 
-    def _call(self, destination: str, outs: Sequence[Outgoing]) -> list[tuple[SourceEvent, str | None]]:
+    def _call(self, destination: str, sends: Sequence[_Send]) -> list[tuple[SourceEvent, str | None]]:
         """Send the batch; translate each item's answer into a protocol event (TIMED_OUT: unknown)."""
+        outs = [s.out for s in sends]
         answers: list[tuple[SourceEvent, str | None]] = [(SourceEvent.TIMED_OUT, None)] * len(outs)
         items, sent, pseudonyms = [], [], []
-        for k, out in enumerate(outs):
+        for k, (out, allowed) in enumerate((s.out, s.allowed) for s in sends):
             if out.state is SourceState.HELD:
-                member_ref = self.links.member_ref(out.link_id)
-                if member_ref is None or not self._may_send(member_ref, destination):
+                if not allowed:
                     continue  # never sent: the exchange will be cancelled
                 item = {"kind": "credit", "quote": out.quote.to_json(), "quote_sig": out.quote_sig}
                 items.append(item | {"link_id": out.link_id})
