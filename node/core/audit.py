@@ -41,7 +41,8 @@ class NodeAudit:
         The actor is whoever the current request acts for, unless an event names its own (an
         event staged in the outbox keeps the actor of the request that staged it).
         """
-        actor = self.current_actor()
+        # only when an event does not name its own: finding the actor may read the member's pseudonym
+        actor = self.current_actor() if any("actor" not in f for _, f in events) else None
         batch = [AuditEvent(node_id=self.node_id, action=a, **({"actor": actor} | f)) for a, f in events]
         return AuditTrail(self.log, self.node_id).record_many(batch)
 
