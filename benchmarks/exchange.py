@@ -276,6 +276,17 @@ def measure_bulk(servers: list[ServerProcess], operator: str, refs: list[str], b
     return report
 
 
+def batch_sizes(node: Node) -> list[int]:
+    """Exchanges per credit call, from the source's egress events (one per call, naming every member)."""
+    from compliance.audit import AuditTrail
+
+    return [
+        e.subject_count or len(e.subject_pseudo_ids)
+        for _, e in AuditTrail(node.audit.log, node.settings.node_id).events()
+        if e.action == "pi.provide" and (e.purpose_code or "").startswith("points_exchange")
+    ]
+
+
 def verify(base: Path, air: BrandSpec, shop: BrandSpec, refs: list[str]) -> list[str]:
     """Every exchange confirmed, points conserved, both logs holding the same entries."""
     from node.core.settings import load_settings
@@ -295,6 +306,7 @@ def verify(base: Path, air: BrandSpec, shop: BrandSpec, refs: list[str]) -> list
         t = ExchangeOutRow.__table__
         with a.store.engine.connect() as conn:
             confirmed = conn.execute(select(func.count()).where(t.c.state == SourceState.CONFIRMED.value)).scalar_one()
+        sizes = batch_sizes(a)
     finally:
         a.dispose()
         s.dispose()
@@ -303,6 +315,9 @@ def verify(base: Path, air: BrandSpec, shop: BrandSpec, refs: list[str]) -> list
         f"exchange logs: {len(entries_a):,} entries at the airline, {len(entries_s):,} at the supermarket, "
         f"{'identical' if entries_a == entries_s else 'DIFFERENT'}",
         f"supermarket points received in total: {received:,} (= {confirmed:,} x 21: 5 x 4.5 fen x 0.95 = 21.375)",
+        f"credit calls to the supermarket: {len(sizes):,} for {sum(sizes):,} exchanges; by exchanges per call: "
+        + ", ".join(f"{lo}-{hi}: {sum(lo <= n <= hi for n in sizes):,}" for lo, hi in ((1, 1), (2, 4), (5, 8), (9, 64)))
+        + f"; largest {max(sizes, default=0)}",
     ]
     if unfinished or entries_a != entries_s or received != confirmed * 21:
         raise SystemExit("\n".join(["consistency check FAILED", *lines]))
