@@ -40,11 +40,6 @@ class BatchStats:
     items: int = 0
     largest: int = 0
 
-    @property
-    def mean(self) -> float:
-        """Items per batch on average."""
-        return self.items / self.batches if self.batches else 0.0
-
 
 @dataclass
 class Batcher(Generic[T, R]):
