@@ -148,8 +148,16 @@ def _enable_wal(cur: Any, timeout: float) -> None:
 
 
 def _create_private(path: str, mode: int) -> None:
-    """Create the file ``path`` with ``mode`` unless it exists (an existing file keeps its mode)."""
-    os.close(os.open(path, os.O_WRONLY | os.O_CREAT, mode))
+    """Create the file ``path`` with ``mode`` unless it exists (an existing file keeps its mode).
+
+    An existing database is never opened here: closing any descriptor of a file drops every POSIX
+    lock the process holds on it, including those of SQLite connections open in other threads, and
+    another process could then write under them (SQLite's "how to corrupt" guide, section 2.2).
+    """
+    if os.path.exists(path):
+        return
+    with suppress(FileExistsError):  # created meanwhile by another connection or process
+        os.close(os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, mode))
 
 
 #: SQLite connections kept open per engine (anyio's thread pool, which serves requests, has 40 threads).
