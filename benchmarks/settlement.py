@@ -9,10 +9,12 @@ quote's signature again). Generating and appending is not timed. Then, on the ai
 - **read**: the window's exchanges from the log (`settled_exchanges` over every entry);
 - **statements**: its signed statement with each partner (`statement`, `sign_statement`);
 - **netting**: every pair's obligation and the net settlement (`obligations`, `net_settlement`);
-- **records**: what the supermarket answers a records call with (`SettlementService.records_for`:
-  the pair's entries, each with an inclusion proof, and a signed checkpoint);
-- **reconcile**: the airline checks every record against that checkpoint and compares the pair's
-  entries with its own (`SettlementService.compare_records`).
+- **digest**: what the supermarket answers a digest records call with (`SettlementService.digest_for`:
+  one signed Merkle root of the pair's entries, under its signed checkpoint);
+- **reconcile**: the airline checks that answer and compares it with the digest of its own log
+  (`SettlementService.compare_digest`);
+- **proofs** (with `--proofs`, not in the total): the path taken only when the digests differ: every
+  pair entry with an inclusion proof (`records_for`), each checked and compared (`compare_records`).
 
 The table gives seconds per step and microseconds per exchange; growth is linear when the last
 column stays flat. The goal (issue 18): a 1,000,000-exchange window settled in under 60 s.
@@ -88,7 +90,7 @@ def generate(nodes: dict[str, Node], count: int, window: Window, seed: int = 7) 
             nodes[side].store.log("exchange").append(items)
 
 
-def measure(air: Node, shop: Node, window: Window) -> dict[str, float]:
+def measure(air: Node, shop: Node, window: Window, proofs: bool = False) -> dict[str, float]:
     """Seconds per step of settling ``window`` at the airline (and the supermarket's records answer)."""
     times: dict[str, float] = {}
     t0 = time.perf_counter()
@@ -104,13 +106,21 @@ def measure(air: Node, shop: Node, window: Window) -> dict[str, float]:
     net_settlement([o for o in obligations(exchanges, window) if o.fen > 0], window)
     times["netting"] = time.perf_counter() - t0
     t0 = time.perf_counter()
-    answer = shop.settlement.records_for(air.settings.node_id)
-    times["records"] = time.perf_counter() - t0
+    answer = shop.settlement.digest_for(air.settings.node_id)
+    times["digest"] = time.perf_counter() - t0
     t0 = time.perf_counter()
-    mismatch = air.settlement.compare_records(shop.settings.node_id, answer)
+    agreed = air.settlement.compare_digest(shop.settings.node_id, answer)
     times["reconcile"] = time.perf_counter() - t0
-    if not mismatch.agreed:
-        raise SystemExit(f"the two logs disagree: {mismatch}")
+    if agreed is None:
+        raise SystemExit("the two logs' digests differ")
+    if proofs:
+        t0 = time.perf_counter()
+        mismatch = air.settlement.compare_records(
+            shop.settings.node_id, shop.settlement.records_for(air.settings.node_id)
+        )
+        times["proofs"] = time.perf_counter() - t0
+        if not mismatch.agreed:
+            raise SystemExit(f"the two logs disagree: {mismatch}")
     return times
 
 
@@ -124,12 +134,14 @@ def main(argv: list[str] | None = None) -> int:
     ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     ap.add_argument("--sizes", default="10000,100000,1000000", help="exchanges per window, comma-separated")
     ap.add_argument("--write-docs", action="store_true", help="rewrite the settlement section of docs/benchmarks.md")
+    ap.add_argument("--proofs", action="store_true", help="also time the per-record proofs path (not in the total)")
     args = ap.parse_args(argv)
     sizes = [int(x) for x in args.sizes.split(",")]
-    steps = ["read", "statements", "netting", "records", "reconcile"]
+    steps = ["read", "statements", "netting", "digest", "reconcile"]
+    extra = ["proofs"] if args.proofs else []
     report = Report(
         "Settlement of one window at the airline, by the window's exchanges (3 brands, SQLite)",
-        ["exchanges", *(f"{s} s" for s in steps), "total s", "µs per exchange"],
+        ["exchanges", *(f"{s} s" for s in steps), "total s", "µs per exchange", *(f"{s} s" for s in extra)],
     )
     window = Window(datetime(2026, 11, 1, tzinfo=UTC), datetime(2026, 12, 1, tzinfo=UTC))
     for size in sizes:
@@ -140,18 +152,25 @@ def main(argv: list[str] | None = None) -> int:
             try:
                 generate(nodes, size, window)
                 err.print(f"settling {size:,} exchanges …")
-                times = measure(nodes["airline"], nodes["supermarket"], window)
+                times = measure(nodes["airline"], nodes["supermarket"], window, args.proofs)
             finally:
                 for n in nodes.values():
                     n.dispose()
-        total = sum(times.values())
+        total = sum(times[s] for s in steps)
         report.rows.append(
-            [f"{size:,}", *(f"{times[s]:.2f}" for s in steps), f"{total:.2f}", f"{total / size * 1e6:.0f}"]
+            [
+                f"{size:,}",
+                *(f"{times[s]:.2f}" for s in steps),
+                f"{total:.2f}",
+                f"{total / size * 1e6:.0f}",
+                *(f"{times[s]:.2f}" for s in extra),
+            ]
         )
     out.print(report.rich())
     if args.write_docs:
         section = (
-            f"**{report.title}**\n\n{report.markdown()}\n\n`python benchmarks/settlement.py --sizes {args.sizes}`, "
+            f"**{report.title}**\n\n{report.markdown()}\n\n`python benchmarks/settlement.py --sizes {args.sizes}"
+            f"{' --proofs' if args.proofs else ''}`, "
             f"{datetime.now(UTC):%Y-%m-%d}.\n"
         )
         replace_section(DOCS, MD_START, MD_END, "Settlement at volume", section)

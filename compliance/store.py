@@ -128,6 +128,19 @@ class ComplianceStore:
         with self._appended_lock:
             self._appended.extend(event_ids)
 
+    def outbox_pending(self) -> tuple[int, datetime | None]:
+        """How many staged audit events are not yet in the audit log, and when the oldest was staged.
+
+        Rows of events already appended stay until the next change clears them: they are not counted.
+        """
+        t = outbox.AuditOutboxRow.__table__
+        with self.engine.connect() as conn:
+            rows = conn.execute(select(t.c.event_id, t.c.staged_at)).all()
+        with self._appended_lock:
+            done = set(self._appended)
+        pending = [r.staged_at for r in rows if r.event_id not in done]
+        return len(pending), min(pending, default=None)
+
     def _take_appended(self) -> list[str]:
         # if the transaction that clears them fails, the rows stay and recovery clears them on open
         with self._appended_lock:

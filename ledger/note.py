@@ -91,6 +91,11 @@ class Verifier:
     @classmethod
     def from_vkey(cls, text: str) -> Verifier:
         """Parse a verifier key text, checking that its key id matches its key."""
+        if text.strip().startswith("PRIVATE+KEY+"):  # never quoted back: it is a secret
+            raise NoteError(
+                "this is a private signing key (node.key), not a verifier key: give the node's node.vkey,"
+                " and keep node.key secret"
+            )
         parts = text.strip().split("+", 2)  # base64 may itself contain '+'
         if len(parts) != 3:
             raise NoteError("a verifier key has the form <name>+<key id hex>+<base64 key>")
@@ -253,5 +258,7 @@ def open_note(note: str, *verifiers: Verifier) -> Note:
             raise NoteError(f"signature by {sig.name} ({sig.key_id:08x}) does not verify")
         verified += 1
     if not verified:
-        raise NoteError("no signature on the note is from a trusted key")
+        signed_by = ", ".join(f"{sig.name} ({sig.key_id:08x})" for sig in parsed.signatures)
+        trusted = ", ".join(f"{name} ({key_id:08x})" for name, key_id in known) or "none"
+        raise NoteError(f"no signature on the note is from a trusted key: signed by {signed_by}; trusted: {trusted}")
     return parsed

@@ -452,7 +452,8 @@ class LedgerStore:
         with self.engine.connect() as conn:
             row = conn.execute(select(_log_t.c.id, _log_t.c.origin).where(_log_t.c.name == name)).first()
         if row is None:
-            raise UnknownLogError(f"no log named {name!r}")
+            there = ", ".join(self.log_names()) or "none yet"
+            raise UnknownLogError(f"no log named {name!r} (the logs here: {there})")
         with self._lock:
             return self._logs.setdefault(name, Log(self, row.id, name, row.origin))
 

@@ -6,3 +6,13 @@ Wings by capability, each importing only those below it (``tests/test_dependenci
 ``learning`` / ``chain`` → ``settlement`` → ``exchange`` → ``peers`` → ``wallet`` → ``core``.
 See docs/architecture.md.
 """
+
+
+def package_version() -> str:
+    """The installed alliance-node's version (``0+unknown`` in a checkout that was never installed)."""
+    from importlib.metadata import PackageNotFoundError, version
+
+    try:
+        return version("alliance-node")
+    except PackageNotFoundError:
+        return "0+unknown"

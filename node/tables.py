@@ -22,6 +22,7 @@ import compliance.pseudonyms
 import compliance.retention
 import compliance.store
 import node.core.auth
+import node.core.periodic
 import node.core.tokens
 import node.exchange.links
 import node.exchange.store
@@ -43,6 +44,7 @@ MODEL_MODULES = (
     compliance.retention,
     compliance.store,
     node.core.auth,
+    node.core.periodic,
     node.core.tokens,
     node.exchange.links,
     node.exchange.store,

@@ -122,7 +122,7 @@ def _free_port() -> int:
 def test_serve_answers_health_and_checkpoints_on_loopback(tmp_path: Path) -> None:
     d = _init(tmp_path)
     port = _free_port()
-    cmd = [sys.executable, "-m", "node", "serve", "--data-dir", str(d), "--port", str(port)]
+    cmd = [sys.executable, "-m", "node", "serve", "--data-dir", str(d), "--port", str(port), "--no-jobs"]
     proc = subprocess.Popen(cmd, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, env=os.environ.copy())
     try:
         deadline = time.monotonic() + 30

@@ -44,6 +44,7 @@ NODE_FLOORS: Mapping[str, int] = {
     "node.clientapp": 4,  # ... and the ClientApp a Flower SuperNode loads: entry points side by side
     "node.vertical_apps": 4,  # the vertical run's ServerApp and ClientApp on the Deployment Engine
     "node.runtime_facts": 5,
+    "node.ops": 5,  # logs, metrics and readiness of the running node: above the runtime it watches
     "node.runtime": 6,  # the composition root ...
     "node.tables": 6,  # ... and every table of the node's own, for Alembic (both gather the wings below)
     "node.learning": 7,

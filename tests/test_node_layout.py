@@ -49,6 +49,7 @@ def test_the_wings_are_the_ones_the_architecture_names() -> None:
         "demo",
         "exchange",
         "learning",
+        "ops",
         "peers",
         "settlement",
         "wallet",

@@ -274,7 +274,7 @@ def test_a_witness_request_over_http_passes_egress_and_is_cosigned(tmp_path: Pat
     port = _free_port()
     add_peer(a, Peer(node_id="b.example", vkey=(b / VKEY_FILE).read_text(), url=f"http://127.0.0.1:{port}"))
     add_peer(b, Peer(node_id="a.example", vkey=(a / VKEY_FILE).read_text()))
-    cmd = [sys.executable, "-m", "node", "serve", "--data-dir", str(b), "--port", str(port)]
+    cmd = [sys.executable, "-m", "node", "serve", "--data-dir", str(b), "--port", str(port), "--no-jobs"]
     proc = subprocess.Popen(cmd, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, env=os.environ.copy())
     try:
         deadline = time.monotonic() + 30

@@ -26,6 +26,8 @@ PARTNER = "shop.alliance.example"  # a brand the one-brand alliance of these tes
 # (method, path, json body, who may call it)
 ENDPOINTS: list[tuple[str, str, Any, set[str]]] = [
     ("GET", "/health", None, EVERYONE),
+    ("GET", "/ready", None, EVERYONE),
+    ("GET", "/metrics", None, STAFF),
     ("GET", "/v1/logs", None, EVERYONE),
     ("GET", "/v1/logs/audit/checkpoint", None, EVERYONE),
     ("GET", "/v1/logs/audit/consistency?first=1&second=1", None, EVERYONE),

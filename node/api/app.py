@@ -7,12 +7,16 @@ from contextlib import asynccontextmanager
 
 from fastapi import FastAPI
 
+from node import package_version
 from node.api import openapi, problems
 from node.api.bodies import BodyGuard, route_access
 from node.api.ratelimits import Limiters
 from node.api.routes import audit, churn, exchange, health, logs, me, members, notices, peer, pia, requests, witness
 from node.chain.anchoring import AnchorLoop, from_settings
 from node.exchange.recovery import RecoveryLoop
+from node.ops.access import RequestContext
+from node.ops.jobs import JobLoop, Scheduler
+from node.ops.metrics import Metrics
 from node.runtime import Node
 
 ROUTERS = (
@@ -39,25 +43,29 @@ def _anchor_loop(node: Node) -> AnchorLoop | None:
     return AnchorLoop(anchorer, min(node.settings.anchor_every_seconds, 60.0)) if anchorer else None
 
 
-def create_app(node: Node, recovery: bool = False) -> FastAPI:
+def create_app(node: Node, recovery: bool = False, jobs: bool = False) -> FastAPI:
     """Build the API of ``node`` (OpenAPI at ``/openapi.json``; its docs are pages of :mod:`node.web`,
     served from the package rather than FastAPI's default CDN).
 
     With ``recovery`` (what ``serve`` uses) unfinished exchanges are resumed at start-up and
-    retried every ``recovery_interval`` seconds while the app runs.
+    retried every ``recovery_interval`` seconds while the app runs. With ``jobs`` the daily duties
+    run on their schedules (:mod:`node.ops.jobs`).
     """
 
     @asynccontextmanager
-    async def lifespan(_: FastAPI) -> AsyncIterator[None]:
+    async def lifespan(app: FastAPI) -> AsyncIterator[None]:
         loop = RecoveryLoop(node.exchange_recovery, node.settings.recovery_interval) if recovery else None
         anchoring = _anchor_loop(node) if recovery else None
-        for started in (loop, anchoring):
+        duties = JobLoop(Scheduler(node)) if jobs else None
+        for started in (loop, anchoring, duties):
             if started is not None:
                 started.start()
+        if anchoring is not None and app.state.metrics is not None:
+            app.state.metrics.anchorer = anchoring.anchorer
         try:
             yield
         finally:
-            for started in (loop, anchoring):
+            for started in (loop, anchoring, duties):
                 if started is not None:
                     started.stop()
 
@@ -65,7 +73,7 @@ def create_app(node: Node, recovery: bool = False) -> FastAPI:
         lifespan=lifespan,
         title="Alliance node",
         summary=f"Loyalty alliance node {node.settings.node_id}",
-        version="0.1.0",
+        version=package_version(),
         docs_url=None,
         redoc_url=None,
     )
@@ -77,5 +85,8 @@ def create_app(node: Node, recovery: bool = False) -> FastAPI:
     routes = route_access(ROUTERS)
     # caps bodies, authenticates before reading them, verifies peer signatures before parsing
     app.add_middleware(BodyGuard, routes=routes)
+    app.state.metrics = Metrics(node) if node.settings.metrics else None
+    # outside the guard: a refused request has an id and an access line too
+    app.add_middleware(RequestContext, observe=app.state.metrics.observe if app.state.metrics else None)
     openapi.install(app, routes)
     return app

@@ -76,6 +76,7 @@ class BodyGuard:
         """What the route serving this request asks of its caller (public when none does: 404, 405)."""
         for route, access in self.routes:
             if route.matches(scope)[0] is Match.FULL:
+                scope["route"] = route  # what routing will set: the access log names it even for a refusal here
                 return access
         return Access.PUBLIC
 

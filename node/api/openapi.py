@@ -62,6 +62,10 @@ PROBLEM_SCHEMA: dict[str, Any] = {
         "purpose": {"type": "string", "description": "the purpose a consent refusal concerns"},
         "complaint_route": {"type": "string", "description": "where the member may complain"},
         "request_id": {"type": "string", "description": "the rights request a refusal concerns"},
+        "http_request_id": {
+            "type": "string",
+            "description": "this HTTP request's id (also the X-Request-ID header): quote it to the operator",
+        },
     },
     "additionalProperties": True,
 }

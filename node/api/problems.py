@@ -30,6 +30,7 @@ from compliance.service import BirthDateError, ConsentDenied, GuardianRequiredEr
 from compliance.store import DuplicateError
 from ledger.errors import LedgerError, StorageError, StorageUnavailableError, TreeSizeError, UnknownLogError
 from node.core.refusals import Refused
+from node.ops.logsetup import NO_REQUEST, request_id
 from node.peers.outbound import EgressRefused, PeerRefused, PeerUnavailable
 from node.peers.signing import LABEL, REQUIRED, TAG, PeerAuthError
 
@@ -174,6 +175,8 @@ def problem_response(
         "instance": request.url.path,
         **extra,
     }
+    if (rid := request_id.get()) != NO_REQUEST:
+        body["http_request_id"] = rid  # what the caller quotes to an operator, who finds it in every log line
     return JSONResponse(body, status_code=status, media_type=PROBLEM_JSON, headers=headers)
 
 

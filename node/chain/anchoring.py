@@ -32,6 +32,8 @@ class Anchorer:
     account: str
     policy: AnchorPolicy = field(default_factory=AnchorPolicy)
     _last: dict[str, float] = field(default_factory=dict)
+    #: each log's size on the chain as last seen by :meth:`tick`, by log name (what /metrics reports)
+    seen: dict[str, int] = field(default_factory=dict)
 
     def anchored(self) -> dict[str, int]:
         """Each log's size as the Anchor contract holds it now (0: never anchored), by log name."""
@@ -48,6 +50,7 @@ class Anchorer:
             size = lg.size
             key = self.chain.w3.keccak(text=lg.origin)
             anchored = int(self.anchor.functions.size_of(key).call())
+            self.seen[name] = anchored
             since = time.monotonic() - self._last[lg.origin] if lg.origin in self._last else None
             if not self.policy.due(size, anchored, since):
                 continue
@@ -57,6 +60,7 @@ class Anchorer:
                 log.warning("anchoring %s at %d refused: %s", lg.origin, size, exc.reason)
                 continue
             self._last[lg.origin] = time.monotonic()
+            self.seen[name] = size
             done.append((lg.origin, size))
         return done
 

@@ -8,10 +8,13 @@ second, and ``--help`` never waits for torch.
 from __future__ import annotations
 
 import functools
+import json
+import sys
 import tomllib
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from datetime import UTC, date, datetime
+from enum import StrEnum
 from pathlib import Path
 from typing import TYPE_CHECKING, Annotated, NoReturn, TypeVar
 
@@ -28,8 +31,17 @@ if TYPE_CHECKING:
     from node.learning.rows import ChurnWindow
     from node.runtime import Node
 
-out = Console()
-err = Console(stderr=True)
+WIDE = 100_000  # the width a pipe or file gets: rows are never wrapped or cut for a program or a grep
+
+
+def console(stderr: bool = False) -> Console:
+    """A console for a command's output: the terminal's width on a terminal, otherwise never wrapping."""
+    plain = Console(stderr=stderr)
+    return plain if plain.is_terminal else Console(stderr=stderr, width=WIDE, soft_wrap=True)
+
+
+out = console()
+err = console(stderr=True)
 F = TypeVar("F", bound=Callable[..., object])
 HERE = Path(".")
 
@@ -59,13 +71,41 @@ def friendly(fn: F) -> F:
         except Exception as exc:
             reason = getattr(exc, "reason", None)
             if isinstance(reason, str):
-                message = str(exc).strip("'\"")
+                message = plain_message(exc)
                 fail(message if reason in message else f"{message} [{reason}]")
             if isinstance(exc, (LedgerError, ValueError, LookupError, OSError)):
-                fail(str(exc).strip("'\""))
+                fail(plain_message(exc))
             raise
 
     return wrapper  # type: ignore[return-value]
+
+
+class OutputFormat(StrEnum):
+    """How a list or status command prints: for people, or for programs."""
+
+    TEXT = "text"
+    JSON = "json"
+
+
+FormatOption = Annotated[
+    OutputFormat, typer.Option("--format", help="text (for people) or json (for programs; never wrapped).")
+]
+
+
+def print_json(data: object) -> None:
+    """Write ``data`` as JSON on stdout, whole: no wrapping, colours or truncation, whatever the terminal."""
+    sys.stdout.write(json.dumps(data, indent=2, ensure_ascii=False, default=str) + "\n")
+    sys.stdout.flush()
+
+
+def plain_message(exc: Exception) -> str:
+    """What went wrong, in one line for people: a missing file as ``path: No such file or directory``
+    (not the errno), a lookup's message without the quotes ``KeyError`` puts around it."""
+    if isinstance(exc, OSError) and exc.strerror:
+        return f"{exc.filename}: {exc.strerror}" if exc.filename else exc.strerror
+    if isinstance(exc, KeyError) and exc.args:
+        return str(exc.args[0])
+    return str(exc)
 
 
 def open_node(data_dir: Path, recover: bool = False) -> Node:

@@ -13,7 +13,20 @@ from typing import TYPE_CHECKING, Annotated
 
 import typer
 
-from node.cli.common import HERE, As, DataDir, acting, err, friendly, open_node, out, read_toml
+from node.cli.common import (
+    HERE,
+    As,
+    DataDir,
+    FormatOption,
+    OutputFormat,
+    acting,
+    err,
+    friendly,
+    open_node,
+    out,
+    print_json,
+    read_toml,
+)
 
 if TYPE_CHECKING:
     pass
@@ -62,16 +75,33 @@ def pia_approve(
 
 @pia_app.command("list")
 @friendly
-def pia_list(data_dir: DataDir = HERE) -> None:
+def pia_list(fmt: FormatOption = OutputFormat.TEXT, data_dir: DataDir = HERE) -> None:
     """List assessments: id, status, features, author, approver, expiry."""
     from compliance.pia import utcnow
 
     node = open_node(data_dir)
     now = utcnow()
-    for r in node.pia.all():
-        expires = f"{r.expires_at:%Y-%m-%d}" if r.expires_at else "-"
-        features = ",".join(f.value for f in r.assessment.features)
-        line = f"{r.pia_id}\t{r.status(now).value}\t{features}\t{r.author}\t{r.approver or '-'}\t{expires}"
+    rows = [
+        {
+            "pia_id": r.pia_id,
+            "status": r.status(now).value,
+            "features": [f.value for f in r.assessment.features],
+            "author": r.author,
+            "approver": r.approver,
+            "expires_at": r.expires_at.isoformat() if r.expires_at else None,
+        }
+        for r in node.pia.all()
+    ]
+    if fmt is OutputFormat.JSON:
+        print_json(rows)
+        return
+    if not rows:
+        out.print("no impact assessments yet: `alliance-node pia submit`")
+    for r in rows:
+        expires = str(r["expires_at"] or "-")[:10]
+        line = (
+            f"{r['pia_id']}\t{r['status']}\t{','.join(r['features'])}\t{r['author']}\t{r['approver'] or '-'}\t{expires}"
+        )
         out.print(line, highlight=False)
 
 
@@ -142,11 +172,18 @@ def feature_disable(
 
 @feature_app.command("list")
 @friendly
-def feature_list(data_dir: DataDir = HERE) -> None:
+def feature_list(fmt: FormatOption = OutputFormat.TEXT, data_dir: DataDir = HERE) -> None:
     """Each feature, whether it is effectively on, its assessment and why."""
     node = open_node(data_dir)
-    for feature, (on, pia_id, why) in node.pia.switches().items():
-        out.print(f"{feature.value}\t{'on' if on else 'off'}\t{pia_id or '-'}\t{why}", highlight=False)
+    rows = [
+        {"feature": feature.value, "on": on, "pia_id": pia_id, "why": why}
+        for feature, (on, pia_id, why) in node.pia.switches().items()
+    ]
+    if fmt is OutputFormat.JSON:
+        print_json(rows)
+        return
+    for r in rows:
+        out.print(f"{r['feature']}\t{'on' if r['on'] else 'off'}\t{r['pia_id'] or '-'}\t{r['why']}", highlight=False)
 
 
 @xborder_app.command("mechanism")

@@ -41,17 +41,24 @@ def exchange_recover(data_dir: DataDir = HERE) -> None:
 @exchange_app.command("reconcile")
 @friendly
 def exchange_reconcile(
-    peer: Annotated[str, typer.Argument(help="The other brand's node id.")], data_dir: DataDir = HERE
+    peer: Annotated[str, typer.Argument(help="The other brand's node id.")],
+    proofs: Annotated[
+        bool,
+        typer.Option("--proofs", help="Fetch and check every record's inclusion proof even when the digests agree."),
+    ] = False,
+    data_dir: DataDir = HERE,
 ) -> None:
     """Compare this node's exchange log with a peer's, checked through the peer's signed checkpoint.
 
+    The two nodes first compare one signed Merkle root of their exchanges with each other; only if
+    the roots differ (or with --proofs) does the peer send every record with its inclusion proof.
     Exits 1 and lists the exchanges if either log lacks one, or if their entries differ.
     """
     from node.settlement.statements import SettlementError
 
     node = open_node(data_dir)
     try:
-        result = node.settlement.reconcile_with(peer)
+        result = node.settlement.reconcile_with(peer, proofs=proofs)
     except SettlementError as exc:
         fail(str(exc))
         return

@@ -14,9 +14,11 @@ from node.cli.common import (
     CutoffOpt,
     DataDir,
     EpsilonOpt,
+    FormatOption,
     HorizonOpt,
     JsonOpt,
     NodesOpt,
+    OutputFormat,
     RoundsOpt,
     RunOpt,
     err,
@@ -24,6 +26,7 @@ from node.cli.common import (
     friendly,
     open_node,
     out,
+    print_json,
     window_option,
 )
 from node.core.progress import progress_bar
@@ -338,47 +341,40 @@ def budget_cmd(
 
 @federate_app.command("status")
 @friendly
-def status_cmd(data_dir: DataDir) -> None:
+def status_cmd(data_dir: DataDir, fmt: FormatOption = OutputFormat.TEXT) -> None:
     """The node's federated rounds (epsilon, delta, manifest) and the global model versions it holds."""
     from node.learning.store import NodeModelShelf, NodePrivacyBook
 
     n = open_node(data_dir)
     try:
-        book = NodePrivacyBook(n.store.engine)
-        rounds = RichTable(title="Trained rounds (joint_modeling)")
-        for col in ("run", "round", "epsilon (cumulative)", "delta", "members", "members sha256", "at"):
-            rounds.add_column(col)
-        for r in book.rounds():
-            rounds.add_row(
-                str(r["run"]),
-                str(r["round"]),
-                f"{r['epsilon']:.3f}",
-                f"{r['delta']:g}",
-                f"{r['members']:,}",
-                str(r["members_sha256"])[:16] + "…",
-                str(r["at"])[:19],
-            )
-        out.print(rounds)
-        models = RichTable(title="Global models held")
-        for col in ("run", "round", "sha256", "at"):
-            models.add_column(col)
-        for v in NodeModelShelf(n.store.engine).versions():
-            models.add_row(str(v["run"]), str(v["round"]), str(v["sha256"])[:16] + "…", str(v["at"])[:19])
-        out.print(models)
-        served = RichTable(title="Served models (the joint model blended with the brand's own)")
-        for col in ("run", "joint round", "joint share", "own rows", "sha256", "at"):
-            served.add_column(col)
-        for v in NodeModelShelf(n.store.engine).served():
-            served.add_row(
-                str(v["run"]),
-                str(v["round"]),
-                f"{v['joint_share']:.1f}",
-                f"{v['own_rows']:,}",
-                str(v["sha256"])[:16] + "…",
-                str(v["at"])[:19],
-            )
-        out.print(served)
+        book, shelf = NodePrivacyBook(n.store.engine), NodeModelShelf(n.store.engine)
         spent = book.spent()
-        out.print(f"budget {book.budget():g}, spent {spent:.3f}, remaining {max(0.0, book.budget() - spent):.3f}")
+        data = {
+            "rounds": book.rounds(),
+            "models": shelf.versions(),
+            "served": shelf.served(),
+            "budget": {"epsilon": book.budget(), "spent": spent, "remaining": max(0.0, book.budget() - spent)},
+        }
     finally:
         n.dispose()
+    if fmt is OutputFormat.JSON:
+        print_json(data)
+        return
+    short = (lambda h: str(h)[:16] + "…") if out.is_terminal else str  # whole hashes for programs and files
+    rounds = RichTable("run", "round", "epsilon (cumulative)", "delta", "members", "members sha256", "at")
+    rounds.title = "Trained rounds (joint_modeling)"
+    for r in data["rounds"]:
+        cells = (f"{r['epsilon']:.3f}", f"{r['delta']:g}", f"{r['members']:,}", short(r["members_sha256"]))
+        rounds.add_row(str(r["run"]), str(r["round"]), *cells, str(r["at"])[:19])
+    models = RichTable("run", "round", "sha256", "at", title="Global models held")
+    for v in data["models"]:
+        models.add_row(str(v["run"]), str(v["round"]), short(v["sha256"]), str(v["at"])[:19])
+    served = RichTable("run", "joint round", "joint share", "own rows", "sha256", "at")
+    served.title = "Served models (the joint model blended with the brand's own)"
+    for v in data["served"]:
+        cells = (f"{v['joint_share']:.1f}", f"{v['own_rows']:,}", short(v["sha256"]))
+        served.add_row(str(v["run"]), str(v["round"]), *cells, str(v["at"])[:19])
+    for table in (rounds, models, served):
+        out.print(table)
+    b = data["budget"]
+    out.print(f"budget {b['epsilon']:g}, spent {b['spent']:.3f}, remaining {b['remaining']:.3f}")

@@ -12,7 +12,21 @@ import typer
 from ledger import note
 from ledger.errors import ExportError
 from ledger.export import export_log, verify_export_file
-from node.cli.common import HERE, DataDir, LogName, err, fail, friendly, open_node, out, progress, read_vkey
+from node.cli.common import (
+    HERE,
+    DataDir,
+    FormatOption,
+    LogName,
+    OutputFormat,
+    err,
+    fail,
+    friendly,
+    open_node,
+    out,
+    print_json,
+    progress,
+    read_vkey,
+)
 
 ledger_app = typer.Typer(
     no_args_is_help=True, help="The node's Merkle logs: checkpoints, export, offline verification."
@@ -22,13 +36,19 @@ witness_app = typer.Typer(no_args_is_help=True, help="Witnessing: collect peers'
 
 @ledger_app.command("list")
 @friendly
-def ledger_list(data_dir: DataDir = HERE) -> None:
-    """List the node's logs with their sizes and roots."""
+def ledger_list(fmt: FormatOption = OutputFormat.TEXT, data_dir: DataDir = HERE) -> None:
+    """List the node's logs: name, origin, size and root (hex)."""
     node = open_node(data_dir)
+    rows = []
     for name in node.store.log_names():
         log = node.store.log(name)
         head = log.head()
-        out.print(f"{name}\t{log.origin}\t{head.size}\t{head.root_hash.hex()}", highlight=False)
+        rows.append({"name": name, "origin": log.origin, "size": head.size, "root": head.root_hash.hex()})
+    if fmt is OutputFormat.JSON:
+        print_json(rows)
+        return
+    for r in rows:
+        out.print(f"{r['name']}\t{r['origin']}\t{r['size']}\t{r['root']}", highlight=False)
 
 
 @ledger_app.command("checkpoint")

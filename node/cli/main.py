@@ -9,16 +9,39 @@ from pathlib import Path
 from typing import Annotated
 
 import typer
+from rich.console import Console
 from rich.markup import escape
 
+from node import package_version
 from node.cli import audit, chain, compliance, deployment, exchange, learning, ledger, peers, rights, vertical
-from node.cli.common import HERE, DataDir, err, fail, friendly, open_node, out
+from node.cli.common import HERE, DataDir, FormatOption, OutputFormat, err, fail, friendly, open_node, out, print_json
 
 app = typer.Typer(
     no_args_is_help=True,
     help="A loyalty alliance node: ledger, witnessing, API and demo.",
     pretty_exceptions_enable=False,
 )
+
+
+def _print_version(value: bool) -> None:
+    if value:
+        out.print(f"alliance-node {package_version()}")
+        raise typer.Exit()
+
+
+@app.callback()
+def root(
+    version: Annotated[
+        bool, typer.Option("--version", callback=_print_version, is_eager=True, help="Print the version and exit.")
+    ] = False,
+) -> None:
+    """A loyalty alliance node: ledger, witnessing, API and demo.
+
+    Log lines go to stderr: ALLIANCE_LOG_FORMAT=json for JSON lines, ALLIANCE_LOG_LEVEL to change the level.
+    """
+    from node.ops.logsetup import configure_logging, from_environment
+
+    configure_logging(*from_environment())
 
 
 def _warn_loose_permissions(data_dir: Path, key_file: str) -> None:
@@ -42,6 +65,22 @@ def _warn_loose_permissions(data_dir: Path, key_file: str) -> None:
     )
 
 
+def _port_taken(host: str, port: int) -> str | None:
+    """Why ``serve`` cannot listen on ``host:port``, with what to do (None: it can)."""
+    import socket
+
+    with socket.socket(socket.AF_INET6 if ":" in host else socket.AF_INET) as s:
+        s.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)  # as uvicorn does: a closing socket is no obstacle
+        try:
+            s.bind((host, port))
+        except OSError as exc:
+            return (
+                f"cannot listen on {host}:{port}: {exc.strerror}. Another process (another node?) holds the port:"
+                f" stop it, or choose another with --port (or `port` in node.toml)"
+            )
+    return None
+
+
 @app.command()
 @friendly
 def init(
@@ -55,17 +94,26 @@ def init(
         str | None, typer.Option(help="SQLAlchemy URL; default: SQLite file in the data dir.")
     ] = None,
 ) -> None:
-    """Create a node: its Ed25519 key, node.vkey, witness.vkey, node.toml and database."""
+    """Create a node: its Ed25519 key, node.vkey, witness.vkey, node.toml and database.
+
+    Where node.key exists but node.toml was lost, writes a fresh node.toml for that key (never a new key).
+    """
     from compliance.egress import hosting_problem
     from node.core.datadir import init_node
     from node.core.settings import VKEY_FILE
 
     if problem := hosting_problem(region):
         fail(problem)
+    from node.core.settings import CONFIG_FILE, KEY_FILE
+
+    recovering = (data_dir / KEY_FILE).exists() and not (data_dir / CONFIG_FILE).exists()
     settings = init_node(
         data_dir, node_id, display_name=display_name, region=region, host=host, port=port, database_url=database_url
     )
-    out.print(f"initialised {settings.node_id} in {data_dir.resolve()}")
+    if recovering:
+        out.print(f"wrote a fresh {CONFIG_FILE} for the existing key of {settings.node_id} (settings are defaults)")
+    else:
+        out.print(f"initialised {settings.node_id} in {data_dir.resolve()}")
     out.print(f"verifier key: {(data_dir / VKEY_FILE).read_text().strip()}")
     _warn_loose_permissions(data_dir, settings.key_file)  # a directory that existed keeps its mode
 
@@ -76,22 +124,33 @@ def serve(
     data_dir: DataDir = HERE,
     host: Annotated[str | None, typer.Option(help="Override the configured listen address.")] = None,
     port: Annotated[int | None, typer.Option(help="Override the configured port.")] = None,
+    no_jobs: Annotated[
+        bool, typer.Option("--no-jobs", help="Do not run the daily duties ([jobs] in node.toml): cron runs them.")
+    ] = False,
 ) -> None:
     """Serve the node with uvicorn: the API (docs at /docs), the privacy centre (/privacy), the console
     and dashboard (/console)."""
     import uvicorn
 
     from compliance.egress import hosting_problem
-    from node.web.site import create_site, redact_access_log
+    from node.ops.logsetup import configure_logging
+    from node.web.site import create_site
 
     node = open_node(data_dir, recover=True)
     _warn_loose_permissions(data_dir, node.settings.key_file)
     if problem := hosting_problem(node.settings.region):  # the deploy check: refuse to serve from abroad
         fail(problem)
     node.signer  # noqa: B018  fail now, not at the first request, if the key is unreadable
-    app = create_site(node, recovery=True)  # resumes unfinished exchanges at start and then periodically
-    config = uvicorn.Config(app, host=host or node.settings.host, port=port or node.settings.port, log_level="info")
-    redact_access_log()  # after uvicorn.Config set its loggers up: privacy links carry a token in their query
+    app = create_site(
+        node, recovery=True, jobs=not no_jobs
+    )  # resumes unfinished exchanges at start and then periodically
+    bind_host, bind_port = host or node.settings.host, port or node.settings.port
+    if problem := _port_taken(bind_host, bind_port):
+        fail(problem)
+    configure_logging(node.settings.log_format, node.settings.log_level)
+    # uvicorn's logging config and access log are off: ours name each request's route and id, never
+    # its path or query (members' ids and privacy links' tokens are there)
+    config = uvicorn.Config(app, host=bind_host, port=bind_port, log_config=None, access_log=False)
     uvicorn.Server(config).run()
 
 
@@ -124,8 +183,9 @@ def demo(
     from node.demo.main import DemoError, run_demo
 
     base = data_dir or Path(tempfile.mkdtemp(prefix="alliance-demo-"))
+    shown = Console()  # the demo's rules and tables are laid out for a reader, in a terminal or a CI log
     try:
-        result = run_demo(base, out, exchanges=exchanges, federation=federation, deployment=deployment, chain=chain)
+        result = run_demo(base, shown, exchanges=exchanges, federation=federation, deployment=deployment, chain=chain)
     except DemoError as exc:
         fail(str(exc))
         return
@@ -136,7 +196,61 @@ def demo(
         from node.demo.main import BRANDS
         from node.demo.serving import serve_until_interrupted
 
-        serve_until_interrupted(base, [brand for brand, _ in BRANDS], out)
+        serve_until_interrupted(base, [brand for brand, _ in BRANDS], shown)
+
+
+jobs_app = typer.Typer(no_args_is_help=True, help="The daily duties serve runs ([jobs] in node.toml).")
+
+
+@jobs_app.command("list")
+@friendly
+def jobs_list(
+    fmt: FormatOption = OutputFormat.TEXT,
+    data_dir: DataDir = HERE,
+) -> None:
+    """Each duty's schedule and its newest run (when, outcome, what it did)."""
+    from rich.table import Table
+
+    from node.core.periodic import JobRuns
+
+    node = open_node(data_dir)
+    runs = JobRuns(node.store.engine)
+    rows = []
+    for name, schedule in node.settings.jobs.schedules().items():
+        newest = next(iter(runs.runs(name)), None)
+        rows.append(
+            {
+                "job": name,
+                "schedule": schedule,
+                "last_started": newest.started_at.isoformat() if newest else None,
+                "outcome": newest.outcome if newest else None,
+                "detail": newest.detail if newest else None,
+            }
+        )
+    if fmt is OutputFormat.JSON:
+        print_json({"timezone": node.settings.jobs.timezone, "jobs": rows})
+        return
+    table = Table("job", "schedule", "last run", "outcome", "detail", title=f"duties ({node.settings.jobs.timezone})")
+    for r in rows:
+        table.add_row(r["job"], r["schedule"], r["last_started"] or "never", r["outcome"] or "-", r["detail"] or "")
+    out.print(table)
+
+
+@jobs_app.command("run")
+@friendly
+def jobs_run(
+    name: Annotated[str, typer.Argument(help="points_expire, rights_escalate, retention_purge or witness_request.")],
+    data_dir: DataDir = HERE,
+) -> None:
+    """Run one duty now, whatever its schedule (what cron calls with `serve --no-jobs`); exits 1 if it fails."""
+    from node.ops.jobs import DUTIES, Scheduler
+
+    if name not in DUTIES:
+        raise ValueError(f"no duty named {name!r}: there are {', '.join(DUTIES)}")
+    outcome = Scheduler(open_node(data_dir)).run_now(name)
+    out.print(f"{name}: {outcome.detail}", highlight=False)
+    if not outcome.ok:
+        raise typer.Exit(1)
 
 
 app.command("settle")(exchange.settle)
@@ -159,6 +273,7 @@ for group, name in (
     (learning.federate_app, "federate"),
     (deployment.federation_app, "federation"),
     (chain.chain_app, "chain"),
+    (jobs_app, "jobs"),
 ):
     app.add_typer(group, name=name)
 learning.federate_app.command("vertical")(vertical.vertical_cmd)  # its own module: learning.py is full

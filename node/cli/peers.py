@@ -6,7 +6,18 @@ from typing import Annotated
 
 import typer
 
-from node.cli.common import HERE, DataDir, fail, friendly, open_node, out, read_vkey
+from node.cli.common import (
+    HERE,
+    DataDir,
+    FormatOption,
+    OutputFormat,
+    fail,
+    friendly,
+    open_node,
+    out,
+    print_json,
+    read_vkey,
+)
 
 peers_app = typer.Typer(no_args_is_help=True, help="Other brands' nodes this node witnesses and asks to witness.")
 staff_app = typer.Typer(no_args_is_help=True, help="Staff API keys (operator, compliance officer).")
@@ -36,11 +47,17 @@ def peers_add(
 
 @peers_app.command("list")
 @friendly
-def peers_list(data_dir: DataDir = HERE) -> None:
-    """List configured peers."""
+def peers_list(fmt: FormatOption = OutputFormat.TEXT, data_dir: DataDir = HERE) -> None:
+    """List configured peers: node id, region, URL and verifier key."""
     node = open_node(data_dir)
-    for p in node.settings.peers:
-        out.print(f"{p.node_id}\t{p.region}\t{p.url or '-'}\t{p.vkey}", highlight=False)
+    rows = [{"node_id": p.node_id, "region": p.region, "url": p.url, "vkey": p.vkey} for p in node.settings.peers]
+    if fmt is OutputFormat.JSON:
+        print_json(rows)
+        return
+    if not rows:
+        out.print("no peers yet: `alliance-node peers add`")
+    for r in rows:
+        out.print(f"{r['node_id']}\t{r['region']}\t{r['url'] or '-'}\t{r['vkey']}", highlight=False)
 
 
 @staff_app.command("add")

@@ -13,7 +13,19 @@ from typing import TYPE_CHECKING, Annotated
 
 import typer
 
-from node.cli.common import HERE, As, DataDir, acting, friendly, open_node, out, read_toml
+from node.cli.common import (
+    HERE,
+    As,
+    DataDir,
+    FormatOption,
+    OutputFormat,
+    acting,
+    friendly,
+    open_node,
+    out,
+    print_json,
+    read_toml,
+)
 
 if TYPE_CHECKING:
     from compliance.incidents import Incident, Notices
@@ -26,20 +38,36 @@ incident_app = typer.Typer(no_args_is_help=True, help="Personal-information inci
 
 @rights_app.command("queue")
 @friendly
-def rights_queue(data_dir: DataDir = HERE) -> None:
+def rights_queue(fmt: FormatOption = OutputFormat.TEXT, data_dir: DataDir = HERE) -> None:
     """Open rights requests, earliest deadline first: id, kind, state, received, deadline, OVERDUE."""
     node = open_node(data_dir)
     today = date.today()
-    for r in node.rights.queue():
-        flag = "OVERDUE" if r.overdue(today) else ""
-        line = f"{r.dsr_id}\t{r.kind.value}\t{r.state}\t{r.received_at:%Y-%m-%d}\t{r.deadline}\t{flag}"
+    rows = [
+        {
+            "dsr_id": r.dsr_id,
+            "kind": r.kind.value,
+            "state": str(r.state),
+            "received_at": r.received_at.isoformat(),
+            "deadline": r.deadline.isoformat(),
+            "overdue": r.overdue(today),
+        }
+        for r in node.rights.queue()
+    ]
+    if fmt is OutputFormat.JSON:
+        print_json(rows)
+        return
+    if not rows:
+        out.print("no open rights requests")
+    for r in rows:
+        flag = "OVERDUE" if r["overdue"] else ""
+        line = f"{r['dsr_id']}\t{r['kind']}\t{r['state']}\t{r['received_at'][:10]}\t{r['deadline']}\t{flag}"
         out.print(line.rstrip(), highlight=False)
 
 
 @rights_app.command("escalate")
 @friendly
 def rights_escalate(data_dir: DataDir = HERE) -> None:
-    """Escalate every open request past its 15-working-day deadline (audited); run it daily."""
+    """Escalate every open request past its 15-working-day deadline (audited); serve runs it daily ([jobs])."""
     node = open_node(data_dir)
     late = node.rights.escalate()
     for r in late:
@@ -59,7 +87,7 @@ def retention_purge(
     dry_run: Annotated[bool, typer.Option("--dry-run", help="Count what would go; delete nothing.")] = False,
     data_dir: DataDir = HERE,
 ) -> None:
-    """Delete every record past its retention that no legal hold keeps (audited); run it daily."""
+    """Delete every record past its retention that no legal hold keeps (audited); serve runs it daily ([jobs])."""
     node = open_node(data_dir)
     r = node.retention.purge(dry_run=dry_run)
     verb = "would purge" if dry_run else "purged"

@@ -8,7 +8,8 @@ node itself outside a request.
 
 from __future__ import annotations
 
-from collections import deque
+import threading
+from collections import Counter, deque
 from collections.abc import Callable
 from typing import Any, BinaryIO
 
@@ -30,6 +31,9 @@ class NodeAudit:
         self.signer = signer
         # members appear in the audit trail as pseudonyms, never by their brand reference
         self.pseudonym_of = pseudonym_of
+        #: denied events appended by this process, by (action, purpose, reason): what /metrics reports
+        self.denials: Counter[tuple[str, str, str]] = Counter()
+        self._denials_lock = threading.Lock()
 
     def __call__(self, action: str, **fields: Any) -> int:
         """Append one event; return its index in the ``audit`` log."""
@@ -44,7 +48,16 @@ class NodeAudit:
         # only when an event does not name its own: finding the actor may read the member's pseudonym
         actor = self.current_actor() if any("actor" not in f for _, f in events) else None
         batch = [AuditEvent(node_id=self.node_id, action=a, **({"actor": actor} | f)) for a, f in events]
-        return AuditTrail(self.log, self.node_id).record_many(batch)
+        first = AuditTrail(self.log, self.node_id).record_many(batch)
+        denied = [
+            (a, str(f.get("purpose_code") or ""), str(f.get("reason_code") or ""))
+            for a, f in events
+            if f.get("outcome") == "denied"
+        ]
+        if denied:
+            with self._denials_lock:
+                self.denials.update(denied)
+        return first
 
     def current_actor(self) -> dict[str, str]:
         """Who the current request acts for, as an audit event's ``actor``."""

@@ -107,18 +107,24 @@ def load_signer(settings: NodeSettings) -> note.Signer:
 def init_node(data_dir: Path, node_id: str, **fields: object) -> NodeSettings:
     """Create a node in ``data_dir``: Ed25519 key, ``node.vkey``, ``witness.vkey``, config, database.
 
-    Refuses (``NodeExistsError``) if a key is already there: a node's key is its identity. A new
+    Refuses (``NodeExistsError``) if a key and a ``node.toml`` are already there: a node's key is its
+    identity. A key without ``node.toml`` (the config was lost) is kept, and a fresh ``node.toml`` is
+    written for it, if the key is ``node_id``'s (``ValueError`` otherwise). A new
     directory is created 0700; an existing one keeps its mode (see :func:`loose_permissions`).
     """
     data_dir.mkdir(mode=PRIVATE_DIR_MODE, parents=True, exist_ok=True)  # parents get the usual mode
     settings = NodeSettings(data_dir=data_dir, node_id=node_id, **fields)  # type: ignore[arg-type]
     if settings.key_path.exists():
-        raise NodeExistsError(f"{settings.key_path} already exists: refusing to overwrite this node's key")
-    signer = note.Signer.generate(node_id)
-    _write_private(settings.key_path, signer.to_skey() + "\n")
+        if (data_dir / CONFIG_FILE).exists():
+            raise NodeExistsError(f"{settings.key_path} already exists: refusing to overwrite this node's key")
+        # node.toml was lost: write a fresh one for the key that is there, if it is this node's
+        signer = load_signer(settings)
+    else:
+        signer = note.Signer.generate(node_id)
+        _write_private(settings.key_path, signer.to_skey() + "\n")
+        create_key_file(data_dir / DATA_KEY_FILE)  # only for a new node: a new key cannot read old data
     (data_dir / VKEY_FILE).write_text(signer.verifier().to_vkey() + "\n")
     (data_dir / WITNESS_VKEY_FILE).write_text(signer.verifier(note.ALG_COSIGNATURE_V1).to_vkey() + "\n")
-    create_key_file(data_dir / DATA_KEY_FILE)
     write_config(settings)
     store = open_store(settings)
     try:

@@ -42,6 +42,7 @@ class ServerProcess:
     port: int
     log_path: Path
     env: Mapping[str, str] = field(default_factory=dict)
+    jobs: bool = False  # the daily duties: off for the demo's and the tests' short-lived servers
     proc: subprocess.Popen[bytes] | None = None
 
     @property
@@ -52,7 +53,7 @@ class ServerProcess:
     def start(self, wait: bool = True, **env: str) -> ServerProcess:
         """Start the server (extra environment for this run only) and wait until /health answers."""
         cmd = [sys.executable, "-m", "node", "serve", "--data-dir", str(self.data_dir), "--host", "127.0.0.1"]
-        cmd += ["--port", str(self.port)]
+        cmd += ["--port", str(self.port)] + ([] if self.jobs else ["--no-jobs"])
         with open(self.log_path, "ab") as log:
             self.proc = subprocess.Popen(
                 cmd,

@@ -6,10 +6,13 @@ import json
 import os
 import re
 from pathlib import Path
-from typing import Annotated
+from typing import Annotated, Literal
+from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
-from pydantic import BaseModel, Field, StringConstraints, field_validator
+from pydantic import AfterValidator, BaseModel, Field, StringConstraints, field_validator
 from pydantic_settings import BaseSettings, PydanticBaseSettingsSource, SettingsConfigDict, TomlConfigSettingsSource
+
+from node.core.periodic import parse_schedule
 
 CONFIG_FILE = "node.toml"
 KEY_FILE = "node.key"
@@ -56,6 +59,38 @@ class BodyLimits(BaseModel):
     bulk: int = Field(
         default=256 * KIB, ge=KIB, description="a till's batch of up to 1,000 purchases (/v1/purchases:batch)"
     )
+
+
+ScheduleText = Annotated[str, AfterValidator(lambda text: parse_schedule(text).text)]
+
+
+class Jobs(BaseModel):
+    """When ``serve`` runs each daily duty: ``daily HH:MM`` in ``timezone``, ``every N m|h``, or ``off``."""
+
+    timezone: str = Field(default="Asia/Shanghai", description="the zone of the daily times (IANA name)")
+    points_expire: ScheduleText = Field(default="daily 01:00", description="expire what is left of lots past their day")
+    rights_escalate: ScheduleText = Field(
+        default="daily 02:00", description="escalate open rights requests past their deadline (audited)"
+    )
+    retention_purge: ScheduleText = Field(
+        default="daily 03:00", description="delete records past their retention that no hold keeps (audited)"
+    )
+    witness_request: ScheduleText = Field(
+        default="every 60m", description="have peers with a URL cosign each log's newest checkpoint"
+    )
+
+    @field_validator("timezone")
+    @classmethod
+    def _known_zone(cls, value: str) -> str:
+        try:
+            ZoneInfo(value)
+        except (ZoneInfoNotFoundError, ValueError) as exc:
+            raise ValueError(f"{value!r} is not an IANA time zone (e.g. Asia/Shanghai)") from exc
+        return value
+
+    def schedules(self) -> dict[str, str]:
+        """Each duty's schedule text, by duty name."""
+        return {k: v for k, v in self.model_dump().items() if k != "timezone"}
 
 
 class RateLimits(BaseModel):
@@ -113,6 +148,15 @@ class NodeSettings(BaseSettings):
     session_minutes: int = Field(
         default=30, ge=1, le=720, description="how long a console or privacy-centre session lasts after sign-in"
     )
+    log_format: Literal["text", "json"] = Field(
+        default="text", description="serve's log lines: readable text, or one JSON object per line"
+    )
+    log_level: Literal["DEBUG", "INFO", "WARNING", "ERROR"] = Field(
+        default="INFO", description="the level of the node's own loggers (other libraries log warnings and up)"
+    )
+    metrics: bool = Field(
+        default=True, description="serve /metrics (Prometheus) on the API port; it holds counts, never personal data"
+    )
     chain_rpc_url: str | None = Field(default=None, description="EVM JSON-RPC URL; anchoring is off without it")
     chain_anchor_address: str | None = Field(default=None, description="the alliance's Anchor contract")
     chain_settlement_address: str | None = Field(default=None, description="the alliance's Settlement contract")
@@ -136,6 +180,10 @@ class NodeSettings(BaseSettings):
             "request body caps in bytes by route family (default 8 KiB, documents 256 KiB, peer 4 MiB, witness"
             " 64 KiB); a [body_limits] table in node.toml or ALLIANCE_BODY_LIMITS='{\"peer\": 8388608}'"
         ),
+    )
+    jobs: Jobs = Field(
+        default_factory=Jobs,
+        description="the schedules of serve's daily duties; a [jobs] table in node.toml (serve --no-jobs: none)",
     )
     rate_limits: RateLimits = Field(
         default_factory=RateLimits,
@@ -191,6 +239,12 @@ class NodeSettings(BaseSettings):
 def load_settings(data_dir: Path, **overrides: object) -> NodeSettings:
     """Load the settings of the node in ``data_dir``; a clear error if it was never initialised."""
     if not (data_dir / CONFIG_FILE).exists() and "node_id" not in overrides:
+        if (data_dir / KEY_FILE).exists():  # a node whose config was lost: init writes a fresh one for its key
+            raise FileNotFoundError(
+                f"{data_dir / CONFIG_FILE} is missing but this node's key is there: restore node.toml from a backup,"
+                f" or run `alliance-node init --node-id <the key's node id> --data-dir {data_dir}` to write a fresh"
+                " one (default settings) for the existing key"
+            )
         raise FileNotFoundError(
             f"{data_dir / CONFIG_FILE} does not exist: run `alliance-node init --data-dir {data_dir}`"
         )
@@ -225,6 +279,11 @@ def render_toml(settings: NodeSettings) -> str:
         f"points_expiry_months = {settings.points_expiry_months}",
         f"recovery_interval = {settings.recovery_interval}",
     ]
+    for key, default in (("log_format", "text"), ("log_level", "INFO")):
+        if getattr(settings, key) != default:
+            lines.append(f"{key} = {json.dumps(getattr(settings, key))}")
+    if not settings.metrics:
+        lines.append("metrics = false")
     if settings.database_url:
         lines.append(f"database_url = {json.dumps(settings.database_url)}")
     for key in ("chain_rpc_url", "chain_anchor_address", "chain_settlement_address", "chain_account", "chain_key_file"):
@@ -235,6 +294,8 @@ def render_toml(settings: NodeSettings) -> str:
         lines.append(f"anchor_every_seconds = {settings.anchor_every_seconds}")
     if settings.body_limits != BodyLimits():  # a table: after every top-level key, before [[peers]]
         lines += ["", "[body_limits]", *(f"{k} = {v}" for k, v in settings.body_limits.model_dump().items())]
+    if settings.jobs != Jobs():
+        lines += ["", "[jobs]", *(f"{k} = {json.dumps(v)}" for k, v in settings.jobs.model_dump().items())]
     if settings.rate_limits != RateLimits():
         lines += ["", "[rate_limits]", *(f"{k} = {v}" for k, v in settings.rate_limits.model_dump().items())]
     for peer in settings.peers:

@@ -6,6 +6,7 @@ from __future__ import annotations
 import hashlib
 import io
 from collections import Counter
+from collections.abc import Callable
 from datetime import UTC, date, datetime
 
 from compliance.audit import AuditFilter
@@ -137,12 +138,17 @@ def notice_for(node: Node, partners: list[str]) -> Notice:
     )
 
 
-def onboard(node: Node, member_refs: list[str], partners: list[str]) -> tuple[dict[str, str], Counter[str]]:
-    """Publish the notice, register the members, apply the consent mix; return pseudonyms and counts."""
+def onboard(
+    node: Node, member_refs: list[str], partners: list[str], advance: Callable[[int], None] = lambda n: None
+) -> tuple[dict[str, str], Counter[str]]:
+    """Publish the notice, register the members, apply the consent mix; return pseudonyms and counts.
+
+    ``advance`` is told of members as they are registered (the demo's progress bar counts members)."""
     node.consent.publish_notice(notice_for(node, partners))
     pseudonyms: dict[str, str] = {}
     for i in range(0, len(member_refs), BATCH):
         pseudonyms |= node.consent.register_members([(m, None, None) for m in member_refs[i : i + BATCH]])
+        advance(len(member_refs[i : i + BATCH]))
     counts: Counter[str] = Counter()
     changes = []
     for m in member_refs:

@@ -251,12 +251,12 @@ def exchange_phase(
 
 def _print(nodes: dict[str, Node], result: ExchangeResult, console: Console) -> None:
     console.print("Exchanges: " + ", ".join(f"{k} {v:,}" for k, v in result.outcomes.most_common()))
-    table = Table(title="Settlement window: net positions (fen; receivable +, payable -) — they sum to zero")
+    table = Table(title="Settlement window: net positions (receivable +, payable -) — they sum to zero")
     table.add_column("brand")
-    table.add_column("net position", justify="right")
+    table.add_column("net position (CNY)", justify="right")
     for brand, fen in sorted(result.positions.items()):
-        table.add_row(brand, f"{fen:,}")
-    table.add_row("[bold]sum[/bold]", f"{sum(result.positions.values()):,}")
+        table.add_row(brand, f"{fen / 100:,.2f}")  # in CNY, as the payments below
+    table.add_row("[bold]sum[/bold]", f"{sum(result.positions.values()) / 100:,.2f}")
     console.print(table)
     payments = Table(title="Fewest payments that settle the window")
     for col in ("payer", "payee", "amount (CNY)"):

@@ -146,17 +146,19 @@ def _compliance_phase(
     for p in purposes:
         table.add_column(p.replace(" (withdrawn later)", " withdrawn"), justify="right")
     with progress_bar(console) as progress:
-        task = progress.add_task("publishing notices, onboarding members, recording consents", total=len(nodes))
+        refs_of = {b: list(dict.fromkeys(_member_ref(b, p.customer_id) for p in by_brand[b])) for b in nodes}
+        task = progress.add_task(
+            "onboarding members: notices, registrations, consents", total=sum(len(r) for r in refs_of.values())
+        )
         for brand, node in nodes.items():
-            refs = list(dict.fromkeys(_member_ref(brand, p.customer_id) for p in by_brand[brand]))
+            refs = refs_of[brand]
             partners = [n.settings.node_id for b, n in nodes.items() if b != brand]
-            pseudonyms, counts = demo_consent.onboard(node, refs, partners)
+            pseudonyms, counts = demo_consent.onboard(node, refs, partners, lambda n: progress.advance(task, n))
             result.consents[brand] = counts
             exchange = sum(v for k, v in counts.items() if k.startswith("points_exchange:"))
             shares = [f"{counts[p]:,} ({100 * counts[p] / len(refs):.0f}%)" for p in purposes[:4]]
             table.add_row(brand, f"{len(refs):,}", *shares, f"{exchange:,} grants")
             events[brand] = _purchase_events(brand, by_brand[brand], pseudonyms)
-            progress.advance(task)
     console.print(table)
     return events
 
@@ -266,7 +268,10 @@ def _rights_and_audit(
         console.print(f"  {brand} impact assessment report: {report}")
         count, size = demo_consent.verify_audit_bundle(node)
         result.audit_bundles[brand] = (count, size)
-        console.print(f"  {brand} audit bundle (consent.* events): {count:,} of {size:,} events verified offline")
+        console.print(
+            f"  {brand} audit bundle: its {count:,} consent.* events, selected from the {size:,}-entry audit log,"
+            " all verified offline with their inclusion proofs"
+        )
 
 
 def _append_and_witness(nodes: dict[str, Node], events: dict[str, list[bytes]], rounds: int, console: Console) -> None:

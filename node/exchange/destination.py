@@ -10,6 +10,7 @@ leaves a tombstone, so a late credit can never land. A batch's writes are one tr
 
 from __future__ import annotations
 
+import logging
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime
@@ -35,6 +36,9 @@ from node.wallet.tiers import add_months
 
 #: Quote failures that show the request itself is not genuine: refused without recording anything.
 NOT_GENUINE = {"bad_signature", "wrong_parties", "malformed_quote"}
+
+log = logging.getLogger(__name__)
+LOGGED_IDS = 16  # a batch's line names this many exchanges: enough to follow one, short enough to read
 
 
 @dataclass(frozen=True)
@@ -118,7 +122,15 @@ class ExchangeDestination:
             if credited:
                 faults.point("destination.after_log")
             self._audit_refusals([d for d, a in settled if a is not None and a.answer is SourceEvent.REFUSED])
-            return [self._answer(d, a, found) for d, a in settled]
+            answers_out = [self._answer(d, a, found) for d, a in settled]
+            log.info(
+                "exchange batch of %d from %s: %s",
+                len(items),
+                caller,
+                ", ".join(f"{x.exchange_id} {x.outcome}" for x in answers_out[:LOGGED_IDS])
+                + (f" and {len(answers_out) - LOGGED_IDS} more" if len(answers_out) > LOGGED_IDS else ""),
+            )
+            return answers_out
 
     def _decide(
         self, caller: str, item: Mapping[str, Any], recorded: Mapping[str, Incoming], now: datetime

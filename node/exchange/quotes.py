@@ -18,7 +18,7 @@ from __future__ import annotations
 
 import json
 import uuid
-from dataclasses import asdict, dataclass, fields
+from dataclasses import dataclass, fields
 from datetime import UTC, datetime, timedelta
 from decimal import ROUND_FLOOR, Decimal, localcontext
 from functools import cached_property
@@ -93,9 +93,12 @@ class Quote:
             )
         except (KeyError, ValueError, ArithmeticError) as exc:
             raise QuoteError("malformed_quote", f"not a quote: {exc}") from exc
-        if set(data) != set(asdict(q)):
+        if data.keys() != _QUOTE_FIELDS:
             raise QuoteError("malformed_quote", "a quote has exactly the quote fields")
         return q
+
+
+_QUOTE_FIELDS = frozenset(f.name for f in fields(Quote))  # not asdict per parse: its deep copies cost 0.1 ms
 
 
 def _text(value: object) -> object:

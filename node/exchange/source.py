@@ -126,7 +126,10 @@ class ExchangeSource:
                 held = self._holds.submit(Hold(member, quote, signature, link_id))
                 if isinstance(held, WalletError):
                     raise held  # insufficient_points: nothing was written
-                return self._drive(held)
+                done = self._drive(held)
+                # ids and states only: the member is never named in a log line
+                log.info("exchange %s to %s: %s", done.exchange_id, done.destination, done.state.value)
+                return done
 
     def status(self, member_ref: str, exchange_id: str) -> Outgoing:
         """The member's exchange (``LookupError`` if it is not theirs)."""

@@ -12,8 +12,13 @@ import json
 from collections.abc import Iterable
 from dataclasses import dataclass
 
+from ledger import note
+from ledger.canonical import canonical_json
+from ledger.tree import MemoryTree
 from node.exchange.records import ENTRY_TYPE, CommittedExchange, RecordError
 from node.settlement.statements import Exchange
+
+DIGEST_DOMAIN = b"alliance-pair-digest/1\n"
 
 
 def _quote_of(data: bytes) -> dict | None:
@@ -69,6 +74,77 @@ def compare(mine: dict[str, bytes], theirs: dict[str, bytes]) -> Mismatch:
         tuple(sorted(x for x in set(mine) & set(theirs) if mine[x] != theirs[x])),
         len(set(mine) & set(theirs)),
     )
+
+
+@dataclass(frozen=True)
+class PairDigest:
+    """One node's commitment to a pair's exchanges: how many, and the Merkle root of their entries.
+
+    The root is RFC 6962's tree hash over the entries' leaf hashes in exchange-id order, an order
+    both nodes share whatever order they logged in. Equal digests mean equal sets of entries, so
+    two nodes that agree need not send or check one proof per exchange.
+    """
+
+    node_id: str
+    counterpart: str
+    log_size: int
+    count: int
+    root: bytes
+
+    def canonical(self) -> bytes:
+        """The bytes a node signs."""
+        return canonical_json(
+            {
+                "node_id": self.node_id,
+                "counterpart": self.counterpart,
+                "log_size": self.log_size,
+                "count": self.count,
+                "root": note.b64encode(self.root),
+            }
+        )
+
+    def same_entries(self, other: PairDigest) -> bool:
+        """Whether both digests commit to the same entries (whoever made them)."""
+        return (self.count, self.root) == (other.count, other.root)
+
+    def to_json(self, signer: note.Signer) -> dict[str, object]:
+        """The digest with its author's signature, for a records call's answer."""
+        return {
+            **json.loads(self.canonical()),
+            "signature": note.b64encode(signer.sign_raw(DIGEST_DOMAIN + self.canonical())),
+        }
+
+    @classmethod
+    def from_json(cls, data: object, key: note.Verifier) -> PairDigest:
+        """A digest from :meth:`to_json`, checked against its author's key (``ValueError`` if it does not verify)."""
+        if not isinstance(data, dict):
+            raise ValueError("the digest is not an object")
+        try:
+            d = cls(
+                str(data["node_id"]),
+                str(data["counterpart"]),
+                int(data["log_size"]),
+                int(data["count"]),
+                note.b64decode(str(data["root"]), "root"),
+            )
+            sig = note.b64decode(str(data["signature"]), "signature")
+        except (KeyError, TypeError) as exc:
+            raise ValueError(f"not a pair digest: {exc}") from exc
+        if d.node_id != key.name or not key.verify(DIGEST_DOMAIN + d.canonical(), sig):
+            raise ValueError(f"the digest is not signed by {key.name}'s registry key")
+        return d
+
+
+def pair_digest(entries: Iterable[tuple[bytes, bytes]], node_id: str, counterpart: str, log_size: int) -> PairDigest:
+    """The digest of the exchanges between two brands among ``(entry, leaf hash)`` pairs of a log."""
+    pair = {node_id, counterpart}
+    chosen: list[tuple[str, bytes]] = []
+    for data, leaf in entries:
+        quote = _quote_of(data)
+        if quote is not None and {quote.get("source"), quote.get("destination")} == pair:
+            chosen.append((str(quote.get("quote_id")), leaf))
+    chosen.sort()
+    return PairDigest(node_id, counterpart, log_size, len(chosen), MemoryTree([leaf for _, leaf in chosen]).root())
 
 
 def settled_exchanges(entries: Iterable[bytes]) -> list[Exchange]:

@@ -22,7 +22,15 @@ from ledger.tree import MemoryTree
 from node.core.refusals import Refused
 from node.peers.outbound import Outbound
 from node.peers.registry import RegistryFile
-from node.settlement.reconcile import Mismatch, between, brands_of, compare, settled_exchanges
+from node.settlement.reconcile import (
+    Mismatch,
+    PairDigest,
+    between,
+    brands_of,
+    compare,
+    pair_digest,
+    settled_exchanges,
+)
 from node.settlement.statements import (
     Liability,
     Reconciliation,
@@ -41,7 +49,13 @@ from node.wallet.store import WalletStore
 
 STATEMENT_PATH = "/v1/peer/settlement/statement"
 RECORDS_PATH = "/v1/peer/exchanges/records"
-NON_PI = {"window_start": "non_pi", "window_end": "non_pi", "statement": "non_pi", "signature": "non_pi"}
+NON_PI = {
+    "window_start": "non_pi",
+    "window_end": "non_pi",
+    "statement": "non_pi",
+    "signature": "non_pi",
+    "digest": "non_pi",
+}
 
 
 @dataclass(frozen=True)
@@ -122,6 +136,15 @@ class SettlementService:
 
     # --- reconciliation of the logs ----------------------------------------------------------
 
+    def digest_for(self, caller: str) -> dict[str, Any]:
+        """The signed digest of the caller's exchanges in this node's log, and the checkpoint it is under."""
+        log = self.exchange_log
+        checkpoint = log.current_checkpoint(self.signer)
+        cp = open_checkpoint(checkpoint, self.signer.verifier())[0]
+        entries = ((e.data, e.leaf_hash) for e in log.entries(0, cp.size))
+        digest = pair_digest(entries, self.node_id, caller, cp.size)
+        return {"checkpoint": checkpoint, "digest": digest.to_json(self.signer)}
+
     def records_for(self, caller: str) -> dict[str, Any]:
         """The caller's exchanges in this node's log, each with an inclusion proof, and the checkpoint."""
         log = self.exchange_log
@@ -148,9 +171,35 @@ class SettlementService:
         ]
         return {"checkpoint": checkpoint, "records": records}
 
-    def reconcile_with(self, peer: str) -> Mismatch:
-        """Compare our exchange log with ``peer``'s, checking every record of theirs against their checkpoint."""
+    def reconcile_with(self, peer: str, proofs: bool = False) -> Mismatch:
+        """Compare our exchange log with ``peer``'s.
+
+        First the two digests of the pair's exchanges (:class:`PairDigest`): when they are equal the
+        logs agree, checked without a proof per exchange. Only when they differ (or ``proofs`` is
+        asked for) does the peer send every record, each checked against its signed checkpoint, to
+        name the exchanges that differ.
+        """
+        if not proofs:
+            agreed = self.compare_digest(peer, self._post(peer, RECORDS_PATH, {"digest": True}))
+            if agreed is not None:
+                return agreed
         return self.compare_records(peer, self._post(peer, RECORDS_PATH, {}))
+
+    def compare_digest(self, peer: str, answer: dict[str, Any]) -> Mismatch | None:
+        """Check ``peer``'s signed digest and compare it with ours: the agreement, or ``None`` if they differ."""
+        key = self.registry.brand(peer).verifier
+        try:
+            cp, _ = open_checkpoint(str(answer["checkpoint"]), key)
+            theirs = PairDigest.from_json(answer.get("digest"), key)
+        except Exception as exc:
+            raise SettlementError(f"{peer}'s digest does not verify under its registry key: {exc}") from exc
+        if theirs.counterpart != self.node_id or theirs.log_size != cp.size:
+            raise SettlementError(f"{peer}'s digest is not of its exchanges with {self.node_id} under its checkpoint")
+        size = self.exchange_log.size
+        mine = pair_digest(
+            ((e.data, e.leaf_hash) for e in self.exchange_log.entries(0, size)), self.node_id, peer, size
+        )
+        return Mismatch((), (), (), mine.count) if mine.same_entries(theirs) else None
 
     def compare_records(self, peer: str, answer: dict[str, Any]) -> Mismatch:
         """Check ``peer``'s answer to a records call against its checkpoint, then compare with our log."""

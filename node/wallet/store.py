@@ -14,7 +14,7 @@ from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
 from datetime import UTC, date, datetime
 
-from sqlalchemy import BigInteger, Connection, Engine, UniqueConstraint, delete, insert, select
+from sqlalchemy import BigInteger, Connection, Engine, UniqueConstraint, delete, func, insert, select
 from sqlalchemy.exc import IntegrityError
 from sqlmodel import Field, SQLModel
 
@@ -274,6 +274,28 @@ class WalletStore:
             points = -sum(n for _, n in allocations)
             entry = Entry(uuid.uuid4().hex, Kind.EXPIRE, "expiry", points, _now(), allocations=allocations)
             return self._append(conn, member, entry)
+
+    def expire_due(self, today: date) -> tuple[int, int]:
+        """Expire every wallet holding a lot past its day with points left: (wallets, points expired).
+
+        What a daily job runs. Only wallets with something to expire are locked, one at a time.
+        """
+        lt, at = WalletLotRow.__table__, WalletAllocationRow.__table__
+        taken = select(at.c.lot_id, func.sum(at.c.points).label("taken")).group_by(at.c.lot_id).subquery()
+        due = (
+            select(lt.c.member)
+            .outerjoin(taken, taken.c.lot_id == lt.c.lot_id)
+            .where(lt.c.expires_on < today, lt.c.points > func.coalesce(taken.c.taken, 0))
+            .distinct()
+        )
+        with self.engine.connect() as conn:
+            members = list(conn.execute(due).scalars())
+        wallets = points = 0
+        for member in members:
+            entry = self.expire(member, today)
+            if entry is not None:
+                wallets, points = wallets + 1, points - entry.points
+        return wallets, points
 
     # --- reads -----------------------------------------------------------------------------
 

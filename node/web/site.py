@@ -6,8 +6,6 @@ served from the package: a node hosted where a CDN cannot be reached still rende
 
 from __future__ import annotations
 
-import logging
-import re
 from importlib.resources import files
 
 from fastapi import FastAPI, Request
@@ -21,29 +19,10 @@ from node.web.guard import FormRefused, SecurityHeaders, SignInNeeded
 from node.web.render import language, page
 from node.web.sessions import SessionStore
 
-_TOKEN = re.compile(r"(token=)[^&\s\"]+")
 
-
-class RedactTokens(logging.Filter):
-    """Keeps a privacy link's token out of uvicorn's access log, which writes each request's query."""
-
-    def filter(self, record: logging.LogRecord) -> bool:
-        """Let the record through with ``token=...`` replaced in its arguments and message."""
-        if isinstance(record.args, tuple):
-            record.args = tuple(_TOKEN.sub(r"\1[redacted]", a) if isinstance(a, str) else a for a in record.args)
-        if isinstance(record.msg, str):
-            record.msg = _TOKEN.sub(r"\1[redacted]", record.msg)
-        return True
-
-
-def redact_access_log() -> None:
-    """Install :class:`RedactTokens` on uvicorn's access logger (after uvicorn configured its logging)."""
-    logging.getLogger("uvicorn.access").addFilter(RedactTokens())
-
-
-def create_site(node: Node, recovery: bool = False) -> FastAPI:
-    """The node's API and pages in one app (``recovery`` as in :func:`node.api.app.create_app`)."""
-    app = create_app(node, recovery=recovery)
+def create_site(node: Node, recovery: bool = False, jobs: bool = False) -> FastAPI:
+    """The node's API and pages in one app (``recovery`` and ``jobs`` as in :func:`node.api.app.create_app`)."""
+    app = create_app(node, recovery=recovery, jobs=jobs)
     app.state.sessions = SessionStore(node.settings.session_minutes * 60)
     for router in (docs.router, privacy.router, console.router, governance.router, dashboard.router):
         app.include_router(router)

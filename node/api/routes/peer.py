@@ -148,9 +148,18 @@ def settlement_statement(node: NodeDep, caller: PeerCaller, body: StatementReque
     )
 
 
+class RecordsRequest(BaseModel):
+    """What a records call asks for: every record with its proof, or only the pair's signed digest."""
+
+    digest: bool = False
+
+
 @router.post("/exchanges/records")
-def exchange_records(node: NodeDep, caller: PeerCaller) -> dict[str, Any]:
-    """The caller's exchanges on this node's exchange log, with inclusion proofs and the signed checkpoint."""
+def exchange_records(node: NodeDep, caller: PeerCaller, body: RecordsRequest | None = None) -> dict[str, Any]:
+    """The caller's exchanges on this node's exchange log: with ``digest``, one signed Merkle root of them;
+    otherwise each entry with its inclusion proof. Both come with the signed checkpoint."""
+    if body is not None and body.digest:
+        return node.settlement.digest_for(caller)
     return node.settlement.records_for(caller)
 
 
