@@ -13,9 +13,10 @@ from datetime import datetime
 from compliance.egress import Mechanism
 from compliance.notices import PIPO_THRESHOLD
 from compliance.pia import Feature, PiaRecord
+from compliance.pia_report_text import LANGUAGES, words
 from compliance.purposes import catalogue
 
-__all__ = ["PIPO_THRESHOLD", "ReportFacts", "document", "to_html", "to_markdown"]
+__all__ = ["LANGUAGES", "PIPO_THRESHOLD", "ReportFacts", "document", "to_html", "to_markdown"]
 
 
 @dataclass(frozen=True)
@@ -67,132 +68,128 @@ class ReportFacts:
 Block = tuple  # ("h", level, text) | ("p", text) | ("ul", [items]) | ("table", headers, rows)
 
 
-def document(f: ReportFacts) -> list[Block]:
-    """The report as a list of blocks, in reading order."""
+def document(f: ReportFacts, language: str = "zh-CN") -> list[Block]:
+    """The report as a list of blocks, in reading order, in ``language`` (zh-CN or en)."""
+    w = words(language)
     cat = catalogue()
     now = f.generated_at
-    notice = f"v{f.notice_version} sha256 {f.notice_sha256}" if f.notice_version else "none published"
+    notice = (
+        w["notice_version"].format(version=f.notice_version, sha256=f.notice_sha256)
+        if f.notice_version
+        else w["notice_none"]
+    )
     doc: list[Block] = [
-        ("h", 1, f"Personal information impact assessment: {f.display_name or f.node_id}"),
-        (
-            "p",
-            f"Generated {now:%Y-%m-%d %H:%M} UTC from the live configuration of node {f.node_id}. "
-            "PIPL Art. 55-56; method after GB/T 39335 (data map, impact, likelihood, risk level, measures). "
-            "Engineering record, not legal advice.",
-        ),
-        ("h", 2, "1. Processing environment"),
+        ("h", 1, w["title"].format(name=f.display_name or f.node_id)),
+        ("p", w["generated"].format(at=now, node=f.node_id)),
+        ("h", 2, w["environment"]),
         (
             "table",
-            ["item", "value"],
+            [w["item"], w["value"]],
             [
-                ["node", f.node_id],
-                ["hosting region", f.region],
-                ["regions allowed to receive PI", ", ".join(f.allowed_regions)],
-                ["current privacy notice", notice],
-                ["PI protection officer contact", f.pipo_contact or "not published"],
-                ["registered members", f"{f.members:,}"],
+                [w["node"], f.node_id],
+                [w["region"], f.region],
+                [w["allowed"], ", ".join(f.allowed_regions)],
+                [w["notice"], notice],
+                [w["pipo"], f.pipo_contact or w["pipo_none"]],
+                [w["members"], f"{f.members:,}"],
             ],
         ),
-        ("h", 3, "Recipients (peer nodes)"),
+        ("h", 3, w["recipients"]),
         (
             "table",
-            ["node", "region", "endpoint", "cross-border"],
-            [[p.node_id, p.region, p.url or "-", "yes" if p.region != f.region else "no"] for p in f.peers],
+            w["peer_headers"].split("|"),
+            [[p.node_id, p.region, p.url or "-", w["yes"] if p.region != f.region else w["no"]] for p in f.peers],
         )
         if f.peers
-        else ("p", "No peers are configured: nothing leaves this node."),
-        ("h", 2, "2. Data map"),
-        ("p", "Each purpose, its legal basis (PIPL Art. 13), the consent it needs and the PI categories it may use."),
+        else ("p", w["no_peers"]),
+        ("h", 2, w["data_map"]),
+        ("p", w["data_map_intro"]),
         (
             "table",
-            ["purpose", "legal basis", "consent", "PI categories", "members consenting now"],
+            w["data_map_headers"].split("|"),
             [
                 [
                     code,
                     spec["legal_basis"],
                     spec["consent"],
                     ", ".join(
-                        c + (" (sensitive)" if cat.categories[c].sensitive else "") for c in spec["pi_categories"]
+                        c + (w["sensitive"] if cat.categories[c].sensitive else "") for c in spec["pi_categories"]
                     )
-                    or "the named sensitive category",
-                    _consenting(code, spec, f.consents),
+                    or w["named_sensitive"],
+                    _consenting(code, spec, f.consents, w),
                 ]
                 for code, spec in cat.families.items()
             ],
         ),
-        ("h", 2, "3. Cross-border transfers"),
+        ("h", 2, w["cross_border"]),
         (
             "p",
-            f"Distinct individuals sent abroad in {f.xborder_year}: {f.xborder_general:,} general, "
-            f"{f.xborder_sensitive:,} sensitive. Mechanism required at these counts: {f.xborder_required.value} "
-            "(2024 Cross-Border Provisions: standard contract from 100,000 general or any sensitive, "
-            "security assessment from 1,000,000 general or 10,000 sensitive).",
+            w["cross_border_counts"].format(
+                year=f.xborder_year,
+                general=f.xborder_general,
+                sensitive=f.xborder_sensitive,
+                required=f.xborder_required.value,
+            ),
         ),
         (
             "table",
-            ["country", "mechanism", "reference", "valid until"],
+            w["mechanism_headers"].split("|"),
             [[m.country, m.mechanism, m.reference, m.valid_until] for m in f.mechanisms],
         )
         if f.mechanisms
-        else ("p", "No transfer mechanism is recorded."),
-        ("h", 2, "4. Thresholds and duties"),
+        else ("p", w["no_mechanism"]),
+        ("h", 2, w["duties"]),
         (
             "ul",
             [
-                (
-                    f"PI protection officer: {f.members:,} members "
-                    + (
-                        f"- at or above {PIPO_THRESHOLD:,}: ALERT, appoint a PIPO, publish the contact and "
-                        "report to the city-level CAC within 30 working days"
-                        if f.members >= PIPO_THRESHOLD
-                        else f"- below {PIPO_THRESHOLD:,}, no PIPO filing is due"
-                    )
+                w["pipo_alert" if f.members >= PIPO_THRESHOLD else "pipo_ok"].format(
+                    members=f.members, threshold=PIPO_THRESHOLD
                 ),
-                f"Rights requests open: {f.open_requests}; past their 15-working-day deadline: {f.overdue_requests}",
+                w["rights"].format(open=f.open_requests, overdue=f.overdue_requests),
             ],
         ),
-        ("h", 2, "5. Feature switches"),
+        ("h", 2, w["switches"]),
         (
             "table",
-            ["feature", "state", "assessment", "why"],
+            w["switch_headers"].split("|"),
             [
-                [feat.value, "ON" if on else "off", pia or "-", why.replace("_", " ")]
+                [feat.value, w["on"] if on else w["off"], pia or "-", why.replace("_", " ")]
                 for feat, (on, pia, why) in f.switches.items()
             ],
         ),
-        ("h", 2, "6. Assessments"),
+        ("h", 2, w["assessments"]),
     ]
     if not f.assessments:
-        doc.append(("p", "No assessment has been submitted: every feature that needs one stays off."))
+        doc.append(("p", w["no_assessment"]))
     for rec in f.assessments:
         a = rec.assessment
         doc += [
             ("h", 3, f"{rec.pia_id}: {a.title} ({rec.status(now).value})"),
             (
                 "table",
-                ["item", "value"],
+                [w["item"], w["value"]],
                 [
-                    ["features", ", ".join(x.value for x in a.features)],
-                    ["purposes", ", ".join(a.purposes)],
-                    ["author", f"{rec.author}, {rec.submitted_at:%Y-%m-%d}"],
-                    ["approved", f"{rec.approver}, {rec.approved_at:%Y-%m-%d}" if rec.approved_at else "not yet"],
-                    ["expires", f"{rec.expires_at:%Y-%m-%d}" if rec.expires_at else "-"],
-                    ["kept until", f"{rec.retain_until:%Y-%m-%d}"],
-                    ["likelihood / risk level", f"{a.likelihood.value} / {a.risk_level.value}"],
+                    [w["features"], ", ".join(x.value for x in a.features)],
+                    [w["purposes"], ", ".join(a.purposes)],
+                    [w["author"], f"{rec.author}, {rec.submitted_at:%Y-%m-%d}"],
+                    [w["approved"], f"{rec.approver}, {rec.approved_at:%Y-%m-%d}" if rec.approved_at else w["not_yet"]],
+                    [w["expires"], f"{rec.expires_at:%Y-%m-%d}" if rec.expires_at else "-"],
+                    [w["kept_until"], f"{rec.retain_until:%Y-%m-%d}"],
+                    [w["risk"], f"{a.likelihood.value} / {a.risk_level.value}"],
                     ["sha256", a.sha256],
                 ],
             ),
-            ("p", f"Legitimacy: {a.legitimacy}"),
-            ("p", f"Necessity: {a.necessity}"),
-            ("p", f"Impact: {a.impact}"),
+            ("p", w["legitimacy"].format(text=a.legitimacy)),
+            ("p", w["necessity"].format(text=a.necessity)),
+            ("p", w["impact"].format(text=a.impact)),
             ("ul", list(a.measures)),
         ]
     return doc
 
 
-def _consenting(code: str, spec: dict, tally: dict[str, int]) -> str:
+def _consenting(code: str, spec: dict, tally: dict[str, int], w: dict[str, str]) -> str:
     if spec["consent"] == "none":
-        return "not needed (contract)"
+        return w["no_consent_needed"]
     if code.endswith(":"):
         parts = [f"{k.removeprefix(code)}: {v:,}" for k, v in tally.items() if k.startswith(code)]
         return "; ".join(parts) or "0"
@@ -222,8 +219,8 @@ def to_markdown(doc: list[Block]) -> str:
     return "\n\n".join(out) + "\n"
 
 
-def to_html(doc: list[Block]) -> str:
-    """Render the document as a standalone HTML page (every value escaped)."""
+def to_html(doc: list[Block], language: str = "zh-CN") -> str:
+    """Render the document as a standalone HTML page in ``language`` (every value escaped)."""
     e = html.escape
     title = next((b[2] for b in doc if b[0] == "h"), "Impact assessment")
     body: list[str] = []
@@ -243,6 +240,6 @@ def to_html(doc: list[Block]) -> str:
         "td,th{border:1px solid #999;padding:.2em .5em;text-align:left;vertical-align:top}"
     )
     return (
-        f'<!DOCTYPE html>\n<html lang="en"><head><meta charset="utf-8"><title>{e(title)}</title>'
+        f'<!DOCTYPE html>\n<html lang="{e(language)}"><head><meta charset="utf-8"><title>{e(title)}</title>'
         f"<style>{style}</style></head><body>\n" + "\n".join(body) + "\n</body></html>\n"
     )

@@ -29,6 +29,7 @@ def build_receipt(records: list[ConsentRecord], notice: Notice, node_id: str) ->
         raise ReceiptError("a receipt covers at least one consent record")
     cat = catalogue()
     first = records[0]
+    chinese = notice.language.lower().startswith("zh")  # the receipt speaks the notice's language
     purposes = []
     for r in records:
         p = cat.purpose(r.purpose_code)
@@ -37,7 +38,7 @@ def build_receipt(records: list[ConsentRecord], notice: Notice, node_id: str) ->
             {
                 "consentId": r.consent_id,
                 "purpose": p.code,
-                "purposeTitle": p.title,
+                "purposeTitle": p.title_zh if chinese else p.title,
                 "action": r.action.value,
                 "consentType": "separate" if p.consent.value == "separate" else "explicit",
                 "legalBasis": p.legal_basis.value,

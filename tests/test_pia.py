@@ -188,7 +188,7 @@ def facts(**changes: object) -> ReportFacts:
 
 
 def test_the_report_states_the_data_map_counters_and_assessments() -> None:
-    md = to_markdown(document(facts()))
+    md = to_markdown(document(facts(), "en"))
     assert "cafe.example" in md
     assert "| marketing | consent | general | contact.basic, derived.scores | 4 |" in md
     assert "air.example: 3" in md
@@ -198,15 +198,36 @@ def test_the_report_states_the_data_map_counters_and_assessments() -> None:
 
 
 def test_the_report_raises_the_pipo_alert_at_one_million_members() -> None:
-    assert "ALERT" not in to_markdown(document(facts(members=PIPO_THRESHOLD - 1)))
-    assert "ALERT, appoint a PIPO" in to_markdown(document(facts(members=PIPO_THRESHOLD)))
+    assert "ALERT" not in to_markdown(document(facts(members=PIPO_THRESHOLD - 1), "en"))
+    assert "ALERT, appoint a PIPO" in to_markdown(document(facts(members=PIPO_THRESHOLD), "en"))
+
+
+def test_the_report_is_written_in_chinese_by_default() -> None:
+    md = to_markdown(document(facts(members=PIPO_THRESHOLD)))
+    assert md.startswith("# 个人信息保护影响评估报告：")
+    assert "## 二、数据映射" in md
+    assert "| points_exchange | 关闭 | - | switched off |" in md
+    assert "警示，须指定个人信息保护负责人" in md
+
+
+def test_the_chinese_and_english_reports_state_the_same_facts() -> None:
+    zh, en = (to_markdown(document(facts(), lang)) for lang in ("zh-CN", "en"))
+    assert zh.count("\n") == en.count("\n")  # the same blocks, rows and lines
+    for fact in ("cafe.example", "air.example: 3", "pia-1: ", "contact.basic, derived.scores"):
+        assert fact in zh
+        assert fact in en
+
+
+def test_the_report_refuses_a_language_it_is_not_written_in() -> None:
+    with pytest.raises(ValueError, match="zh-CN or en"):
+        document(facts(), "fr")
 
 
 def test_the_html_report_escapes_everything() -> None:
     page = to_html(document(facts(display_name="<script>alert(1)</script>")))
     assert "<script>" not in page
     assert "&lt;script&gt;" in page
-    assert page.startswith("<!DOCTYPE html>")
+    assert page.startswith('<!DOCTYPE html>\n<html lang="zh-CN">')
 
 
 # --- command line --------------------------------------------------------------------------

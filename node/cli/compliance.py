@@ -110,17 +110,18 @@ def pia_list(fmt: FormatOption = OutputFormat.TEXT, data_dir: DataDir = HERE) ->
 def pia_report(
     fmt: Annotated[str, typer.Option("--format", help="markdown or html")] = "markdown",
     out: Annotated[Path | None, typer.Option("--out", help="Write here instead of standard output.")] = None,
+    lang: Annotated[str, typer.Option("--lang", help="zh-CN (for the regulator) or en.")] = "zh-CN",
     data_dir: DataDir = HERE,
 ) -> None:
-    """Render the assessment report from the node's real configuration, data map and counters."""
+    """Render the assessment report from the node's real configuration, data map and counters (in Chinese
+    by default, in English with --lang en)."""
     from compliance.pia_report import document, to_html, to_markdown
     from node.runtime_facts import gather
 
-    renderers = {"markdown": to_markdown, "md": to_markdown, "html": to_html}
-    if fmt not in renderers:
+    if fmt not in ("markdown", "md", "html"):
         raise ValueError(f"--format must be markdown or html, not {fmt!r}")
-    node = open_node(data_dir)
-    text = renderers[fmt](document(gather(node)))
+    doc = document(gather(open_node(data_dir)), lang)
+    text = to_html(doc, lang) if fmt == "html" else to_markdown(doc)
     if out is None:
         print(text, end="")
     else:

@@ -30,71 +30,93 @@ def _roll(member_ref: str, purpose: str) -> int:
     return int.from_bytes(hashlib.sha256(f"{member_ref}|{purpose}".encode()).digest()[:4], "big") % 100
 
 
-def notice_for(node: Node, partners: list[str]) -> Notice:
-    """The brand's first privacy notice, with every PIPL Art. 17 field."""
+#: The example notice's words, in Chinese (what members read) and in English (kept as an option).
+#: Per purpose: (description, retention, at expiry); then the two kinds of provision to partners.
+NOTICE_TEXTS: dict[str, dict[str, tuple[str, ...]]] = {
+    "zh-CN": {
+        "loyalty.core": ("运营会员积分计划", "账户存续期间，注销后再保留 3 年", "删除或匿名化"),
+        "points_exchange:": ("将积分转至您指定的合作品牌", "3 年", "删除"),
+        "joint_modeling": ("以联邦学习和差分隐私训练联盟会员流失预测模型", "1 年", "不再用于训练"),
+        "joint_modeling:": (
+            "与您指定的合作品牌共同训练流失预测模型，覆盖双方共同的会员：您的手机号以隐私集合求交方式匹配"
+            "（任何一方都无法得知对方还有哪些会员），双方的特征在差分隐私保护下合并",
+            "训练期间；评分保留 1 年",
+            "每次训练后删除匹配结果；评分删除",
+        ),
+        "personalization": ("为您挑选优惠", "1 年", "删除标签"),
+        "marketing": ("向您发送优惠信息", "直至您撤回同意", "删除"),
+        "shared": ("积分兑换", "基于双方共同会员的联合建模"),
+    },
+    "en": {
+        "loyalty.core": (
+            "Run the loyalty programme",
+            "while the account is open, then 3 years",
+            "deleted or anonymised",
+        ),
+        "points_exchange:": ("Move points to a partner brand you name", "3 years", "deleted"),
+        "joint_modeling": (
+            "Alliance churn models by federated learning with differential privacy",
+            "1 year",
+            "excluded from training",
+        ),
+        "joint_modeling:": (
+            "A churn model trained with a partner brand you name, over members of both: your phone "
+            "number is matched by private set intersection (neither brand learns who else is a member "
+            "there), then each brand's features are combined under differential privacy",
+            "for the run; scores 1 year",
+            "alignment dropped after each run; scores deleted",
+        ),
+        "personalization": ("Offers chosen for you", "1 year", "tags deleted"),
+        "marketing": ("Messages about offers", "until withdrawn", "deleted"),
+        "shared": ("points exchange", "joint modeling over shared members"),
+    },
+}
+PURPOSE_TERMS = {  # the PI categories and methods each purpose of the example notice uses
+    "loyalty.core": (
+        ["identity.pseudonym", "loyalty.balance", "loyalty.transactions", "purchase.history"],
+        ["storage", "computation"],
+    ),
+    "points_exchange:": (["identity.pseudonym", "loyalty.transactions"], ["provision"]),
+    "joint_modeling": (["identity.pseudonym", "purchase.history"], ["fl_training"]),
+    "joint_modeling:": (
+        [
+            "identity.pseudonym",
+            "contact.basic",
+            "loyalty.balance",
+            "loyalty.transactions",
+            "purchase.history",
+            "derived.scores",
+        ],
+        ["provision", "fl_training"],
+    ),
+    "personalization": (["purchase.history", "derived.scores"], ["adm"]),
+    "marketing": (["contact.basic"], ["contact"]),
+}
+
+
+def notice_for(node: Node, partners: list[str], language: str = "zh-CN") -> Notice:
+    """The brand's first privacy notice, with every PIPL Art. 17 field, in ``language`` (zh-CN or en)."""
     name = node.settings.display_name or node.settings.node_id
     contact = f"privacy@{node.settings.node_id}"
-
-    def terms(description: str, categories: list[str], methods: list[str], retention: str, at_expiry: str) -> dict:
-        return {
-            "description": description,
+    texts = NOTICE_TEXTS[language]
+    purposes = {
+        code: {
+            "description": texts[code][0],
             "pi_categories": categories,
             "methods": methods,
-            "retention": retention,
-            "at_expiry": at_expiry,
+            "retention": texts[code][1],
+            "at_expiry": texts[code][2],
         }
-
+        for code, (categories, methods) in PURPOSE_TERMS.items()
+    }
+    exchange_purpose, modeling_purpose = texts["shared"]
     return parse_notice(
         {
             "version": 1,
-            "language": "zh-CN",
+            "language": language,
             "published_at": datetime.now(UTC).isoformat(),
             "handler": {"name": name, "contact": contact},
-            "purposes": {
-                "loyalty.core": terms(
-                    "Run the loyalty programme",
-                    ["identity.pseudonym", "loyalty.balance", "loyalty.transactions", "purchase.history"],
-                    ["storage", "computation"],
-                    "while the account is open, then 3 years",
-                    "deleted or anonymised",
-                ),
-                "points_exchange:": terms(
-                    "Move points to a partner brand you name",
-                    ["identity.pseudonym", "loyalty.transactions"],
-                    ["provision"],
-                    "3 years",
-                    "deleted",
-                ),
-                "joint_modeling": terms(
-                    "Alliance churn models by federated learning with differential privacy",
-                    ["identity.pseudonym", "purchase.history"],
-                    ["fl_training"],
-                    "1 year",
-                    "excluded from training",
-                ),
-                "joint_modeling:": terms(
-                    "A churn model trained with a partner brand you name, over members of both: your phone "
-                    "number is matched by private set intersection (neither brand learns who else is a member "
-                    "there), then each brand's features are combined under differential privacy",
-                    [
-                        "identity.pseudonym",
-                        "contact.basic",
-                        "loyalty.balance",
-                        "loyalty.transactions",
-                        "purchase.history",
-                        "derived.scores",
-                    ],
-                    ["provision", "fl_training"],
-                    "for the run; scores 1 year",
-                    "alignment dropped after each run; scores deleted",
-                ),
-                "personalization": terms(
-                    "Offers chosen for you", ["purchase.history", "derived.scores"], ["adm"], "1 year", "tags deleted"
-                ),
-                "marketing": terms(
-                    "Messages about offers", ["contact.basic"], ["contact"], "until withdrawn", "deleted"
-                ),
-            },
+            "purposes": purposes,
             "rights": {
                 "access": "POST /v1/me/access-requests",
                 "get_copy": "POST /v1/me/access-requests",
@@ -118,7 +140,7 @@ def notice_for(node: Node, partners: list[str]) -> Notice:
                 {
                     "name": p,
                     "contact": f"privacy@{p}",
-                    "purpose": "points exchange",
+                    "purpose": exchange_purpose,
                     "method": "provision",
                     "pi_categories": ["identity.pseudonym", "loyalty.transactions"],
                 }
@@ -128,7 +150,7 @@ def notice_for(node: Node, partners: list[str]) -> Notice:
                 {
                     "name": p,
                     "contact": f"privacy@{p}",
-                    "purpose": "joint modeling over shared members",
+                    "purpose": modeling_purpose,
                     "method": "provision",
                     "pi_categories": ["contact.basic", "purchase.history", "derived.scores"],
                 }

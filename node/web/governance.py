@@ -24,7 +24,7 @@ from compliance.pia_report import document, to_markdown
 from node.chain.anchoring import from_settings
 from node.runtime_facts import gather
 from node.web.guard import NodeDep, OfficerForm, OfficerPage, OperatorForm, StaffForm, StaffPage
-from node.web.render import FAILED, attempt, back, page
+from node.web.render import FAILED, attempt, back, language, page
 
 router = APIRouter(prefix="/console", include_in_schema=False)
 log = logging.getLogger("alliance.node")
@@ -76,14 +76,16 @@ def approve(node: NodeDep, session: OfficerPage, form: OfficerForm, pia_id: str)
 @router.get("/pia/report", response_class=HTMLResponse)
 def report(request: Request, node: NodeDep, session: OfficerPage) -> HTMLResponse:
     """The assessment report from the live node, readable here and as Markdown."""
-    return page(request, "console/report.html", session, markdown=to_markdown(document(gather(node))))
+    report = to_markdown(document(gather(node), language(request)))  # Chinese unless ?lang=en
+    return page(request, "console/report.html", session, markdown=report)
 
 
 @router.get("/pia/report.md", response_class=PlainTextResponse)
-def report_markdown(node: NodeDep, session: OfficerPage) -> PlainTextResponse:
+def report_markdown(request: Request, node: NodeDep, session: OfficerPage) -> PlainTextResponse:
     """The report as a Markdown file."""
     headers = {"Content-Disposition": 'attachment; filename="impact-assessment-report.md"'}
-    return PlainTextResponse(to_markdown(document(gather(node))), media_type="text/markdown", headers=headers)
+    text = to_markdown(document(gather(node), language(request)))
+    return PlainTextResponse(text, media_type="text/markdown", headers=headers)
 
 
 @router.get("/features", response_class=HTMLResponse)

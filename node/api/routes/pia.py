@@ -95,12 +95,15 @@ def approve(node: NodeDep, me: ComplianceOfficer, pia_id: str) -> PiaState:
     },
 )
 def report(
-    node: NodeDep, _: ComplianceOfficer, format: Literal["markdown", "html"] = "markdown"
+    node: NodeDep,
+    _: ComplianceOfficer,
+    format: Literal["markdown", "html"] = "markdown",
+    lang: Literal["zh-CN", "en"] = "zh-CN",
 ) -> PlainTextResponse | HTMLResponse:
-    """The assessment report from the node's live configuration, data map and counters."""
-    doc = document(gather(node))
+    """The assessment report from the node's live configuration, data map and counters (Chinese by default)."""
+    doc = document(gather(node), lang)
     if format == "html":
-        return HTMLResponse(to_html(doc))
+        return HTMLResponse(to_html(doc, lang))
     return PlainTextResponse(to_markdown(doc), media_type="text/markdown")
 
 
