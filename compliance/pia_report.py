@@ -128,7 +128,7 @@ def document(f: ReportFacts, language: str = "zh-CN") -> list[Block]:
                 year=f.xborder_year,
                 general=f.xborder_general,
                 sensitive=f.xborder_sensitive,
-                required=f.xborder_required.value,
+                required=w[f"mechanism.{f.xborder_required.value}"],
             ),
         ),
         (

@@ -45,8 +45,9 @@ WORDS: dict[str, dict[str, str]] = {
         "cross_border": "3. Cross-border transfers",
         "cross_border_counts": (
             "Distinct individuals sent abroad in {year}: {general:,} general, {sensitive:,} sensitive. "
-            "Mechanism required at these counts: {required} (2024 Cross-Border Provisions: standard contract from "
-            "100,000 general or any sensitive, security assessment from 1,000,000 general or 10,000 sensitive)."
+            "Mechanism required at these counts: {required} (2024 Cross-Border Provisions: a standard contract or "
+            "PI protection certification from 100,000 general or any sensitive, a security assessment from "
+            "1,000,000 general or 10,000 sensitive)."
         ),
         "mechanism_headers": "country|mechanism|reference|valid until",
         "no_mechanism": "No transfer mechanism is recorded.",
@@ -74,6 +75,9 @@ WORDS: dict[str, dict[str, str]] = {
         "legitimacy": "Legitimacy: {text}",
         "necessity": "Necessity: {text}",
         "impact": "Impact: {text}",
+        "mechanism.none": "none",
+        "mechanism.standard_contract": "standard contract (or PI protection certification)",
+        "mechanism.security_assessment": "security assessment",
     },
     "zh-CN": {
         "title": "个人信息保护影响评估报告：{name}",
@@ -111,14 +115,15 @@ WORDS: dict[str, dict[str, str]] = {
         "cross_border_counts": (
             "{year} 年向境外提供个人信息的自然人数：一般个人信息 {general:,} 人，敏感个人信息 {sensitive:,} 人。"
             "按此人数应采用的机制：{required}（依据 2024 年《促进和规范数据跨境流动规定》：一般个人信息累计满 10 万人"
-            "或含任何敏感个人信息须订立标准合同，一般个人信息满 100 万人或敏感个人信息满 1 万人须申报安全评估）。"
+            "或含任何敏感个人信息，须订立个人信息出境标准合同或者通过个人信息保护认证；一般个人信息满 100 万人"
+            "或敏感个人信息满 1 万人，须申报数据出境安全评估）。"
         ),
         "mechanism_headers": "国家或地区|机制|备案或评估编号|有效期至",
         "no_mechanism": "未记录任何跨境提供机制。",
         "duties": "四、阈值与义务",
         "pipo_alert": (
             "个人信息保护负责人：会员 {members:,} 人，已达到 {threshold:,} 人：警示，须指定个人信息保护负责人、"
-            "公开其联系方式，并在 30 个工作日内报送设区的市级网信部门"
+            "公开其联系方式，并在 30 个工作日内向设区的市级网信部门报送个人信息保护负责人信息"
         ),
         "pipo_ok": "个人信息保护负责人：会员 {members:,} 人，低于 {threshold:,} 人，无需报送",
         "rights": "未办结的个人权利请求：{open} 件；超过 15 个工作日期限：{overdue} 件",
@@ -139,6 +144,9 @@ WORDS: dict[str, dict[str, str]] = {
         "legitimacy": "合法性：{text}",
         "necessity": "必要性：{text}",
         "impact": "影响：{text}",
+        "mechanism.none": "无需专门机制（告知、单独同意和影响评估仍须履行）",
+        "mechanism.standard_contract": "订立个人信息出境标准合同或者通过个人信息保护认证",
+        "mechanism.security_assessment": "申报数据出境安全评估",
     },
 }
 

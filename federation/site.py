@@ -11,14 +11,15 @@ from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Protocol
 
-import numpy as np
-
 from federation.manifest import Manifest, manifest
 
 if TYPE_CHECKING:  # the privacy module loads Opacus and torch: the node's database layer must not
+    import numpy as np
+
     from federation.privacy import Step
 
-Weights = dict[str, np.ndarray]
+# NumPy comes with the [learning] extra: a node without it still reads its privacy book and shelf
+Weights = dict[str, "np.ndarray"]
 
 
 @dataclass(frozen=True)
@@ -125,6 +126,8 @@ class MemoryShelf:
 
     def store(self, run: str, round_no: int, weights: Mapping[str, np.ndarray]) -> None:
         """Keep a copy."""
+        import numpy as np
+
         self.models[(run, round_no)] = {k: np.array(v, copy=True) for k, v in weights.items()}
 
 

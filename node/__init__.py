@@ -16,3 +16,28 @@ def package_version() -> str:
         return version("alliance-node")
     except PackageNotFoundError:
         return "0+unknown"
+
+
+#: Which optional part of the install brings each package a command may need (pyproject's extras).
+EXTRA_OF_PACKAGE = {
+    "torch": "learning",
+    "opacus": "learning",
+    "flwr": "learning",
+    "numpy": "learning",
+    "web3": "chain",
+    "eth_tester": "chain",
+    "eth_utils": "chain",
+    "vyper": "chain",
+    "lifetimes": "demo",
+    "pandas": "demo",
+}
+
+
+def missing_extra(exc: BaseException) -> str | None:
+    """The one line to show when ``exc`` is a package of an extra that is not installed (else None)."""
+    if not isinstance(exc, ModuleNotFoundError) or not exc.name:
+        return None
+    extra = EXTRA_OF_PACKAGE.get(exc.name.split(".")[0])
+    if extra is None:
+        return None
+    return f"this needs {exc.name.split('.')[0]}, part of the [{extra}] extra: pip install 'alliance-node[{extra}]'"

@@ -136,3 +136,24 @@ def test_serve_on_a_port_in_use_says_what_to_do(data_dir: Path) -> None:
     assert code == 1
     assert f"cannot listen on 127.0.0.1:{port}" in output
     assert "--port" in output
+
+
+def test_a_command_whose_extra_is_not_installed_names_the_extra() -> None:
+    from node import missing_extra
+
+    assert missing_extra(ModuleNotFoundError("No module named 'torch'", name="torch")) == (
+        "this needs torch, part of the [learning] extra: pip install 'alliance-node[learning]'"
+    )
+    assert missing_extra(ModuleNotFoundError("No module named 'web3.main'", name="web3.main")).endswith(
+        "'alliance-node[chain]'"
+    )
+    assert missing_extra(ModuleNotFoundError("No module named 'left_pad'", name="left_pad")) is None
+
+
+def test_a_lost_node_toml_is_not_rewritten_over_a_missing_database(tmp_path: Path) -> None:
+    init_node(tmp_path / "gone", "gone.alliance.example")
+    (tmp_path / "gone" / CONFIG_FILE).unlink()
+    (tmp_path / "gone" / "node.db").unlink()  # a fresh database under the old key would fork its logs
+    code, output = run("init", "--node-id", "gone.alliance.example", "--data-dir", str(tmp_path / "gone"))
+    assert code == 1
+    assert "restore them from a backup" in output

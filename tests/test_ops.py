@@ -229,3 +229,18 @@ def test_the_logging_and_metrics_settings_survive_a_rewrite_of_node_toml(tmp_pat
     write_config(settings)  # what `peers add` does
     again = load_settings(tmp_path / "w")
     assert (again.log_format, again.log_level, again.metrics) == ("json", "WARNING", False)
+
+
+def test_an_unexpected_error_is_a_500_problem_that_names_the_request(node: Node, lines: io.StringIO) -> None:
+    app = create_app(node)
+
+    @app.get("/boom")
+    def boom() -> None:
+        raise RuntimeError("kaput")
+
+    r = TestClient(app, raise_server_exceptions=False).get("/boom", headers={"X-Request-ID": "req-boom-0001"})
+    assert r.status_code == 500
+    assert r.headers["x-request-id"] == "req-boom-0001"
+    assert r.json()["http_request_id"] == "req-boom-0001"
+    [error] = [x for x in _json_lines(lines) if x["level"] == "ERROR"]
+    assert error["request_id"] == "req-boom-0001"

@@ -5,7 +5,7 @@ from __future__ import annotations
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 
-from fastapi import FastAPI
+from fastapi import FastAPI, Request
 
 from node import package_version
 from node.api import openapi, problems
@@ -87,6 +87,10 @@ def create_app(node: Node, recovery: bool = False, jobs: bool = False) -> FastAP
     app.add_middleware(BodyGuard, routes=routes)
     app.state.metrics = Metrics(node) if node.settings.metrics else None
     # outside the guard: a refused request has an id and an access line too
-    app.add_middleware(RequestContext, observe=app.state.metrics.observe if app.state.metrics else None)
+    app.add_middleware(
+        RequestContext,
+        observe=app.state.metrics.observe if app.state.metrics else None,
+        render_error=lambda scope, exc: problems.error_response(exc, Request(scope)),
+    )
     openapi.install(app, routes)
     return app

@@ -29,7 +29,9 @@ from compliance.rights_service import COMPLAINT_ROUTE, RequestRefused
 from compliance.service import BirthDateError, ConsentDenied, GuardianRequiredError, UnknownMemberError
 from compliance.store import DuplicateError
 from ledger.errors import LedgerError, StorageError, StorageUnavailableError, TreeSizeError, UnknownLogError
+from node import missing_extra
 from node.core.refusals import Refused
+from node.ops.access import route_template
 from node.ops.logsetup import NO_REQUEST, request_id
 from node.peers.outbound import EgressRefused, PeerRefused, PeerUnavailable
 from node.peers.signing import LABEL, REQUIRED, TAG, PeerAuthError
@@ -210,12 +212,18 @@ def error_response(exc: Exception, request: Request) -> JSONResponse:
     if isinstance(exc, tuple(STATUS)):
         headers = peer_challenge() if isinstance(exc, PeerAuthError) else None
         return problem_response(status_of(exc), _detail(exc), request, headers=headers, **_extras(exc))
-    log.error("unhandled error on %s", request.url.path, exc_info=exc)
+    if needed := missing_extra(exc):  # a feature whose packages this install left out
+        log.warning("%s on %s", needed, route_template(request.scope))
+        return problem_response(503, f"not installed on this node: {needed}", request, headers={"Retry-After": "3600"})
+    # the route's template, not its path: paths carry member references
+    log.error("unhandled error on %s", route_template(request.scope), exc_info=exc)
     return problem_response(500, "internal error; the node's log has the details", request)
 
 
 def _busy(request: Request, exc: Exception) -> JSONResponse:
-    log.warning("database unavailable on %s: %s", request.url.path, exc)
+    # the driver's message ("database is locked"), never SQLAlchemy's, which quotes the statement's parameters
+    cause = getattr(exc, "orig", None) or type(exc).__name__
+    log.warning("database unavailable on %s: %s", route_template(request.scope), cause)
     response = problem_response(503, "the node's database is busy or unavailable; retry shortly", request)
     response.headers["Retry-After"] = "1"
     return response

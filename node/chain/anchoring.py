@@ -10,14 +10,15 @@ from __future__ import annotations
 import logging
 import time
 from dataclasses import dataclass, field
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from contracts.anchoring import AnchorPolicy
-from contracts.client import Chain, ChainRefused
 from ledger.storage import LedgerStore
-from node.chain.config import node_chain
 from node.core.periodic import Periodic
 from node.core.settings import NodeSettings
+
+if TYPE_CHECKING:  # web3 comes with the [chain] extra: imported only by a node that anchors
+    from contracts.client import Chain
 
 log = logging.getLogger("alliance.anchoring")
 
@@ -44,6 +45,8 @@ class Anchorer:
 
     def tick(self) -> list[tuple[str, int]]:
         """One pass over the logs; the (origin, size) pairs anchored."""
+        from contracts.client import ChainRefused
+
         done = []
         for name in self.store.log_names():
             lg = self.store.log(name)
@@ -80,7 +83,11 @@ class AnchorLoop(Periodic):
 def from_settings(settings: NodeSettings, store: LedgerStore) -> Anchorer | None:
     """The node's anchorer when its settings name a chain and the Anchor contract, else None (off)."""
     s = settings
-    connected = node_chain(s) if s.chain_anchor_address else None
+    if not (s.chain_rpc_url and s.chain_anchor_address):
+        return None
+    from node.chain.config import node_chain  # the [chain] extra: only for a node that anchors
+
+    connected = node_chain(s)
     if connected is None:
         return None
     chain, account = connected

@@ -24,6 +24,7 @@ from rich.markup import escape
 
 from ledger import note
 from ledger.errors import LedgerError
+from node import missing_extra
 from node.core.progress import progress_bar
 
 if TYPE_CHECKING:
@@ -69,6 +70,8 @@ def friendly(fn: F) -> F:
         try:
             return fn(*args, **kwargs)
         except Exception as exc:
+            if needed := missing_extra(exc):
+                fail(needed)
             reason = getattr(exc, "reason", None)
             if isinstance(reason, str):
                 message = plain_message(exc)

@@ -12,7 +12,7 @@ import typer
 from rich.console import Console
 from rich.markup import escape
 
-from node import package_version
+from node import missing_extra, package_version
 from node.cli import audit, chain, compliance, deployment, exchange, learning, ledger, peers, rights, vertical
 from node.cli.common import HERE, DataDir, FormatOption, OutputFormat, err, fail, friendly, open_node, out, print_json
 
@@ -180,7 +180,12 @@ def demo(
     """Run the alliance demo: three brands as server processes, CDNOW purchases earning points, consent,
     linked accounts, exchanges, a settlement window, liability, witnessed checkpoints, verified exports,
     and a federated churn model trained with differential privacy across the three nodes."""
-    from node.demo.main import DemoError, run_demo
+    try:
+        from node.demo.main import DemoError, run_demo
+    except ModuleNotFoundError as exc:
+        if missing_extra(exc) is None:
+            raise
+        fail("the demo needs the [demo] extra (the CDNOW data, torch, Flower): pip install 'alliance-node[demo]'")
 
     base = data_dir or Path(tempfile.mkdtemp(prefix="alliance-demo-"))
     shown = Console()  # the demo's rules and tables are laid out for a reader, in a terminal or a CI log

@@ -33,7 +33,7 @@ class NodeAudit:
         self.pseudonym_of = pseudonym_of
         #: denied events appended by this process, by (action, purpose, reason): what /metrics reports
         self.denials: Counter[tuple[str, str, str]] = Counter()
-        self._denials_lock = threading.Lock()
+        self.denials_lock = threading.Lock()
 
     def __call__(self, action: str, **fields: Any) -> int:
         """Append one event; return its index in the ``audit`` log."""
@@ -55,7 +55,7 @@ class NodeAudit:
             if f.get("outcome") == "denied"
         ]
         if denied:
-            with self._denials_lock:
+            with self.denials_lock:
                 self.denials.update(denied)
         return first
 

@@ -117,8 +117,15 @@ def init_node(data_dir: Path, node_id: str, **fields: object) -> NodeSettings:
     if settings.key_path.exists():
         if (data_dir / CONFIG_FILE).exists():
             raise NodeExistsError(f"{settings.key_path} already exists: refusing to overwrite this node's key")
-        # node.toml was lost: write a fresh one for the key that is there, if it is this node's
+        # node.toml was lost: write a fresh one for the key that is there, if it is this node's, and only
+        # over its database: the same key signing new, empty logs would fork the ones peers cosigned
         signer = load_signer(settings)
+        if settings.database_url is None and not (data_dir / "node.db").exists():
+            raise NodeExistsError(
+                f"{settings.key_path} exists but neither node.toml nor node.db does: restore them from a backup;"
+                " if the database is elsewhere, give its --database-url (a new database under this key would"
+                " fork the logs its peers cosigned)"
+            )
     else:
         signer = note.Signer.generate(node_id)
         _write_private(settings.key_path, signer.to_skey() + "\n")

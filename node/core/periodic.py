@@ -47,7 +47,7 @@ class Periodic:
 # --- scheduled duties: when each is due, and the record of its runs ---------------------------------
 
 DAILY = re.compile(r"daily (\d{2}):(\d{2})")
-EVERY = re.compile(r"every (\d+)([mh])")
+EVERY = re.compile(r"every (\d+) ?([mh])")
 
 
 @dataclass(frozen=True)

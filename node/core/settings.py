@@ -9,7 +9,7 @@ from pathlib import Path
 from typing import Annotated, Literal
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
-from pydantic import AfterValidator, BaseModel, Field, StringConstraints, field_validator
+from pydantic import AfterValidator, BaseModel, Field, StringConstraints, ValidationInfo, field_validator
 from pydantic_settings import BaseSettings, PydanticBaseSettingsSource, SettingsConfigDict, TomlConfigSettingsSource
 
 from node.core.periodic import parse_schedule
@@ -151,7 +151,7 @@ class NodeSettings(BaseSettings):
     log_format: Literal["text", "json"] = Field(
         default="text", description="serve's log lines: readable text, or one JSON object per line"
     )
-    log_level: Literal["DEBUG", "INFO", "WARNING", "ERROR"] = Field(
+    log_level: Literal["DEBUG", "INFO", "WARNING", "ERROR", "CRITICAL"] = Field(
         default="INFO", description="the level of the node's own loggers (other libraries log warnings and up)"
     )
     metrics: bool = Field(
@@ -216,6 +216,17 @@ class NodeSettings(BaseSettings):
         toml = TomlConfigSettingsSource(settings_cls, toml_file=data_dir / CONFIG_FILE)
         return init_settings, env_settings, toml
 
+    @field_validator("log_format", "log_level", mode="before")
+    @classmethod
+    def _any_case(cls, value: object, info: ValidationInfo) -> object:
+        """``json``/``JSON``, ``info``/``INFO``, ``warn``: what the command line's logging also accepts."""
+        if not isinstance(value, str):
+            return value
+        if info.field_name == "log_format":
+            return value.strip().lower()
+        level = value.strip().upper()
+        return {"WARN": "WARNING", "FATAL": "CRITICAL"}.get(level, level)
+
     @property
     def db_url(self) -> str:
         """The database URL, defaulting to ``sqlite:///<data_dir>/node.db``."""
@@ -242,8 +253,9 @@ def load_settings(data_dir: Path, **overrides: object) -> NodeSettings:
         if (data_dir / KEY_FILE).exists():  # a node whose config was lost: init writes a fresh one for its key
             raise FileNotFoundError(
                 f"{data_dir / CONFIG_FILE} is missing but this node's key is there: restore node.toml from a backup,"
-                f" or run `alliance-node init --node-id <the key's node id> --data-dir {data_dir}` to write a fresh"
-                " one (default settings) for the existing key"
+                f" or run `alliance-node init --node-id <the key's node id> --data-dir {data_dir}` (with"
+                " --database-url if the database is not node.db here) to write a fresh one (default settings)"
+                " for the existing key and its database"
             )
         raise FileNotFoundError(
             f"{data_dir / CONFIG_FILE} does not exist: run `alliance-node init --data-dir {data_dir}`"

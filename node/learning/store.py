@@ -15,7 +15,6 @@ from collections.abc import Mapping
 from datetime import UTC, datetime
 from typing import TYPE_CHECKING
 
-import numpy as np
 from sqlalchemy import Engine, LargeBinary, select
 from sqlmodel import Field, SQLModel
 
@@ -23,6 +22,8 @@ from federation.manifest import Manifest
 from federation.site import RunPrivacy, Weights
 
 if TYPE_CHECKING:
+    import numpy as np
+
     from federation.privacy import Step
 
 PURPOSE = "joint_modeling"
@@ -211,6 +212,8 @@ class NodePrivacyBook:
 
 def pack(weights: Mapping[str, np.ndarray]) -> bytes:
     """Weights as a NumPy ``.npz`` archive (no pickle)."""
+    import numpy as np  # the [learning] extra's: only a node that trains or serves models packs weights
+
     buf = io.BytesIO()
     np.savez(buf, **{k: np.asarray(v) for k, v in weights.items()})
     return buf.getvalue()
@@ -218,6 +221,8 @@ def pack(weights: Mapping[str, np.ndarray]) -> bytes:
 
 def unpack(data: bytes) -> Weights:
     """The weights of a :func:`pack` archive."""
+    import numpy as np
+
     with np.load(io.BytesIO(data), allow_pickle=False) as z:
         return {k: z[k] for k in z.files}
 

@@ -48,14 +48,21 @@ def route_template(scope: Scope) -> str:
 
 
 Observer = Callable[[str, str, int, float], None]
+#: Renders an exception no handler took (a 500) as the response to send.
+ErrorRenderer = Callable[[Scope, Exception], ASGIApp]
 
 
 class RequestContext:
-    """Sets the request id, returns it, and writes one access line per request (and tells ``observe``)."""
+    """Sets the request id, returns it, and writes one access line per request (and tells ``observe``).
 
-    def __init__(self, app: ASGIApp, observe: Observer | None = None) -> None:
+    An exception no handler took is answered here, with ``render_error``, while the id is still set:
+    Starlette's own last-resort handler runs outside every middleware, where the id is gone.
+    """
+
+    def __init__(self, app: ASGIApp, observe: Observer | None = None, render_error: ErrorRenderer | None = None):
         self.app = app
         self.observe = observe
+        self.render_error = render_error
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         """Serve one request inside its id."""
@@ -67,16 +74,21 @@ class RequestContext:
         scope.setdefault("state", {})["request_id"] = rid
         status = 500  # what the client gets if the app fails before answering
         started = time.perf_counter()
+        answered = False
 
         async def send_with_id(message: Message) -> None:
-            nonlocal status
+            nonlocal status, answered
             if message["type"] == "http.response.start":
-                status = int(message["status"])
+                status, answered = int(message["status"]), True
                 message["headers"] = [*message.get("headers", []), (HEADER.encode(), rid.encode())]
             await send(message)
 
         try:
             await self.app(scope, receive, send_with_id)
+        except Exception as exc:
+            if answered or self.render_error is None:
+                raise
+            await self.render_error(scope, exc)(scope, receive, send_with_id)
         finally:
             seconds = time.perf_counter() - started
             route = route_template(scope)

@@ -109,12 +109,14 @@ class Scheduler:
 
     def run(self, name: str, period: str) -> JobOutcome:
         """Run duty ``name`` for ``period`` (already claimed) and record how it ended."""
-        today = self.clock().astimezone(self.zone).date()
+        # the zone decides when a duty is due; what it does is reckoned in the node's own days (UTC),
+        # as wallets and rights deadlines are: a lot stays usable through its last day everywhere
+        today = self.clock().astimezone(UTC).date()
         try:
             detail, ok = DUTIES[name](self.node, today), True
             log.info("job %s (%s): %s", name, period, detail)
         except Exception as exc:  # recorded and counted; the next period tries again
-            detail, ok = f"{type(exc).__name__}: {exc}", False
+            detail, ok = f"{type(exc).__name__}: {_plain(exc)}", False
             log.warning("job %s (%s) failed: %s", name, period, detail)
         self.runs.finish(name, period, self.clock(), ok, detail)
         return JobOutcome(name, period, ok, detail)
@@ -147,6 +149,13 @@ def job_metrics(runs: JobRuns) -> Iterator[Metric]:
         at = mine.get("ok", (0, None))[1]
         last.add_metric([name], _aware(at).timestamp() if at is not None else 0.0)
     yield from (by_outcome, last)
+
+
+def _plain(exc: Exception) -> str:
+    """The error for people: the driver's message for a database error, never SQLAlchemy's, which quotes
+    the statement's parameters (pseudonyms)."""
+    orig = getattr(exc, "orig", None)
+    return str(orig) if orig is not None else str(exc)
 
 
 def _aware(at: datetime) -> datetime:

@@ -22,6 +22,7 @@ OWN_LOGGERS = ("alliance", "node", "ledger", "compliance", "federation")
 TEXT_FORMAT = "%(asctime)s %(levelname)s %(name)s [%(request_id)s] %(message)s"
 JSON_FIELDS = "%(asctime)s %(levelname)s %(name)s %(request_id)s %(message)s"
 NO_REQUEST = "-"
+LEVELS = ("DEBUG", "INFO", "WARNING", "ERROR", "CRITICAL")
 
 request_id: ContextVar[str] = ContextVar("request_id", default=NO_REQUEST)
 
@@ -74,4 +75,5 @@ def from_environment() -> tuple[LogFormat, str]:
     """The format and level the command line logs at: ``ALLIANCE_LOG_FORMAT`` and ``ALLIANCE_LOG_LEVEL``."""
     fmt = os.environ.get("ALLIANCE_LOG_FORMAT", "text").strip().lower()
     level = os.environ.get("ALLIANCE_LOG_LEVEL", "INFO").strip().upper()
-    return ("json" if fmt == "json" else "text"), (level if level in logging.getLevelNamesMapping() else "INFO")
+    level = {"WARN": "WARNING", "FATAL": "CRITICAL"}.get(level, level)  # as node.toml's log_level reads them
+    return ("json" if fmt == "json" else "text"), (level if level in LEVELS else "INFO")

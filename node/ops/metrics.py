@@ -20,6 +20,7 @@ from node.runtime import Node
 __all__ = ["CONTENT_TYPE_LATEST", "Metrics"]
 
 #: Latency buckets (seconds): a peer exchange takes tens of milliseconds, a settlement call seconds.
+METHODS = frozenset({"GET", "HEAD", "POST", "PUT", "PATCH", "DELETE", "OPTIONS"})
 BUCKETS = (0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0, 30.0)
 
 
@@ -54,6 +55,7 @@ class Metrics:
 
     def observe(self, method: str, route: str, status: int, seconds: float) -> None:
         """Count one answered request (called by :class:`node.ops.access.RequestContext`)."""
+        method = method if method in METHODS else "other"  # a client's made-up method is not a new series
         self.requests.labels(method, route, str(status)).inc()
         self.latency.labels(method, route).observe(seconds)
 

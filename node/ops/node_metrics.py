@@ -43,7 +43,8 @@ class NodeCollector(Collector):
             yield from exchanges(conn)
             yield from consent_changes(conn)
             sizes = yield from logs(conn, self.node, self.anchored())
-            yield from cosignatures(conn, sizes, [p.node_id for p in self.node.settings.peers])
+            # only the peers `witness request` asks: a peer without a URL is never asked to cosign
+            yield from cosignatures(conn, sizes, [p.node_id for p in self.node.settings.peers if p.url])
             yield from privacy_budget(conn)
             yield from rights_requests(conn)
         yield from denials(self.node)
@@ -82,11 +83,19 @@ def exchanges(conn: Connection) -> Iterator[Metric]:
 def consent_changes(conn: Connection) -> Iterator[Metric]:
     """Consent records by purpose and action (grant, withdraw, renew)."""
     t = ConsentRow.__table__
-    family = gauge("consent_records", "Consent records kept, by purpose and action.", ["purpose", "action"])
+    family = gauge(
+        "consent_records",
+        "Consent records kept, by purpose family (points_exchange:, not each brand) and action.",
+        ["purpose", "action"],
+    )
+    counts: dict[tuple[str, str], int] = {}
     for purpose, action, n in conn.execute(
         select(t.c.purpose_code, t.c.action, func.count()).group_by(t.c.purpose_code, t.c.action)
     ):
-        family.add_metric([purpose, action], n)
+        key = (purpose_family(purpose), action)
+        counts[key] = counts.get(key, 0) + n
+    for labels, n in sorted(counts.items()):
+        family.add_metric(list(labels), n)
     yield family
 
 
@@ -97,8 +106,14 @@ def denials(node: Node) -> Iterator[Metric]:
         "Audited denials (consent gate, egress, feature switches) since the process started.",
         labels=["action", "purpose", "reason"],
     )
-    for (action, purpose, reason), n in sorted(node.audit.denials.items()):
-        family.add_metric([action, purpose, reason], n)
+    with node.audit.denials_lock:
+        counted = list(node.audit.denials.items())
+    by_family: dict[tuple[str, str, str], int] = {}
+    for (action, purpose, reason), n in counted:
+        key = (action, purpose_family(purpose), reason)
+        by_family[key] = by_family.get(key, 0) + n
+    for labels, n in sorted(by_family.items()):
+        family.add_metric(list(labels), n)
     yield family
 
 
@@ -185,6 +200,11 @@ def rights_requests(conn: Connection) -> Iterator[Metric]:
             [kind.value], sum(today > working_days_after(r.received_at.date(), DEADLINE_WORKING_DAYS) for r in mine)
         )
     yield from (open_, late)
+
+
+def purpose_family(code: str) -> str:
+    """A purpose code as a label: its family (``points_exchange:``), never a parameter a caller chose."""
+    return code.split(":", 1)[0] + ":" if ":" in code else code
 
 
 def _age(at: datetime | None) -> float:

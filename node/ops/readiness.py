@@ -1,5 +1,8 @@
 """Readiness: whether this node can serve requests now, as opposed to merely running (``/health``).
 
+``/ready`` is public (load balancers probe it): its reasons name the check, never a path, a host or
+a driver's message; those go to the node's log.
+
 Three checks, each cheap enough for a probe every few seconds: the database answers a fresh
 connection, its schema is at the revision this code expects, and the signing key can be read. A
 pooled connection would keep answering after the database file became unreadable, so SQLite's file
@@ -9,6 +12,7 @@ is opened anew; through SQLite itself, whose connections in one process share th
 
 from __future__ import annotations
 
+import logging
 import sqlite3
 from dataclasses import dataclass
 from pathlib import Path
@@ -19,6 +23,8 @@ from sqlalchemy.engine import make_url
 from node.core import schema
 from node.core.datadir import load_signer
 from node.runtime import Node
+
+log = logging.getLogger(__name__)
 
 
 @dataclass(frozen=True)
@@ -44,7 +50,8 @@ def check_database(node: Node) -> Check:
         path = sqlite_file(node.settings.db_url)
         if path is not None:
             if not path.is_file():
-                return Check("database", False, f"the database file {path} is missing")
+                log.warning("not ready: the database file %s is missing", path)
+                return Check("database", False, "the database file is missing")
             conn = sqlite3.connect(f"file:{path}?mode=rw", uri=True, timeout=2)
             try:
                 conn.execute("SELECT count(*) FROM sqlite_master").fetchone()
@@ -54,7 +61,8 @@ def check_database(node: Node) -> Check:
             with node.store.engine.connect() as c:
                 c.execute(text("SELECT 1"))
     except Exception as exc:
-        return Check("database", False, f"the database does not answer: {exc}")
+        log.warning("not ready: the database does not answer: %s", getattr(exc, "orig", None) or exc)
+        return Check("database", False, "the database does not answer (the node's log says why)")
     return Check("database", True)
 
 
@@ -63,7 +71,8 @@ def check_migrations(node: Node) -> Check:
     try:
         at, newest = schema.current(node.store.engine), schema.head()
     except Exception as exc:
-        return Check("migrations", False, f"the schema revision cannot be read: {exc}")
+        log.warning("not ready: the schema revision cannot be read: %s", getattr(exc, "orig", None) or exc)
+        return Check("migrations", False, "the schema revision cannot be read")
     if at != newest:
         return Check("migrations", False, f"the schema is at {at}, this code needs {newest}: restart to migrate")
     return Check("migrations", True)
@@ -74,9 +83,11 @@ def check_signing_key(node: Node) -> Check:
     try:
         load_signer(node.settings)
     except OSError as exc:
-        return Check("signing_key", False, f"the signing key cannot be read: {exc}")
+        log.warning("not ready: the signing key cannot be read: %s", exc)
+        return Check("signing_key", False, "the signing key cannot be read")
     except Exception:  # never the parser's message: it could quote the key file
-        return Check("signing_key", False, f"{node.settings.key_path} is not this node's signing key")
+        log.warning("not ready: %s is not this node's signing key", node.settings.key_path)
+        return Check("signing_key", False, "the signing key file is not this node's key")
     return Check("signing_key", True)
 
 
