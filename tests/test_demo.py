@@ -48,8 +48,8 @@ def test_demo_appends_every_cdnow_purchase_and_verifies_every_log(tmp_path: Path
     assert cross.scored > 0
     for brand in ("airline", "supermarket", "coffee"):
         report = (tmp_path / "alliance" / brand / "pia-report.md").read_text()
-        assert "| points_exchange | ON | pia-" in report
-        assert "| cross_border | off |" in report
+        assert "| points_exchange | 开启 | pia-" in report
+        assert "| cross_border | 关闭 |" in report
 
 
 def test_demo_refuses_a_directory_that_is_not_empty(tmp_path: Path) -> None:

@@ -130,8 +130,18 @@ def test_a_run_its_process_never_finished_is_taken_over_after_the_lease(node: No
 def test_a_finished_run_is_never_taken_over(node: Node) -> None:
     runs = JobRuns(node.store.engine)
     assert runs.claim("points_expire", "2026-12-06", NIGHT, LEASE)
-    runs.finish("points_expire", "2026-12-06", NIGHT, True, "done")
+    assert runs.finish("points_expire", "2026-12-06", NIGHT, NIGHT, True, "done")
     assert not runs.claim("points_expire", "2026-12-06", NIGHT + LEASE * 5, LEASE)
+
+
+def test_a_run_taken_over_after_its_lease_does_not_overwrite_the_new_runs_record(node: Node) -> None:
+    runs = JobRuns(node.store.engine)
+    assert runs.claim("points_expire", "2026-12-06", NIGHT, LEASE)  # slow: still running ...
+    assert runs.claim("points_expire", "2026-12-06", NIGHT + LEASE * 2, LEASE)  # ... when another takes over
+    assert runs.finish("points_expire", "2026-12-06", NIGHT + LEASE * 2, NIGHT + LEASE * 2, True, "second")
+    assert not runs.finish("points_expire", "2026-12-06", NIGHT, NIGHT + LEASE * 3, False, "first, late")
+    [row] = runs.runs("points_expire")
+    assert (row.outcome, row.detail) == ("ok", "second")
 
 
 # --- what the duties do ------------------------------------------------------------------------

@@ -45,17 +45,33 @@ def test_the_core_install_holds_none_of_the_heavy_packages(lean: Path) -> None:
     assert found.stdout.strip() == "[]"
 
 
-def test_the_core_install_verifies_a_nodes_exports(lean: Path, tmp_path: Path) -> None:
-    node = tmp_path / "n"
-    assert _run(lean, "init", "--node-id", "lean.example", "--data-dir", str(node)).returncode == 0
-    export, bundle = tmp_path / "audit.jsonl", tmp_path / "audit.bundle"
-    assert (
-        _run(lean, "ledger", "export", "--log", "audit", "--out", str(export), "--data-dir", str(node)).returncode == 0
-    )
-    verified = _run(lean, "ledger", "verify", str(export), "--vkey", str(node / "node.vkey"))
-    assert verified.stdout.startswith("OK "), verified.stderr
-    assert _run(lean, "audit", "export", "--out", str(bundle), "--data-dir", str(node)).returncode == 0
-    checked = _run(lean, "audit", "verify", str(bundle), "--vkey", str(node / "node.vkey"))
+@pytest.fixture(scope="module")
+def demo(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """A demo run by the full install (this test's own environment): its nodes and exports."""
+    base = tmp_path_factory.mktemp("demo")
+    cmd = [sys.executable, "-m", "node", "demo", "--exchanges", "30", "--no-federation", "--data-dir", str(base)]
+    done = subprocess.run(cmd, capture_output=True, text=True, timeout=900)
+    assert done.returncode == 0, done.stdout[-2000:] + done.stderr[-2000:]
+    return base
+
+
+def test_the_core_install_verifies_a_demos_exports(lean: Path, demo: Path) -> None:
+    exports = sorted((demo / "exports").glob("*.jsonl"))
+    assert len(exports) >= 6  # each brand's audit and exchange logs
+    for export in exports:
+        brand = export.name.split("-", 1)[0]
+        verified = _run(lean, "ledger", "verify", str(export), "--vkey", str(demo / brand / "node.vkey"))
+        assert verified.stdout.startswith("OK "), (export.name, verified.stderr)
+        if export.name.endswith("-audit.jsonl"):
+            assert int(verified.stdout.split()[1]) > 1000  # the demo's members and consents, all audited
+
+
+def test_the_core_install_verifies_a_demos_audit_bundle(lean: Path, demo: Path, tmp_path: Path) -> None:
+    bundle = tmp_path / "consent.bundle"
+    export = [sys.executable, "-m", "node", "audit", "export", "--action", "consent.", "--out", str(bundle)]
+    exported = subprocess.run([*export, "--data-dir", str(demo / "airline")], capture_output=True, text=True)
+    assert exported.returncode == 0, exported.stderr
+    checked = _run(lean, "audit", "verify", str(bundle), "--vkey", str(demo / "airline" / "node.vkey"))
     assert checked.stdout.startswith("OK "), checked.stderr
 
 

@@ -127,15 +127,16 @@ class JobRuns:
         with self.engine.begin() as conn:
             return conn.execute(update(t).where(stale).values(started_at=now)).rowcount == 1
 
-    def finish(self, job: str, period: str, now: datetime, ok: bool, detail: str) -> None:
-        """Record how the run ended."""
+    def finish(self, job: str, period: str, claimed_at: datetime, now: datetime, ok: bool, detail: str) -> bool:
+        """Record how the run claimed at ``claimed_at`` ended; False if another process took it over meanwhile
+        (its lease ran out), whose record then stands."""
         t = JobRunRow.__table__
+        mine = (t.c.job == job) & (t.c.period == period) & (t.c.started_at == claimed_at)
         with self.engine.begin() as conn:
-            conn.execute(
-                update(t)
-                .where((t.c.job == job) & (t.c.period == period))
-                .values(finished_at=now, outcome="ok" if ok else "failed", detail=detail[:500])
+            done = conn.execute(
+                update(t).where(mine).values(finished_at=now, outcome="ok" if ok else "failed", detail=detail[:500])
             )
+        return done.rowcount == 1
 
     def runs(self, job: str | None = None) -> list[JobRunRow]:
         """Every recorded run (of ``job``), newest first."""

@@ -15,7 +15,7 @@ from dataclasses import dataclass
 from datetime import UTC, date, datetime, timedelta
 from zoneinfo import ZoneInfo
 
-from prometheus_client.core import GaugeMetricFamily, Metric
+from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily, Metric
 
 from ledger import note
 from node.core.periodic import JobRuns, Periodic, parse_schedule
@@ -104,11 +104,11 @@ class Scheduler:
             period = schedule.period(now, self.zone)
             if period is None or not self.runs.claim(name, period, now, LEASE):
                 continue
-            done.append(self.run(name, period))
+            done.append(self.run(name, period, now))
         return done
 
-    def run(self, name: str, period: str) -> JobOutcome:
-        """Run duty ``name`` for ``period`` (already claimed) and record how it ended."""
+    def run(self, name: str, period: str, claimed_at: datetime) -> JobOutcome:
+        """Run duty ``name`` for ``period`` (claimed at ``claimed_at``) and record how it ended."""
         # the zone decides when a duty is due; what it does is reckoned in the node's own days (UTC),
         # as wallets and rights deadlines are: a lot stays usable through its last day everywhere
         today = self.clock().astimezone(UTC).date()
@@ -118,7 +118,8 @@ class Scheduler:
         except Exception as exc:  # recorded and counted; the next period tries again
             detail, ok = f"{type(exc).__name__}: {_plain(exc)}", False
             log.warning("job %s (%s) failed: %s", name, period, detail)
-        self.runs.finish(name, period, self.clock(), ok, detail)
+        if not self.runs.finish(name, period, claimed_at, self.clock(), ok, detail):
+            log.warning("job %s (%s) ran past its lease: another process took the period over", name, period)
         return JobOutcome(name, period, ok, detail)
 
     def run_now(self, name: str) -> JobOutcome:
@@ -128,14 +129,16 @@ class Scheduler:
         now = self.clock()
         period = f"manual-{now.strftime('%Y%m%dT%H%M%S.%f')}"
         self.runs.claim(name, period, now, LEASE)
-        return self.run(name, period)
+        return self.run(name, period, now)
 
 
 def job_metrics(runs: JobRuns) -> Iterator[Metric]:
-    """Runs by duty and outcome, and each duty's newest successful run, from the database (cron's runs too)."""
-    by_outcome = GaugeMetricFamily(
-        "alliance_job_runs", "Runs of each scheduled duty, by outcome.", labels=["job", "outcome"]
+    """Finished runs by duty and outcome, runs in progress, and each duty's newest success, from the
+    database (cron's runs too)."""
+    finished = CounterMetricFamily(
+        "alliance_job_runs", "Finished runs of each scheduled duty, by outcome (ok, failed).", labels=["job", "outcome"]
     )
+    running = GaugeMetricFamily("alliance_job_running", "Runs of each duty started and not finished.", labels=["job"])
     last = GaugeMetricFamily(
         "alliance_job_last_success_timestamp_seconds",
         "When each duty last finished without error (Unix time; 0: never).",
@@ -144,11 +147,12 @@ def job_metrics(runs: JobRuns) -> Iterator[Metric]:
     counts = runs.counts()
     for name in DUTIES:
         mine = {outcome: (n, at) for job, outcome, n, at in counts if job == name}
-        for outcome in ("ok", "failed", "running"):
-            by_outcome.add_metric([name, outcome], mine.get(outcome, (0, None))[0])
+        for outcome in ("ok", "failed"):
+            finished.add_metric([name, outcome], mine.get(outcome, (0, None))[0])
+        running.add_metric([name], mine.get("running", (0, None))[0])
         at = mine.get("ok", (0, None))[1]
         last.add_metric([name], _aware(at).timestamp() if at is not None else 0.0)
-    yield from (by_outcome, last)
+    yield from (finished, running, last)
 
 
 def _plain(exc: Exception) -> str:

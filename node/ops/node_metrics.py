@@ -147,8 +147,8 @@ def logs(conn: Connection, node: Node, anchored: dict[str, int] | None) -> Itera
         size.add_metric([name], n)
         unsigned.add_metric([name], n - (signed or 0))
         age.add_metric([name], _age(at) if at is not None else -1)
-        if anchored is not None:
-            lag.add_metric([name], max(0, n - anchored.get(name, 0)))
+        if anchored is not None and name in anchored:  # a log the anchoring loop has not looked at yet: unknown
+            lag.add_metric([name], max(0, n - anchored[name]))
     yield from (size, unsigned, age, lag)
     return sizes
 
