@@ -55,6 +55,13 @@ def demo(tmp_path_factory: pytest.TempPathFactory) -> Path:
     return base
 
 
+def test_the_core_install_weighs_under_200_mb(lean: Path) -> None:
+    [site] = (lean.parent / "lib").glob("python3*/site-packages")
+    own = ("pip", "setuptools", "_distutils_hack")  # every venv's, not ours
+    size = sum(f.stat().st_size for f in site.rglob("*") if f.is_file() and f.relative_to(site).parts[0] not in own)
+    assert size < 200 * 1024 * 1024, f"the core install weighs {size / 2**20:.0f} MB"
+
+
 def test_the_core_install_verifies_a_demos_exports(lean: Path, demo: Path) -> None:
     exports = sorted((demo / "exports").glob("*.jsonl"))
     assert len(exports) >= 6  # each brand's audit and exchange logs

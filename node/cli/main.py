@@ -187,6 +187,12 @@ def demo(
             raise
         fail("the demo needs the [demo] extra (the CDNOW data, torch, Flower): pip install 'alliance-node[demo]'")
 
+    import os
+
+    from node.ops.logsetup import configure_logging, from_environment
+
+    if "ALLIANCE_LOG_LEVEL" not in os.environ:  # the demo tells its own story; its nodes' INFO lines would interrupt it
+        configure_logging(from_environment()[0], "WARNING")
     base = data_dir or Path(tempfile.mkdtemp(prefix="alliance-demo-"))
     shown = Console()  # the demo's rules and tables are laid out for a reader, in a terminal or a CI log
     try:
