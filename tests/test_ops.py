@@ -37,6 +37,9 @@ EXPECTED_METRICS = {
     "alliance_rights_requests_open",
     "alliance_rights_requests_overdue",
     "alliance_anchor_lag_entries",
+    "alliance_job_runs",
+    "alliance_job_running",
+    "alliance_job_last_success_timestamp_seconds",
 }
 
 
