@@ -16,7 +16,7 @@ from contextlib import contextmanager
 from datetime import UTC, date, datetime
 from enum import StrEnum
 from pathlib import Path
-from typing import TYPE_CHECKING, Annotated, NoReturn, TypeVar
+from typing import TYPE_CHECKING, Annotated, Any, NoReturn, TypeVar
 
 import typer
 from rich.console import Console
@@ -99,6 +99,19 @@ def print_json(data: object) -> None:
     """Write ``data`` as JSON on stdout, whole: no wrapping, colours or truncation, whatever the terminal."""
     sys.stdout.write(json.dumps(data, indent=2, ensure_ascii=False, default=str) + "\n")
     sys.stdout.flush()
+
+
+def emit_rows(
+    rows: list[dict[str, Any]], fmt: OutputFormat, line: Callable[[dict[str, Any]], str], empty: str | None = None
+) -> None:
+    """What a list command prints: the rows as JSON, or one tab-separated ``line`` each (``empty`` if none)."""
+    if fmt is OutputFormat.JSON:
+        print_json(rows)
+        return
+    if not rows and empty:
+        out.print(empty, highlight=False)
+    for r in rows:
+        out.print(line(r).rstrip(), highlight=False)
 
 
 def plain_message(exc: Exception) -> str:

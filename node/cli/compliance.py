@@ -20,11 +20,11 @@ from node.cli.common import (
     FormatOption,
     OutputFormat,
     acting,
+    emit_rows,
     err,
     friendly,
     open_node,
     out,
-    print_json,
     read_toml,
 )
 
@@ -92,17 +92,15 @@ def pia_list(fmt: FormatOption = OutputFormat.TEXT, data_dir: DataDir = HERE) ->
         }
         for r in node.pia.all()
     ]
-    if fmt is OutputFormat.JSON:
-        print_json(rows)
-        return
-    if not rows:
-        out.print("no impact assessments yet: `alliance-node pia submit`")
-    for r in rows:
-        expires = str(r["expires_at"] or "-")[:10]
-        line = (
-            f"{r['pia_id']}\t{r['status']}\t{','.join(r['features'])}\t{r['author']}\t{r['approver'] or '-'}\t{expires}"
-        )
-        out.print(line, highlight=False)
+    emit_rows(
+        rows,
+        fmt,
+        lambda r: (
+            f"{r['pia_id']}\t{r['status']}\t{','.join(r['features'])}\t{r['author']}\t{r['approver'] or '-'}"
+            f"\t{str(r['expires_at'] or '-')[:10]}"
+        ),
+        "no impact assessments yet: `alliance-node pia submit`",
+    )
 
 
 @pia_app.command("report")
@@ -180,11 +178,7 @@ def feature_list(fmt: FormatOption = OutputFormat.TEXT, data_dir: DataDir = HERE
         {"feature": feature.value, "on": on, "pia_id": pia_id, "why": why}
         for feature, (on, pia_id, why) in node.pia.switches().items()
     ]
-    if fmt is OutputFormat.JSON:
-        print_json(rows)
-        return
-    for r in rows:
-        out.print(f"{r['feature']}\t{'on' if r['on'] else 'off'}\t{r['pia_id'] or '-'}\t{r['why']}", highlight=False)
+    emit_rows(rows, fmt, lambda r: f"{r['feature']}\t{'on' if r['on'] else 'off'}\t{r['pia_id'] or '-'}\t{r['why']}")
 
 
 @xborder_app.command("mechanism")

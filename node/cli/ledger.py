@@ -18,12 +18,12 @@ from node.cli.common import (
     FormatOption,
     LogName,
     OutputFormat,
+    emit_rows,
     err,
     fail,
     friendly,
     open_node,
     out,
-    print_json,
     progress,
     read_vkey,
 )
@@ -44,11 +44,7 @@ def ledger_list(fmt: FormatOption = OutputFormat.TEXT, data_dir: DataDir = HERE)
         log = node.store.log(name)
         head = log.head()
         rows.append({"name": name, "origin": log.origin, "size": head.size, "root": head.root_hash.hex()})
-    if fmt is OutputFormat.JSON:
-        print_json(rows)
-        return
-    for r in rows:
-        out.print(f"{r['name']}\t{r['origin']}\t{r['size']}\t{r['root']}", highlight=False)
+    emit_rows(rows, fmt, lambda r: f"{r['name']}\t{r['origin']}\t{r['size']}\t{r['root']}")
 
 
 @ledger_app.command("checkpoint")

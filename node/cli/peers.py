@@ -11,11 +11,11 @@ from node.cli.common import (
     DataDir,
     FormatOption,
     OutputFormat,
+    emit_rows,
     fail,
     friendly,
     open_node,
     out,
-    print_json,
     read_vkey,
 )
 
@@ -51,13 +51,8 @@ def peers_list(fmt: FormatOption = OutputFormat.TEXT, data_dir: DataDir = HERE) 
     """List configured peers: node id, region, URL and verifier key."""
     node = open_node(data_dir)
     rows = [{"node_id": p.node_id, "region": p.region, "url": p.url, "vkey": p.vkey} for p in node.settings.peers]
-    if fmt is OutputFormat.JSON:
-        print_json(rows)
-        return
-    if not rows:
-        out.print("no peers yet: `alliance-node peers add`")
-    for r in rows:
-        out.print(f"{r['node_id']}\t{r['region']}\t{r['url'] or '-'}\t{r['vkey']}", highlight=False)
+    line = lambda r: f"{r['node_id']}\t{r['region']}\t{r['url'] or '-'}\t{r['vkey']}"  # noqa: E731
+    emit_rows(rows, fmt, line, "no peers yet: `alliance-node peers add`")
 
 
 @staff_app.command("add")

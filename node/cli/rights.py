@@ -20,10 +20,10 @@ from node.cli.common import (
     FormatOption,
     OutputFormat,
     acting,
+    emit_rows,
     friendly,
     open_node,
     out,
-    print_json,
     read_toml,
 )
 
@@ -53,15 +53,15 @@ def rights_queue(fmt: FormatOption = OutputFormat.TEXT, data_dir: DataDir = HERE
         }
         for r in node.rights.queue()
     ]
-    if fmt is OutputFormat.JSON:
-        print_json(rows)
-        return
-    if not rows:
-        out.print("no open rights requests")
-    for r in rows:
-        flag = "OVERDUE" if r["overdue"] else ""
-        line = f"{r['dsr_id']}\t{r['kind']}\t{r['state']}\t{r['received_at'][:10]}\t{r['deadline']}\t{flag}"
-        out.print(line.rstrip(), highlight=False)
+    emit_rows(
+        rows,
+        fmt,
+        lambda r: (
+            f"{r['dsr_id']}\t{r['kind']}\t{r['state']}\t{r['received_at'][:10]}\t{r['deadline']}"
+            f"\t{'OVERDUE' if r['overdue'] else ''}"
+        ),
+        "no open rights requests",
+    )
 
 
 @rights_app.command("escalate")
