@@ -316,6 +316,8 @@ class AuditFilter(_Frozen):
     - ``from_ts`` inclusive, ``to_ts`` exclusive: an event matches when ``from_ts <= ts_utc < to_ts``.
     - ``action``: an exact action (``consent.grant``), or a prefix ending in ``.`` (``consent.``)
       that matches every action starting with it. Either must be able to match a known action.
+      Several, separated by commas, match any of them (``pi.provide,xborder.transfer``: the
+      records of provision).
     - ``purpose``: an exact purpose code, or a family ending in ``:`` (``points_exchange:``) that
       matches every code starting with it.
     - ``subject``: a member pseudonym; it matches events listing it in ``subject_pseudo_ids``
@@ -340,11 +342,19 @@ class AuditFilter(_Frozen):
     def _can_match(cls, v: str | None) -> str | None:
         if v is None:
             return v
-        if v.endswith(".") and not any(a.startswith(v) for a in ACTIONS):
-            raise ValueError(f"no audit action starts with {v!r}")
-        if not v.endswith(".") and v not in ACTIONS:
-            raise ValueError(f"unknown audit action {v!r} (end it with '.' to select a family, e.g. 'consent.')")
+        for part in v.split(","):
+            if part.endswith(".") and not any(a.startswith(part) for a in ACTIONS):
+                raise ValueError(f"no audit action starts with {part!r}")
+            if not part.endswith(".") and part not in ACTIONS:
+                raise ValueError(
+                    f"unknown audit action {part!r} (end it with '.' to select a family, e.g. 'consent.')"
+                )
         return v
+
+    @property
+    def actions(self) -> tuple[str, ...]:
+        """The action criterion's alternatives: exact actions and families ending in ``.``."""
+        return tuple(self.action.split(",")) if self.action else ()
 
     @field_validator("subject")
     @classmethod
@@ -363,7 +373,7 @@ class AuditFilter(_Frozen):
             return False
         if self.to_ts is not None and event.ts_utc >= self.to_ts:
             return False
-        if self.action is not None and not _same_or_under(event.action, self.action, "."):
+        if self.action is not None and not any(_same_or_under(event.action, a, ".") for a in self.actions):
             return False
         if self.purpose is not None and (
             event.purpose_code is None or not _same_or_under(event.purpose_code, self.purpose, ":")

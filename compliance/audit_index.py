@@ -13,7 +13,7 @@ from collections.abc import Iterator
 from datetime import datetime
 from typing import TYPE_CHECKING
 
-from sqlalchemy import BigInteger, Engine, insert, select, update
+from sqlalchemy import BigInteger, Engine, insert, or_, select, update
 from sqlalchemy.exc import IntegrityError
 from sqlmodel import Field, SQLModel
 
@@ -107,13 +107,15 @@ class AuditIndex:
         else:
             a = AuditActionRow.__table__
             query = select(a.c.entry_index).where(a.c.entry_index < size)
-            if flt.action is not None:  # an exact action, or a prefix ending in "."
-                wanted = (
-                    a.c.action.startswith(flt.action, autoescape=True)
-                    if flt.action.endswith(".")
-                    else (a.c.action == flt.action)
+            if flt.action is not None:  # exact actions, or prefixes ending in "."
+                query = query.where(
+                    or_(
+                        *(
+                            a.c.action.startswith(part, autoescape=True) if part.endswith(".") else a.c.action == part
+                            for part in flt.actions
+                        )
+                    )
                 )
-                query = query.where(wanted)
             if flt.from_ts is not None:
                 query = query.where(a.c.ts_utc >= flt.from_ts)
             if flt.to_ts is not None:

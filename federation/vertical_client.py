@@ -266,7 +266,8 @@ def _embed(site: PartnerSite, msg: Message) -> RecordDict:
     rng = np.random.default_rng()  # fresh OS entropy: the responses must not be reproducible by anyone
     released = (plan.release(raw, rng) if plan else np.asarray(raw, dtype=np.float64).reshape(-1)).reshape(-1, 1)
     site.audit("vertical.embed", {"run": run, "round": round_no, "members": len(ids), "epsilon": epsilon,
-                                  "last": round_no == int(state.terms["rounds"])})
+                                  "last": round_no == int(state.terms["rounds"]), "ids": list(ids),
+                                  "digest": hashlib.sha256(released.astype(np.float32).tobytes()).hexdigest()})
     return RecordDict(
         {
             "embedding": ArrayRecord({"scores": Array(released.astype(np.float32))}),

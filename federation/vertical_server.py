@@ -192,6 +192,10 @@ def run_vertical(
             )
             for n in nodes
         ]
+        digest = hashlib.sha256(np.asarray(gradients, dtype=np.float64).tobytes()).hexdigest()
+        for n in nodes:  # the gradients leave about these members: the label holder's record of provision
+            label.audit("vertical.gradients", {"run": settings.run, "round": round_no, "partner": names[n],
+                                               "subjects": list(fit_ids), "digest": digest})
         trained = []
         for reply in grid.send_and_receive(ask):  # every update lands before the next query
             node = names[reply.metadata.src_node_id]

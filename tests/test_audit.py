@@ -235,6 +235,14 @@ def test_the_time_range_compares_instants_whatever_the_zone() -> None:
     assert flt.matches(ev(ts_utc=T0))
 
 
+def test_several_actions_separated_by_commas_match_any_of_them() -> None:
+    provisions = AuditFilter(action="pi.provide,xborder.transfer")
+    assert provisions.matches(ev("pi.provide")) and provisions.matches(ev("xborder.transfer"))
+    assert not provisions.matches(ev("pi.provide.denied"))
+    with pytest.raises(ValueError, match="unknown audit action"):
+        AuditFilter(action="pi.provide,pi.provided")
+
+
 def test_an_action_is_matched_exactly_or_by_a_prefix_ending_in_a_dot() -> None:
     assert AuditFilter(action="pi.provide").matches(ev("pi.provide"))
     assert not AuditFilter(action="pi.provide").matches(ev("pi.provide.denied"))

@@ -28,9 +28,11 @@ from starlette.concurrency import run_in_threadpool
 from starlette.routing import Match
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
+from compliance.provisions import signature_digest
 from node.api.deps import CALLER_STATE, PEER_STATE, Access, access_of, authenticate, credentials_needed
 from node.api.problems import Problem, error_response
 from node.core.settings import BodyLimits
+from node.peers.signing import answering_call
 from node.runtime import Node
 
 #: Route families with a cap of their own (a field of ``BodyLimits``), by path prefix; the rest: ``default``.
@@ -114,6 +116,7 @@ class BodyGuard:
                 state[PEER_STATE] = await run_in_threadpool(
                     verify, request.method, str(request.url), request.headers.items(), body
                 )
+                answering_call.set(signature_digest(request.headers["signature"]))
         except Exception as exc:  # every refusal here (and any failure) is answered as problem+json
             response = error_response(exc, request)
             if not read_all and _has_body(request):

@@ -285,6 +285,7 @@ for group, name in (
     (deployment.federation_app, "federation"),
     (chain.chain_app, "chain"),
     (jobs_app, "jobs"),
+    (audit.provisions_app, "provisions"),
 ):
     app.add_typer(group, name=name)
 learning.federate_app.command("vertical")(vertical.vertical_cmd)  # its own module: learning.py is full

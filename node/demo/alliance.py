@@ -54,6 +54,20 @@ def render_registry(alliance: str, version: int, brands: list[tuple[BrandSpec, s
             f'point_value_fen = "{spec.point_value_fen}"',
             f'exchange_fee = "{spec.exchange_fee}"',
         ]
+    if len(brands) > 1:  # the alliance's model is trained jointly: its brands are joint handlers (PIPL Art. 20)
+        handlers = ", ".join(json.dumps(spec.node_id) for spec, _ in brands)
+        lines += [
+            "",
+            "[[joint]]",
+            'purpose = "joint_modeling"',
+            f"handlers = [{handlers}]",
+            f"agreement = {json.dumps(alliance + ' joint modelling agreement, version ' + str(version))}",
+            "[joint.duties]",
+            'notice = "each"',
+            'rights_contact = "each"',
+            'security = "each"',
+            f"model_release = {json.dumps(brands[0][0].node_id)}",
+        ]
     return "\n".join(lines) + "\n"
 
 

@@ -262,9 +262,15 @@ def _audit(node: Brand, brand: str, delta: float = 1e-5) -> Audit:
                 details={"run": run, "round": int(d.get("round", 1)), "release": event,  # type: ignore[call-overload]
                          "epsilon": d.get("epsilon")},
             )
+        elif event == "vertical.gradients":
+            _provided(node, str(d["partner"]), [str(m) for m in d["subjects"]], str(d["digest"]))  # type: ignore[attr-defined]
         elif event == "vertical.refused":
             node.audit("fl.round.contribute", **common, outcome="denied", reason_code="refused",
                        details={"reason": str(d.get("reason"))[:200], "brand": brand})
+        if event == "vertical.embed":
+            aligned = node.alignment.store.load(run)
+            members = [aligned[i] for i in d.get("ids", ()) if i in aligned]  # type: ignore[attr-defined]
+            _provided(node, run.split("/", 1)[0], members, str(d.get("digest")))
         if event == "vertical.embed" and d.get("last"):
             state = NodePrivacyBook(node.store.engine, PURPOSE).run(run)
             spent = epsilon_of(list(state.history), delta) if state and state.history else None
@@ -274,6 +280,13 @@ def _audit(node: Brand, brand: str, delta: float = 1e-5) -> Audit:
             node.alignment.store.forget(run)
 
     return hook
+
+
+def _provided(node: Brand, recipient: str, members: list[str], digest: str) -> None:
+    """The record of provision of a Flower message of the run (scores or gradients about ``members``)."""
+    node.outbound.record_provision(
+        recipient, PURPOSE, members, ["derived.scores"], carried=("flower_message", digest)
+    )
 
 
 def print_vertical(data: dict[str, Any], console: Console) -> None:

@@ -33,6 +33,7 @@ from compliance.egress import (
 )
 from compliance.pia import Feature, PiaRefused
 from compliance.pia_service import PiaService
+from compliance.provisions import purpose_for, signature_digest
 from compliance.purposes import catalogue
 from compliance.service import ConsentDenied, ConsentService
 from ledger import note
@@ -40,7 +41,7 @@ from node.core.audit import NodeAudit
 from node.core.refusals import Refused
 from node.core.settings import NodeSettings
 from node.peers.registry import RegistryFile, UnknownBrandError
-from node.peers.signing import sign_request
+from node.peers.signing import answering_call, sign_request
 
 #: Purpose families whose provision to another node needs a feature switched on under an assessment.
 PURPOSE_FEATURES: dict[str, Feature] = {
@@ -153,6 +154,7 @@ class Outbound:
         members: Sequence[str] = (),
         cohort: Sequence[str] | None = None,
         today: date | None = None,
+        signature: str | None = None,
     ) -> Permit:
         """Decide one call, or raise :class:`EgressRefused` (audited).
 
@@ -162,6 +164,8 @@ class Outbound:
         ``cohort`` instead names them by pseudonym, as the consent gate's cohort for this
         purpose and recipient selected them (a bulk call about thousands of members): their
         consent was decided by that selection, everything else is checked here as for ``members``.
+        A transfer allowed is recorded (the record of provision, :mod:`compliance.provisions`) citing
+        ``signature``, the digest of the signed call that carries it, or else the call it answers.
         """
         today = today or date.today()
         found = self.destination(peer_id)
@@ -217,7 +221,8 @@ class Outbound:
             if abroad:
                 # counted before sending: a crash after this over-counts, which errs on the safe side
                 self.xborder.add(set(pseudonyms), sensitive, today)
-            self._audit_transfer(peer_id, purpose, pseudonyms, pi_cats, decision, mechanism)
+            carried = ("peer_call", signature) if signature else ("answer", answering_call.get())
+            self._audit_transfer(peer_id, purpose, pseudonyms, pi_cats, decision, mechanism, carried)
         return Permit(found[1], decision, mechanism)
 
     def post(
@@ -247,21 +252,35 @@ class Outbound:
         found = self.destination(peer_id)
         if found is not None and found[1] is None:  # before authorize, which counts and audits the transfer
             raise httpx.InvalidURL(f"peer {peer_id!r} has no URL configured: `alliance-node peers add --url`")
-        permit = self.authorize(peer_id, fields, payload_fields, purpose=purpose, members=members, cohort=cohort)
-        assert permit.url is not None
-        url = f"{permit.url.rstrip('/')}{path}"
+        if found is None:  # nowhere to send: the egress check refuses it, and audits the refusal
+            self.authorize(peer_id, fields, payload_fields, purpose=purpose, members=members, cohort=cohort)
+            raise AssertionError("the egress check lets nothing go to an unknown destination")
+        url = f"{str(found[1]).rstrip('/')}{path}"
 
-        def send() -> httpx.Response:
+        def signed() -> httpx.Request:
             request = self.client.build_request("POST", url, content=content, json=json, headers=headers)
             # every peer call is signed (RFC 9421) with the node's key, with a fresh nonce each time
-            return self.client.send(sign_request(request, self.signer))
+            return sign_request(request, self.signer)
 
+        # signed first, so that the record of provision cites the very call that carries the data
+        request = signed()
+        digest = signature_digest(request.headers["signature"])
+        self.authorize(peer_id, fields, payload_fields, purpose=purpose, members=members, cohort=cohort,
+                       signature=digest)
         try:
-            return send()
+            return self.client.send(request)
         except STALE_CONNECTION:
             if not idempotent:
                 raise
-            return send()
+            return self.client.send(signed())  # the same data, recorded once: a transport retry
+
+    def record_provision(
+        self, peer_id: str, purpose: str, pseudonyms: list[str], pi_cats: list[str], carried: tuple[str, str | None]
+    ) -> None:
+        """Record a provision that left by another channel than a peer call (a Flower message of a run
+        whose cohort the consent gate selected): ``carried`` names the channel and the message's digest."""
+        decision = EgressDecision(True, EgressReason.DOMESTIC_CONSENTED)
+        self._audit_transfer(peer_id, purpose, pseudonyms, sorted(pi_cats), decision, None, carried)
 
     # --- checks --------------------------------------------------------------------------
 
@@ -315,18 +334,23 @@ class Outbound:
         pi_cats: list[str],
         decision: EgressDecision,
         mechanism: tuple[Mechanism, str] | None,
+        carried: tuple[str, str | None],
     ) -> None:
+        assert purpose is not None  # personal information leaves only for a purpose
         _audit_chunks(
             self.audit,
             "xborder.transfer" if decision.cross_border else "pi.provide",
             pseudonyms,
             purpose_code=purpose,
+            legal_basis=purpose_for(purpose, peer_id).legal_basis.value,
             pi_categories=pi_cats,
-            recipient=Recipient(id=peer_id, role="independent"),
+            recipient=Recipient(id=peer_id, role=self.registry.role_of(peer_id, purpose, self.settings.node_id)),
             details={
                 "mechanism": mechanism[0].value if mechanism else Mechanism.NONE.value,
                 "mechanism_ref": mechanism[1] if mechanism else None,
                 "reason": decision.reason.value,
+                "carried_by": carried[0],
+                "signature_digest": carried[1],
             },
         )
 
@@ -354,9 +378,7 @@ class _InProcess(httpx.BaseTransport):
 
 
 def _purpose_categories(purpose: str, recipient: str) -> tuple[str, ...]:
-    family = purpose.rstrip(":") + ":"
-    code = f"{family}{recipient}" if family in catalogue().families else purpose
-    return catalogue().purpose(code).pi_categories
+    return purpose_for(purpose, recipient).pi_categories
 
 
 def _audit_chunks(audit: NodeAudit, action: str, pseudonyms: list[str], **fields: Any) -> None:

@@ -62,14 +62,66 @@ class Brand(BaseModel):
         return note.Verifier.from_vkey(self.vkey)
 
 
+class JointPurpose(BaseModel):
+    """A purpose the alliance runs jointly (PIPL Art. 20): its handlers, their agreement and who does what.
+
+    A member's withdrawal, correction or erasure at one handler for this purpose reaches every other
+    (:mod:`node.peers.joint`); a transfer for it between two of them is recorded with the role ``joint``.
+    """
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    purpose: Annotated[str, StringConstraints(pattern=r"^[a-z_.]{1,64}$")] = Field(
+        description="a purpose family of the catalogue, e.g. joint_modeling"
+    )
+    handlers: tuple[NodeId, ...] = Field(min_length=2)
+    agreement: Annotated[str, StringConstraints(strip_whitespace=True, min_length=1, max_length=200)] = Field(
+        description="the reference of the joint handlers' agreement"
+    )
+    duties: dict[
+        Annotated[str, StringConstraints(pattern=r"^[a-z_]{1,40}$")], Annotated[str, StringConstraints(max_length=200)]
+    ] = Field(default_factory=dict, description="the allocation of duties: duty -> a handler's node id, or 'each'")
+
+    @model_validator(mode="after")
+    def _known_purpose(self) -> JointPurpose:
+        from compliance.purposes import PurposeError, catalogue
+
+        try:
+            catalogue().purpose(self.purpose)
+        except PurposeError as exc:
+            raise ValueError(f"joint purpose {self.purpose!r}: {exc}") from exc
+        return self
+
+
 class Registry(BaseModel):
-    """Every brand of the alliance, by node id."""
+    """Every brand of the alliance, by node id, and the purposes they run jointly."""
 
     model_config = ConfigDict(extra="forbid", frozen=True)
 
     alliance: Annotated[str, StringConstraints(strip_whitespace=True, min_length=1, max_length=200)]
     version: int = Field(ge=1)
     brands: tuple[Brand, ...] = Field(min_length=1)
+    joint: tuple[JointPurpose, ...] = ()
+
+    @model_validator(mode="after")
+    def _handlers_are_brands(self) -> Registry:
+        known = {b.node_id for b in self.brands}
+        for j in self.joint:
+            stranger = sorted(set(j.handlers) - known)
+            if stranger:
+                raise ValueError(f"joint purpose {j.purpose}: {', '.join(stranger)} not among the brands")
+            for duty, who in j.duties.items():
+                if who != "each" and who not in j.handlers:
+                    raise ValueError(f"joint purpose {j.purpose}: duty {duty} goes to {who!r}, not a handler")
+        return self
+
+    def joint_handlers(self, purpose: str, node_id: str) -> tuple[str, ...]:
+        """The other joint handlers of ``purpose`` (a code or its family) with ``node_id``; none if it
+        is not run jointly or ``node_id`` is not one of its handlers."""
+        family = purpose.split(":", 1)[0]
+        return tuple(
+            h for j in self.joint if j.purpose == family and node_id in j.handlers for h in j.handlers if h != node_id
+        )
 
     @field_validator("brands")
     @classmethod
@@ -134,6 +186,20 @@ class RegistryFile:
     def brand(self, node_id: str) -> Brand:
         """The brand ``node_id``, or :class:`UnknownBrandError`."""
         return self.registry.brand(node_id)
+
+    def joint_handlers(self, purpose: str, node_id: str) -> tuple[str, ...]:
+        """The other joint handlers of ``purpose`` with ``node_id`` (none without a registry file)."""
+        return self.registry.joint_handlers(purpose, node_id) if self.exists() else ()
+
+    def role_of(self, recipient: str, purpose: str, node_id: str | None = None) -> str:
+        """The PIPL role in which ``recipient`` receives data for ``purpose``: ``joint`` when both run it
+        jointly (Art. 20), else ``independent`` (Art. 23)."""
+        if not self.exists():
+            return "independent"
+        family = purpose.split(":", 1)[0]
+        joint = any(j.purpose == family and recipient in j.handlers and (node_id is None or node_id in j.handlers)
+                    for j in self.registry.joint)
+        return "joint" if joint else "independent"
 
     def own(self, node_id: str) -> Brand:
         """This node's own entry; ``not_in_registry`` while the alliance has not listed it yet."""

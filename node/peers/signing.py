@@ -15,6 +15,7 @@ import secrets
 import threading
 from collections import OrderedDict
 from collections.abc import Callable, Iterable, Iterator
+from contextvars import ContextVar
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from typing import Any, Protocol, TypeVar
@@ -28,6 +29,11 @@ from node.core.refusals import Refused
 
 TAG = "alliance-peer"
 LABEL = "peer"
+
+#: While a peer call is answered: the digest of its verified ``Signature`` header
+#: (:func:`compliance.provisions.signature_digest`), so personal information sent back in the answer
+#: is recorded against the signed call that asked for it.
+answering_call: ContextVar[str | None] = ContextVar("answering_call", default=None)
 COVERED = ("@method", "@target-uri")  # the library adds content-digest when it is given the body
 REQUIRED = ("@method", "@target-uri", "content-digest")
 MAX_AGE = timedelta(seconds=300)
