@@ -62,6 +62,9 @@ class RightsService:
     # run once an erasure has deleted everything: the storage's chance to drop old copies of the
     # deleted rows (the node checkpoints SQLite's write-ahead log); compliance knows no database
     after_erase: Callable[[], object] = lambda: None
+    # run after a correction with the member's pseudonym, the request id and the fields corrected: the
+    # node tells the other joint handlers of a purpose that uses them
+    after_correct: Callable[[str, str, tuple[str, ...]], object] = lambda _m, _r, _f: None
 
     def _open(self, member_ref: str, kind: RequestKind) -> tuple[str, RightsRequest]:
         member = self.consent.member_pseudonym(member_ref)
@@ -157,19 +160,29 @@ class RightsService:
             "audit_events": self.events_about(member),
         } | {source.name: source.export_member(member) for source in self.sources}
 
-    def correct(self, member_ref: str, *, birth_date: date | None = None) -> RightsRequest:
-        """Correct the member's own data (propagation to recipients arrives with exchange links)."""
+    def correct(self, member_ref: str, *, birth_date: date | None = None, phone: str | None = None) -> RightsRequest:
+        """Correct the member's own data; the other joint handlers of a purpose using a corrected field are told."""
         _, req = self._open(member_ref, RequestKind.CORRECTION)
-        if birth_date is None:
+        if birth_date is None and phone is None:
             self._refuse(req, "nothing_to_correct", "the request names no field to correct")
-        try:
-            check_birth_date(birth_date, datetime.now(UTC).date())
-        except BirthDateError as exc:
-            self._refuse(req, exc.reason, str(exc))
-        self.consent.store.correct_member(member_ref, birth_date=birth_date)
-        self.consent.audit(
-            "pi.update", subject_pseudo_ids=[req.member], dsr_id=req.dsr_id, details={"field": "birth_date"}
-        )
+        fields: list[str] = []
+        if birth_date is not None:
+            try:
+                check_birth_date(birth_date, datetime.now(UTC).date())
+            except BirthDateError as exc:
+                self._refuse(req, exc.reason, str(exc))
+            self.consent.store.correct_member(member_ref, birth_date=birth_date)
+            self.consent.audit(
+                "pi.update", subject_pseudo_ids=[req.member], dsr_id=req.dsr_id, details={"field": "birth_date"}
+            )
+            fields.append("birth_date")
+        if phone is not None:
+            try:
+                self.consent.set_phone(member_ref, phone)  # audited there
+            except ValueError as exc:
+                self._refuse(req, "invalid_phone", str(exc))
+            fields.append("phone")
+        self.after_correct(req.member, req.dsr_id, tuple(fields))
         return self._finish(req)
 
     def erase(self, member_ref: str) -> RightsRequest:

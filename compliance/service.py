@@ -93,6 +93,8 @@ class ConsentService:
     audit_batch: Callable[[list[tuple[str, dict[str, Any]]]], None] | None = None  # one append for many events
     current_actor: Callable[[], dict[str, str]] | None = None  # staged events keep who acted
     after_change: Callable[[list[consent_mod.ConsentRecord]], None] | None = None  # e.g. unlink on withdrawal
+    # what else the change's transaction writes, given its records (the notices owed to joint handlers)
+    alongside: Callable[[list[consent_mod.ConsentRecord]], Callable[[Any], object] | None] | None = None
     minors_in: frozenset[str] = frozenset({"loyalty.core"})  # PIPL Art. 31: keep minors out of the rest
 
     # --- notices --------------------------------------------------------------------------
@@ -250,8 +252,12 @@ class ConsentService:
         )
         return receipt
 
-    def change_many(self, changes: Sequence[ConsentChange]) -> list[str]:
-        """Apply many members' consent changes in one transaction and one audit batch; one receipt each."""
+    def change_many(
+        self, changes: Sequence[ConsentChange], also: Callable[[Any], object] | None = None
+    ) -> list[str]:
+        """Apply many members' consent changes in one transaction and one audit batch; one receipt each.
+        ``also`` writes in that transaction too (given its connection): a record that must not outlive
+        the change, nor the change it."""
         notice = self.current_notice()
         cat = catalogue()
         refs = [c.member_ref for c in changes]
@@ -302,7 +308,11 @@ class ConsentService:
         actors = [c.audit_actor or current for c in changes for _ in dict.fromkeys(c.purposes)]
         events = [(a, {**f, "actor": actor}) if actor else (a, f) for (a, f), actor in zip(events, actors, strict=True)]
         staged = outbox.with_ids(events)
-        self.store.append_consent_changes(prepared, staged)  # records and staged events: one transaction
+        owed = self.alongside([r for records, _ in prepared for r in records]) if self.alongside else None
+        both = [w for w in (also, owed) if w is not None]
+        self.store.append_consent_changes(  # records, staged events, notices: one transaction
+            prepared, staged, (lambda conn: [w(conn) for w in both]) if both else None
+        )
         if self.audit_batch is not None:
             self.audit_batch(staged)
         else:

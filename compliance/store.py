@@ -3,11 +3,11 @@
 from __future__ import annotations
 
 import threading
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 from datetime import UTC, date, datetime
 
-from sqlalchemy import Engine, LargeBinary, Text, bindparam, delete, func, insert, select, update
+from sqlalchemy import Connection, Engine, LargeBinary, Text, bindparam, delete, func, insert, select, update
 from sqlalchemy.exc import IntegrityError
 from sqlmodel import Column, Field, SQLModel
 
@@ -363,10 +363,14 @@ class ComplianceStore:
         self.append_consent_changes([(records, receipt)])
 
     def append_consent_changes(
-        self, changes: list[tuple[list[ConsentRecord], str]], audit_events: list[Staged] | None = None
+        self,
+        changes: list[tuple[list[ConsentRecord], str]],
+        audit_events: list[Staged] | None = None,
+        also: Callable[[Connection], object] | None = None,
     ) -> None:
         """Append many consent changes (each: its records and their receipt) in one transaction,
-        with their audit events staged in the outbox in that same transaction."""
+        with their audit events staged in the outbox in that same transaction, and whatever ``also``
+        writes there (the notices a withdrawal owes other joint handlers)."""
         forget()
         rows = [
             {
@@ -388,6 +392,8 @@ class ComplianceStore:
         with self.engine.begin() as conn:
             conn.execute(insert(ConsentRow.__table__), rows)
             outbox.stage(conn, audit_events or [], self._take_appended())
+            if also is not None:
+                also(conn)
 
     def history(self, member: str) -> list[ConsentRecord]:
         """Every consent record of a member (by pseudonym), oldest first."""

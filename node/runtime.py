@@ -16,6 +16,7 @@ from pathlib import Path
 from compliance.consent import ConsentAction
 from compliance.egress import CrossBorderCounter, MechanismRegistry
 from compliance.fieldcrypt import FieldCipher, load_key_file
+from compliance.joint_store import JointStore
 from compliance.pia_service import PiaService
 from compliance.prompts import PromptCounter
 from compliance.pseudonyms import Keyring
@@ -46,6 +47,7 @@ from node.learning.scoring import ChurnScoring
 from node.learning.site import ConsentGatedLoader, node_site
 from node.learning.store import NodeModelShelf
 from node.learning.vertical_store import AlignmentStore, VerticalStore
+from node.peers.joint import JointHandlers
 from node.peers.nonces import PeerNonces
 from node.peers.outbound import Outbound
 from node.peers.registry import RegistryFile
@@ -151,6 +153,7 @@ class Node:
             audit_batch=self.audit.many,
             current_actor=self.audit.current_actor,
             after_change=unlink_on_withdrawal(self.links),
+            alongside=lambda records: self.joint.alongside(records),  # notices owed to the other joint handlers
         )
 
     @cached_property
@@ -171,9 +174,17 @@ class Node:
             self.consent,
             self.audit.about,
             lambda p: p in held(),
-            sources=(self.wallets, self.purchases, self.links, self.member_tokens, self.vertical),
+            # the joint handlers' notices first: they name the links the erasure of the others ends
+            sources=(self.joint, self.wallets, self.purchases, self.links, self.member_tokens, self.vertical),
             after_erase=self.store.checkpoint_wal,  # no copy of the shredded key left in SQLite's WAL
+            after_correct=self.joint.after_correct,
         )
+
+    @cached_property
+    def joint(self) -> JointHandlers:
+        """This node as one of the joint handlers of the alliance's joint purposes (PIPL Art. 20)."""
+        return JointHandlers(self.settings.node_id, self.registry, JointStore(self.store.engine), self.links,
+                             self.consent, self.outbound, self.audit, AlignmentStore(self.store.engine))
 
     @cached_property
     def retention(self) -> Retention:
@@ -288,7 +299,7 @@ class Node:
     @cached_property
     def exchange_recovery(self) -> Recovery:
         """Finishing what a crash or an unreachable peer left open."""
-        return Recovery(self.exchange_source, self.outgoing, self.incoming, self.exchange_log)
+        return Recovery(self.exchange_source, self.outgoing, self.incoming, self.exchange_log, self.joint.deliver)
 
     @cached_property
     def settlement(self) -> SettlementService:

@@ -15,6 +15,7 @@ from sqlmodel import SQLModel
 
 import compliance.audit_index
 import compliance.egress
+import compliance.joint_store
 import compliance.outbox
 import compliance.pia_service
 import compliance.prompts
@@ -37,6 +38,7 @@ from node.core.schema import write_revision
 MODEL_MODULES = (
     compliance.audit_index,
     compliance.egress,
+    compliance.joint_store,
     compliance.outbox,
     compliance.pia_service,
     compliance.prompts,

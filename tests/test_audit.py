@@ -237,7 +237,8 @@ def test_the_time_range_compares_instants_whatever_the_zone() -> None:
 
 def test_several_actions_separated_by_commas_match_any_of_them() -> None:
     provisions = AuditFilter(action="pi.provide,xborder.transfer")
-    assert provisions.matches(ev("pi.provide")) and provisions.matches(ev("xborder.transfer"))
+    assert provisions.matches(ev("pi.provide"))
+    assert provisions.matches(ev("xborder.transfer"))
     assert not provisions.matches(ev("pi.provide.denied"))
     with pytest.raises(ValueError, match="unknown audit action"):
         AuditFilter(action="pi.provide,pi.provided")

@@ -17,8 +17,8 @@ import pytest
 from typer.testing import CliRunner
 
 from compliance.audit import AuditFilter
-from compliance.consent import ConsentAction
 from compliance.audit_bundle import verify_bundle
+from compliance.consent import ConsentAction
 from compliance.provisions import PROVISION_FILTER, report, signature_digest
 from federation.vertical_server import VerticalSettings
 from node.cli.main import app
@@ -85,7 +85,8 @@ def test_a_psi_call_is_recorded_with_every_field_of_a_record_of_provision(brands
         assert (r.purpose, r.legal_basis) == ("joint_modeling", "consent")
         assert r.pi_categories == "contact.basic"  # blinded phone numbers
         assert r.individuals > 0
-        assert r.carried_by == "peer_call" and len(r.signature_digest) == 64
+        assert r.carried_by == "peer_call"
+        assert len(r.signature_digest) == 64
     assert sum(r.individuals for r in rows) == SHARED + 30  # every member in the cohort, once
 
 
@@ -95,7 +96,8 @@ def test_the_record_cites_the_signature_of_the_very_call_that_carried_the_data(b
     align(brands)
     carried = {signature_digest(r.headers["signature"]) for r in sent.sent}
     cited = {r.signature_digest for r in provisions(air)}
-    assert cited and cited <= carried
+    assert cited
+    assert cited <= carried
 
 
 def test_data_sent_back_in_an_answer_is_recorded_against_the_call_it_answers(brands: dict[str, Node]) -> None:
@@ -104,7 +106,8 @@ def test_data_sent_back_in_an_answer_is_recorded_against_the_call_it_answers(bra
     align(brands)
     asked = {signature_digest(r.headers["signature"]) for r in sent.sent if r.url.path.endswith("/theirs")}
     answers = [r for r in provisions(shop, recipient=air.settings.node_id) if r.carried_by == "answer"]
-    assert answers and {r.signature_digest for r in answers} <= asked
+    assert answers
+    assert {r.signature_digest for r in answers} <= asked
 
 
 def test_a_vertical_run_records_each_release_of_scores_and_gradients(brands: dict[str, Node]) -> None:
@@ -114,7 +117,8 @@ def test_a_vertical_run_records_each_release_of_scores_and_gradients(brands: dic
     assert len(by_flower) >= 2  # one release of scores per round
     assert all(r.pi_categories == "derived.scores" and len(r.signature_digest) == 64 for r in by_flower)
     gradients = [r for r in provisions(air, recipient=shop.settings.node_id) if r.carried_by == "flower_message"]
-    assert len(gradients) >= 2 and all(r.individuals > 0 for r in gradients)
+    assert len(gradients) >= 2
+    assert all(r.individuals > 0 for r in gradients)
 
 
 def test_the_report_selects_one_members_provisions(brands: dict[str, Node]) -> None:
@@ -123,29 +127,34 @@ def test_the_report_selects_one_members_provisions(brands: dict[str, Node]) -> N
     air.consent.change(out, ["joint_modeling"], ConsentAction.WITHDRAW)
     align(brands)
     mine = provisions(air, subject=air.consent.member_pseudonym(f"{air.settings.node_id}:40"))
-    assert mine and all(r.individuals >= 1 for r in mine)
+    assert mine
+    assert all(r.individuals >= 1 for r in mine)
     assert provisions(air, subject=air.consent.member_pseudonym(out)) == []  # nothing of theirs left
 
 
 def test_the_cli_report_is_csv_or_json_by_recipient_and_time(brands: dict[str, Node], tmp_path: Path) -> None:
-    air, shop = brands["airline"], brands["shop"]
+    _air, shop = brands["airline"], brands["shop"]
     align(brands)
     base = ["provisions", "report", "--data-dir", str(tmp_path / "airline"), "--recipient", shop.settings.node_id]
     as_csv = CliRunner().invoke(app, [*base, "--format", "csv"])
     assert as_csv.exit_code == 0, as_csv.output
     table = list(csv.DictReader(io.StringIO(as_csv.stdout)))
-    assert table and {r["recipient"] for r in table} == {shop.settings.node_id}
+    assert table
+    assert {r["recipient"] for r in table} == {shop.settings.node_id}
     assert {"at", "purpose", "legal_basis", "pi_categories", "individuals", "signature_digest"} <= set(table[0])
     later = (datetime.now(UTC) + timedelta(hours=1)).isoformat()
     as_json = CliRunner().invoke(app, [*base, "--format", "json", "--from", later])
-    assert as_json.exit_code == 0 and json.loads(as_json.stdout) == []
+    assert as_json.exit_code == 0
+    assert json.loads(as_json.stdout) == []
 
 
 def test_a_report_with_a_time_without_a_zone_is_refused_plainly(brands: dict[str, Node], tmp_path: Path) -> None:
     result = CliRunner().invoke(
         app, ["provisions", "report", "--data-dir", str(tmp_path / "airline"), "--from", "2026-01-01T00:00"]
     )
-    assert result.exit_code != 0 and "time zone" in result.output and "Traceback" not in result.output
+    assert result.exit_code != 0
+    assert "time zone" in result.output
+    assert "Traceback" not in result.output
 
 
 def test_a_bundle_of_the_provisions_verifies_offline_and_holds_only_them(brands: dict[str, Node]) -> None:

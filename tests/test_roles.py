@@ -102,6 +102,7 @@ PEER_ENDPOINTS = [
     ("POST", "/v1/peer/alignment/points"),
     ("POST", "/v1/peer/alignment/theirs"),
     ("POST", "/v1/peer/alignment/close"),
+    ("POST", "/v1/peer/joint/notices"),
 ]
 # not walked here: the witness endpoint authenticates by the checkpoint's signature (tests/test_api.py)
 SIGNATURE_AUTHENTICATED = [("POST", "/v1/witness/add-checkpoint")]

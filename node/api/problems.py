@@ -50,6 +50,7 @@ STATUS: dict[type[Exception], dict[str | None, int]] = {
         "not_your_quote": 403,
         "not_your_exchange": 403,
         "not_your_statement": 403,
+        "not_a_joint_handler": 403,
         # 404: no such thing here
         "unknown_brand": 404,
         # 409: the current state forbids it

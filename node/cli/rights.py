@@ -21,6 +21,7 @@ from node.cli.common import (
     OutputFormat,
     acting,
     emit_rows,
+    err,
     friendly,
     open_node,
     out,
@@ -64,6 +65,39 @@ def rights_queue(fmt: FormatOption = OutputFormat.TEXT, data_dir: DataDir = HERE
     )
 
 
+@rights_app.command("joint")
+@friendly
+def rights_joint(
+    fmt: FormatOption = OutputFormat.TEXT,
+    data_dir: DataDir = HERE,
+    deliver: Annotated[bool, typer.Option("--deliver", help="Send every unacknowledged notice now.")] = False,
+    complete: Annotated[
+        tuple[str, str] | None,
+        typer.Option("--complete", metavar="SENDER NOTICE", help="Mark a received correction notice done."),
+    ] = None,
+) -> None:
+    """Notices to and from the other joint handlers still under way (PIPL Art. 20), earliest due first:
+    direction, peer, notice, kind, purpose, state, due, OVERDUE; recovery passes deliver them."""
+    node = open_node(data_dir)
+    if complete is not None:
+        if not node.joint.complete(*complete):
+            raise ValueError(f"no open notice {complete[1]} from {complete[0]}: see `rights joint`")
+        err.print(f"notice {complete[1]} from {complete[0]} completed", highlight=False)
+    if deliver:
+        node.joint.store.retry_now()
+        done = node.joint.deliver()
+        err.print(f"{done.acknowledged} acknowledged, {done.failed} not yet", highlight=False)
+    emit_rows(
+        node.joint.queue(),
+        fmt,
+        lambda r: (
+            f"{r['direction']}\t{r['peer']}\t{r['notice']}\t{r['kind']}\t{r['purpose']}\t{r['state']}"
+            f"\t{r['due']}\t{'OVERDUE' if r['overdue'] else ''}"
+        ),
+        "no notices to or from joint handlers under way",
+    )
+
+
 @rights_app.command("escalate")
 @friendly
 def rights_escalate(data_dir: DataDir = HERE) -> None:
@@ -73,6 +107,7 @@ def rights_escalate(data_dir: DataDir = HERE) -> None:
     for r in late:
         out.print(f"escalated {r.dsr_id}\t{r.kind.value}\tdue {r.deadline}", highlight=False)
     out.print(f"{len(late)} request(s) past their deadline")
+    out.print(f"{node.joint.escalate()} joint handlers' notice(s) past their due date")
 
 
 def _pseudonym(node: Node, member: str | None, pseudonym: str | None) -> str:

@@ -104,26 +104,38 @@ def shared_pair(base: Path, shared: int = 240, own: int = 60) -> dict[str, Node]
     both with the same phone number and both consents, ``own`` more at each; churn at the airline
     follows how recently they bought at the shop, so the shop's features carry signal. The nodes
     reach each other's API in this process."""
-    air = BrandSpec("airline", "Sky Airline", Decimal("4.5"), Decimal("0.05"), free_port())
-    shop = BrandSpec("shop", "FreshMart", Decimal("1"), Decimal("0.02"), free_port())
-    create_alliance(base, [air, shop])
-    nodes = {s.key: Node.open(base / s.key) for s in (air, shop)}
-    for node, other in ((nodes["airline"], shop), (nodes["shop"], air)):
-        enable_exchange(node, [other.node_id])
-    people = {"airline": range(0, shared + own), "shop": range(own, shared + 2 * own)}
+    return shared_brands(base, ("airline", "shop"), shared, own)
+
+
+THIRD = BrandSpec("coffee", "Bean There", Decimal("2"), Decimal("0.03"), 0)
+
+
+def shared_brands(base: Path, keys: tuple[str, ...], shared: int = 240, own: int = 60) -> dict[str, Node]:
+    """:func:`shared_pair` for two or three brands (``airline``, ``shop``, ``coffee``): the airline's
+    members are people ``0 .. shared+own``, every other brand's ``own .. shared+2*own``; each gives
+    every brand the joint modeling consents, and the exchange consent for linking accounts."""
+    known = {
+        "airline": BrandSpec("airline", "Sky Airline", Decimal("4.5"), Decimal("0.05"), free_port()),
+        "shop": BrandSpec("shop", "FreshMart", Decimal("1"), Decimal("0.02"), free_port()),
+        "coffee": BrandSpec(THIRD.key, THIRD.name, THIRD.point_value_fen, THIRD.exchange_fee, free_port()),
+    }
+    specs = [known[k] for k in keys]
+    create_alliance(base, specs)
+    nodes = {s.key: Node.open(base / s.key) for s in specs}
+    for spec in specs:
+        enable_exchange(nodes[spec.key], [o.node_id for o in specs if o is not spec])
     window = ChurnWindow(datetime.now(UTC).date() - timedelta(days=180), datetime.now(UTC).date())
     for key, node in nodes.items():
-        other = (shop if key == "airline" else air).node_id
-        refs = {i: f"{node.settings.node_id}:{i}" for i in people[key]}
+        others = [o.node_id for o in specs if o.key != key]
+        people = range(0, shared + own) if key == "airline" else range(own, shared + 2 * own)
+        refs = {i: f"{node.settings.node_id}:{i}" for i in people}
         node.consent.register_members([(r, date(1990, 1, 1), None) for r in refs.values()])
         node.consent.set_phones([(r, f"+86139{i:08d}") for i, r in refs.items()])
+        purposes = ("joint_modeling", *(f"joint_modeling:{o}" for o in others))
+        if len(specs) > 2:
+            purposes += tuple(f"points_exchange:{o}" for o in others)
         node.consent.change_many(
-            [
-                ConsentChange(
-                    r, ("joint_modeling", f"joint_modeling:{other}"), ConsentAction.GRANT, collection_method="test"
-                )
-                for r in refs.values()
-            ]
+            [ConsentChange(r, purposes, ConsentAction.GRANT, collection_method="test") for r in refs.values()]
         )
         pseudonyms = node.keyring.pseudonyms(list(refs.values()))
         import_earns(node.wallets, [row for i, r in refs.items() for row in _earns(pseudonyms[r], i, key, window)])

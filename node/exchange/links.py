@@ -177,13 +177,19 @@ class LinkStore:
                 select(t.c.link_id).where(t.c.member == member, t.c.peer == peer, t.c.unlinked_at.is_(None))
             ).scalar_one_or_none()
 
-    def member_of(self, peer: str, link_id: str) -> str | None:
-        """Whom an active link id from ``peer`` names here."""
+    def member_of(self, peer: str, link_id: str, *, ended_too: bool = False) -> str | None:
+        """Whom an active link id from ``peer`` names here (or one since ended, with ``ended_too``)."""
+        t = MemberLinkRow.__table__
+        query = select(t.c.member).where(t.c.link_id == link_id, t.c.peer == peer)
+        with self.engine.connect() as conn:
+            return conn.execute(query if ended_too else query.where(t.c.unlinked_at.is_(None))).scalar_one_or_none()
+
+    def links_of(self, member: str) -> dict[str, str]:
+        """The member's active links: peer -> link id."""
         t = MemberLinkRow.__table__
         with self.engine.connect() as conn:
-            return conn.execute(
-                select(t.c.member).where(t.c.link_id == link_id, t.c.peer == peer, t.c.unlinked_at.is_(None))
-            ).scalar_one_or_none()
+            rows = conn.execute(select(t.c.peer, t.c.link_id).where(t.c.member == member, t.c.unlinked_at.is_(None)))
+            return {r.peer: r.link_id for r in rows}
 
     def member_ref(self, link_id: str) -> str | None:
         """The member's reference recorded with a link (active or ended); None once erased."""

@@ -10,6 +10,7 @@ runs it at start and every ``recovery_interval`` seconds; ``alliance-node exchan
 from __future__ import annotations
 
 import logging
+from collections.abc import Callable
 from dataclasses import dataclass
 
 from node.core.periodic import Periodic
@@ -38,10 +39,14 @@ class Recovery:
     outgoing: SourceSide
     incoming: DestinationSide
     exchange_log: ExchangeLog
+    #: the other duties owed to peers that a pass retries (the notices owed to joint handlers)
+    also: Callable[[], object] | None = None
 
     def recover(self) -> RecoveryReport:
-        """Resume every unfinished exchange and log every committed one not yet logged."""
+        """Resume every unfinished exchange and log every committed one not yet logged; then the rest owed."""
         report = RecoveryReport()
+        if self.also is not None:
+            self.also()
         for final in self.source.resume_many(self.outgoing.unfinished()):  # those a request drives are left out
             report.resumed += 1
             report.still_pending += final.state in (SourceState.HELD, SourceState.CANCELLING)

@@ -193,6 +193,12 @@ class AlignmentStore:
                 out.setdefault(r.peer, {})[r.align_id] = r.member
         return out
 
+    def drop(self, member: str, peer: str) -> int:
+        """Drop the member's alignments with ``peer`` in runs under way (erasure at that brand)."""
+        t = AlignmentRow.__table__
+        with self.engine.begin() as conn:
+            return int(conn.execute(delete(t).where(t.c.member == member, t.c.peer == peer)).rowcount)
+
     def forget(self, run: str) -> None:
         """Drop the run's alignment (it means nothing once the run is over)."""
         t = AlignmentRow.__table__

@@ -36,8 +36,9 @@ def expire_points(node: Node, today: date) -> str:
 
 
 def escalate_rights(node: Node, today: date) -> str:
-    """Escalate every open rights request past its deadline (each escalation audited)."""
-    return f"{len(node.rights.escalate(today))} request(s) past their deadline escalated"
+    """Escalate every open rights request, and every joint handlers' notice, past its deadline (audited)."""
+    requests, notices = len(node.rights.escalate(today)), node.joint.escalate(today)
+    return f"{requests} request(s) and {notices} joint handlers' notice(s) past their deadline escalated"
 
 
 def purge_retention(node: Node, today: date) -> str:

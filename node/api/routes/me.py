@@ -67,6 +67,7 @@ class Correction(BaseModel):
     """Fields the member corrects."""
 
     birth_date: date | None = None
+    phone: str | None = Field(default=None, min_length=1, max_length=40, examples=["138 0013 8000"])
 
 
 class RequestState(BaseModel):
@@ -126,7 +127,7 @@ def access_result(node: NodeDep, me: Member, request_id: RequestId) -> AccessRes
 @router.post("/corrections")
 def correct(node: NodeDep, me: MemberWrite, correction: Correction) -> RequestState:
     """Correct the member's own data (PIPL Art. 46)."""
-    return _state(node.rights.correct(me.id, birth_date=correction.birth_date))
+    return _state(node.rights.correct(me.id, birth_date=correction.birth_date, phone=correction.phone))
 
 
 @router.post("/erasure")

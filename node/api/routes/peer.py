@@ -1,4 +1,4 @@
-"""Calls from other brands' nodes: exchange credit and cancel, link-code claims.
+"""Calls from other brands' nodes: exchange credit and cancel, link-code claims, joint handlers' notices.
 
 Every request must carry an HTTP message signature (RFC 9421) by a brand in the alliance
 registry; ``node.api.bodies`` checks it (digest, freshness, nonce) over the raw body before anything
@@ -7,11 +7,13 @@ parses it, and ``PeerCaller`` hands the handlers the node id it verified.
 
 from __future__ import annotations
 
+from datetime import date
 from typing import Any, Literal
 
 from fastapi import APIRouter
 from pydantic import AwareDatetime, BaseModel, Field
 
+from compliance.joint import NoticeKind
 from node.api.bodies import OffLoopJsonRoute
 from node.api.deps import NodeDep, PeerCaller
 from node.api.problems import Problem
@@ -224,3 +226,29 @@ def alignment_theirs(node: NodeDep, caller: PeerCaller, body: AlignmentTheirs) -
 def alignment_close(node: NodeDep, caller: PeerCaller, body: AlignmentClose) -> dict[str, Any]:
     """This side's points blinded again by the starter; the common count after the last chunk."""
     return node.alignment.on_close(caller, body.run, body.chunk, body.chunks, body.reblinded)
+
+
+class JointNotice(BaseModel):
+    """A member's withdrawal, correction or erasure at the calling brand, for a purpose both run jointly."""
+
+    notice_id: str = Field(pattern=r"^[0-9a-f]{32}$")
+    kind: NoticeKind
+    purpose: str = Field(pattern=r"^[a-z_.]{1,64}(:[A-Za-z0-9._:-]{1,200})?$")
+    link_id: str = Field(min_length=1, max_length=64)
+    fields: list[str] = Field(default_factory=list, max_length=10)
+    due: date
+
+
+class JointAnswer(BaseModel):
+    """What this node recorded: ``completed``, ``open`` (a person finishes it) or ``not_linked``."""
+
+    notice_id: str
+    state: str
+    due: date
+
+
+@router.post("/joint/notices")
+def joint_notice(node: NodeDep, caller: PeerCaller, body: JointNotice) -> JointAnswer:
+    """Record and apply another joint handler's notice, once (a repeat gets the first answer)."""
+    r = node.joint.on_notice(caller, body.model_dump(mode="json"))
+    return JointAnswer(notice_id=r.notice_id, state=r.state.value, due=r.due)
