@@ -14,12 +14,14 @@ from functools import cached_property
 from pathlib import Path
 
 from compliance.consent import ConsentAction
+from compliance.decisions import DecisionStore
 from compliance.egress import CrossBorderCounter, MechanismRegistry
 from compliance.fieldcrypt import FieldCipher, load_key_file
 from compliance.pia_service import PiaService
 from compliance.prompts import PromptCounter
 from compliance.pseudonyms import Keyring
 from compliance.retention import Retention
+from compliance.reviews import ReviewService, ReviewStore
 from compliance.rights_service import RightsService
 from compliance.service import ConsentChange, ConsentService
 from compliance.store import ComplianceStore
@@ -165,15 +167,26 @@ class Node:
 
     @cached_property
     def rights(self) -> RightsService:
-        """Rights requests: access, correction, erasure (reaching the wallets and links too)."""
+        """Rights requests: access, correction, erasure (reaching the wallets, links and decisions too)."""
         held = self.retention.held
+        adm = (self.decisions, ReviewStore(self.store.engine))  # automated decisions and their reviews
         return RightsService(
             self.consent,
             self.audit.about,
             lambda p: p in held(),
-            sources=(self.wallets, self.purchases, self.links, self.member_tokens, self.vertical),
+            sources=(self.wallets, self.purchases, self.links, self.member_tokens, self.vertical, *adm),
             after_erase=self.store.checkpoint_wal,  # no copy of the shredded key left in SQLite's WAL
         )
+
+    @cached_property
+    def decisions(self) -> DecisionStore:
+        """Automated decisions about members as made: inputs, result, factors, model (PIPL Art. 24)."""
+        return DecisionStore(self.store.engine)
+
+    @cached_property
+    def reviews(self) -> ReviewService:
+        """Human review of automated decisions: members' contests, the staff queue, verdicts."""
+        return ReviewService(self.rights, self.decisions, ReviewStore(self.store.engine))
 
     @cached_property
     def retention(self) -> Retention:
@@ -319,6 +332,8 @@ class Node:
             self.audit,
             self.settings.points_per_yuan,
             cross_brand=self.vertical,
+            decisions=self.decisions,
+            reviews=self.reviews,
         )
 
     @cached_property

@@ -14,12 +14,14 @@ from sqlalchemy import MetaData
 from sqlmodel import SQLModel
 
 import compliance.audit_index
+import compliance.decisions
 import compliance.egress
 import compliance.outbox
 import compliance.pia_service
 import compliance.prompts
 import compliance.pseudonyms
 import compliance.retention
+import compliance.reviews
 import compliance.store
 import node.core.auth
 import node.core.periodic
@@ -36,12 +38,14 @@ from node.core.schema import write_revision
 #: The modules whose models are the node's tables (kept explicit: a new store is added here).
 MODEL_MODULES = (
     compliance.audit_index,
+    compliance.decisions,
     compliance.egress,
     compliance.outbox,
     compliance.pia_service,
     compliance.prompts,
     compliance.pseudonyms,
     compliance.retention,
+    compliance.reviews,
     compliance.store,
     node.core.auth,
     node.core.periodic,
