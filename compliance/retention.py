@@ -4,7 +4,8 @@ What is purged, and when (``RULES``):
 
 - consent records of members who are gone (erased: their pseudonym key is shredded), three
   years after their last record: consent evidence is kept three years (checklist PIPL-LOG-01);
-- rights requests, three years after they were completed or refused;
+- rights requests, three years after they were completed or refused (a review's statement and
+  verdict with it);
 - cross-border subject counts, three years after the calendar year they counted.
 
 Never purged here: the ledger's logs (append-only, hash-chained; audit events are evidence kept
@@ -23,6 +24,7 @@ from sqlalchemy import Engine, delete, func, insert, select, update
 from sqlmodel import Field, SQLModel
 
 from compliance.egress import CrossBorderSubject
+from compliance.reviews import ReviewRow
 from compliance.service import AuditSink
 from compliance.store import ConsentRow, RightsRequestRow, RightsStepRow
 
@@ -143,6 +145,7 @@ class Retention:
             xborder_n = conn.execute(select(func.count()).select_from(xb).where(xb.c.year <= xb_years)).scalar_one()
             if not dry_run:
                 _delete_in(conn, c, c.c.member, consent_members)
+                _delete_in(conn, ReviewRow.__table__, ReviewRow.__table__.c.dsr_id, dsr_ids)
                 _delete_in(conn, st, st.c.dsr_id, dsr_ids)
                 _delete_in(conn, rq, rq.c.dsr_id, dsr_ids)
                 conn.execute(delete(xb).where(xb.c.year <= xb_years))

@@ -23,6 +23,7 @@ class RequestKind(StrEnum):
     ACCESS = "access"  # see and copy everything held, machine-readable
     CORRECTION = "correction"
     ERASURE = "erasure"  # crypto-shredding: data and key deleted, ledger entries become unlinkable
+    REVIEW = "review"  # a human review of an automated decision (Art. 24 para. 3): compliance.reviews
 
 
 class Step(StrEnum):

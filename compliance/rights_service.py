@@ -2,12 +2,15 @@
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import UTC, date, datetime, timedelta
 from typing import Any, Protocol
 
+from sqlalchemy import Connection
+
 from compliance import outbox
+from compliance.audit import DetailValue
 from compliance.rights import RequestKind, RightsRequest, Step, new_request
 from compliance.service import BirthDateError, ConsentService, check_birth_date
 from compliance.store import MemberRecord
@@ -67,30 +70,66 @@ class RightsService:
     after_correct: Callable[[str, str, tuple[str, ...]], object] = lambda _m, _r, _f: None
 
     def _open(self, member_ref: str, kind: RequestKind) -> tuple[str, RightsRequest]:
+        req = self.open_request(member_ref, kind)
+        return req.member, req
+
+    def open_request(
+        self,
+        member_ref: str,
+        kind: RequestKind,
+        details: Mapping[str, DetailValue] | None = None,
+        then: Callable[[Connection, RightsRequest], object] | None = None,
+    ) -> RightsRequest:
+        """Receive and verify a request of the member's own authenticated app (each step audited, with
+        ``details``); ``then`` writes the kind's own record in the receipt's transaction."""
         member = self.consent.member_pseudonym(member_ref)
         req = new_request(member, kind)
-        self._step(req, Step.RECEIVED)
+        self._step(req, Step.RECEIVED, details=details, then=None if then is None else lambda conn: then(conn, req))
         req = req.advance(Step.VERIFIED)
-        self._step(req, Step.VERIFIED)
-        return member, req
+        self._step(req, Step.VERIFIED, details=details)
+        return req
 
-    def _step(self, req: RightsRequest, step: Step, reason: str | None = None) -> None:
+    def complete_request(
+        self,
+        req: RightsRequest,
+        details: Mapping[str, DetailValue] | None = None,
+        also: Sequence[tuple[str, dict[str, Any]]] = (),
+        then: Callable[[Connection], object] | None = None,
+    ) -> RightsRequest:
+        """Complete a request answered later (a review): ``also`` are audit events recorded with the step,
+        ``then`` writes the kind's own record in the step's transaction (its exception undoes both)."""
+        req = req.advance(Step.COMPLETED)
+        self._step(req, Step.COMPLETED, details=details, also=also, then=then)
+        return req
+
+    def _step(
+        self,
+        req: RightsRequest,
+        step: Step,
+        reason: str | None = None,
+        details: Mapping[str, DetailValue] | None = None,
+        also: Sequence[tuple[str, dict[str, Any]]] = (),
+        then: Callable[[Connection], object] | None = None,
+    ) -> None:
         event = {
             "subject_pseudo_ids": [req.member],
             "dsr_id": req.dsr_id,
             "outcome": "denied" if step is Step.REFUSED else "ok",
             "reason_code": reason,
-            "details": {"kind": req.kind.value, "deadline": req.deadline.isoformat()},
+            "details": {"kind": req.kind.value, "deadline": req.deadline.isoformat(), **(details or {})},
         }
+        events = [(f"dsr.{step.value}", event), *also]
         if self.consent.current_actor is not None:
-            event["actor"] = self.consent.current_actor()
-        staged = outbox.with_ids([(f"dsr.{step.value}", event)])
-        self.consent.store.save_request(req, staged)  # the step and its staged event: one transaction
+            actor = self.consent.current_actor()
+            events = [(a, {"actor": actor} | f) for a, f in events]
+        staged = outbox.with_ids(events)
+        self.consent.store.save_request(req, staged, then)  # the step and its staged events: one transaction
         if self.consent.audit_batch is not None:
             self.consent.audit_batch(staged)
         else:
-            self.consent.audit(staged[0][0], **staged[0][1])
-        self.consent.store.outbox_appended([staged[0][1]["event_id"]])
+            for action, fields in staged:
+                self.consent.audit(action, **fields)
+        self.consent.store.outbox_appended([f["event_id"] for _, f in staged])
 
     def _finish(self, req: RightsRequest) -> RightsRequest:
         req = req.advance(Step.COMPLETED)
@@ -191,6 +230,9 @@ class RightsService:
         record = self.consent.store.member(member_ref)
         if (record is not None and record.legal_hold) or self.under_hold(member):
             self._refuse(req, "legal_hold", "the data is under a legal hold: it is kept for storage only")
+        for other in self.consent.store.requests(member):  # nothing is left waiting on a member who is gone
+            if other.state not in (Step.COMPLETED, Step.REFUSED) and other.dsr_id != req.dsr_id:
+                self._step(other.advance(Step.REFUSED, reason_code="member_erased"), Step.REFUSED, "member_erased")
         req = self._finish(req)  # audited while the pseudonym can still be named
         for source in self.sources:
             source.erase_member(member)

@@ -253,8 +253,14 @@ class ComplianceStore:
             conn.execute(update(t).where(t.c.ref_index == self.cipher.index(member_ref)).values(legal_hold=held))
 
     # rights requests
-    def save_request(self, req: RightsRequest, audit_events: list[Staged] | None = None) -> None:
-        """Store a request's new steps (and the request itself the first time), staging their audit events."""
+    def save_request(
+        self,
+        req: RightsRequest,
+        audit_events: list[Staged] | None = None,
+        then: Callable[[Connection], object] | None = None,
+    ) -> None:
+        """Store a request's new steps (and the request itself the first time), staging their audit events;
+        ``then`` writes more in the same transaction (its exception undoes it all)."""
         with self.engine.begin() as conn:
             outbox.stage(conn, audit_events or [], self._take_appended())
             known = {
@@ -275,6 +281,8 @@ class ComplianceStore:
                     insert(RightsStepRow.__table__),
                     [{"dsr_id": s.dsr_id, "step": s.step.value, "at": s.at, "reason_code": s.reason_code} for s in new],
                 )
+            if then is not None:
+                then(conn)
 
     def requests(self, member: str | None = None) -> list[RightsRequest]:
         """Requests (of one member, or all), oldest first, with their derived state."""

@@ -14,6 +14,7 @@ from functools import cached_property
 from pathlib import Path
 
 from compliance.consent import ConsentAction
+from compliance.decisions import DecisionStore
 from compliance.egress import CrossBorderCounter, MechanismRegistry
 from compliance.fieldcrypt import FieldCipher, load_key_file
 from compliance.joint_store import JointStore
@@ -21,6 +22,7 @@ from compliance.pia_service import PiaService
 from compliance.prompts import PromptCounter
 from compliance.pseudonyms import Keyring
 from compliance.retention import Retention
+from compliance.reviews import ReviewService, ReviewStore
 from compliance.rights_service import RightsService
 from compliance.service import ConsentChange, ConsentService
 from compliance.store import ComplianceStore
@@ -110,12 +112,8 @@ class Node:
     @cached_property
     def audit(self) -> NodeAudit:
         """The audit trail: ``node.audit(action, **fields)`` appends an event naming who acted."""
-        return NodeAudit(
-            self.store.log("audit"),
-            self.settings.node_id,
-            self.signer,
-            lambda member_ref: self.keyring.pseudonym(member_ref, create=False),
-        )
+        pseudonym = lambda member_ref: self.keyring.pseudonym(member_ref, create=False)  # noqa: E731
+        return NodeAudit(self.store.log("audit"), self.settings.node_id, self.signer, pseudonym)
 
     @cached_property
     def staff_keys(self) -> StaffKeys:
@@ -168,14 +166,15 @@ class Node:
 
     @cached_property
     def rights(self) -> RightsService:
-        """Rights requests: access, correction, erasure (reaching the wallets and links too)."""
+        """Rights requests: access, correction, erasure (reaching the wallets, links and decisions too; the joint
+        handlers' notices first, as they name the links the erasure of the others ends)."""
         held = self.retention.held
+        adm = (self.decisions, ReviewStore(self.store.engine))  # automated decisions and their reviews
         return RightsService(
             self.consent,
             self.audit.about,
             lambda p: p in held(),
-            # the joint handlers' notices first: they name the links the erasure of the others ends
-            sources=(self.joint, self.wallets, self.purchases, self.links, self.member_tokens, self.vertical),
+            sources=(self.joint, self.wallets, self.purchases, self.links, self.member_tokens, self.vertical, *adm),
             after_erase=self.store.checkpoint_wal,  # no copy of the shredded key left in SQLite's WAL
             after_correct=self.joint.after_correct,
         )
@@ -185,6 +184,16 @@ class Node:
         """This node as one of the joint handlers of the alliance's joint purposes (PIPL Art. 20)."""
         return JointHandlers(self.settings.node_id, self.registry, JointStore(self.store.engine), self.links,
                              self.consent, self.outbound, self.audit, AlignmentStore(self.store.engine))
+
+    @cached_property
+    def decisions(self) -> DecisionStore:
+        """Automated decisions about members as made: inputs, result, factors, model (PIPL Art. 24)."""
+        return DecisionStore(self.store.engine)
+
+    @cached_property
+    def reviews(self) -> ReviewService:
+        """Human review of automated decisions: members' contests, the staff queue, verdicts."""
+        return ReviewService(self.rights, self.decisions, ReviewStore(self.store.engine))
 
     @cached_property
     def retention(self) -> Retention:
@@ -330,6 +339,8 @@ class Node:
             self.audit,
             self.settings.points_per_yuan,
             cross_brand=self.vertical,
+            decisions=self.decisions,
+            reviews=self.reviews,
         )
 
     @cached_property

@@ -14,6 +14,7 @@ from sqlalchemy import MetaData
 from sqlmodel import SQLModel
 
 import compliance.audit_index
+import compliance.decisions
 import compliance.egress
 import compliance.joint_store
 import compliance.outbox
@@ -21,6 +22,7 @@ import compliance.pia_service
 import compliance.prompts
 import compliance.pseudonyms
 import compliance.retention
+import compliance.reviews
 import compliance.store
 import node.core.auth
 import node.core.periodic
@@ -37,6 +39,7 @@ from node.core.schema import write_revision
 #: The modules whose models are the node's tables (kept explicit: a new store is added here).
 MODEL_MODULES = (
     compliance.audit_index,
+    compliance.decisions,
     compliance.egress,
     compliance.joint_store,
     compliance.outbox,
@@ -44,6 +47,7 @@ MODEL_MODULES = (
     compliance.prompts,
     compliance.pseudonyms,
     compliance.retention,
+    compliance.reviews,
     compliance.store,
     node.core.auth,
     node.core.periodic,

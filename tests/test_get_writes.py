@@ -2,7 +2,9 @@
 
 PIPL asks a handler to record automated decisions about a person (Art. 24), refusals to use
 their data, and exports of the audit trail itself; those GETs append audit events and nothing
-else. Every other GET leaves the node's database exactly as it was.
+else (an automated decision also keeps its record, so that the member can contest it: a GET of a
+churn score with consent, which this world has not given). Every other GET leaves the node's
+database exactly as it was.
 """
 
 from __future__ import annotations
@@ -24,7 +26,7 @@ from node.runtime import Node
 AUDITED_GETS: dict[str, set[str]] = {
     "/v1/members/M-1/gate/loyalty.core": set(),  # allowed: nothing to record; a refusal is gate.denied
     "/v1/members/M-1/gate/marketing": {"gate.denied"},
-    "/v1/me/churn-risk": {"gate.denied"},  # without consent; with it, adm.decide
+    "/v1/me/churn-risk": {"gate.denied"},  # without consent; with it, adm.decide and the decision's record
     "/v1/members/at-risk": {"gate.denied"},  # switched off; when on, adm.decide
     "/v1/audit/bundle?action=consent.": {"audit.export"},
 }

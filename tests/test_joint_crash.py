@@ -8,11 +8,11 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
+from exchange_fixtures import Pair, build_pair
 
 from compliance.consent import ConsentAction
 from compliance.joint import NoticeState
 from compliance.service import ConsentChange
-from exchange_fixtures import Pair, build_pair
 
 pytestmark = pytest.mark.slow
 

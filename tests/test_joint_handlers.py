@@ -122,7 +122,8 @@ def test_a_change_made_on_a_notice_sends_nothing_further(trio: dict[str, Node]) 
     air = trio["airline"]
     air.consent.change(ref(air), ["joint_modeling"], ConsentAction.WITHDRAW)
     air.exchange_recovery.recover()
-    assert trio["shop"].joint.store.sent() == [] and trio["coffee"].joint.store.sent() == []
+    assert trio["shop"].joint.store.sent() == []
+    assert trio["coffee"].joint.store.sent() == []
 
 
 def test_a_notice_delivered_twice_is_recorded_once_and_answered_alike(trio: dict[str, Node]) -> None:
@@ -140,7 +141,8 @@ def test_a_notice_delivered_twice_is_recorded_once_and_answered_alike(trio: dict
     first = shop.joint.on_notice(air.settings.node_id, body)
     again = shop.joint.on_notice(air.settings.node_id, body)
     assert first == again
-    assert len(shop.joint.store.received()) == 1 and len(joint_records(shop)) == 1
+    assert len(shop.joint.store.received()) == 1
+    assert len(joint_records(shop)) == 1
 
 
 def test_withdrawing_the_separate_consent_for_one_brand_tells_that_brand_only(trio: dict[str, Node]) -> None:
@@ -203,7 +205,9 @@ def test_an_unreachable_handler_is_retried_later_and_escalated_past_the_due_date
     air.consent.change(ref(air), ["joint_modeling"], ConsentAction.WITHDRAW)
     air.exchange_recovery.recover()
     [waiting] = [s for s in air.joint.store.sent() if s.state is NoticeState.PENDING]
-    assert waiting.peer == coffee.settings.node_id and waiting.attempts == 1 and waiting.last_error
+    assert waiting.peer == coffee.settings.node_id
+    assert waiting.attempts == 1
+    assert waiting.last_error
     assert air.joint.store.due_for_delivery() == []  # not before its backoff
     assert [r["peer"] for r in air.joint.queue()] == [coffee.settings.node_id]
     assert air.joint.escalate(waiting.due + timedelta(days=1)) == 1

@@ -76,6 +76,10 @@ ENDPOINTS: list[tuple[str, str, Any, set[str]]] = [
     ("GET", "/v1/pia/report", None, {COMPLIANCE}),
     ("GET", "/v1/features", None, STAFF),
     ("GET", "/v1/requests?overdue=true", None, {COMPLIANCE}),
+    ("POST", "/v1/me/reviews", {"decision_id": "0" * 32, "statement": "not me"}, {MEMBER}),
+    ("GET", "/v1/me/reviews/dsr-none", None, {MEMBER}),
+    ("GET", "/v1/reviews?overdue=true", None, {COMPLIANCE}),
+    ("POST", "/v1/reviews/dsr-none/outcome", {"outcome": "upheld", "reasons": "checked"}, {COMPLIANCE}),
     ("PUT", "/v1/features/personalization", {"enabled": False}, {OPERATOR}),
 ]
 # What the permitted role gets where this world has nothing to act on: the service's own answer, from past
@@ -86,6 +90,9 @@ NOTHING_TO_ACT_ON: dict[tuple[str, str], tuple[int, str | None]] = {
     ("POST", "/v1/me/exchanges"): (404, "unknown_brand"),
     ("GET", "/v1/me/exchanges/0a"): (404, None),
     ("GET", "/v1/me/access-requests/dsr-none"): (404, None),
+    ("POST", "/v1/me/reviews"): (404, "unknown_decision"),
+    ("GET", "/v1/me/reviews/dsr-none"): (404, "unknown_review"),
+    ("POST", "/v1/reviews/dsr-none/outcome"): (404, "unknown_review"),
     ("GET", "/v1/me/data"): (410, "moved"),
     ("POST", "/v1/me/link-codes"): (404, "unknown_brand"),
     ("POST", "/v1/me/links"): (404, "unknown_brand"),

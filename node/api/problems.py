@@ -25,6 +25,7 @@ from compliance.phones import PhoneError
 from compliance.pia import PiaRefused, UnknownPiaError
 from compliance.pseudonyms import MemberErasedError
 from compliance.purposes import PurposeError
+from compliance.reviews import ReviewRefused
 from compliance.rights_service import COMPLAINT_ROUTE, RequestRefused
 from compliance.service import BirthDateError, ConsentDenied, GuardianRequiredError, UnknownMemberError
 from compliance.store import DuplicateError
@@ -77,6 +78,14 @@ STATUS: dict[type[Exception], dict[str | None, int]] = {
     PermissionError: {None: 403},  # a minor consenting without their guardian
     PiaRefused: {"four_eyes": 403, None: 409},
     RequestRefused: {"request_expired": 410, "birth_date_out_of_range": 422, None: 409},
+    # a review of an automated decision: the member's own decision or review only; one review each
+    ReviewRefused: {
+        "unknown_decision": 404,
+        "unknown_review": 404,
+        "already_contested": 409,
+        "already_decided": 409,
+        None: 422,
+    },
     DuplicateError: {None: 409},
     UnknownMemberError: {None: 404},
     UnknownPiaError: {None: 404},
@@ -118,6 +127,8 @@ def _extras(exc: Exception) -> dict[str, Any]:
         extra |= {"purpose": exc.purpose_code, "complaint_route": "/v1/notices (rights.complaint)"}
     elif isinstance(exc, RequestRefused):
         extra |= {"request_id": exc.request.dsr_id, "complaint_route": COMPLAINT_ROUTE}
+    elif isinstance(exc, ReviewRefused):
+        extra |= {"complaint_route": COMPLAINT_ROUTE}
     for kind, code in FIXED_REASONS.items():
         if isinstance(exc, kind):
             return {"reason_code": code}

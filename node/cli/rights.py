@@ -1,5 +1,5 @@
-"""``alliance-node rights``, ``retention`` and ``incident``: the rights-request queue, the purge job and
-legal holds, and personal-information incidents.
+"""``alliance-node rights``, ``retention`` and ``incident``: the rights-request queue and human reviews of
+automated decisions, the purge job and legal holds, and personal-information incidents.
 
 Staff act under their own name (``--as``), which must hold an active staff key with the right
 role: the audit trail names them.
@@ -9,7 +9,7 @@ from __future__ import annotations
 
 from datetime import date
 from pathlib import Path
-from typing import TYPE_CHECKING, Annotated
+from typing import TYPE_CHECKING, Annotated, Any
 
 import typer
 
@@ -32,7 +32,9 @@ if TYPE_CHECKING:
     from compliance.incidents import Incident, Notices
     from node.runtime import Node
 
-rights_app = typer.Typer(no_args_is_help=True, help="Rights requests: the staff queue and deadline escalation.")
+rights_app = typer.Typer(
+    no_args_is_help=True, help="Rights requests: the staff queue, deadline escalation, reviews of automated decisions."
+)
 retention_app = typer.Typer(no_args_is_help=True, help="Retention: the purge job and legal holds.")
 incident_app = typer.Typer(no_args_is_help=True, help="Personal-information incidents (PIPL Art. 57).")
 
@@ -108,6 +110,56 @@ def rights_escalate(data_dir: DataDir = HERE) -> None:
         out.print(f"escalated {r.dsr_id}\t{r.kind.value}\tdue {r.deadline}", highlight=False)
     out.print(f"{len(late)} request(s) past their deadline")
     out.print(f"{node.joint.escalate()} joint handlers' notice(s) past their due date")
+
+
+def _review_lines(r: dict[str, Any]) -> str:
+    d = r["decision"]
+    score = "" if d["score"] is None else f" ({d['score']})"
+    head = f"{r['id']}\t{d['kind']} {d['result']}{score}\tdue {r['deadline']}\t{'OVERDUE' if r['overdue'] else ''}"
+    factors = ", ".join(f"{f['feature']} {f['effect']:+}" for f in d["factors"])
+    inputs = ", ".join(f"{k}={v:g}" for k, v in d["inputs"].items())
+    audited = "" if r["audited"] else " (NOT the record its adm.decide event pinned)"
+    lines = [head.rstrip(), f"  decision {d['decision_id']}{audited}", f"  factors: {factors}", f"  inputs: {inputs}"]
+    return "\n".join(lines + ([f"  statement: {r['statement']}"] if r["statement"] else []))
+
+
+@rights_app.command("reviews")
+@friendly
+def rights_reviews(
+    overdue: Annotated[bool, typer.Option("--overdue", help="Only reviews past their deadline.")] = False,
+    fmt: FormatOption = OutputFormat.TEXT,
+    data_dir: DataDir = HERE,
+) -> None:
+    """Members' contests of automated decisions waiting for a person, earliest deadline first, with each
+    decision's inputs and factors."""
+    node = open_node(data_dir)
+    today = date.today()
+    rows = [r.as_json(today, staff=True) | {"audited": node.reviews.audited(r)} for r in node.reviews.queue()]
+    emit_rows([r for r in rows if r["overdue"] or not overdue], fmt, _review_lines, "no reviews waiting")
+
+
+@rights_app.command("decide")
+@friendly
+def rights_decide(
+    review_id: Annotated[str, typer.Argument(help="The review's id (from `rights reviews`).")],
+    outcome: Annotated[str, typer.Option(help="upheld, or changed (then --changed-to).")],
+    reasons: Annotated[str, typer.Option(help="Why: the member reads them.")],
+    by: As,
+    changed_to: Annotated[str | None, typer.Option(help="The decision's new result (a churn band).")] = None,
+    data_dir: DataDir = HERE,
+) -> None:
+    """Record your verdict on a review under your name (audited as adm.human_review); the member reads it."""
+    from compliance.reviews import ReviewOutcome
+    from node.core.auth import Role
+
+    if outcome not in {o.value for o in ReviewOutcome}:
+        raise ValueError(f"--outcome is upheld or changed, not {outcome!r}")
+    node = open_node(data_dir)
+    acting(node, by, Role.COMPLIANCE)
+    review = node.reviews.decide(review_id, ReviewOutcome(outcome), by, reasons, changed_to)
+    result = f" to {changed_to}" if changed_to else ""
+    on_time = "on time" if review.as_json(date.today())["verdict"]["on_time"] else "AFTER its deadline"
+    out.print(f"review {review.review_id}: {outcome}{result}, {on_time}", highlight=False)
 
 
 def _pseudonym(node: Node, member: str | None, pseudonym: str | None) -> str:

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from datetime import UTC, datetime
+from datetime import UTC, date, datetime
 from typing import Annotated
 
 from fastapi import APIRouter, Query
@@ -41,6 +41,16 @@ class CrossBrandRisk(BaseModel):
     risk: float
 
 
+class ReviewNote(BaseModel):
+    """Where the member's newest review of a churn score stands (``GET /v1/me/reviews/{id}`` has all of it)."""
+
+    id: str
+    decision_id: str
+    status: str = Field(description="pending (not final until a person decides), upheld, changed or closed")
+    deadline: date
+    changed_to: str | None = Field(None, description="the band the reviewer set, for a changed decision")
+
+
 class ChurnRisk(BaseModel):
     """A member's churn risk; without personalization consent, the same answer for everyone."""
 
@@ -51,6 +61,11 @@ class ChurnRisk(BaseModel):
     model: ModelVersion | None = None
     note: str | None = None
     cross_brand: CrossBrandRisk | None = None
+    decision_id: str | None = Field(
+        None, description="this decision's id: contest it with POST /v1/me/reviews (none for the general answer)"
+    )
+    final: bool | None = Field(None, description="false while a review of the member's churn score is pending")
+    review: ReviewNote | None = None
 
 
 class AtRiskMember(BaseModel):
@@ -61,6 +76,8 @@ class AtRiskMember(BaseModel):
     risk: float
     band: str
     factors: list[Factor]
+    final: bool = Field(True, description="false while the member's contest of their score awaits a person")
+    review: ReviewNote | None = None
 
 
 class AtRiskList(BaseModel):
