@@ -24,6 +24,7 @@ class RequestKind(StrEnum):
     CORRECTION = "correction"
     ERASURE = "erasure"  # crypto-shredding: data and key deleted, ledger entries become unlinkable
     REVIEW = "review"  # a human review of an automated decision (Art. 24 para. 3): compliance.reviews
+    PORTABILITY = "portability"  # the member's data sent to, or received from, a brand they name (Art. 45(3))
 
 
 class Step(StrEnum):

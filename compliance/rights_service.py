@@ -141,6 +141,14 @@ class RightsService:
         self._step(req, Step.REFUSED, reason)
         raise RequestRefused(req, reason, f"{message} (reason {reason}; complaints: {COMPLAINT_ROUTE})")
 
+    def refuse_request(self, req: RightsRequest, reason: str, message: str) -> None:
+        """Refuse a request answered later (audited), and raise :class:`RequestRefused` with the complaint route."""
+        self._refuse(req, reason, message)
+
+    def export_for(self, member_ref: str, req: RightsRequest) -> dict[str, Any]:
+        """The member's ``alliance-member-data/1`` export, made for request ``req`` (a portability request)."""
+        return self._export(member_ref, req.member, req)
+
     def access(self, member_ref: str) -> dict[str, Any]:
         """Everything this node holds about the member, machine-readable (PIPL Art. 45): an access
         request, received, verified and completed (each step audited), and its result."""

@@ -8,23 +8,22 @@ module a SuperNode loads (:mod:`node.clientapp`).
 
 from __future__ import annotations
 
-from collections.abc import Sequence
 from dataclasses import dataclass
 from functools import cached_property
 from pathlib import Path
 
-from compliance.consent import ConsentAction
 from compliance.decisions import DecisionStore
 from compliance.egress import CrossBorderCounter, MechanismRegistry
 from compliance.fieldcrypt import FieldCipher, load_key_file
 from compliance.joint_store import JointStore
 from compliance.pia_service import PiaService
+from compliance.portability_store import PortabilityStore
 from compliance.prompts import PromptCounter
 from compliance.pseudonyms import Keyring
 from compliance.retention import Retention
 from compliance.reviews import ReviewService, ReviewStore
 from compliance.rights_service import RightsService
-from compliance.service import ConsentChange, ConsentService
+from compliance.service import ConsentService
 from compliance.store import ComplianceStore
 from federation.site import Site
 from ledger import note
@@ -32,7 +31,7 @@ from ledger.storage import LedgerStore
 from ledger.witness import Witness
 from node.core.audit import NodeAudit
 from node.core.auth import StaffKeys
-from node.core.batching import Batcher
+from node.core.batching import GroupedConsent
 from node.core.datadir import create_schemas, ensure_default_logs, load_signer, open_store
 from node.core.settings import DATA_KEY_FILE, NodeSettings, load_settings
 from node.core.tokens import MemberTokens
@@ -52,6 +51,7 @@ from node.learning.vertical_store import AlignmentStore, VerticalStore
 from node.peers.joint import JointHandlers
 from node.peers.nonces import PeerNonces
 from node.peers.outbound import Outbound
+from node.peers.portability import Portability
 from node.peers.registry import RegistryFile
 from node.peers.signing import PeerVerifier
 from node.settlement.service import SettlementService
@@ -174,7 +174,8 @@ class Node:
             self.consent,
             self.audit.about,
             lambda p: p in held(),
-            sources=(self.joint, self.wallets, self.purchases, self.links, self.member_tokens, self.vertical, *adm),
+            sources=(self.joint, self.wallets, self.purchases, self.links, self.member_tokens, self.vertical, *adm,
+                     PortabilityStore(self.store.engine, self.cipher)),
             after_erase=self.store.checkpoint_wal,  # no copy of the shredded key left in SQLite's WAL
             after_correct=self.joint.after_correct,
         )
@@ -184,6 +185,12 @@ class Node:
         """This node as one of the joint handlers of the alliance's joint purposes (PIPL Art. 20)."""
         return JointHandlers(self.settings.node_id, self.registry, JointStore(self.store.engine), self.links,
                              self.consent, self.outbound, self.audit, AlignmentStore(self.store.engine))
+
+    @cached_property
+    def portability(self) -> Portability:
+        """Members' data sent to, or received from, a brand they name (PIPL Art. 45(3))."""
+        return Portability(self.settings.node_id, self.registry, self.rights, self.consent,
+                           PortabilityStore(self.store.engine, self.cipher), self.outbound, self.audit)
 
     @cached_property
     def decisions(self) -> DecisionStore:
@@ -379,20 +386,3 @@ class Node:
             self.outbound.close()
         if "store" in self.__dict__:
             self.store.close()
-
-
-class GroupedConsent:
-    """Consent changes from concurrent requests committed together: group commit, so one transaction
-    and one audit append serve many members, each request answered after its own change commits."""
-
-    def __init__(self, consent: ConsentService, audit: NodeAudit) -> None:
-        self.audit = audit
-        self._batcher: Batcher[ConsentChange, str | Exception] = Batcher(consent.change_each, max_items=64)
-
-    def change(self, member_ref: str, purposes: Sequence[str], action: ConsentAction) -> str:
-        """As :meth:`ConsentService.change`: the signed receipt, or the change's own error."""
-        wanted = ConsentChange(member_ref, tuple(purposes), action, audit_actor=self.audit.current_actor())
-        result = self._batcher.submit(wanted)
-        if isinstance(result, Exception):
-            raise result
-        return result

@@ -19,6 +19,7 @@ import compliance.egress
 import compliance.joint_store
 import compliance.outbox
 import compliance.pia_service
+import compliance.portability_store
 import compliance.prompts
 import compliance.pseudonyms
 import compliance.retention
@@ -42,6 +43,7 @@ MODEL_MODULES = (
     compliance.decisions,
     compliance.egress,
     compliance.joint_store,
+    compliance.portability_store,
     compliance.outbox,
     compliance.pia_service,
     compliance.prompts,

@@ -124,6 +124,7 @@ def test_columns_declared_sealed_or_blind_indexed_hold_only_what_the_data_key_op
     member = node.consent.member_pseudonym("PARENT-13800138000")
     node.links.issue_code(member, "b.example", member_ref="PARENT-13800138000")
     node.links.link(member, "b.example", "L-1", member_ref="PARENT-13800138000")
+    node.portability.store.issue(member, "PARENT-13800138000", "b.example", "d" * 32)
     indexes = {node.cipher.index(v) for v in written}
     with node.store.engine.connect() as conn:
         for (t, c), use in declared_columns().items():

@@ -68,6 +68,8 @@ ENDPOINTS: list[tuple[str, str, Any, set[str]]] = [
     ("POST", "/v1/me/exchanges", {"to": PARTNER, "points": 10}, {MEMBER}),
     ("GET", "/v1/me/exchanges/0a", None, {MEMBER}),
     ("POST", "/v1/me/link-codes", {"brand": PARTNER}, {MEMBER}),
+    ("POST", "/v1/me/portability/codes", {"from": PARTNER}, {MEMBER}),
+    ("POST", "/v1/me/portability", {"to": PARTNER, "code": "AAAA-BBBB-CCCC-DDDD"}, {MEMBER}),
     ("POST", "/v1/me/links", {"brand": PARTNER, "code": "AAAA-BBBB-CCCC-DDDD"}, {MEMBER}),
     ("GET", "/v1/audit/bundle?action=consent.", None, {COMPLIANCE}),
     ("GET", "/v1/pia", None, STAFF),
@@ -95,6 +97,8 @@ NOTHING_TO_ACT_ON: dict[tuple[str, str], tuple[int, str | None]] = {
     ("POST", "/v1/reviews/dsr-none/outcome"): (404, "unknown_review"),
     ("GET", "/v1/me/data"): (410, "moved"),
     ("POST", "/v1/me/link-codes"): (404, "unknown_brand"),
+    ("POST", "/v1/me/portability/codes"): (404, "unknown_brand"),
+    ("POST", "/v1/me/portability"): (404, "unknown_brand"),
     ("POST", "/v1/me/links"): (404, "unknown_brand"),
 }
 # no role reaches these: another brand's node calls them, signing each request (RFC 9421)
@@ -110,6 +114,7 @@ PEER_ENDPOINTS = [
     ("POST", "/v1/peer/alignment/theirs"),
     ("POST", "/v1/peer/alignment/close"),
     ("POST", "/v1/peer/joint/notices"),
+    ("POST", "/v1/peer/portability"),
 ]
 # not walked here: the witness endpoint authenticates by the checkpoint's signature (tests/test_api.py)
 SIGNATURE_AUTHENTICATED = [("POST", "/v1/witness/add-checkpoint")]

@@ -77,7 +77,17 @@ STATUS: dict[type[Exception], dict[str | None, int]] = {
     ConsentDenied: {None: 403},
     PermissionError: {None: 403},  # a minor consenting without their guardian
     PiaRefused: {"four_eyes": 403, None: 409},
-    RequestRefused: {"request_expired": 410, "birth_date_out_of_range": 422, None: 409},
+    RequestRefused: {
+        "request_expired": 410,
+        "birth_date_out_of_range": 422,
+        # a portability request the other brand refused, or could not be reached for
+        "unknown_code": 422,
+        "used_code": 410,
+        "expired_code": 410,
+        "peer_refused": 422,
+        "peer_unreachable": 502,
+        None: 409,
+    },
     # a review of an automated decision: the member's own decision or review only; one review each
     ReviewRefused: {
         "unknown_decision": 404,

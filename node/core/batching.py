@@ -20,6 +20,10 @@ from contextlib import contextmanager
 from dataclasses import dataclass, field
 from typing import Generic, TypeVar
 
+from compliance.consent import ConsentAction
+from compliance.service import ConsentChange, ConsentService
+from node.core.audit import NodeAudit
+
 T = TypeVar("T")
 R = TypeVar("R")
 
@@ -131,3 +135,20 @@ class Batcher(Generic[T, R]):
         if me.error is not None:
             raise me.error
         return me.result  # type: ignore[return-value]
+
+
+class GroupedConsent:
+    """Consent changes from concurrent requests committed together: group commit, so one transaction
+    and one audit append serve many members, each request answered after its own change commits."""
+
+    def __init__(self, consent: ConsentService, audit: NodeAudit) -> None:
+        self.audit = audit
+        self._batcher: Batcher[ConsentChange, str | Exception] = Batcher(consent.change_each, max_items=64)
+
+    def change(self, member_ref: str, purposes: Sequence[str], action: ConsentAction) -> str:
+        """As :meth:`ConsentService.change`: the signed receipt, or the change's own error."""
+        wanted = ConsentChange(member_ref, tuple(purposes), action, audit_actor=self.audit.current_actor())
+        result = self._batcher.submit(wanted)
+        if isinstance(result, Exception):
+            raise result
+        return result

@@ -12,6 +12,7 @@ module of ours imports an HTTP client.
 from __future__ import annotations
 
 import asyncio
+import contextvars
 import threading
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
@@ -373,8 +374,9 @@ class _InProcess(httpx.BaseTransport):
             content = await response.aread()
             return httpx.Response(response.status_code, headers=response.headers, content=content, request=request)
 
-        # each call gets its own event loop: the caller is synchronous code with none of its own
-        return asyncio.run(call())
+        # each call gets its own event loop (the caller is synchronous code with none of its own) and a
+        # context of its own: the other node must not see who this one acts for, as over the network
+        return contextvars.Context().run(asyncio.run, call())
 
 
 def _purpose_categories(purpose: str, recipient: str) -> tuple[str, ...]:

@@ -11,6 +11,7 @@ from fastapi import APIRouter, Path
 from pydantic import BaseModel, Field
 
 from compliance.consent import ConsentAction
+from compliance.portability_store import CODE_TTL
 from compliance.rights import RightsRequest
 from node.api.bodies import OffLoopJsonRoute
 from node.api.deps import Member, MemberWrite, NodeDep
@@ -128,6 +129,49 @@ def access_result(node: NodeDep, me: Member, request_id: RequestId) -> AccessRes
 def correct(node: NodeDep, me: MemberWrite, correction: Correction) -> RequestState:
     """Correct the member's own data (PIPL Art. 46)."""
     return _state(node.rights.correct(me.id, birth_date=correction.birth_date, phone=correction.phone))
+
+
+class PortabilityCodeRequest(BaseModel):
+    """The brand the member will send their data from (a node id of the alliance registry)."""
+
+    sender: str = Field(alias="from", min_length=1, max_length=200)
+
+
+class PortabilityCode(BaseModel):
+    """A one-time code to give the sending brand, with the request it belongs to here."""
+
+    code: str
+    expires_in_minutes: int
+    request: RequestState
+
+
+class PortabilitySend(BaseModel):
+    """The brand to send the member's data to, and the code it issued them."""
+
+    to: str = Field(min_length=1, max_length=200)
+    code: str = Field(min_length=1, max_length=40)
+
+
+class PortabilityResult(BaseModel):
+    """The request here, what the receiving brand kept, and why it left the rest."""
+
+    request: RequestState
+    kept: list[str]
+    skipped: dict[str, str]
+
+
+@router.post("/portability/codes", status_code=201)
+def portability_code(node: NodeDep, me: MemberWrite, body: PortabilityCodeRequest) -> PortabilityCode:
+    """Receive my data from another brand (PIPL Art. 45(3)): a one-time code to give that brand."""
+    code, req = node.portability.expect(me.id, body.sender)
+    return PortabilityCode(code=code, expires_in_minutes=int(CODE_TTL.total_seconds() // 60), request=_state(req))
+
+
+@router.post("/portability")
+def portability_send(node: NodeDep, me: MemberWrite, body: PortabilitySend) -> PortabilityResult:
+    """Send my data to another brand of the alliance, with the code it gave me (verified there)."""
+    req, answer = node.portability.send(me.id, body.to, body.code)
+    return PortabilityResult(request=_state(req), kept=answer["kept"], skipped=answer["skipped"])
 
 
 @router.post("/erasure")

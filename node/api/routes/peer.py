@@ -11,7 +11,7 @@ from datetime import date
 from typing import Any, Literal
 
 from fastapi import APIRouter
-from pydantic import AwareDatetime, BaseModel, Field
+from pydantic import AwareDatetime, BaseModel, ConfigDict, Field
 
 from compliance.joint import NoticeKind
 from node.api.bodies import OffLoopJsonRoute
@@ -252,3 +252,31 @@ def joint_notice(node: NodeDep, caller: PeerCaller, body: JointNotice) -> JointA
     """Record and apply another joint handler's notice, once (a repeat gets the first answer)."""
     r = node.joint.on_notice(caller, body.model_dump(mode="json"))
     return JointAnswer(notice_id=r.notice_id, state=r.state.value, due=r.due)
+
+
+class PortableData(BaseModel):
+    """A member's portable data (``alliance-member-data/1``), sent at their request with the code this node
+    issued them: one field per PI category, each optional."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    code: str = Field(min_length=1, max_length=40)
+    format: Literal["alliance-member-data/1"]
+    generated_at: str | None = Field(default=None, max_length=40)
+    phone: str | None = Field(default=None, max_length=40)
+    balance: int | None = None
+    journal: list[dict[str, Any]] = Field(default_factory=list, max_length=100_000)
+    purchases: list[dict[str, Any]] = Field(default_factory=list, max_length=100_000)
+
+
+class PortabilityAnswer(BaseModel):
+    """What this node kept of the data, and why it left the rest."""
+
+    kept: list[str]
+    skipped: dict[str, str]
+
+
+@router.post("/portability")
+def portability(node: NodeDep, caller: PeerCaller, body: PortableData) -> PortabilityAnswer:
+    """Keep what this node's notice covers of a member's data, sent with a code it issued for the caller."""
+    return PortabilityAnswer(**node.portability.on_receive(caller, body.model_dump(mode="json", exclude_unset=True)))
