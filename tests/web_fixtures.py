@@ -21,13 +21,14 @@ PARTNER = "shop.alliance.example"
 
 @dataclass
 class Site:
-    """One brand's node in a two-brand alliance, its site, and the keys of three staff."""
+    """One brand's node in a two-brand alliance, its site, and the keys of three staff and an entrusted host."""
 
     node: Node
     app: FastAPI
     officer: str  # compliance officer "chen"
     second_officer: str  # compliance officer "wang"
     operator: str  # operator "olga"
+    host: str  # entrusted host "hugo"
     clients: list[TestClient] = field(default_factory=list)
 
     def client(self) -> TestClient:
@@ -72,6 +73,7 @@ def open_site(base: Path, members: tuple[str, ...] = ("M-1", "M-2")) -> Site:
         node.staff_keys.issue("chen", Role.COMPLIANCE),
         node.staff_keys.issue("wang", Role.COMPLIANCE),
         node.staff_keys.issue("olga", Role.OPERATOR),
+        node.staff_keys.issue("hugo", Role.HOST),
     )
     c = site.client()
     assert c.post("/v1/notices", json=notice_data(), headers=site.api(site.officer)).status_code == 201
