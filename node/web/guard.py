@@ -182,6 +182,3 @@ MemberForm = Annotated[dict[str, str], Depends(form_of(MEMBER_COOKIE, Role.MEMBE
 StaffForm = Annotated[dict[str, str], Depends(form_of(STAFF_COOKIE, Role.OPERATOR, Role.COMPLIANCE))]
 OfficerForm = Annotated[dict[str, str], Depends(form_of(STAFF_COOKIE, Role.COMPLIANCE))]
 OperatorForm = Annotated[dict[str, str], Depends(form_of(STAFF_COOKIE, Role.OPERATOR))]
-WatcherForm = Annotated[
-    dict[str, str], Depends(form_of(STAFF_COOKIE, Role.OPERATOR, Role.COMPLIANCE, Role.HOST))
-]

@@ -55,7 +55,8 @@ class Readiness(BaseModel):
     },
 )
 def ready(node: NodeDep) -> JSONResponse:
-    """200 when the database answers, its schema is current and the signing key is readable; 503 otherwise."""
+    """200 when the database answers, its schema is current, the signing key is readable and the node was not
+    decommissioned; 503 otherwise."""
     checks = readiness(node)
     ok = all(c.ok for c in checks)
     body = Readiness(
