@@ -16,10 +16,9 @@ from typing import Any
 
 import pytest
 from entrustment_fixtures import EXAMPLE, contract
-from fastapi.routing import APIRoute
 from pydantic import ValidationError
 from typer.testing import CliRunner
-from web_fixtures import Site, open_site
+from web_fixtures import Site, open_site, routes_of
 
 from compliance.audit import AuditTrail
 from compliance.entrustment import ENTRUSTMENT_FILE, Entrustment, load_entrustment
@@ -76,22 +75,12 @@ def site(tmp_path: Path) -> Iterator[Site]:
     s.node.dispose()
 
 
-def _routes(app: Any) -> Iterator[APIRoute]:
-    """The app's routes, also those of routers it included (FastAPI 0.138 keeps them behind the inclusion)."""
-    for route in app.routes:
-        if isinstance(route, APIRoute):
-            yield route
-        included = getattr(getattr(route, "include_context", None), "included_router", None)
-        if included is not None:
-            yield from (r for r in included.routes if isinstance(r, APIRoute))
-
-
 def _pages(site: Site) -> list[str]:
     """Every page of the site a GET reaches, parameters filled with plausible values."""
     values = {"pia_id": "pia-1", "feature": "personalization", "n": "1", "request_id": "dsr-1"}
     return sorted(
         re.sub(r"\{([^}]+)\}", lambda m: values[m.group(1)], route.path)
-        for route in _routes(site.app)
+        for route in routes_of(site.app)
         if not route.include_in_schema and "GET" in route.methods
     )
 

@@ -3,12 +3,14 @@
 from __future__ import annotations
 
 import re
+from collections.abc import Iterator
 from dataclasses import dataclass, field
 from decimal import Decimal
 from pathlib import Path
 
 from compliance_fixtures import notice_data
 from fastapi import FastAPI
+from fastapi.routing import APIRoute
 from fastapi.testclient import TestClient
 
 from node.core.auth import Role
@@ -87,3 +89,13 @@ def csrf_of(html: str) -> str:
     found = re.search(r'name="csrf" value="([^"]+)"', html)
     assert found, "the page has no form with a CSRF token"
     return found.group(1)
+
+
+def routes_of(app: FastAPI) -> Iterator[APIRoute]:
+    """The app's routes, those of the routers it included too (FastAPI 0.138 keeps them behind the inclusion)."""
+    for route in app.routes:
+        if isinstance(route, APIRoute):
+            yield route
+        included = getattr(getattr(route, "include_context", None), "included_router", None)
+        if included is not None:
+            yield from (r for r in included.routes if isinstance(r, APIRoute))
