@@ -74,6 +74,28 @@ def create_key_file(path: os.PathLike[str] | str) -> None:
         f.write(secrets.token_hex(KEY_BYTES) + "\n")
 
 
+def shred_key_file(path: os.PathLike[str] | str) -> bool:
+    """Overwrite the data key in place with random bytes, flush it to disk, then delete the file; return
+    whether there was one. Every value sealed with it can no longer be opened, by anyone.
+
+    Overwriting first means the file's blocks no longer hold the key once it is gone (on a
+    filesystem that writes in place; a copy-on-write or journaling filesystem, a snapshot or a
+    backup may keep older blocks: encrypted storage covers those).
+    """
+    try:
+        fd = os.open(path, os.O_WRONLY)
+    except FileNotFoundError:
+        return False
+    try:
+        size = os.fstat(fd).st_size
+        os.write(fd, secrets.token_bytes(max(size, 2 * KEY_BYTES + 1)))
+        os.fsync(fd)
+    finally:
+        os.close(fd)
+    os.unlink(path)
+    return True
+
+
 def load_key_file(path: os.PathLike[str] | str) -> FieldCipher:
     """The cipher of the data key in ``path`` (hex), with a clear error if it is missing or malformed."""
     try:

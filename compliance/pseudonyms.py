@@ -45,6 +45,16 @@ def pseudonym_of(key: bytes, node_id: str, ref_index: str) -> str:
     return hmac.new(key, f"{node_id}\x00{ref_index}".encode(), hashlib.sha256).hexdigest()[:32]
 
 
+def shred_all(engine: Engine) -> int:
+    """Delete every member's key (a node's decommissioning); return how many there were.
+
+    Needs no data key: a decommission resumed after the data key was already shredded still runs.
+    """
+    forget()
+    with engine.begin() as conn:
+        return conn.execute(delete(MemberKeyRecord.__table__)).rowcount
+
+
 class Keyring:
     """Member keys of one node, in its database."""
 

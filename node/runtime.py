@@ -32,7 +32,7 @@ from ledger.witness import Witness
 from node.core.audit import NodeAudit
 from node.core.auth import StaffKeys
 from node.core.batching import GroupedConsent
-from node.core.datadir import create_schemas, ensure_default_logs, load_signer, open_store
+from node.core.datadir import create_schemas, ensure_default_logs, load_signer, open_store, refuse_if_decommissioned
 from node.core.settings import DATA_KEY_FILE, NodeSettings, load_settings
 from node.core.tokens import MemberTokens
 from node.exchange.destination import ExchangeDestination
@@ -74,6 +74,7 @@ class Node:
         command run next to a live server must not, or it could append an event the server is
         about to append itself.
         """
+        refuse_if_decommissioned(data_dir)  # its data key is gone: say so, not "data.key is missing"
         node = cls(load_settings(data_dir, **overrides))
         node.cipher  # noqa: B018  fail now, with a clear message, if data.key is missing
         create_schemas(node.store)

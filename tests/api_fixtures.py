@@ -18,13 +18,14 @@ Headers = dict[str, str]
 
 @dataclass
 class Api:
-    """The client, the node, the staff's headers and each member's."""
+    """The client, the node, the staff's headers (an entrusted host's too) and each member's."""
 
     client: TestClient
     node: Node
     officer: Headers
     operator: Headers
     members: dict[str, Headers]
+    host: Headers
 
 
 def open_api(data_dir: Path, member_refs: tuple[str, ...], **settings: object) -> Api:
@@ -35,14 +36,16 @@ def open_api(data_dir: Path, member_refs: tuple[str, ...], **settings: object) -
 
 
 def serve(node: Node, member_refs: tuple[str, ...]) -> Api:
-    """Serve ``node``: publish the test notice, issue staff keys, register ``member_refs`` with tokens."""
+    """Serve ``node``: publish the test notice, issue staff keys (a host's too), register ``member_refs`` with
+    tokens."""
     client = TestClient(create_app(node), raise_server_exceptions=False)
     officer = {"Authorization": f"Bearer {node.staff_keys.issue('chen', Role.COMPLIANCE)}"}
     operator = {"Authorization": f"Bearer {node.staff_keys.issue('olga', Role.OPERATOR)}"}
+    host = {"Authorization": f"Bearer {node.staff_keys.issue('hugo', Role.HOST)}"}
     assert client.post("/v1/notices", json=notice_data(), headers=officer).status_code == 201
     members = {}
     for ref in member_refs:
         assert client.post("/v1/members", json={"member_ref": ref}, headers=operator).status_code == 201
         token = client.post(f"/v1/members/{ref}/token", headers=operator).json()["token"]
         members[ref] = {"Authorization": f"Bearer {token}"}
-    return Api(client, node, officer, operator, members)
+    return Api(client, node, officer, operator, members, host)

@@ -2,8 +2,12 @@
 
 from __future__ import annotations
 
+import base64
+import contextlib
+import json
 import re
 from collections.abc import Callable, Iterator
+from datetime import date
 from decimal import Decimal
 from pathlib import Path
 from typing import Any
@@ -12,22 +16,25 @@ import httpx
 import pytest
 from api_fixtures import Api, serve
 from compliance_fixtures import PIA, notice_data
+from sqlalchemy import select
 
 from compliance.pia import Assessment
+from compliance.store import MemberRow
 from node.core.auth import Role, issue_member_token
 from node.demo.alliance import BrandSpec, create_alliance
 from node.runtime import Node
 
-PUBLIC, OPERATOR, COMPLIANCE, MEMBER = "public", "operator", "compliance", "member"
+PUBLIC, OPERATOR, COMPLIANCE, HOST, MEMBER = "public", "operator", "compliance", "host", "member"
 STAFF = {OPERATOR, COMPLIANCE}
-EVERYONE = {PUBLIC, OPERATOR, COMPLIANCE, MEMBER}
+WATCHERS = STAFF | {HOST}  # an entrusted host watches the node: nothing that holds identifiers or members' data
+EVERYONE = {PUBLIC, OPERATOR, COMPLIANCE, HOST, MEMBER}
 PARTNER = "shop.alliance.example"  # a brand the one-brand alliance of these tests does not list
 
 # (method, path, json body, who may call it)
 ENDPOINTS: list[tuple[str, str, Any, set[str]]] = [
     ("GET", "/health", None, EVERYONE),
     ("GET", "/ready", None, EVERYONE),
-    ("GET", "/metrics", None, STAFF),
+    ("GET", "/metrics", None, WATCHERS),
     ("GET", "/v1/logs", None, EVERYONE),
     ("GET", "/v1/logs/audit/checkpoint", None, EVERYONE),
     ("GET", "/v1/logs/audit/consistency?first=1&second=1", None, EVERYONE),
@@ -76,7 +83,7 @@ ENDPOINTS: list[tuple[str, str, Any, set[str]]] = [
     ("POST", "/v1/pia", {"assessment": PIA}, STAFF),
     ("POST", "/v1/pia/pia-ok/approval", None, {COMPLIANCE}),
     ("GET", "/v1/pia/report", None, {COMPLIANCE}),
-    ("GET", "/v1/features", None, STAFF),
+    ("GET", "/v1/features", None, WATCHERS),
     ("GET", "/v1/requests?overdue=true", None, {COMPLIANCE}),
     ("POST", "/v1/me/reviews", {"decision_id": "0" * 32, "statement": "not me"}, {MEMBER}),
     ("GET", "/v1/me/reviews/dsr-none", None, {MEMBER}),
@@ -156,7 +163,13 @@ def own_world(tmp_path: Path) -> Iterator[Api]:
 
 
 def _as(world: Api, role: str) -> dict[str, str]:
-    return {PUBLIC: {}, OPERATOR: world.operator, COMPLIANCE: world.officer, MEMBER: world.members["M-1"]}[role]
+    return {
+        PUBLIC: {},
+        OPERATOR: world.operator,
+        COMPLIANCE: world.officer,
+        HOST: world.host,
+        MEMBER: world.members["M-1"],
+    }[role]
 
 
 def _assert_let_through(r: httpx.Response, method: str, path: str) -> None:
@@ -289,3 +302,70 @@ def test_the_walk_covers_every_route_of_the_app(world: Api) -> None:
     walked = {call: _route(*call, routes) for call in calls}
     assert [call for call, route in walked.items() if route is None] == []  # every call reaches a route
     assert sorted(routes - set(walked.values())) == [], "routes not in the role walk"
+
+
+def _seed_identifiers(world: Api) -> dict[str, str]:
+    """Give the world members with birth dates, a guardian, a phone, consents and points; return every
+    identifier, pseudonym and sealed value it now holds, each as it could appear in an answer."""
+    op, client = world.operator, world.client
+    assert client.post(
+        "/v1/members", json={"member_ref": "LEAK-7731", "birth_date": "1990-02-03"}, headers=op
+    ).is_success
+    world.node.consent.register_member("KID-5521", date(2016, 5, 6), guardian_ref="GUARD-8842")
+    assert client.put("/v1/me/phone", json={"phone": "13800138000"}, headers=world.members["M-1"]).is_success
+    grant = {"action": "grant", "purposes": ["marketing"]}
+    assert client.post("/v1/me/consents", json=grant, headers=world.members["M-1"]).is_success
+    purchase = {"purchase_id": "p-leak", "amount_fen": 5000}
+    assert client.post("/v1/members/M-1/purchases", json=purchase, headers=op).is_success
+    secrets = {f"reference {r}": r for r in ("M-1", "LEAK-7731", "KID-5521", "GUARD-8842")}
+    secrets |= {"birth date": "1990-02-03", "child's birth date": "2016-05-06", "phone": "13800138000"}
+    secrets |= {
+        "phone (E.164)": "+8613800138000",
+        "data key": (world.node.settings.data_dir / "data.key").read_text().strip(),
+    }
+    for ref in ("M-1", "LEAK-7731", "KID-5521"):
+        secrets[f"pseudonym of {ref}"] = world.node.keyring.pseudonym(ref, create=False)
+    t = MemberRow.__table__
+    with world.node.store.engine.connect() as conn:
+        rows = conn.execute(select(t.c.ref_sealed, t.c.birth_sealed, t.c.guardian_sealed, t.c.phone_sealed)).all()
+    for n, blob in enumerate(bytes(b) for row in rows for b in row if b is not None):
+        secrets[f"sealed value {n} (hex)"] = blob.hex()
+        secrets[f"sealed value {n} (base64)"] = base64.b64encode(blob).decode()
+        secrets[f"sealed value {n} (base64url)"] = base64.urlsafe_b64encode(blob).decode().rstrip("=")
+    return secrets
+
+
+def _readable(r: httpx.Response) -> str:
+    """Everything an answer tells: its headers, its text, and what each base64 string in a JSON body decodes to."""
+    told = [str(r.headers), r.text]
+    try:
+        found: list[Any] = [r.json()]
+    except ValueError:
+        found = []
+    while found:
+        value = found.pop()
+        if isinstance(value, dict):
+            found += value.values()
+        elif isinstance(value, list):
+            found += value
+        elif isinstance(value, str):
+            with contextlib.suppress(ValueError):  # not base64: its text is in the body already
+                told.append(base64.b64decode(value, validate=True).decode(errors="replace"))
+    return "\n".join(told)
+
+
+def test_no_answer_to_a_host_holds_an_identifier_a_pseudonym_or_a_sealed_value(own_world: Api) -> None:
+    secrets = _seed_identifiers(own_world)
+    store = own_world.node.store
+    calls = [(m, p, b) for m, p, b, _ in ENDPOINTS] + [(m, p, {}) for m, p in PEER_ENDPOINTS]
+    calls += [  # every entry of every log: audit events name members by pseudonym
+        ("GET", f"/v1/logs/{name}/entries/{i}", None) for name in store.log_names() for i in range(store.log(name).size)
+    ]
+    assert any(
+        secrets["pseudonym of M-1"] in store.log("audit").entry(i).data.decode() for i in range(store.log("audit").size)
+    )
+    for method, path, body in calls:
+        r = own_world.client.request(method, path, json=body, headers=own_world.host)
+        answer, asked = _readable(r), path + json.dumps(body)  # a problem echoes the path it was asked
+        leaked = [what for what, value in secrets.items() if value in answer and value not in asked]
+        assert not leaked, (method, path, r.status_code, leaked)

@@ -1,7 +1,8 @@
 """Every page with every role, as tests/test_roles.py does for the API: nobody reaches what they must not.
 
 A member's session opens only the privacy centre and only their own records; staff sessions only
-the console, with the API's split between operators and compliance officers.
+the console, with the API's split between operators and compliance officers; an entrusted host's
+session only the console's home, switches and logs' heads.
 """
 
 from __future__ import annotations
@@ -9,13 +10,13 @@ from __future__ import annotations
 from collections.abc import Iterator
 
 import pytest
-from fastapi.routing import APIRoute
 from fastapi.testclient import TestClient
-from web_fixtures import Site, csrf_of, open_site
+from web_fixtures import Site, csrf_of, open_site, routes_of
 
-PUBLIC, MEMBER, OPERATOR, COMPLIANCE = "public", "member", "operator", "compliance"
+PUBLIC, MEMBER, OPERATOR, COMPLIANCE, HOST = "public", "member", "operator", "compliance", "host"
 STAFF = {OPERATOR, COMPLIANCE}
-EVERYONE = {PUBLIC, MEMBER, OPERATOR, COMPLIANCE}
+WATCHERS = STAFF | {HOST}  # pages without identifiers, sealed fields or members' data
+EVERYONE = {PUBLIC, MEMBER, OPERATOR, COMPLIANCE, HOST}
 
 # (method, path, who may open it); the sign-in pages themselves are for everyone
 PAGES: list[tuple[str, str, set[str]]] = [
@@ -38,8 +39,8 @@ PAGES: list[tuple[str, str, set[str]]] = [
     ("GET", "/privacy/erase", {MEMBER}),
     ("POST", "/privacy/erase", {MEMBER}),
     ("POST", "/privacy/sign-out", {MEMBER}),
-    ("GET", "/console", STAFF),
-    ("POST", "/console/sign-out", STAFF),
+    ("GET", "/console", WATCHERS),
+    ("POST", "/console/sign-out", WATCHERS),
     ("GET", "/console/audit", {COMPLIANCE}),
     ("GET", "/console/audit/bundle.jsonl", {COMPLIANCE}),
     ("GET", "/console/audit/events.csv", {COMPLIANCE}),
@@ -50,14 +51,14 @@ PAGES: list[tuple[str, str, set[str]]] = [
     ("POST", "/console/pia/pia-1/approval", {COMPLIANCE}),
     ("GET", "/console/pia/report", {COMPLIANCE}),
     ("GET", "/console/pia/report.md", {COMPLIANCE}),
-    ("GET", "/console/features", STAFF),
+    ("GET", "/console/features", WATCHERS),
     ("POST", "/console/features/personalization", {OPERATOR}),
     ("GET", "/console/cross-border", {COMPLIANCE}),
     ("GET", "/console/incidents", {COMPLIANCE}),
     ("GET", "/console/retention", {COMPLIANCE}),
     ("POST", "/console/retention/hold", {COMPLIANCE}),
     ("POST", "/console/retention/release", {COMPLIANCE}),
-    ("GET", "/console/logs", STAFF),
+    ("GET", "/console/logs", WATCHERS),
     ("GET", "/console/dashboard", {OPERATOR}),
 ]
 
@@ -76,6 +77,7 @@ def browsers(site: Site) -> dict[str, TestClient]:
         MEMBER: site.member("M-1"),
         OPERATOR: site.staff(site.operator),
         COMPLIANCE: site.staff(site.officer),
+        HOST: site.staff(site.host),
     }
 
 
@@ -90,7 +92,7 @@ def _refusals() -> list[object]:
 def _refused(status: int, location: str, path: str, role: str) -> bool:
     if path.startswith("/privacy"):
         return status == 401  # the centre asks for the app's link again
-    if role in STAFF:
+    if role in WATCHERS:
         return status == 403  # signed in, but not for this page
     return status == 303 and location.startswith("/console/sign-in")
 
@@ -130,11 +132,9 @@ def test_each_role_opens_every_page_meant_for_it(browsers: dict[str, TestClient]
 
 def test_the_walk_covers_every_page_of_the_site(site: Site) -> None:
     pages = {
-        (method, route.path)
-        for route in site.app.routes
-        if isinstance(route, APIRoute) and not route.include_in_schema
-        for method in route.methods
+        (method, route.path) for route in routes_of(site.app) if not route.include_in_schema for method in route.methods
     }
+    assert ("GET", "/console") in pages  # the site's own routes were found
     walked = {
         (
             m,

@@ -3,12 +3,14 @@
 from __future__ import annotations
 
 import re
+from collections.abc import Iterator
 from dataclasses import dataclass, field
 from decimal import Decimal
 from pathlib import Path
 
 from compliance_fixtures import notice_data
 from fastapi import FastAPI
+from fastapi.routing import APIRoute
 from fastapi.testclient import TestClient
 
 from node.core.auth import Role
@@ -21,13 +23,14 @@ PARTNER = "shop.alliance.example"
 
 @dataclass
 class Site:
-    """One brand's node in a two-brand alliance, its site, and the keys of three staff."""
+    """One brand's node in a two-brand alliance, its site, and the keys of three staff and an entrusted host."""
 
     node: Node
     app: FastAPI
     officer: str  # compliance officer "chen"
     second_officer: str  # compliance officer "wang"
     operator: str  # operator "olga"
+    host: str  # entrusted host "hugo"
     clients: list[TestClient] = field(default_factory=list)
 
     def client(self) -> TestClient:
@@ -72,6 +75,7 @@ def open_site(base: Path, members: tuple[str, ...] = ("M-1", "M-2")) -> Site:
         node.staff_keys.issue("chen", Role.COMPLIANCE),
         node.staff_keys.issue("wang", Role.COMPLIANCE),
         node.staff_keys.issue("olga", Role.OPERATOR),
+        node.staff_keys.issue("hugo", Role.HOST),
     )
     c = site.client()
     assert c.post("/v1/notices", json=notice_data(), headers=site.api(site.officer)).status_code == 201
@@ -85,3 +89,13 @@ def csrf_of(html: str) -> str:
     found = re.search(r'name="csrf" value="([^"]+)"', html)
     assert found, "the page has no form with a CSRF token"
     return found.group(1)
+
+
+def routes_of(app: FastAPI) -> Iterator[APIRoute]:
+    """The app's routes, those of the routers it included too (FastAPI 0.138 keeps them behind the inclusion)."""
+    for route in app.routes:
+        if isinstance(route, APIRoute):
+            yield route
+        included = getattr(getattr(route, "include_context", None), "included_router", None)
+        if included is not None:
+            yield from (r for r in included.routes if isinstance(r, APIRoute))

@@ -118,6 +118,9 @@ def require(*roles: Role) -> RoleCheck:
 
 
 Staff = Annotated[Caller, Depends(require(Role.OPERATOR, Role.COMPLIANCE))]
+#: Whoever watches the node: staff, and an entrusted host (``Role.HOST``), on routes that return no
+#: identifier, sealed field or member's data.
+Watcher = Annotated[Caller, Depends(require(Role.OPERATOR, Role.COMPLIANCE, Role.HOST))]
 Operator = Annotated[Caller, Depends(require(Role.OPERATOR))]
 ComplianceOfficer = Annotated[Caller, Depends(require(Role.COMPLIANCE))]
 Member = Annotated[Caller, Depends(require(Role.MEMBER))]

@@ -1,5 +1,5 @@
-"""``alliance-node pia``, ``feature`` and ``xborder``: impact assessments, the feature switches they gate,
-and transfers abroad.
+"""``alliance-node pia``, ``feature``, ``xborder`` and ``entrustment``: impact assessments, the feature
+switches they gate, transfers abroad, and the contract of a party that hosts the node (PIPL Art. 21).
 
 Staff act under their own name (``--as``), which must hold an active staff key with the right
 role: the audit trail names them, and an assessment's author cannot be its approver.
@@ -25,6 +25,7 @@ from node.cli.common import (
     friendly,
     open_node,
     out,
+    print_json,
     read_toml,
 )
 
@@ -36,6 +37,9 @@ feature_app = typer.Typer(
     no_args_is_help=True, help="Feature switches: exchange, joint modeling, personalization, cross-border."
 )
 xborder_app = typer.Typer(no_args_is_help=True, help="Cross-border transfers: counters and transfer mechanisms.")
+entrustment_app = typer.Typer(
+    no_args_is_help=True, help="The entrustment contract of a party hosting this node (PIPL Art. 21)."
+)
 
 
 @pia_app.command("submit")
@@ -222,3 +226,57 @@ def xborder_status(data_dir: DataDir = HERE) -> None:
     out.print(f"year {year}: general {general}, sensitive {sensitive}, requires {node.xborder.required(year)}")
     for m in node.mechanisms.all():
         out.print(f"{m.country}\t{m.mechanism}\t{m.reference}\t{m.valid_from}..{m.valid_until}", highlight=False)
+
+
+@entrustment_app.command("set")
+@friendly
+def entrustment_set(
+    file: Annotated[
+        Path, typer.Argument(help="The contract's terms as TOML, like compliance/data/entrustment_example.toml.")
+    ],
+    by: As,
+    data_dir: DataDir = HERE,
+) -> None:
+    """Record the contract with the party hosting this node (compliance role): purpose, duration, method,
+    PI categories, protections, what happens at the end, subcontractors with the brand's consent; audited."""
+    from compliance.entrustment import Entrustment, save_entrustment, summary
+    from node.core.auth import Role
+
+    terms = Entrustment.model_validate(read_toml(file))
+    node = open_node(data_dir)
+    acting(node, by, Role.COMPLIANCE)
+    path = save_entrustment(node.settings.data_dir, terms)
+    node.audit(
+        "config.change",
+        recipient=terms.recipient(),
+        pi_categories=list(terms.pi_categories),
+        details={"setting": "entrustment"} | summary(terms),
+    )
+    out.print(
+        f"{terms.contract_id}\t{terms.party.name}\t{terms.valid_from}..{terms.valid_until}\tat end: {terms.at_end}"
+        f"\t{path}",
+        highlight=False,
+    )
+
+
+@entrustment_app.command("show")
+@friendly
+def entrustment_show(fmt: FormatOption = OutputFormat.TEXT, data_dir: DataDir = HERE) -> None:
+    """The recorded entrustment contract, if the node is hosted under one."""
+    from compliance.entrustment import load_entrustment
+
+    terms = load_entrustment(data_dir)
+    if fmt is OutputFormat.JSON:
+        print_json(terms.model_dump(mode="json") if terms else None)
+        return
+    if terms is None:
+        out.print("no entrustment contract recorded: `alliance-node entrustment set`")
+        return
+    for field, value in terms.model_dump(mode="json").items():
+        if field == "party":
+            value = f"{value['name']} <{value['contact']}>"
+        elif field == "subcontractors":
+            value = "; ".join(f"{s['name']} (brand consent {s['brand_consent']})" for s in value) or "none"
+        elif isinstance(value, list):
+            value = "; ".join(value)
+        out.print(f"{field}\t{value}", highlight=False)

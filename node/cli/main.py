@@ -278,6 +278,8 @@ for group, name in (
     (rights.rights_app, "rights"),
     (rights.retention_app, "retention"),
     (rights.incident_app, "incident"),
+    (rights.decommission_app, "decommission"),
+    (compliance.entrustment_app, "entrustment"),
     (exchange.exchange_app, "exchange"),
     (exchange.settlement_app, "settlement"),
     (exchange.purchases_app, "purchases"),

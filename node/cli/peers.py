@@ -20,7 +20,7 @@ from node.cli.common import (
 )
 
 peers_app = typer.Typer(no_args_is_help=True, help="Other brands' nodes this node witnesses and asks to witness.")
-staff_app = typer.Typer(no_args_is_help=True, help="Staff API keys (operator, compliance officer).")
+staff_app = typer.Typer(no_args_is_help=True, help="Staff API keys (operator, compliance officer, entrusted host).")
 
 
 @peers_app.command("add")
@@ -59,17 +59,28 @@ def peers_list(fmt: FormatOption = OutputFormat.TEXT, data_dir: DataDir = HERE) 
 @friendly
 def staff_add(
     name: Annotated[str, typer.Option(help="Who holds the key (shown in the audit trail).")],
-    role: Annotated[str, typer.Option(help="operator or compliance.")],
+    role: Annotated[str, typer.Option(help="operator, compliance, or host (an entrusted party hosting the node).")],
     data_dir: DataDir = HERE,
 ) -> None:
-    """Issue a staff API key; it is printed once and stored only as a hash."""
+    """Issue a staff API key; it is printed once and stored only as a hash. A host key needs an
+    entrustment contract in force (`alliance-node entrustment set`)."""
+    from datetime import date
+
+    from compliance.entrustment import load_entrustment
     from node.core.auth import Role
 
-    if role not in (Role.OPERATOR, Role.COMPLIANCE):
-        fail("role must be operator or compliance")
+    if role not in (Role.OPERATOR, Role.COMPLIANCE, Role.HOST):
+        fail("role must be operator, compliance or host")
     node = open_node(data_dir)
+    terms = load_entrustment(node.settings.data_dir) if role == Role.HOST else None
+    if role == Role.HOST and (terms is None or not terms.in_force(date.today())):
+        fail("a host is entrusted only under a contract in force (PIPL Art. 21): `alliance-node entrustment set`")
     secret = node.staff_keys.issue(name, Role(role))
-    node.audit("key.create", details={"holder": name, "role": role, "key_id": secret.split("_")[1]})
+    node.audit(
+        "key.create",
+        recipient=terms.recipient() if terms else None,
+        details={"holder": name, "role": role, "key_id": secret.split("_")[1]},
+    )
     out.print(secret, highlight=False)
 
 

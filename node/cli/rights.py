@@ -1,5 +1,7 @@
-"""``alliance-node rights``, ``retention`` and ``incident``: the rights-request queue and human reviews of
-automated decisions, the purge job and legal holds, and personal-information incidents.
+"""``alliance-node rights``, ``retention``, ``incident`` and ``decommission``: the rights-request queue,
+human reviews of automated decisions and joint handlers' notices, the purge job and legal holds,
+personal-information incidents, and deleting everything at the end (an entrustment's end, PIPL Art. 21)
+with a signed deletion attestation.
 
 Staff act under their own name (``--as``), which must hold an active staff key with the right
 role: the audit trail names them.
@@ -26,6 +28,7 @@ from node.cli.common import (
     open_node,
     out,
     read_toml,
+    read_vkey,
 )
 
 if TYPE_CHECKING:
@@ -294,3 +297,79 @@ def incident_notify(
     node = open_node(data_dir)
     acting(node, by, Role.COMPLIANCE)
     _notify(node, incident, build_notices(incident, utcnow()), out)
+
+
+decommission_app = typer.Typer(
+    help="Decommission the node (irreversible): shred its data key and member keys, sign a deletion attestation."
+)
+
+
+@decommission_app.callback(invoke_without_command=True)
+@friendly
+def decommission_cmd(
+    ctx: typer.Context,
+    by: Annotated[
+        str | None, typer.Option("--as", help="Your staff name (an active operator, compliance or host key).")
+    ] = None,
+    yes: Annotated[bool, typer.Option("--yes", help="Do not ask: this is irreversible.")] = False,
+    copy_to: Annotated[Path | None, typer.Option("--out", help="Also write the attestation here.")] = None,
+    data_dir: DataDir = HERE,
+) -> None:
+    """Shred data.key and every member key, so no sealed field opens and no pseudonym can be recomputed;
+    audit it and write the signed deletion attestation (decommissioned.note). Run with `serve` stopped;
+    asks for the node id unless --yes. Afterwards the node refuses to open."""
+    if ctx.invoked_subcommand is not None:
+        return
+    from node.core.auth import Role
+    from node.ops.decommission import decommission, open_for_decommission
+
+    if by is None:
+        raise ValueError("--as NAME is required: the audit trail names who decommissioned the node")
+    node = open_for_decommission(data_dir)
+    try:
+        acting(node, by, Role.COMPLIANCE, Role.OPERATOR, Role.HOST)
+        node_id = node.settings.node_id
+        question = f"This shreds {node_id}'s data key and every member key for good. Type its node id"
+        if not yes and _typed(question) != node_id:
+            raise ValueError("not confirmed: nothing was changed (type the node id exactly, or pass --yes)")
+        done = decommission(node)
+    finally:
+        node.dispose()
+    if copy_to is not None:
+        copy_to.write_text(done.signed)
+    a = done.attestation
+    out.print(
+        f"decommissioned {a.node_id}: data key {a.data_key}, {a.member_keys} member keys deleted,"
+        f" {a.sealed_values} sealed values unreadable, write-ahead log {a.wal}",
+        highlight=False,
+    )
+    out.print(f"deletion attestation: {done.path} (check it with node.vkey: `alliance-node decommission verify`)")
+
+
+def _typed(question: str) -> str:
+    """What the person typed at ``question`` ("" when there is nobody to ask: no input at all)."""
+    import click
+
+    try:
+        return str(typer.prompt(question, default="", show_default=False))
+    except click.exceptions.Abort:
+        return ""
+
+
+@decommission_app.command("verify")
+@friendly
+def decommission_verify(
+    file: Annotated[Path, typer.Argument(help="The deletion attestation (decommissioned.note).")],
+    vkey: Annotated[str, typer.Option(help="The node's verifier key, or its node.vkey file.")],
+) -> None:
+    """Verify a deletion attestation offline: exit 0 printing what it attests, else 1 naming the problem."""
+    from compliance.attestation import verify
+
+    a = verify(file.read_text(), read_vkey(vkey))
+    out.print(
+        f"OK {a.node_id} decommissioned {a.at.isoformat()} contract {a.contract_id or 'none'}: data key {a.data_key},"
+        f" {a.member_keys} member keys deleted, {a.sealed_values} sealed values unreadable, write-ahead log {a.wal}",
+        highlight=False,
+    )
+    for h in a.logs:
+        out.print(f"log {h.origin} size {h.size} root {h.root.hex()}", highlight=False)

@@ -1,8 +1,10 @@
 """Who is calling: staff API keys (stored hashed) and short-lived member tokens signed by the node.
 
 Roles: ``operator`` runs the node and issues member tokens for the brand's own app;
-``compliance`` publishes notices and exports the audit trail; ``member`` acts on their own data
-only. A staff key is 32 random bytes shown once; the database keeps its SHA-256 (a fast hash is
+``compliance`` publishes notices and exports the audit trail; ``host`` is an entrusted party (PIPL
+Art. 21) that hosts the node for the brand: it watches the node (health, readiness, metrics,
+switches, logs' heads) and reads no identifier, sealed field or member's data; ``member`` acts on
+their own data only. A staff key is 32 random bytes shown once; the database keeps its SHA-256 (a fast hash is
 enough for a high-entropy secret). A member token is ``base64url(claims).base64url(signature)``,
 signed with the node's Ed25519 key under a domain-separation prefix; its ``acct`` claim binds it to
 one account (:mod:`node.core.tokens`), so erasure or revocation ends it.
@@ -38,6 +40,7 @@ class Role(StrEnum):
 
     OPERATOR = "operator"
     COMPLIANCE = "compliance"
+    HOST = "host"  # an entrusted host (PIPL Art. 21): runs and watches the node, reads no personal information
     MEMBER = "member"
 
 

@@ -1,7 +1,9 @@
 """A node's data directory: creating it (keys, verifier keys, config, database) and reading its parts.
 
 A node is one directory: ``node.toml``, ``node.key`` (Ed25519, mode 0600), ``node.vkey``,
-``witness.vkey``, ``data.key`` (the field-encryption key, mode 0600) and, unless
+``witness.vkey``, ``data.key`` (the field-encryption key, mode 0600), ``entrustment.json`` when another
+party hosts the node (:mod:`compliance.entrustment`), ``decommissioned.note`` once it was
+decommissioned (:mod:`compliance.attestation`) and, unless
 ``database_url`` points elsewhere, ``node.db`` (mode 0600, as are its ``-wal`` and ``-shm``: it holds
 members' pseudonym keys and staff-key hashes). ``init`` creates the directory 0700.
 :class:`node.runtime.Node` opens one.
@@ -13,6 +15,7 @@ import os
 from dataclasses import dataclass
 from pathlib import Path
 
+from compliance.attestation import ATTESTATION_FILE
 from compliance.fieldcrypt import create_key_file
 from ledger import note
 from ledger.storage import LedgerStore, create_engine
@@ -37,6 +40,28 @@ DB_FILES = ("node.db", "node.db-wal", "node.db-shm", "node.db-journal")  # SQLit
 
 class NodeExistsError(FileExistsError):
     """``init`` found an existing key and refuses to overwrite it."""
+
+
+class NodeDecommissionedError(RuntimeError):
+    """The node was decommissioned (``alliance-node decommission``): it opens for nothing any more."""
+
+    reason = "decommissioned"
+
+
+def decommissioned(data_dir: Path) -> Path | None:
+    """The deletion attestation of the node in ``data_dir`` if it was decommissioned, else None."""
+    path = data_dir / ATTESTATION_FILE
+    return path if path.exists() else None
+
+
+def refuse_if_decommissioned(data_dir: Path) -> None:
+    """Raise :class:`NodeDecommissionedError`, naming the attestation, if the node was decommissioned."""
+    if (attestation := decommissioned(data_dir)) is not None:
+        raise NodeDecommissionedError(
+            f"this node was decommissioned: its data key and member keys were shredded and it serves nothing"
+            f" more; the signed deletion attestation is {attestation}"
+            " (check it with `alliance-node decommission verify`)"
+        )
 
 
 @dataclass(frozen=True)

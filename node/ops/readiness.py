@@ -3,8 +3,10 @@
 ``/ready`` is public (load balancers probe it): its reasons name the check, never a path, a host or
 a driver's message; those go to the node's log.
 
-Three checks, each cheap enough for a probe every few seconds: the database answers a fresh
-connection, its schema is at the revision this code expects, and the signing key can be read. A
+Four checks, each cheap enough for a probe every few seconds: the database answers a fresh
+connection, its schema is at the revision this code expects, the signing key can be read, and the
+node was not decommissioned since it started (``alliance-node decommission`` is run with ``serve``
+stopped; a server left running is taken out of its balancer by this check). A
 pooled connection would keep answering after the database file became unreadable, so SQLite's file
 is opened anew; through SQLite itself, whose connections in one process share their file locks
 (a plain ``open()`` of the file would not be safe, see :mod:`ledger.storage`).
@@ -21,7 +23,7 @@ from sqlalchemy import text
 from sqlalchemy.engine import make_url
 
 from node.core import schema
-from node.core.datadir import load_signer
+from node.core.datadir import decommissioned, load_signer
 from node.runtime import Node
 
 log = logging.getLogger(__name__)
@@ -91,9 +93,16 @@ def check_signing_key(node: Node) -> Check:
     return Check("signing_key", True)
 
 
+def check_not_decommissioned(node: Node) -> Check:
+    """The node has not been decommissioned (its data key and member keys would be gone)."""
+    if decommissioned(node.settings.data_dir) is not None:
+        return Check("decommissioned", False, "this node was decommissioned: it serves nothing more")
+    return Check("decommissioned", True)
+
+
 def readiness(node: Node) -> list[Check]:
     """Every check, in order; the node is ready when all pass."""
     database = check_database(node)
     # the schema is read through the database: its check says nothing new when the database is down
     migrations = check_migrations(node) if database.ok else Check("migrations", False, "the database does not answer")
-    return [database, migrations, check_signing_key(node)]
+    return [database, migrations, check_signing_key(node), check_not_decommissioned(node)]

@@ -28,7 +28,7 @@ from node.web.guard import (
     NodeDep,
     OfficerForm,
     OfficerPage,
-    StaffPage,
+    WatcherPage,
     check_form,
     check_origin,
     clear_session_cookie,
@@ -82,7 +82,7 @@ async def sign_in(request: Request, node: NodeDep) -> Response:
 
 
 @router.post("/sign-out", response_model=None)
-async def sign_out(request: Request, session: StaffPage) -> Response:
+async def sign_out(request: Request, session: WatcherPage) -> Response:
     """End the session."""
     check_form(request, session, await read_form(request))
     sessions_of(request).end(session.id)
@@ -92,7 +92,7 @@ async def sign_out(request: Request, session: StaffPage) -> Response:
 
 
 @router.get("", response_class=HTMLResponse)
-def home(request: Request, node: NodeDep, session: StaffPage) -> HTMLResponse:
+def home(request: Request, node: NodeDep, session: WatcherPage) -> HTMLResponse:
     """What this person can do here, by role."""
     return page(request, "console/home.html", session, brand=node.settings.display_name or node.settings.node_id)
 

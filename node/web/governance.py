@@ -2,7 +2,8 @@
 counters and mechanisms, incidents, retention holds, and the node's logs with their checkpoints.
 
 Roles as in the API: any staff lists and submits assessments and sees switches and logs; only a
-compliance officer approves (never their own) and reads the report; only an operator switches.
+compliance officer approves (never their own) and reads the report; only an operator switches. An
+entrusted host sees the switches and the logs' heads, nothing else here.
 """
 
 from __future__ import annotations
@@ -23,7 +24,7 @@ from compliance.pia import Assessment, Feature, utcnow
 from compliance.pia_report import document, to_markdown
 from node.chain.anchoring import from_settings
 from node.runtime_facts import gather
-from node.web.guard import NodeDep, OfficerForm, OfficerPage, OperatorForm, StaffForm, StaffPage
+from node.web.guard import NodeDep, OfficerForm, OfficerPage, OperatorForm, StaffForm, StaffPage, WatcherPage
 from node.web.render import FAILED, attempt, back, language, page
 
 router = APIRouter(prefix="/console", include_in_schema=False)
@@ -89,7 +90,7 @@ def report_markdown(request: Request, node: NodeDep, session: OfficerPage) -> Pl
 
 
 @router.get("/features", response_class=HTMLResponse)
-def features(request: Request, node: NodeDep, session: StaffPage) -> HTMLResponse:
+def features(request: Request, node: NodeDep, session: WatcherPage) -> HTMLResponse:
     """Each feature switch as it takes effect now; an operator switches them under an approved assessment."""
     switches = [(f.value, on, pia_id, why) for f, (on, pia_id, why) in node.pia.switches().items()]
     approved = [r.pia_id for r in node.pia.all() if r.status(utcnow()).value == "approved"]
@@ -171,7 +172,7 @@ def release(node: NodeDep, session: OfficerPage, form: OfficerForm) -> Response:
 
 
 @router.get("/logs", response_class=HTMLResponse)
-def logs(request: Request, node: NodeDep, session: StaffPage) -> HTMLResponse:
+def logs(request: Request, node: NodeDep, session: WatcherPage) -> HTMLResponse:
     """Each log's size and root, its latest signed checkpoint with cosignatures, and the anchoring state."""
     rows = []
     for name in node.store.log_names():

@@ -134,6 +134,8 @@ MemberPage = Annotated[Session, Depends(PageRole(MEMBER_COOKIE, Role.MEMBER))]
 StaffPage = Annotated[Session, Depends(PageRole(STAFF_COOKIE, Role.OPERATOR, Role.COMPLIANCE))]
 OfficerPage = Annotated[Session, Depends(PageRole(STAFF_COOKIE, Role.COMPLIANCE))]
 OperatorPage = Annotated[Session, Depends(PageRole(STAFF_COOKIE, Role.OPERATOR))]
+#: Pages that show no identifier, sealed field or member's data: staff, and an entrusted host too.
+WatcherPage = Annotated[Session, Depends(PageRole(STAFF_COOKIE, Role.OPERATOR, Role.COMPLIANCE, Role.HOST))]
 
 
 async def read_form(request: Request) -> dict[str, str]:

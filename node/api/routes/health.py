@@ -7,7 +7,7 @@ from fastapi.responses import JSONResponse, Response
 from pydantic import BaseModel
 
 from node.api.bodies import OffLoopJsonRoute
-from node.api.deps import NodeDep, Staff
+from node.api.deps import NodeDep, Watcher
 from node.api.problems import Problem
 from node.ops.metrics import CONTENT_TYPE_LATEST
 from node.ops.readiness import readiness
@@ -55,7 +55,8 @@ class Readiness(BaseModel):
     },
 )
 def ready(node: NodeDep) -> JSONResponse:
-    """200 when the database answers, its schema is current and the signing key is readable; 503 otherwise."""
+    """200 when the database answers, its schema is current, the signing key is readable and the node was not
+    decommissioned; 503 otherwise."""
     checks = readiness(node)
     ok = all(c.ok for c in checks)
     body = Readiness(
@@ -66,9 +67,9 @@ def ready(node: NodeDep) -> JSONResponse:
 
 
 @router.get("/metrics", response_class=Response, responses={200: {"content": {CONTENT_TYPE_LATEST: {}}}})
-def metrics(request: Request, _: Staff) -> Response:
-    """The node's metrics in the Prometheus text format, for staff keys (Prometheus sends one as a bearer
-    token: ``authorization: {credentials: <key>}``); 404 when the ``metrics`` setting is off.
+def metrics(request: Request, _: Watcher) -> Response:
+    """The node's metrics in the Prometheus text format, for staff and host keys (Prometheus sends one as a
+    bearer token: ``authorization: {credentials: <key>}``); 404 when the ``metrics`` setting is off.
 
     No metric holds personal data, but exchange and consent volumes are a brand's business: not public."""
     collected = request.app.state.metrics

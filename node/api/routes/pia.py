@@ -12,7 +12,7 @@ from pydantic import BaseModel, Field
 from compliance.pia import Assessment, Feature, PiaRecord, utcnow
 from compliance.pia_report import document, to_html, to_markdown
 from node.api.bodies import OffLoopJsonRoute
-from node.api.deps import ComplianceOfficer, NodeDep, Operator, Staff
+from node.api.deps import ComplianceOfficer, NodeDep, Operator, Staff, Watcher
 from node.api.problems import Problem
 from node.runtime_facts import gather
 
@@ -108,7 +108,7 @@ def report(
 
 
 @router.get("/v1/features")
-def features(node: NodeDep, _: Staff) -> list[SwitchState]:
+def features(node: NodeDep, _: Watcher) -> list[SwitchState]:
     """Each feature switch as it takes effect now (an expired assessment turns a feature off)."""
     return [
         SwitchState(feature=f.value, on=on, pia_id=p, reason=why) for f, (on, p, why) in node.pia.switches().items()
