@@ -142,19 +142,22 @@ def plan_request(
     ]
 
 
-def withdrawals_for(kind: NoticeKind, purpose: str, sender: str) -> list[str]:
+def withdrawals_for(kind: NoticeKind, purpose: str, sender: str, receiver: str) -> list[str]:
     """The purposes the receiving handler withdraws for the member on a notice from ``sender``:
 
     - a withdrawal of the joint purpose itself: the joint purpose, here too (one joint processing);
-    - a withdrawal of the separate consent for this brand, or an erasure at the sender: the separate
-      consent for the sender (nothing of theirs is aligned with the sender again);
+    - a withdrawal of the separate consent for this brand (``receiver``), or an erasure at the sender: the
+      separate consent for the sender (nothing of theirs is aligned with the sender again); a withdrawal of
+      the separate consent for another brand asks nothing of this one;
     - a correction: nothing (a person checks what was received from the sender).
     """
     if kind is NoticeKind.CORRECTION:
         return []
     if kind is NoticeKind.WITHDRAWAL and ":" not in purpose:
         return [purpose]
-    return [f"{family(purpose)}:{sender}"]
+    if kind is NoticeKind.ERASURE:
+        return [f"{family(purpose)}:{sender}"]
+    return [f"{family(purpose)}:{sender}"] if purpose.partition(":")[2] == receiver else []
 
 
 def receiver_state(kind: NoticeKind, linked: bool) -> NoticeState:

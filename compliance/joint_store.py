@@ -12,6 +12,7 @@ from __future__ import annotations
 from collections.abc import Iterable
 from dataclasses import dataclass
 from datetime import UTC, date, datetime, timedelta
+from typing import Any
 
 from sqlalchemy import Connection, Engine, insert, select, update
 from sqlalchemy.exc import IntegrityError
@@ -21,6 +22,9 @@ from compliance.joint import NoticeKind, NoticeState, Planned
 
 #: The longest a failing notice waits between attempts (it starts at one recovery pass).
 MAX_BACKOFF = timedelta(hours=1)
+
+#: How often a notice the other handler keeps open (a correction a person checks) is asked about again.
+FOLLOW_UP = timedelta(days=1)
 
 
 def _now() -> datetime:
@@ -38,7 +42,7 @@ class JointSentRow(SQLModel, table=True):
     notice_id: str = Field(primary_key=True, max_length=32)
     peer: str = Field(max_length=200, index=True)
     kind: str = Field(max_length=16)
-    purpose: str = Field(max_length=64)
+    purpose: str = Field(max_length=265)
     link_id: str | None = Field(default=None, max_length=64)  # dropped once acknowledged: no longer needed
     member: str = Field(max_length=32, index=True)
     fields: str = Field(default="", max_length=200)
@@ -58,7 +62,7 @@ class JointReceivedRow(SQLModel, table=True):
     sender: str = Field(primary_key=True, max_length=200)
     notice_id: str = Field(primary_key=True, max_length=32)
     kind: str = Field(max_length=16)
-    purpose: str = Field(max_length=64)
+    purpose: str = Field(max_length=265)
     member: str | None = Field(default=None, max_length=32, index=True)  # None: the link names no one here
     fields: str = Field(default="", max_length=200)
     received_at: datetime
@@ -188,12 +192,14 @@ class JointStore:
             return self.add_sent_in(conn, planned)
 
     def due_for_delivery(self, now: datetime | None = None, limit: int = 500) -> list[Sent]:
-        """Unacknowledged notices whose next attempt is due, oldest first."""
+        """Notices whose next attempt is due, oldest first: those not acknowledged yet, and those the other
+        handler acknowledged as open (a correction a person there still checks), asked about again."""
         now = now or _now()
         t = JointSentRow.__table__
+        waiting = t.c.acked_at.is_(None) | (t.c.answer == NoticeState.OPEN.value)
         query = (
             select(t)
-            .where(t.c.acked_at.is_(None), (t.c.next_at.is_(None)) | (t.c.next_at <= now))
+            .where(waiting, (t.c.next_at.is_(None)) | (t.c.next_at <= now))
             .order_by(t.c.created_at)
             .limit(limit)
         )
@@ -201,14 +207,15 @@ class JointStore:
             return [_sent(dict(r._mapping)) for r in conn.execute(query)]
 
     def acknowledged(self, notice_id: str, answer: NoticeState, now: datetime | None = None) -> None:
-        """The other handler recorded the notice: stop retrying, and forget the link id it needed."""
+        """The other handler recorded the notice. Done: stop, and forget the link id it needed. Open there:
+        ask again in a day, until it is done."""
+        now = now or _now()
         t = JointSentRow.__table__
+        done = answer is not NoticeState.OPEN
+        values = {"acked_at": now, "answer": answer.value, "last_error": None, "attempts": 0}
+        values |= {"link_id": None} if done else {"next_at": now + FOLLOW_UP}
         with self.engine.begin() as conn:
-            conn.execute(
-                update(t)
-                .where(t.c.notice_id == notice_id)
-                .values(acked_at=now or _now(), answer=answer.value, link_id=None, last_error=None)
-            )
+            conn.execute(update(t).where(t.c.notice_id == notice_id).values(**values))
 
     def failed(self, notice_id: str, error: str, now: datetime | None = None) -> None:
         """An attempt failed: try again later, waiting longer each time (up to :data:`MAX_BACKOFF`)."""
@@ -295,3 +302,58 @@ class JointStore:
                     .values(state=NoticeState.COMPLETED.value, completed_at=now or _now())
                 ).rowcount
             )
+
+    def under_way(self, today: date) -> list[dict[str, Any]]:
+        """Notices still under way, both ways, earliest due first: sent ones not acknowledged, or kept open
+        by the other handler; received ones a person here must finish. Each says if it is overdue."""
+        rows = [
+            _row(
+                "sent",
+                s.peer,
+                s.notice_id,
+                s.member,
+                s.kind,
+                s.purpose,
+                s.state,
+                s.due,
+                today,
+                s.attempts,
+                s.last_error,
+            )
+            for s in self.sent()
+            if s.state in (NoticeState.PENDING, NoticeState.OPEN)
+        ]
+        rows += [
+            _row("received", r.sender, r.notice_id, r.member, r.kind, r.purpose, r.state, r.due, today)
+            for r in self.received()
+            if r.state is NoticeState.OPEN
+        ]
+        return sorted(rows, key=lambda r: (r["due"], r["notice"]))
+
+
+def _row(
+    direction: str,
+    peer: str,
+    notice: str,
+    member: str | None,
+    kind: NoticeKind,
+    purpose: str,
+    state: NoticeState,
+    due: date,
+    today: date,
+    attempts: int | None = None,
+    last_error: str | None = None,
+) -> dict[str, Any]:
+    return {
+        "direction": direction,
+        "peer": peer,
+        "notice": notice,
+        "member": member,
+        "kind": kind.value,
+        "purpose": purpose,
+        "state": state.value,
+        "due": due.isoformat(),
+        "overdue": due < today,
+        "attempts": attempts,
+        "last_error": last_error,
+    }

@@ -24,6 +24,9 @@ from compliance.purposes import Purpose, catalogue
 #: The audit actions that are records of provision.
 PROVISION_ACTIONS = ("pi.provide", "xborder.transfer")
 
+#: The reason an egress event records that a call it had recorded as a provision never reached the peer.
+NOT_DELIVERED = "not_delivered"
+
 #: The audit filter's action criterion selecting exactly them.
 PROVISION_FILTER = ",".join(PROVISION_ACTIONS)
 
@@ -84,12 +87,23 @@ def provision_of(index: int, event: AuditEvent) -> Provision:
 
 
 def report(events: Iterable[tuple[int, AuditEvent]]) -> list[Provision]:
-    """The records of provision among ``events`` (others are skipped), oldest first."""
-    out = [
-        provision_of(i, e)
-        for i, e in events
-        if e.action in PROVISION_ACTIONS and e.outcome == "ok" and e.recipient is not None
-    ]
+    """The records of provision among ``events`` (others are skipped), oldest first, one per transfer.
+
+    A transfer about more than 1,000 members is recorded as several events (an event names at most
+    1,000), each with the transfer's total count and the same signature digest: they are one row.
+    A transfer the egress point later found was never delivered (the connection could not be made)
+    is left out."""
+    rows: dict[tuple[str, ...], Provision] = {}
+    undelivered: set[str] = set()
+    for i, e in events:
+        if e.action in PROVISION_ACTIONS and e.outcome == "error" and e.reason_code == NOT_DELIVERED:
+            undelivered.add(str(e.details.get("signature_digest")))
+        if e.action not in PROVISION_ACTIONS or e.outcome != "ok" or e.recipient is None:
+            continue
+        p = provision_of(i, e)
+        key = (e.action, p.recipient, p.carried_by, p.signature_digest) if p.signature_digest else (p.event_id,)
+        rows.setdefault(key, p)
+    out = [p for p in rows.values() if p.carried_by != "peer_call" or p.signature_digest not in undelivered]
     return sorted(out, key=lambda p: (p.at, p.ledger_index))
 
 

@@ -151,7 +151,7 @@ class Node:
             self.audit,
             audit_batch=self.audit.many,
             current_actor=self.audit.current_actor,
-            after_change=unlink_on_withdrawal(self.links),
+            after_change=lambda records: (unlink_on_withdrawal(self.links)(records), self.joint.after_change(records)),
             alongside=lambda records: self.joint.alongside(records),  # notices owed to the other joint handlers
         )
 

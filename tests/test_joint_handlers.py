@@ -70,10 +70,11 @@ def test_a_notice_planned_twice_for_the_same_change_is_the_same_notice() -> None
 
 
 def test_the_receiver_withdraws_the_joint_purpose_or_the_separate_consent_for_the_sender() -> None:
-    assert withdrawals_for(NoticeKind.WITHDRAWAL, "joint_modeling", "air") == ["joint_modeling"]
-    assert withdrawals_for(NoticeKind.WITHDRAWAL, "joint_modeling:shop", "air") == ["joint_modeling:air"]
-    assert withdrawals_for(NoticeKind.ERASURE, "joint_modeling", "air") == ["joint_modeling:air"]
-    assert withdrawals_for(NoticeKind.CORRECTION, "joint_modeling", "air") == []
+    assert withdrawals_for(NoticeKind.WITHDRAWAL, "joint_modeling", "air", "shop") == ["joint_modeling"]
+    assert withdrawals_for(NoticeKind.WITHDRAWAL, "joint_modeling:shop", "air", "shop") == ["joint_modeling:air"]
+    assert withdrawals_for(NoticeKind.WITHDRAWAL, "joint_modeling:cafe", "air", "shop") == []  # not about us
+    assert withdrawals_for(NoticeKind.ERASURE, "joint_modeling", "air", "shop") == ["joint_modeling:air"]
+    assert withdrawals_for(NoticeKind.CORRECTION, "joint_modeling", "air", "shop") == []
 
 
 def test_a_change_made_on_a_notice_plans_no_notice_of_its_own() -> None:
@@ -250,3 +251,44 @@ def test_an_access_request_lists_the_members_notices_both_ways(trio: dict[str, N
     air.exchange_recovery.recover()
     assert {n["direction"] for n in air.rights.access(ref(air))["joint_notices"]} == {"sent"}
     assert [n["from"] for n in shop.rights.access(ref(shop))["joint_notices"]] == [air.settings.node_id]
+
+
+def test_a_withdrawal_takes_the_member_out_of_runs_already_aligned_at_every_handler(trio: dict[str, Node]) -> None:
+    air, shop = trio["airline"], trio["shop"]
+    run = f"{shop.settings.node_id}/aligned"
+    shop.alignment.align(air.settings.node_id, run)
+    assert member(shop) in shop.alignment.store.load(run).values()
+    assert member(air) in air.alignment.store.load(run).values()
+    air.consent.change(ref(air), ["joint_modeling"], ConsentAction.WITHDRAW)
+    assert member(air) not in air.alignment.store.load(run).values()  # at once, here
+    air.exchange_recovery.recover()
+    assert member(shop) not in shop.alignment.store.load(run).values()  # and there, with the notice
+
+
+def test_a_correction_kept_open_there_stays_in_the_senders_queue_until_it_is_done(trio: dict[str, Node]) -> None:
+    air, coffee = trio["airline"], trio["coffee"]
+    air.rights.correct(ref(air), phone="+86 139 9999 0040")
+    air.exchange_recovery.recover()
+    open_there = [r for r in air.joint.queue() if r["peer"] == coffee.settings.node_id]
+    assert [r["state"] for r in open_there] == ["open"]
+    [got] = coffee.joint.store.received()
+    coffee.joint.complete(got.sender, got.notice_id)
+    air.joint.deliver(datetime.now(UTC) + timedelta(days=2))  # asked about again a day later
+    assert [r for r in air.joint.queue() if r["peer"] == coffee.settings.node_id] == []
+    [done] = [s for s in air.joint.store.sent() if s.peer == coffee.settings.node_id]
+    assert done.state is NoticeState.COMPLETED
+    assert done.link_id is None
+
+
+def test_a_notice_that_arrives_late_keeps_the_due_date_the_member_was_given(trio: dict[str, Node]) -> None:
+    air, shop = trio["airline"], trio["shop"]
+    link_id = shop.links.link_of(member(shop), air.settings.node_id)
+    body = {
+        "notice_id": "c" * 32,
+        "kind": "withdrawal",
+        "purpose": "joint_modeling",
+        "link_id": link_id,
+        "fields": [],
+        "due": "2026-01-05",
+    }
+    assert shop.joint.on_notice(air.settings.node_id, body).due.isoformat() == "2026-01-05"

@@ -228,6 +228,7 @@ def test_only_the_egress_module_imports_an_http_client() -> None:
     # weights and metrics, never rows, between processes it starts).
     # `purchases import` posts a till's CSV to the operator's own node (its API, with the operator's key).
     # `serve` binds a socket to the port it is about to listen on, only to say clearly when it is taken.
+    # inprocess is outbound's transport to nodes' apps in this process: no network at all.
     assert sorted(set(offenders)) == [
         "node/cli/exchange.py",
         "node/cli/main.py",
@@ -235,6 +236,7 @@ def test_only_the_egress_module_imports_an_http_client() -> None:
         "node/demo/client.py",
         "node/demo/serving.py",
         "node/learning/deploy.py",
+        "node/peers/inprocess.py",
         "node/peers/outbound.py",
         "node/peers/witnessing.py",
     ]

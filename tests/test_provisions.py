@@ -22,6 +22,7 @@ from compliance.consent import ConsentAction
 from compliance.provisions import PROVISION_FILTER, report, signature_digest
 from federation.vertical_server import VerticalSettings
 from node.cli.main import app
+from node.core.refusals import Refused
 from node.demo.vertical import shared_pair
 from node.learning.rows import ChurnWindow
 from node.learning.vertical_run import vertical_nodes
@@ -183,3 +184,30 @@ def test_without_a_joint_declaration_the_recipient_is_an_independent_handler(bra
     path.write_text(text[: text.index("[[joint]]")])
     air.registry.__dict__.pop("registry", None)  # read the file again
     assert air.registry.role_of(brands["shop"].settings.node_id, "joint_modeling") == "independent"
+
+
+def test_a_transfer_about_thousands_of_members_is_one_row_with_its_total(brands: dict[str, Node]) -> None:
+    air, shop = brands["airline"], brands["shop"]
+    many = [f"{i:032x}" for i in range(2500)]  # recorded as three events of at most 1,000 subjects
+    air.outbound.record_provision(
+        shop.settings.node_id, "joint_modeling", many, ["derived.scores"], carried=("flower_message", "d" * 64)
+    )
+    [row] = [r for r in provisions(air) if r.signature_digest == "d" * 64]
+    assert row.individuals == 2500
+    [about_one] = provisions(air, subject=many[2200])  # named in the third event only
+    assert about_one.individuals == 2500
+
+
+def test_a_call_that_never_connected_is_not_reported_as_a_provision(brands: dict[str, Node]) -> None:
+    air, shop = brands["airline"], brands["shop"]
+    for node, other in ((air, shop), (shop, air)):
+        node.consent.change(
+            f"{node.settings.node_id}:40", [f"points_exchange:{other.settings.node_id}"], ConsentAction.GRANT
+        )
+    air.outbound.close()  # a real client: nothing listens on the shop's configured port
+    code = shop.linking.link_code(f"{shop.settings.node_id}:40", air.settings.node_id)
+    with pytest.raises(Refused):
+        air.linking.link_with(f"{air.settings.node_id}:40", shop.settings.node_id, code)
+    attempted = air.audit.select(AuditFilter(action="pi.provide", purpose="points_exchange"))
+    assert [e.outcome for _, e in attempted] == ["ok", "error"]  # recorded before sending, then undone
+    assert [r for r in provisions(air) if r.purpose == "points_exchange"] == []

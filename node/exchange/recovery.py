@@ -45,8 +45,6 @@ class Recovery:
     def recover(self) -> RecoveryReport:
         """Resume every unfinished exchange and log every committed one not yet logged; then the rest owed."""
         report = RecoveryReport()
-        if self.also is not None:
-            self.also()
         for final in self.source.resume_many(self.outgoing.unfinished()):  # those a request drives are left out
             report.resumed += 1
             report.still_pending += final.state in (SourceState.HELD, SourceState.CANCELLING)
@@ -54,6 +52,11 @@ class Recovery:
         self.exchange_log.record_outgoing_many(unlogged_out)
         self.exchange_log.record_incoming_many(unlogged_in)
         report.logged += len(unlogged_out) + len(unlogged_in)
+        if self.also is not None:
+            try:
+                self.also()
+            except Exception:  # the exchanges above are done: a failure here waits for the next pass
+                log.exception("recovery: the duties owed to peers failed; retried at the next pass")
         return report
 
 

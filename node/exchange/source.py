@@ -248,7 +248,9 @@ class ExchangeSource:
                 fields=BATCH_FIELDS,
                 payload_fields={f for i in items for f in i},
                 purpose="points_exchange" if pseudonyms else None,
-                cohort=pseudonyms or None,
+                # the record of provision counts individuals: a member with two credits in the batch is one
+                # (a cancel names only an exchange id the destination holds already: nothing new about anyone)
+                cohort=list(dict.fromkeys(pseudonyms)) or None,
                 idempotent=True,
             )
         except EgressRefused:

@@ -160,6 +160,7 @@ def lead(
     if not peers:
         raise ValueError(f"no alignment for {run}: private set intersection comes first")
     common = set.intersection(*(set(ids.values()) for ids in peers.values()))
+    common &= set.intersection(*(set(holder.consent.cross_brand_cohort(p)) for p in peers))  # withdrawn since PSI
     rows = _rows(holder, sorted(common), window, labelled=True)
     x, y = {m: r for m, (r, _) in rows.items()}, {m: lab for m, (_, lab) in rows.items()}
     aliases = {p: {member: align for align, member in ids.items()} for p, ids in peers.items()}
@@ -203,6 +204,8 @@ def partner_site(partner: Brand, run: str, window: ChurnWindow) -> PartnerSite:
             return {}
         if run not in cache:
             ids = partner.alignment.store.load(run)  # alignment id -> the partner's pseudonym
+            still = set(partner.consent.cross_brand_cohort(run.split("/", 1)[0]))  # a withdrawal since PSI counts
+            ids = {a: m for a, m in ids.items() if m in still}
             rows = _rows(partner, sorted(set(ids.values())), window, labelled=False)
             cache[run] = {a: rows[m][0] for a, m in ids.items()}
         return cache[run]

@@ -193,11 +193,13 @@ class AlignmentStore:
                 out.setdefault(r.peer, {})[r.align_id] = r.member
         return out
 
-    def drop(self, member: str, peer: str) -> int:
-        """Drop the member's alignments with ``peer`` in runs under way (erasure at that brand)."""
+    def drop(self, member: str, peer: str | None = None) -> int:
+        """Drop the member's alignments with ``peer`` (with every peer: None) in runs under way: a withdrawal,
+        or an erasure at that brand, takes them out of a run already aligned."""
         t = AlignmentRow.__table__
+        query = delete(t).where(t.c.member == member)
         with self.engine.begin() as conn:
-            return int(conn.execute(delete(t).where(t.c.member == member, t.c.peer == peer)).rowcount)
+            return int(conn.execute(query if peer is None else query.where(t.c.peer == peer)).rowcount)
 
     def forget(self, run: str) -> None:
         """Drop the run's alignment (it means nothing once the run is over)."""

@@ -64,7 +64,7 @@ class MemberLinks(Protocol):
 class Alignments(Protocol):
     """Alignments of runs under way (``node.learning.vertical_store.AlignmentStore``)."""
 
-    def drop(self, member: str, peer: str) -> int: ...
+    def drop(self, member: str, peer: str | None = None) -> int: ...
 
 
 @dataclass
@@ -111,6 +111,13 @@ class JointHandlers:
         if not planned:
             return None
         return lambda conn: JointStore.add_sent_in(conn, planned)
+
+    def after_change(self, records: list[ConsentRecord]) -> None:
+        """The consent service's after-change hook: a withdrawal of joint modeling takes the member out of
+        runs already aligned (with every brand, or with the one brand named)."""
+        for r in records:
+            if r.action is ConsentAction.WITHDRAW and family(r.purpose_code) in self.joint_purposes():
+                self.alignments.drop(r.member, r.purpose_code.partition(":")[2] or None)
 
     def erase_member(self, member: str) -> int:
         """Before erasure ends the member's links: a notice to every joint handler they are linked with."""
@@ -172,10 +179,15 @@ class JointHandlers:
     def deliver(self, now: datetime | None = None) -> Delivery:
         """Send every notice due; record each acknowledgement, or the failure and when to try again."""
         done = Delivery()
+        down: set[str] = set()  # a handler that failed once in this pass is tried again at the next one
         for n in self.store.due_for_delivery(now):
+            if n.peer in down:
+                continue
             answer = self._send(n)
             if isinstance(answer, NoticeState):
                 self.store.acknowledged(n.notice_id, answer)
+                if answer is NoticeState.OPEN or answer.value == n.answer:
+                    continue  # under way there (a person checks it), or no news: nothing to record yet
                 self.audit(
                     "dsr.completed",
                     subject_pseudo_ids=[n.member],
@@ -190,6 +202,7 @@ class JointHandlers:
                 done.acknowledged += 1
             else:
                 self.store.failed(n.notice_id, answer)
+                down.add(n.peer)
                 done.failed += 1
         if done.failed:
             log.warning("joint-handler notices: %d not acknowledged yet (retried later)", done.failed)
@@ -253,11 +266,12 @@ class JointHandlers:
             member if ref is not None else None,
             tuple(str(f) for f in body.get("fields") or ()),
             now,
-            due_date(today or now.date()),
+            # the member's clock started at the sender: a notice that arrives late keeps the sender's due date
+            min(due_date(today or now.date()), date.fromisoformat(str(body["due"]))),
             state,
             now if state is not NoticeState.OPEN else None,
         )
-        withdraw = withdrawals_for(kind, purpose, sender) if ref is not None else []
+        withdraw = withdrawals_for(kind, purpose, sender, self.node_id) if ref is not None else []
         faults.point("joint.before_record")
         if withdraw:
             assert ref is not None
@@ -328,42 +342,7 @@ class JointHandlers:
 
     def queue(self, today: date | None = None) -> list[dict[str, Any]]:
         """Notices still under way, both ways, earliest due first, each saying if it is overdue."""
-        day = today or datetime.now(UTC).date()
-        rows = [
-            {
-                "direction": "sent",
-                "peer": s.peer,
-                "notice": s.notice_id,
-                "member": s.member,
-                "kind": s.kind.value,
-                "purpose": s.purpose,
-                "state": s.state.value,
-                "due": s.due.isoformat(),
-                "overdue": s.due < day,
-                "attempts": s.attempts,
-                "last_error": s.last_error,
-            }
-            for s in self.store.sent()
-            if s.state is NoticeState.PENDING
-        ]
-        rows += [
-            {
-                "direction": "received",
-                "peer": r.sender,
-                "notice": r.notice_id,
-                "member": r.member,
-                "kind": r.kind.value,
-                "purpose": r.purpose,
-                "state": r.state.value,
-                "due": r.due.isoformat(),
-                "overdue": r.due < day,
-                "attempts": None,
-                "last_error": None,
-            }
-            for r in self.store.received()
-            if r.state is NoticeState.OPEN
-        ]
-        return sorted(rows, key=lambda r: (r["due"], r["notice"]))
+        return self.store.under_way(today or datetime.now(UTC).date())
 
     def escalate(self, today: date | None = None) -> int:
         """Audit ``dsr.escalated`` for every notice past its due date (a handler that does not answer)."""

@@ -11,8 +11,6 @@ module of ours imports an HTTP client.
 
 from __future__ import annotations
 
-import asyncio
-import contextvars
 import threading
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
@@ -34,13 +32,14 @@ from compliance.egress import (
 )
 from compliance.pia import Feature, PiaRefused
 from compliance.pia_service import PiaService
-from compliance.provisions import purpose_for, signature_digest
+from compliance.provisions import NOT_DELIVERED, purpose_for, signature_digest
 from compliance.purposes import catalogue
 from compliance.service import ConsentDenied, ConsentService
 from ledger import note
 from node.core.audit import NodeAudit
 from node.core.refusals import Refused
 from node.core.settings import NodeSettings
+from node.peers.inprocess import InProcess
 from node.peers.registry import RegistryFile, UnknownBrandError
 from node.peers.signing import answering_call, sign_request
 
@@ -83,6 +82,7 @@ class Permit:
     url: str | None  # None: a peer we only witness, with nowhere to send to
     decision: EgressDecision
     mechanism: tuple[Mechanism, str] | None = None
+    recorded: tuple[str, ...] | None = None  # a record of provision was written, about these pseudonyms
 
 
 @dataclass
@@ -117,7 +117,7 @@ class Outbound:
         with self._lock:
             if self._client is not None:
                 self._client.close()
-            self._client = httpx.Client(timeout=self.timeout, transport=_InProcess(apps))
+            self._client = httpx.Client(timeout=self.timeout, transport=InProcess(apps))
 
     def close(self) -> None:
         """Close the pooled connections."""
@@ -195,7 +195,9 @@ class Outbound:
                 purpose_ok = self._consented(members, purpose, peer_id) and self._feature_on(purpose)
             if abroad:
                 abroad_purpose = f"cross_border:{dest.region}"
-                if cohort is not None:
+                if not purpose_for(purpose, peer_id).needs_consent:
+                    consented = True  # a legal obligation (a rights notice): no consent to ask; the rest applies
+                elif cohort is not None:
                     consented = set(pseudonyms) <= set(self.consent.cohort(abroad_purpose))
                 else:
                     consented = self._consented(members, abroad_purpose, None)
@@ -224,6 +226,7 @@ class Outbound:
                 self.xborder.add(set(pseudonyms), sensitive, today)
             carried = ("peer_call", signature) if signature else ("answer", answering_call.get())
             self._audit_transfer(peer_id, purpose, pseudonyms, pi_cats, decision, mechanism, carried)
+            return Permit(found[1], decision, mechanism, tuple(pseudonyms))
         return Permit(found[1], decision, mechanism)
 
     def post(
@@ -263,25 +266,50 @@ class Outbound:
             # every peer call is signed (RFC 9421) with the node's key, with a fresh nonce each time
             return sign_request(request, self.signer)
 
-        # signed first, so that the record of provision cites the very call that carries the data
-        request = signed()
-        digest = signature_digest(request.headers["signature"])
-        self.authorize(peer_id, fields, payload_fields, purpose=purpose, members=members, cohort=cohort,
-                       signature=digest)
+        def send_recorded() -> httpx.Response:
+            # signed first, so that the record of provision cites the very call that carries the data
+            request = signed()
+            digest = signature_digest(request.headers["signature"])
+            permit = self.authorize(
+                peer_id, fields, payload_fields, purpose=purpose, members=members, cohort=cohort, signature=digest
+            )
+            try:
+                return self.client.send(request)
+            except httpx.ConnectError:
+                self._not_delivered(peer_id, purpose, permit, digest)  # no connection: nothing left
+                raise
+
         try:
-            return self.client.send(request)
+            return send_recorded()
         except STALE_CONNECTION:
             if not idempotent:
                 raise
-            return self.client.send(signed())  # the same data, recorded once: a transport retry
+            return send_recorded()  # a dead keep-alive connection: the peer read nothing; sent (and recorded) again
 
     def record_provision(
         self, peer_id: str, purpose: str, pseudonyms: list[str], pi_cats: list[str], carried: tuple[str, str | None]
     ) -> None:
         """Record a provision that left by another channel than a peer call (a Flower message of a run
         whose cohort the consent gate selected): ``carried`` names the channel and the message's digest."""
-        decision = EgressDecision(True, EgressReason.DOMESTIC_CONSENTED)
+        found = self.destination(peer_id)
+        abroad = found is not None and found[0].region != self.policy.home_region
+        decision = EgressDecision(True, EgressReason.CROSS_BORDER_OK if abroad else EgressReason.DOMESTIC_CONSENTED,
+                                  abroad)
         self._audit_transfer(peer_id, purpose, pseudonyms, sorted(pi_cats), decision, None, carried)
+
+    def _not_delivered(self, peer_id: str, purpose: str | None, permit: Permit, digest: str) -> None:
+        if permit.recorded is None:
+            return
+        _audit_chunks(
+            self.audit,
+            "xborder.transfer" if permit.decision.cross_border else "pi.provide",
+            list(permit.recorded),
+            purpose_code=purpose,
+            recipient=Recipient(id=peer_id),
+            outcome="error",
+            reason_code=NOT_DELIVERED,
+            details={"signature_digest": digest},
+        )
 
     # --- checks --------------------------------------------------------------------------
 
@@ -354,29 +382,6 @@ class Outbound:
                 "signature_digest": carried[1],
             },
         )
-
-
-class _InProcess(httpx.BaseTransport):
-    """A transport to ASGI apps in this process, by base URL; any other URL cannot be reached."""
-
-    def __init__(self, apps: Mapping[str, Any]) -> None:
-        self.apps = {url.rstrip("/"): httpx.ASGITransport(app=app) for url, app in apps.items()}
-
-    def handle_request(self, request: httpx.Request) -> httpx.Response:
-        transport = self.apps.get(f"{request.url.scheme}://{request.url.netloc.decode()}")
-        if transport is None:
-            raise httpx.ConnectError(f"no node in this process answers {request.url}", request=request)
-        body = request.read()
-
-        async def call() -> httpx.Response:
-            inner = httpx.Request(request.method, request.url, headers=request.headers, content=body)
-            response = await transport.handle_async_request(inner)
-            content = await response.aread()
-            return httpx.Response(response.status_code, headers=response.headers, content=content, request=request)
-
-        # each call gets its own event loop (the caller is synchronous code with none of its own) and a
-        # context of its own: the other node must not see who this one acts for, as over the network
-        return contextvars.Context().run(asyncio.run, call())
 
 
 def _purpose_categories(purpose: str, recipient: str) -> tuple[str, ...]:
