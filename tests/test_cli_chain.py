@@ -173,5 +173,5 @@ def test_chain_close_with_a_brand_missing_from_the_registry_file_is_a_clear_erro
 
 def _brands_of(registry: Path, *specs: BrandSpec) -> str:
     """The ``[[brands]]`` tables of ``specs`` in a registry file."""
-    tables = registry.read_text().split("\n[[brands]]")[1:]
+    tables = registry.read_text().split("\n[[joint]]")[0].split("\n[[brands]]")[1:]  # the joint purposes follow
     return "".join(f"\n[[brands]]{t}" for t in tables if any(f'"{s.node_id}"' in t for s in specs))

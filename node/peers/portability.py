@@ -22,7 +22,7 @@ from compliance.service import ConsentService
 from node.core.audit import NodeAudit
 from node.core.refusals import Refused
 from node.peers.outbound import EgressRefused, Outbound
-from node.peers.registry import RegistryFile
+from node.peers.registry import RegistryFile, UnknownBrandError
 
 PATH = "/v1/peer/portability"
 
@@ -42,6 +42,8 @@ class Portability:
     def _brand(self, node_id: str) -> None:
         if node_id == self.node_id:
             raise Refused("same_brand", "the data is already at this brand")
+        if not self.registry.exists():  # a node in no alliance knows no brand to exchange data with
+            raise UnknownBrandError(f"{node_id!r} is not a brand this node knows: it is in no alliance yet")
         self.registry.brand(node_id)  # unknown_brand for a node outside the alliance
 
     # --- the receiving brand ----------------------------------------------------------------------
