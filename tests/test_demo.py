@@ -46,6 +46,7 @@ def test_demo_appends_every_cdnow_purchase_and_verifies_every_log(tmp_path: Path
     assert all(e is not None and 0 < e <= 3.0 + 1e-6 for e in cross.epsilon.values())
     assert cross.auc_alone > 0.6
     assert cross.scored > 0
+    assert result.joint_withdrawal is True  # a linked customer's withdrawal at one brand recorded at the other
     for brand in ("airline", "supermarket", "coffee"):
         report = (tmp_path / "alliance" / brand / "pia-report.md").read_text()
         assert "| points_exchange | 开启 | pia-" in report

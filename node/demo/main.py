@@ -26,7 +26,7 @@ from node.demo import consent as demo_consent
 from node.demo.alliance import BrandSpec, create_alliance
 from node.demo.exchange import ExchangeResult, earn_purchases, exchange_phase
 from node.demo.learning import federation_phase
-from node.demo.vertical import vertical_phase
+from node.demo.vertical import LABEL_HOLDER, joint_rights_phase, vertical_phase
 from node.learning.run import NodesRun
 from node.learning.vertical_run import VerticalOutcome
 from node.peers.witnessing import LocalWitness, request_cosignatures
@@ -71,6 +71,7 @@ class DemoResult:
     exchange: ExchangeResult | None = None
     federation: NodesRun | None = None
     vertical: VerticalOutcome | None = None
+    joint_withdrawal: bool | None = None  # a withdrawal at one brand recorded at the other (None: not run)
     chain: ChainResult | None = None
 
     @property
@@ -83,6 +84,7 @@ class DemoResult:
             and (self.exchange is None or self.exchange.ok)
             and (self.federation is None or all(b.refused is None for b in self.federation.brands))
             and (self.chain is None or self.chain.ok)
+            and self.joint_withdrawal is not False
         )
 
 
@@ -234,6 +236,8 @@ def run_demo(
             console.rule("Cross-brand churn model: PSI on shared members, then vertical learning with DP")
             members = {b: list(dict.fromkeys(p.customer_id for p in by_brand[b])) for b in by_brand}
             result.vertical = vertical_phase(nodes, members, _member_ref, console)
+            console.rule("PIPL across the alliance: a joint handler's withdrawal, records of provision")
+            result.joint_withdrawal = joint_rights_phase(nodes, members[LABEL_HOLDER], _member_ref, console)
         if chain:
             from node.demo.chain import chain_phase
 

@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import hashlib
 import random
+from collections import Counter
 from collections.abc import Callable
 from datetime import UTC, date, datetime, timedelta
 from decimal import Decimal
@@ -20,7 +21,9 @@ from typing import Any
 
 from rich.console import Console
 
+from compliance.audit import AuditFilter
 from compliance.consent import ConsentAction
+from compliance.provisions import PROVISION_FILTER, report
 from compliance.service import ConsentChange
 from federation.vertical_server import VerticalSettings
 from node.api.app import create_app
@@ -97,6 +100,47 @@ def vertical_phase(
             n.outbound.close()  # back to the network client
     print_vertical(outcome.to_json(), console)
     return outcome
+
+
+def joint_rights_phase(nodes: dict[str, Node], customers: list[str], ref_of: Callable[[str, str], str],
+                       console: Console) -> bool | None:
+    """A customer linked at both brands of the run withdraws joint modeling at one: one recovery pass takes
+    the withdrawal to the other (PIPL Art. 20); then each brand's records of provision (Art. 23)."""
+    holder, partner = nodes[LABEL_HOLDER], nodes[PARTNER]
+    there = partner.settings.node_id
+    live = _live(holder, [ref_of(LABEL_HOLDER, c) for c in customers])
+    pseudonyms = holder.keyring.pseudonyms(sorted(live), create=False)
+    customer = next((c for c in customers if ref_of(LABEL_HOLDER, c) in live
+                     and holder.links.link_of(pseudonyms[ref_of(LABEL_HOLDER, c)], there)), None)
+    if customer is None:
+        console.print("No customer of the run linked their accounts at both brands: the joint withdrawal is skipped.")
+        return None
+    apps = {n.settings.node_id: create_app(n) for n in (holder, partner)}
+    for n in (holder, partner):
+        connect(n, apps)
+    try:
+        holder.consent.change(ref_of(LABEL_HOLDER, customer), ["joint_modeling"], ConsentAction.WITHDRAW)
+        holder.exchange_recovery.recover()  # one recovery pass delivers the notice
+    finally:
+        for n in (holder, partner):
+            n.outbound.close()
+    link_id = holder.links.link_of(pseudonyms[ref_of(LABEL_HOLDER, customer)], there)
+    theirs = partner.links.member_ref(str(link_id))  # the same person's account there, by the pairwise link
+    out = theirs is not None and not partner.consent.decisions(theirs)["joint_modeling"].allowed
+    console.print(
+        f"Customer {customer} withdrew joint modeling at {LABEL_HOLDER}; the registry lists both brands as joint "
+        f"handlers of it, so one recovery pass sent {PARTNER} a signed notice: "
+        + ("recorded there too, and out of both brands' next runs." if out else "[red]NOT recorded there[/red].")
+    )
+    for node in (holder, partner):
+        rows = report(node.audit.select(AuditFilter(action=PROVISION_FILTER)))
+        by = Counter(p.purpose for p in rows)
+        console.print(
+            f"  {node.settings.node_id}: {len(rows):,} records of provision ("
+            + ", ".join(f"{n:,} {purpose}" for purpose, n in sorted(by.items()))
+            + "): `alliance-node provisions report` lists them; `audit export --provisions` proves them."
+        )
+    return out
 
 
 def shared_pair(base: Path, shared: int = 240, own: int = 60) -> dict[str, Node]:
