@@ -101,7 +101,9 @@ def report(events: Iterable[tuple[int, AuditEvent]]) -> list[Provision]:
         if e.action not in PROVISION_ACTIONS or e.outcome != "ok" or e.recipient is None:
             continue
         p = provision_of(i, e)
-        key = (e.action, p.recipient, p.carried_by, p.signature_digest) if p.signature_digest else (p.event_id,)
+        key = (e.action, p.recipient, p.carried_by, p.signature_digest, p.pi_categories) if p.signature_digest else (
+            p.event_id,
+        )
         rows.setdefault(key, p)
     out = [p for p in rows.values() if p.carried_by != "peer_call" or p.signature_digest not in undelivered]
     return sorted(out, key=lambda p: (p.at, p.ledger_index))

@@ -24,6 +24,7 @@ from federation.vertical_server import VerticalSettings
 from node.cli.main import app
 from node.core.refusals import Refused
 from node.demo.vertical import shared_pair
+from node.exchange.source import BATCH_FIELDS
 from node.learning.rows import ChurnWindow
 from node.learning.vertical_run import vertical_nodes
 from node.runtime import Node
@@ -211,3 +212,22 @@ def test_a_call_that_never_connected_is_not_reported_as_a_provision(brands: dict
     attempted = air.audit.select(AuditFilter(action="pi.provide", purpose="points_exchange"))
     assert [e.outcome for _, e in attempted] == ["ok", "error"]  # recorded before sending, then undone
     assert [r for r in provisions(air) if r.purpose == "points_exchange"] == []
+
+
+def test_a_cancel_is_recorded_as_a_provision_about_the_member_it_refunds(brands: dict[str, Node]) -> None:
+    air, shop = brands["airline"], brands["shop"]
+    who = air.consent.member_pseudonym(f"{air.settings.node_id}:40")
+    cancel = {"items": [{"kind": "cancel", "exchange_id": "c" * 32}]}
+    response = air.outbound.post(
+        shop.settings.node_id,
+        "/v1/peer/exchanges/batch",
+        json=cancel,
+        fields=BATCH_FIELDS,
+        payload_fields={"kind", "exchange_id"},
+        unwinding=("points_exchange", [who, who]),
+        idempotent=True,
+    )
+    assert response.status_code == 200
+    [row] = provisions(air, subject=who)
+    assert (row.purpose, row.pi_categories, row.individuals) == ("points_exchange", "loyalty.transactions", 1)
+    assert row.signature_digest == signature_digest(response.request.headers["signature"])

@@ -224,7 +224,7 @@ class ExchangeSource:
         """Send the batch; translate each item's answer into a protocol event (TIMED_OUT: unknown)."""
         outs = [s.out for s in sends]
         answers: list[tuple[SourceEvent, str | None]] = [(SourceEvent.TIMED_OUT, None)] * len(outs)
-        items, sent, pseudonyms = [], [], []
+        items, sent, pseudonyms, cancelled = [], [], [], []
         for k, (out, allowed) in enumerate((s.out, s.allowed) for s in sends):
             if out.state is SourceState.HELD:
                 if not allowed:
@@ -234,6 +234,7 @@ class ExchangeSource:
                 pseudonyms.append(out.member)
             else:
                 items.append({"kind": "cancel", "exchange_id": out.exchange_id})
+                cancelled.append(out.member)
             sent.append(k)
         if not items:
             return answers
@@ -249,9 +250,9 @@ class ExchangeSource:
                 payload_fields={f for i in items for f in i},
                 purpose="points_exchange" if pseudonyms else None,
                 # the record of provision counts individuals: a member with two credits in the batch is one
-                # (a cancel names only an exchange id the destination holds already: nothing new about anyone)
                 cohort=list(dict.fromkeys(pseudonyms)) or None,
                 idempotent=True,
+                unwinding=("points_exchange", cancelled),  # recorded, never refused: the member is refunded
             )
         except EgressRefused:
             return answers  # the switch went off since the holds: never send, cancel

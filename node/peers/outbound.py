@@ -243,16 +243,18 @@ class Outbound:
         cohort: Sequence[str] | None = None,
         headers: Mapping[str, str] | None = None,
         idempotent: bool = False,
+        unwinding: tuple[str, Sequence[str]] | None = None,
     ) -> httpx.Response:
         """Authorize, then POST to the peer. ``payload_fields`` defaults to a JSON body's top-level keys.
 
         An ``idempotent`` call (the peer answers a repeat as it answered the first) is sent once
         more, freshly signed, when the pooled connection turns out to be dead: a peer that
         restarted closes its keep-alive connections, and the first call on one fails before the
-        peer has read it.
+        peer has read it. ``unwinding`` (purpose, pseudonyms) names members whose earlier provision the
+        call undoes (an exchange's cancel): recorded with the call, never refused (they must be refunded).
         """
         if payload_fields is None:
-            payload_fields = set(json) if isinstance(json, dict) else set(fields)
+            payload_fields = set(json if isinstance(json, dict) else fields)
         found = self.destination(peer_id)
         if found is not None and found[1] is None:  # before authorize, which counts and audits the transfer
             raise httpx.InvalidURL(f"peer {peer_id!r} has no URL configured: `alliance-node peers add --url`")
@@ -261,18 +263,18 @@ class Outbound:
             raise AssertionError("the egress check lets nothing go to an unknown destination")
         url = f"{str(found[1]).rstrip('/')}{path}"
 
-        def signed() -> httpx.Request:
-            request = self.client.build_request("POST", url, content=content, json=json, headers=headers)
-            # every peer call is signed (RFC 9421) with the node's key, with a fresh nonce each time
-            return sign_request(request, self.signer)
-
         def send_recorded() -> httpx.Response:
-            # signed first, so that the record of provision cites the very call that carries the data
-            request = signed()
+            # every peer call is signed (RFC 9421) with a fresh nonce; first, so that the record of
+            # provision cites the very call that carries the data
+            request = self.client.build_request("POST", url, content=content, json=json, headers=headers)
+            request = sign_request(request, self.signer)
             digest = signature_digest(request.headers["signature"])
             permit = self.authorize(
                 peer_id, fields, payload_fields, purpose=purpose, members=members, cohort=cohort, signature=digest
             )
+            if unwinding is not None and unwinding[1]:
+                self.record_provision(peer_id, unwinding[0], list(dict.fromkeys(unwinding[1])),
+                                      ["loyalty.transactions"], carried=("peer_call", digest))
             try:
                 return self.client.send(request)
             except httpx.ConnectError:
@@ -289,12 +291,11 @@ class Outbound:
     def record_provision(
         self, peer_id: str, purpose: str, pseudonyms: list[str], pi_cats: list[str], carried: tuple[str, str | None]
     ) -> None:
-        """Record a provision that left by another channel than a peer call (a Flower message of a run
-        whose cohort the consent gate selected): ``carried`` names the channel and the message's digest."""
-        found = self.destination(peer_id)
-        abroad = found is not None and found[0].region != self.policy.home_region
-        decision = EgressDecision(True, EgressReason.CROSS_BORDER_OK if abroad else EgressReason.DOMESTIC_CONSENTED,
-                                  abroad)
+        """Record a provision no gate decides here (a Flower message of a run whose cohort the consent gate
+        selected, a cancel): ``carried`` names the channel and the digest of the message or call."""
+        abroad = (found := self.destination(peer_id)) is not None and found[0].region != self.policy.home_region
+        reason = EgressReason.CROSS_BORDER_OK if abroad else EgressReason.DOMESTIC_CONSENTED
+        decision = EgressDecision(True, reason, abroad)
         self._audit_transfer(peer_id, purpose, pseudonyms, sorted(pi_cats), decision, None, carried)
 
     def _not_delivered(self, peer_id: str, purpose: str | None, permit: Permit, digest: str) -> None:
